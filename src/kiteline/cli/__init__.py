@@ -1,1 +1,74 @@
+"""The `kiteline` command: one module per command group, composed here."""
 
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from kiteline.cli import admin, db, server, up
+from kiteline.cli.agent import app as agent_app
+
+app = typer.Typer(
+    name="kiteline",
+    help="Kiteline: a self-hosted CI/CD server that speaks Buildkite's APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(server.serve)
+app.command("up", help="Server and agents in one process tree, zero configuration.")(up.up)
+app.add_typer(admin.app, name="admin")
+app.add_typer(db.app, name="db")
+app.add_typer(agent_app, name="agent")
+
+
+GLOBAL_OPTIONS = ("--data-dir", "--database-url")
+
+
+@app.callback()
+def _global_options(
+    data_dir: str | None = typer.Option(
+        None, "--data-dir", help="Data directory (default ./.kiteline, or KITELINE_DATA_DIR)."
+    ),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="Database URL (default SQLite in the data dir, or KITELINE_DATABASE_URL).",
+    ),
+) -> None:
+    """Export the global options as KITELINE_* so the settings, and every process a command
+    starts, see them."""
+    if data_dir is not None:
+        os.environ["KITELINE_DATA_DIR"] = data_dir
+    if database_url is not None:
+        os.environ["KITELINE_DATABASE_URL"] = database_url
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let `--data-dir`/`--database-url` stand anywhere (`kiteline server --data-dir X`) by
+    moving them in front of the command, where the root callback reads them."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg:
+                hoisted.append(arg)
+            else:
+                hoisted.extend(argv[index : index + 2])
+                index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return hoisted + rest
+
+
+def main() -> None:
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="kiteline")

@@ -1,0 +1,5 @@
+"""`python -m kiteline` runs the CLI."""
+
+from kiteline.cli import main
+
+main()

@@ -1,0 +1,18 @@
+"""`kiteline server`: serve the ASGI app with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from kiteline.server.app import create_app
+from kiteline.settings import Settings
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    settings = Settings(host=host, port=port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)

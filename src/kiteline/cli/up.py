@@ -1,0 +1,145 @@
+"""`kiteline up`: first start creates an organization, a user and tokens; every start runs the
+server and N agents in one process tree, and Ctrl-C stops them all cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+import uvicorn
+
+from kiteline.cli.output import console
+from kiteline.server import admin
+from kiteline.server.app import create_app
+from kiteline.settings import Settings
+
+CREDENTIALS_FILE = "credentials.json"
+AGENT_STOP_GRACE_SECONDS = 30.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `up` decides the shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def load_or_create_credentials(settings: Settings) -> tuple[dict[str, Any], bool]:
+    path = settings.data_dir / CREDENTIALS_FILE
+    if path.exists():
+        return json.loads(path.read_text()), False
+    credentials = asyncio.run(admin.run_in_transaction(settings, admin.first_start))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(credentials, indent=2) + "\n")
+    path.chmod(0o600)
+    return credentials, True
+
+
+def _banner(credentials: dict[str, Any], url: str, created: bool, agents: int) -> None:
+    org = credentials["organization"]
+    console.print(
+        f"[bold green]Kiteline is up[/bold green] at {url}"
+        + (" (first start: credentials created)" if created else "")
+    )
+    console.print(f"  REST API      {url}/v2   (try {url}/v2/organizations/{org}/pipelines)")
+    console.print(f"  Agent API     {url}/v3   ({agents} agent(s) running)")
+    console.print(f"  Health        {url}/healthz")
+    console.print(f"  API token     {credentials['api_token']}")
+    console.print(f"  Agent token   {credentials['agent_token']}")
+    console.print(f"  Organization  {org}   user {credentials['user']}")
+    console.print("Press Ctrl-C to stop.")
+
+
+def up(
+    port: int = typer.Option(8080, help="Port to serve on."),
+    agents: int = typer.Option(2, help="How many agents to run (jobs in parallel)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+) -> None:
+    settings = Settings(host=host, port=port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    credentials, created = load_or_create_credentials(settings)
+    url = f"http://{host}:{port}"
+    code = asyncio.run(_run(settings, credentials, url, created, agents))
+    raise typer.Exit(code)
+
+
+async def _run(
+    settings: Settings, credentials: dict[str, Any], url: str, created: bool, agents: int
+) -> int:
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+            return 1
+        await asyncio.sleep(0.05)
+    agent_process = await _start_agents(settings, credentials, url, agents) if agents else None
+    _banner(credentials, url, created, agents)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiters: list[asyncio.Future[Any]] = [asyncio.create_task(stop.wait()), serving]
+    if agent_process is not None:
+        waiters.append(asyncio.create_task(agent_process.wait()))
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    console.print("stopping…")
+    if agent_process is not None:
+        await _stop_agents(agent_process)
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await serving
+    return 0
+
+
+async def _start_agents(
+    settings: Settings, credentials: dict[str, Any], url: str, count: int
+) -> asyncio.subprocess.Process:
+    build_path = settings.data_dir.absolute() / "builds"
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kiteline",
+        "agent",
+        "start",
+        "--endpoint",
+        url,
+        "--token",
+        credentials["agent_token"],
+        "--spawn",
+        str(count),
+        "--name",
+        "kiteline-up-%spawn",
+        "--build-path",
+        str(build_path),
+        env={**os.environ},
+        # Its own session: a terminal Ctrl-C reaches `up` alone, which then stops the agents.
+        start_new_session=True,
+    )
+
+
+async def _stop_agents(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM lets agents finish their jobs; a second one cancels them; then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, AGENT_STOP_GRACE_SECONDS), (signal.SIGTERM, 12.0)):
+        if process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), grace)
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

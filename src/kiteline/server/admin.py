@@ -1,0 +1,84 @@
+"""Operator actions behind `kiteline admin …` and `kiteline up`, run in one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.kit.db import create_engine, create_sessionmaker, transaction
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.migrate import upgrade
+from kiteline.server.kit.scopes import SCOPES
+from kiteline.server.organizations import service as organizations
+from kiteline.server.tokens import service as tokens
+from kiteline.server.users import service as users
+from kiteline.settings import Settings
+
+T = TypeVar("T")
+
+
+async def run_in_transaction(
+    settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Open the database (migrating it first), run `action`, commit, close."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade(engine)
+        async with transaction(create_sessionmaker(engine)) as session:
+            return await action(session)
+    finally:
+        await engine.dispose()
+
+
+async def create_org(session: AsyncSession, slug: str, name: str | None) -> dict[str, Any]:
+    organization = await organizations.create(session, slug=slug, name=name)
+    return {"id": str(organization.id), "slug": organization.slug, "name": organization.name}
+
+
+async def create_user(
+    session: AsyncSession, email: str, name: str | None, org: str | None
+) -> dict[str, Any]:
+    user = await users.create(session, email=email, name=name)
+    if org is not None:
+        organization = await organizations.get_by_slug(session, org)
+        await organizations.add_member(session, organization_id=organization.id, user_id=user.id)
+    return {"id": str(user.id), "email": user.email, "name": user.name}
+
+
+async def create_token(
+    session: AsyncSession, email: str, scopes: list[str], description: str | None
+) -> dict[str, Any]:
+    user = await users.get_by_email(session, email)
+    if user is None:
+        raise NotFound.of("user")
+    issued = await tokens.create_api_token(
+        session, user_id=user.id, scopes=scopes, description=description
+    )
+    return {"token": issued.token, "uuid": str(issued.id), "scopes": issued.scopes}
+
+
+async def create_agent_token(
+    session: AsyncSession, org: str, description: str | None
+) -> dict[str, Any]:
+    organization = await organizations.get_by_slug(session, org)
+    issued = await tokens.create_agent_token(
+        session, organization_id=organization.id, description=description
+    )
+    return {"token": issued.token, "uuid": str(issued.id), "organization": organization.slug}
+
+
+async def first_start(session: AsyncSession) -> dict[str, Any]:
+    """What `kiteline up` creates the first time: org `default`, a user and both tokens."""
+    org = await create_org(session, "default", "Default")
+    user = await create_user(session, "admin@kiteline.local", "Kiteline Admin", "default")
+    api = await create_token(session, user["email"], list(SCOPES), "kiteline up")
+    agent = await create_agent_token(session, "default", "kiteline up")
+    return {
+        "organization": org["slug"],
+        "user": user["email"],
+        "api_token": api["token"],
+        "agent_token": agent["token"],
+    }

@@ -1,0 +1,59 @@
+"""Agent API authentication: `Authorization: Token <registration | access | job token>`."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agents import service as agents
+from kiteline.server.agents.models import Agent
+from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.errors import NotFound, Unauthorized
+from kiteline.server.kit.secrets import hash_token
+from kiteline.server.tokens import service as tokens
+from kiteline.server.tokens.models import AgentToken
+
+
+def agent_token_from(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() not in ("token", "bearer") or not value.strip():
+        raise Unauthorized("Missing agent token: send `Authorization: Token <token>`")
+    return value.strip()
+
+
+async def registration(session: AsyncSession, request: Request) -> AgentToken:
+    found = await tokens.authenticate_agent_token(session, agent_token_from(request))
+    if found is None:
+        raise Unauthorized("Invalid agent registration token")
+    return found
+
+
+async def agent(session: AsyncSession, request: Request) -> Agent:
+    found = await agents.authenticate(session, agent_token_from(request))
+    if found is None:
+        raise Unauthorized("Invalid agent access token")
+    agents.touch(found)
+    return found
+
+
+async def job(session: AsyncSession, request: Request, job_id: str) -> Job:
+    """The job named in the path, for its own job token or the access token of its agent."""
+    token = agent_token_from(request)
+    try:
+        parsed = uuid.UUID(job_id)
+    except ValueError as error:
+        raise NotFound.of("job") from error
+    found = await jobs.get(session, parsed)
+    if found.token_hash is not None and found.token_hash == hash_token(token):
+        return found
+    owner = await agents.authenticate(session, token)
+    if owner is None:
+        raise Unauthorized("Invalid agent or job access token")
+    if found.agent_id != owner.id:
+        raise NotFound.of("job")
+    agents.touch(owner)
+    return found

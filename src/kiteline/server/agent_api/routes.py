@@ -1,0 +1,277 @@
+"""/v3: the Buildkite agent protocol, translated into service calls.
+
+Paths, JSON keys and status codes follow buildkite-agent v3 so the real Go agent can use this
+server as well as Kiteline's own. Pings long-poll when the agent asks (`?wait=N`): the request is
+held until a job is assigned to it or N seconds pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agent_api import auth
+from kiteline.server.agent_api.job_env import job_environment
+from kiteline.server.agents import service as agents
+from kiteline.server.agents.models import Agent
+from kiteline.server.builds import service as builds
+from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.errors import BadRequest, NotFound
+from kiteline.server.kit.http import base_url, request_transaction
+from kiteline.server.kit.notify import dispatch
+from kiteline.server.kit.timefmt import iso, parse_agent_time
+from kiteline.server.kit.urls import Urls
+from kiteline.server.logs import service as logs
+from kiteline.server.organizations import service as organizations
+from kiteline.server.pipelines import service as pipelines
+from kiteline.server.users import service as users
+
+router = APIRouter(tags=["agent"])
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    hostname: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    version: str | None = None
+    build: str | None = None
+    pid: int | None = None
+    priority: str | int | None = None
+    meta_data: list[str] = Field(default_factory=list)
+    ignore_in_dispatches: bool = False
+    script_eval_enabled: bool = True
+    features: list[str] = Field(default_factory=list)
+
+
+class FinishRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    exit_status: str | int = Field(description="Decimal exit status, as a string")
+    signal: str | None = None
+    signal_reason: str | None = None
+    finished_at: str | None = None
+    chunks_failed_count: int = 0
+
+
+def _timings(request: Request) -> dict[str, int]:
+    settings = request.app.state.settings
+    return {
+        "ping_interval": max(settings.agent_ping_interval, 1),
+        "job_status_interval": max(settings.agent_job_status_interval, 1),
+        "heartbeat_interval": max(settings.agent_heartbeat_interval, 1),
+    }
+
+
+@router.post("/register")
+async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        agent_token = await auth.registration(session, request)
+        priority_text = str(body.priority or "").strip()
+        priority = int(priority_text) if priority_text.lstrip("-").isdigit() else None
+        agent, access_token = await agents.register(
+            session,
+            agent_token=agent_token,
+            registration=agents.Registration(
+                name=body.name,
+                hostname=body.hostname,
+                os=body.os,
+                arch=body.arch,
+                version=body.version,
+                build=body.build,
+                pid=body.pid,
+                priority=priority,
+                meta_data=body.meta_data,
+                ignore_in_dispatches=body.ignore_in_dispatches,
+                ip_address=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            ),
+        )
+    return {
+        "id": str(agent.id),
+        "name": agent.name,
+        "access_token": access_token,
+        "endpoint": "",
+        "meta_data": agent.meta_data,
+        **_timings(request),
+    }
+
+
+@router.post("/connect")
+async def connect(request: Request) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        agent = await auth.agent(session, request)
+        agents.connect(session, agent)
+    return {"id": str(agent.id), "connection_state": agent.connection_state}
+
+
+@router.post("/disconnect")
+async def disconnect(request: Request) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        agent = await auth.agent(session, request)
+        agents.disconnect(session, agent)
+    return {"id": str(agent.id), "connection_state": agent.connection_state}
+
+
+@router.post("/heartbeat")
+async def heartbeat(request: Request) -> dict[str, Any]:
+    body = await _json_object(request)
+    async with request_transaction(request) as session:
+        agent = await auth.agent(session, request)
+        agents.heartbeat(agent)
+    return {"sent_at": body.get("sent_at"), "received_at": iso(agent.last_heartbeat_at)}
+
+
+@router.get("/ping")
+async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
+    max_wait = request.app.state.settings.agent_ping_max_wait
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(max(wait, 0.0), max_wait)
+    while True:
+        ticket = dispatch.ticket()
+        async with request_transaction(request) as session:
+            agent = await auth.agent(session, request)
+            if agent.connection_state in ("never_connected", "disconnected", "lost"):
+                agents.connect(session, agent)
+            job = None
+            if not agent.ignore_in_dispatches:
+                job = await jobs.claim_next(
+                    session,
+                    agent_id=agent.id,
+                    organization_id=agent.organization_id,
+                    tags=agent.meta_data,
+                )
+        if job is not None:
+            return {"action": "idle", "job": {"id": str(job.id), "state": job.state}}
+        remaining = deadline - loop.time()
+        if remaining <= 0 or await request.is_disconnected():
+            return {"action": "idle"}
+        await dispatch.wait(ticket, min(remaining, 5.0))
+
+
+@router.put("/jobs/{job_id}/accept")
+async def accept(request: Request, job_id: str) -> dict[str, Any]:
+    settings = request.app.state.settings
+    async with request_transaction(request) as session:
+        agent = await auth.agent(session, request)
+        job, job_token = await jobs.accept(session, job_id=_uuid(job_id), agent_id=agent.id)
+        env = await _environment(request, session, job, agent)
+    return {
+        "id": str(job.id),
+        "endpoint": f"{base_url(request)}/v3",
+        "state": job.state,
+        "env": env,
+        "step": {},
+        "chunks_max_size_bytes": settings.chunks_max_size_bytes,
+        "chunks_interval_seconds": settings.chunks_interval_seconds,
+        "log_max_size_bytes": 1024 * 1024 * 1024,
+        "token": job_token,
+        "runnable_at": iso(job.runnable_at),
+        "priority": job.priority,
+    }
+
+
+async def _environment(
+    request: Request, session: AsyncSession, job: Job, agent: Agent
+) -> dict[str, str]:
+    build = await builds.get_by_id(session, job.build_id)
+    pipeline = await pipelines.get_by_id(session, build.pipeline_id)
+    organization = await organizations.get(session, build.organization_id)
+    creator = await users.get(session, build.creator_id) if build.creator_id else None
+    urls = Urls(base_url(request))
+    return job_environment(
+        job=job,
+        build=build,
+        pipeline=pipeline,
+        organization=organization,
+        agent=agent,
+        creator=creator,
+        build_url=urls.build_web(organization.slug, pipeline.slug, build.number),
+    )
+
+
+@router.put("/jobs/{job_id}/start")
+async def start(request: Request, job_id: str) -> dict[str, Any]:
+    body = await _json_object(request)
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        await builds.start_job(session, job, parse_agent_time(body.get("started_at")))
+    return {"id": str(job.id), "state": job.state}
+
+
+@router.get("/jobs/{job_id}")
+async def job_state(request: Request, job_id: str) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+    return {"id": str(job.id), "state": job.state}
+
+
+@router.post("/jobs/{job_id}/chunks", status_code=201)
+async def upload_chunk(
+    request: Request, job_id: str, sequence: int, offset: int, size: int | None = None
+) -> Response:
+    data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
+    if size is not None and size != len(data):
+        raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        await logs.append_chunk(session, job_id=job.id, sequence=sequence, offset=offset, data=data)
+    return Response(status_code=201)
+
+
+@router.post("/jobs/{job_id}/header_times")
+async def header_times(request: Request, job_id: str) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        await auth.job(session, request, job_id)
+    return {}
+
+
+@router.put("/jobs/{job_id}/finish")
+async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str, Any]:
+    try:
+        exit_status = int(str(body.exit_status).strip())
+    except ValueError as error:
+        raise BadRequest(
+            f"exit_status must be a decimal integer, got {body.exit_status!r}"
+        ) from error
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        await builds.finish_job(
+            session,
+            job,
+            exit_status=exit_status,
+            signal=body.signal or None,
+            signal_reason=body.signal_reason or None,
+            finished_at=parse_agent_time(body.finished_at),
+            chunks_failed_count=body.chunks_failed_count,
+        )
+    return {"id": str(job.id), "state": job.state}
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as error:
+        raise NotFound.of("job") from error
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise BadRequest(f"Problems parsing JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object")
+    return value

@@ -1,0 +1,130 @@
+"""Agents: registration, connection state, liveness and lookup."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agents.models import Agent
+from kiteline.server.events import service as events
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.secrets import generate_token, hash_token
+from kiteline.server.tokens.models import AgentToken
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str = ""
+    hostname: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    version: str | None = None
+    build: str | None = None
+    pid: int | None = None
+    priority: int | None = None
+    meta_data: list[str] = field(default_factory=list)
+    ignore_in_dispatches: bool = False
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+def _agent_name(requested: str, hostname: str | None) -> str:
+    """Substitute `%hostname` (and a stray `%spawn`) as buildkite.com does; invent one if empty."""
+    host = hostname or "agent"
+    name = requested.replace("%hostname", host).replace("%spawn", "1")
+    name = re.sub(r"%[a-z_]+", "", name).strip()
+    return name or f"{host}-{secrets.token_hex(3)}"
+
+
+def emit_agent_event(session: AsyncSession, name: str, agent: Agent) -> None:
+    events.emit(
+        session,
+        name,
+        organization_id=agent.organization_id,
+        subject_id=agent.id,
+        data={"agent_id": str(agent.id), "connection_state": agent.connection_state},
+    )
+
+
+async def register(
+    session: AsyncSession, *, agent_token: AgentToken, registration: Registration
+) -> tuple[Agent, str]:
+    """A new agent row and its access token (shown once, stored as a hash)."""
+    access_token = generate_token("bkaa_")
+    tags = [tag for tag in registration.meta_data if tag.strip()]
+    agent = Agent(
+        organization_id=agent_token.organization_id,
+        agent_token_id=agent_token.id,
+        name=_agent_name(registration.name, registration.hostname),
+        hostname=registration.hostname,
+        os=registration.os,
+        arch=registration.arch,
+        version=registration.version,
+        build_number=registration.build,
+        pid=registration.pid,
+        priority=registration.priority,
+        meta_data=tags,
+        ignore_in_dispatches=registration.ignore_in_dispatches,
+        ip_address=registration.ip_address,
+        user_agent=registration.user_agent,
+        access_token_hash=hash_token(access_token),
+        connection_state="never_connected",
+        last_seen_at=utcnow(),
+    )
+    session.add(agent)
+    await session.flush()
+    return agent, access_token
+
+
+async def authenticate(session: AsyncSession, access_token: str) -> Agent | None:
+    return await session.scalar(
+        select(Agent).where(Agent.access_token_hash == hash_token(access_token))
+    )
+
+
+def touch(agent: Agent) -> None:
+    agent.last_seen_at = utcnow()
+
+
+def connect(session: AsyncSession, agent: Agent) -> None:
+    now = utcnow()
+    agent.connection_state = "connected"
+    agent.connected_at = now
+    agent.last_seen_at = now
+    emit_agent_event(session, "agent.connected", agent)
+
+
+def disconnect(session: AsyncSession, agent: Agent) -> None:
+    now = utcnow()
+    stopping = agent.connection_state == "stopping"
+    agent.connection_state = "stopped" if stopping else "disconnected"
+    agent.disconnected_at = now
+    if stopping:
+        agent.stopped_at = now
+    emit_agent_event(session, "agent.stopped" if stopping else "agent.disconnected", agent)
+
+
+def heartbeat(agent: Agent) -> None:
+    now = utcnow()
+    agent.last_heartbeat_at = now
+    agent.last_seen_at = now
+
+
+async def get(session: AsyncSession, *, organization_id: uuid.UUID, agent_id: uuid.UUID) -> Agent:
+    agent = await session.get(Agent, agent_id)
+    if agent is None or agent.organization_id != organization_id:
+        raise NotFound.of("agent")
+    return agent
+
+
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Agent]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Agent).where(Agent.id.in_(ids)))
+    return {row.id: row for row in rows}

@@ -1,0 +1,73 @@
+"""Builds the ASGI app: /v2 REST, /v3 agent API, /healthz; opens the database in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
+
+from kiteline import __version__
+from kiteline.server.agent_api.routes import router as agent_api_router
+from kiteline.server.builds.rest import router as builds_router
+from kiteline.server.jobs.rest import router as jobs_router
+from kiteline.server.kit.db import create_engine, create_sessionmaker
+from kiteline.server.kit.http import install_error_handlers
+from kiteline.server.kit.migrate import upgrade
+from kiteline.server.organizations.rest import router as organizations_router
+from kiteline.server.pipelines.rest import router as pipelines_router
+from kiteline.server.users.rest import router as users_router
+from kiteline.settings import Settings
+
+
+def rest_router() -> APIRouter:
+    router = APIRouter(prefix="/v2")
+    for domain in (
+        organizations_router,
+        users_router,
+        pipelines_router,
+        builds_router,
+        jobs_router,
+    ):
+        router.include_router(domain)
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url, echo=settings.log_sql)
+        await upgrade(engine)
+        app.state.engine = engine
+        app.state.sessions = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Kiteline",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/v2/openapi.json",
+        docs_url="/v2/docs",
+        redoc_url=None,
+        strict_content_type=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(rest_router())
+    app.include_router(agent_api_router, prefix="/v3")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    return app

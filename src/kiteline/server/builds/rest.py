@@ -1,0 +1,287 @@
+"""/v2 build routes (create, get, list, cancel) and the Build JSON."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agents import service as agents
+from kiteline.server.builds import service
+from kiteline.server.builds.models import Build
+from kiteline.server.jobs import service as jobs_service
+from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.rest import job_json, rest_state
+from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.http import base_url
+from kiteline.server.kit.ids import graphql_id
+from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.timefmt import iso
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations import service as organizations
+from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import service as pipelines
+from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.rest import render_pipelines
+from kiteline.server.users import service as users
+from kiteline.server.users.rest import user_json
+
+router = APIRouter(tags=["builds"])
+
+
+class Author(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    email: str | None = None
+    username: str | None = None
+
+
+class BuildCreate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    commit: str
+    branch: str
+    message: str | None = None
+    author: Author | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    meta_data: dict[str, str] = Field(default_factory=dict)
+    clean_checkout: bool = False
+    ignore_pipeline_branch_filters: bool = False
+    pull_request_base_branch: str | None = None
+    pull_request_id: int | None = None
+    pull_request_repository: str | None = None
+    pull_request_labels: list[str] | None = None
+
+
+async def render_builds(
+    session: AsyncSession,
+    urls: Urls,
+    builds: list[Build],
+    *,
+    org_slugs: dict[uuid.UUID, str],
+    include_jobs: bool = True,
+    include_pipeline: bool = True,
+    include_job_state_counts: bool = False,
+) -> list[dict[str, Any]]:
+    """Build JSON for many builds with a fixed number of queries, whatever their count."""
+    build_ids = [build.id for build in builds]
+    pipeline_rows = await pipelines.get_many(session, {build.pipeline_id for build in builds})
+    jobs_by_build = await jobs_service.list_for_builds(session, build_ids)
+    all_jobs = [job for jobs in jobs_by_build.values() for job in jobs]
+    agent_rows = await agents.get_many(session, {j.agent_id for j in all_jobs if j.agent_id})
+    creators = await users.get_many(session, {b.creator_id for b in builds if b.creator_id})
+    meta_data = await service.meta_data_for(session, build_ids)
+    rebuilt = {
+        b.rebuilt_from_id: await service.get_by_id(session, b.rebuilt_from_id)
+        for b in builds
+        if b.rebuilt_from_id
+    }
+    pipeline_json: dict[uuid.UUID, dict[str, Any]] = {}
+    if include_pipeline:
+        for pipeline in pipeline_rows.values():
+            (pipeline_json[pipeline.id],) = await render_pipelines(
+                session, urls, org_slugs[pipeline.organization_id], [pipeline]
+            )
+    rendered = []
+    for build in builds:
+        pipeline = pipeline_rows[build.pipeline_id]
+        org_slug = org_slugs[build.organization_id]
+        body = build_json(urls, org_slug, pipeline, build)
+        body["creator"] = user_json(creators.get(build.creator_id)) if build.creator_id else None
+        body["meta_data"] = meta_data.get(build.id, {})
+        origin = rebuilt.get(build.rebuilt_from_id) if build.rebuilt_from_id else None
+        body["rebuilt_from"] = (
+            {
+                "id": str(origin.id),
+                "number": origin.number,
+                "url": urls.build(org_slug, pipeline.slug, origin.number),
+            }
+            if origin
+            else None
+        )
+        jobs = [job for job in jobs_by_build.get(build.id, []) if not job.retried]
+        if include_jobs:
+            body["jobs"] = [
+                job_json(
+                    urls,
+                    org_slug,
+                    pipeline.slug,
+                    build.number,
+                    job,
+                    agent_rows.get(job.agent_id) if job.agent_id else None,
+                )
+                for job in jobs
+            ]
+        if include_job_state_counts:
+            body["job_state_counts"] = _job_state_counts(jobs)
+        if include_pipeline:
+            body["pipeline"] = pipeline_json[pipeline.id]
+        rendered.append(body)
+    return rendered
+
+
+def _job_state_counts(jobs: list[Job]) -> dict[str, Any]:
+    counts = Counter(rest_state(job) for job in jobs)
+    return {"total": len(jobs), "states": dict(sorted(counts.items()))}
+
+
+def build_json(urls: Urls, org_slug: str, pipeline: Pipeline, build: Build) -> dict[str, Any]:
+    return {
+        "id": str(build.id),
+        "graphql_id": graphql_id("Build", build.id),
+        "url": urls.build(org_slug, pipeline.slug, build.number),
+        "web_url": urls.build_web(org_slug, pipeline.slug, build.number),
+        "number": build.number,
+        "state": build.state,
+        "blocked": build.blocked,
+        "blocked_state": None,
+        "cancel_reason": build.cancel_reason,
+        "message": build.message,
+        "commit": build.commit,
+        "branch": build.branch,
+        "tag": build.tag,
+        "env": build.env,
+        "source": build.source,
+        "author": build.author or {},
+        "created_at": iso(build.created_at),
+        "scheduled_at": iso(build.scheduled_at),
+        "started_at": iso(build.started_at),
+        "failing_at": iso(build.failing_at),
+        "finished_at": iso(build.finished_at),
+        "pull_request": build.pull_request,
+        "merge_queue": None,
+        "triggered_from": None,
+        "cluster_id": None,
+        "cluster_url": None,
+    }
+
+
+async def _pipeline_for(
+    session: AsyncSession, user_id: uuid.UUID, org: str, pipeline: str
+) -> tuple[Organization, Pipeline]:
+    organization = await organizations.get_for_user(session, slug=org, user_id=user_id)
+    return organization, await pipelines.get(
+        session, organization_id=organization.id, slug=pipeline
+    )
+
+
+def _build_number(number: str) -> int:
+    if not number.isdigit():
+        raise NotFound.of("build")
+    return int(number)
+
+
+BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
+
+
+@router.post(BUILDS, status_code=201)
+@router.post(BUILDS + "/", status_code=201, include_in_schema=False)
+async def create_build(
+    request: Request, org: str, pipeline: str, body: BuildCreate
+) -> dict[str, Any]:
+    async with api_transaction(request, "write_builds") as (session, principal):
+        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        author = body.author.model_dump(exclude_none=True) if body.author else {}
+        pull_request = (
+            {
+                "id": str(body.pull_request_id),
+                "base": body.pull_request_base_branch,
+                "repository": body.pull_request_repository,
+                "labels": body.pull_request_labels or [],
+            }
+            if body.pull_request_id is not None
+            else None
+        )
+        build = await service.create(
+            session,
+            organization=organization,
+            pipeline=found,
+            creator_id=principal.user_id,
+            new=service.NewBuild(
+                commit=body.commit,
+                branch=body.branch,
+                message=body.message,
+                env=body.env,
+                meta_data=body.meta_data,
+                author=author or {"name": principal.user.name, "email": principal.user.email},
+                clean_checkout=body.clean_checkout,
+                pull_request=pull_request,
+            ),
+        )
+        (rendered,) = await render_builds(
+            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
+        )
+    return rendered
+
+
+@router.get(BUILDS + "/{number}")
+@router.get(BUILDS + "/{number}/", include_in_schema=False)
+async def get_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+    async with api_transaction(request, "read_builds") as (session, principal):
+        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        build = await service.get_by_number(
+            session, pipeline_id=found.id, number=_build_number(number)
+        )
+        (rendered,) = await render_builds(
+            session,
+            Urls(base_url(request)),
+            [build],
+            org_slugs={organization.id: org},
+            include_job_state_counts=True,
+        )
+    return rendered
+
+
+@router.put(BUILDS + "/{number}/cancel")
+async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+    async with api_transaction(request, "write_builds") as (session, principal):
+        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        build = await service.get_by_number(
+            session, pipeline_id=found.id, number=_build_number(number)
+        )
+        await service.cancel(session, build)
+        (rendered,) = await render_builds(
+            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
+        )
+    return rendered
+
+
+@router.get(BUILDS)
+@router.get(BUILDS + "/", include_in_schema=False)
+async def list_pipeline_builds(
+    request: Request, response: Response, org: str, pipeline: str
+) -> list[dict[str, Any]]:
+    page = Page.from_request(request)
+    urls = Urls(base_url(request))
+    async with api_transaction(request, "read_builds") as (session, principal):
+        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        builds, total = await service.list_builds(
+            session,
+            organization_ids=[organization.id],
+            pipeline_id=found.id,
+            where=_filter_from_query(request),
+            offset=page.offset,
+            limit=page.per_page,
+        )
+        body = await render_builds(session, urls, builds, org_slugs={organization.id: org})
+    link = link_header(request, urls.base, page, total)
+    if link:
+        response.headers["Link"] = link
+    return body
+
+
+def _filter_from_query(request: Request) -> service.BuildFilter:
+    query = request.query_params
+
+    def many(name: str) -> list[str]:
+        return [v for v in query.getlist(name) + query.getlist(f"{name}[]") if v]
+
+    return service.BuildFilter(
+        branches=many("branch"), states=many("state"), commits=many("commit")
+    )

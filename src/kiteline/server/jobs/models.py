@@ -1,0 +1,68 @@
+"""Tables of the jobs domain: one row per job attempt of a build's step."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_dispatch", "organization_id", "state", "priority", "runnable_at"),
+        Index("ix_jobs_build_position", "build_id", "position"),
+        Index("ix_jobs_agent_state", "agent_id", "state"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    build_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("builds.id", ondelete="CASCADE"))
+    # Every attempt of one step shares its step_id; dependencies point at steps, not attempts.
+    step_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    step_key: Mapped[str | None] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str | None] = mapped_column(Text)
+    command: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20))
+    agent_query_rules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    depends_on: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    allow_dependency_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    continue_on_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact_paths: Mapped[str | None] = mapped_column(Text)
+    timeout_in_minutes: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    exit_status: Mapped[int | None] = mapped_column(Integer)
+    signal: Mapped[str | None] = mapped_column(String(40))
+    signal_reason: Mapped[str | None] = mapped_column(String(40))
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    soft_failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("agents.id", ondelete="SET NULL")
+    )
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    retried: Mapped[bool] = mapped_column(Boolean, default=False)
+    retried_in_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    retries_count: Mapped[int] = mapped_column(Integer, default=0)
+    retry_type: Mapped[str | None] = mapped_column(String(20))
+    retry_source_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    chunks_failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    log_size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    runnable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,198 @@
+"""Jobs: row-level transitions (claim, accept, start, finish, cancel), tokens and queries.
+
+Changes that move a *build* go through builds.service, which calls these and then advances
+the build; nothing else writes the jobs table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.events import service as events
+from kiteline.server.jobs.matching import rules_match, tags_to_map
+from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound, Unprocessable
+from kiteline.server.kit.secrets import generate_token, hash_token
+
+#: How many runnable jobs a ping looks at before giving up on finding one its tags match.
+CLAIM_CANDIDATES = 200
+
+
+def emit_job_event(session: AsyncSession, name: str, job: Job) -> None:
+    events.emit(
+        session,
+        name,
+        organization_id=job.organization_id,
+        subject_id=job.id,
+        data={"job_id": str(job.id), "build_id": str(job.build_id), "state": job.state},
+    )
+
+
+async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise NotFound.of("job")
+    return job
+
+
+async def get_in_build(session: AsyncSession, *, build_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None or job.build_id != build_id:
+        raise NotFound.of("job")
+    return job
+
+
+async def list_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[Job]:
+    rows = await session.scalars(
+        select(Job).where(Job.build_id == build_id).order_by(Job.position, Job.created_at)
+    )
+    return list(rows)
+
+
+async def list_for_builds(
+    session: AsyncSession, build_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Job]]:
+    result: dict[uuid.UUID, list[Job]] = {build_id: [] for build_id in build_ids}
+    if not build_ids:
+        return result
+    rows = await session.scalars(
+        select(Job).where(Job.build_id.in_(build_ids)).order_by(Job.position, Job.created_at)
+    )
+    for job in rows:
+        result[job.build_id].append(job)
+    return result
+
+
+async def get_by_token(session: AsyncSession, token: str) -> Job | None:
+    return await session.scalar(select(Job).where(Job.token_hash == hash_token(token)))
+
+
+async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job | None:
+    return await session.scalar(
+        select(Job)
+        .where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
+        .order_by(Job.assigned_at)
+        .limit(1)
+    )
+
+
+def make_runnable(job: Job, now: datetime) -> None:
+    job.state = JobState.SCHEDULED
+    job.scheduled_at = job.scheduled_at or now
+    job.runnable_at = now
+
+
+async def claim_next(
+    session: AsyncSession, *, agent_id: uuid.UUID, organization_id: uuid.UUID, tags: list[str]
+) -> Job | None:
+    """Assign the best runnable job this agent's tags match: priority first, then oldest.
+
+    The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
+    replicas) racing for one job cannot both win; the loser simply looks at the next one.
+    """
+    held = await current_for_agent(session, agent_id)
+    if held is not None:
+        return held if held.state == JobState.ASSIGNED else None
+    agent_tags = tags_to_map(tags)
+    candidates = await session.execute(
+        select(Job.id, Job.agent_query_rules)
+        .where(
+            Job.organization_id == organization_id,
+            Job.state == JobState.SCHEDULED,
+            Job.type == JobType.SCRIPT,
+        )
+        .order_by(Job.priority.desc(), Job.runnable_at, Job.id)
+        .limit(CLAIM_CANDIDATES)
+    )
+    now = utcnow()
+    for job_id, rules in candidates:
+        if not rules_match(rules or [], agent_tags):
+            continue
+        claimed = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JobState.SCHEDULED)
+            .values(state=JobState.ASSIGNED, agent_id=agent_id, assigned_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            job = await session.get(Job, job_id, populate_existing=True)
+            assert job is not None
+            return job
+    return None
+
+
+async def accept(
+    session: AsyncSession, *, job_id: uuid.UUID, agent_id: uuid.UUID
+) -> tuple[Job, str]:
+    """`assigned` → `accepted`; returns the job and its freshly issued job token."""
+    job = await session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound.of("job")
+    if job.agent_id != agent_id or job.state != JobState.ASSIGNED:
+        raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
+    token = generate_token("bkaj_")
+    job.state = JobState.ACCEPTED
+    job.accepted_at = utcnow()
+    job.token_hash = hash_token(token)
+    return job, token
+
+
+def start(job: Job, started_at: datetime | None) -> None:
+    if job.state != JobState.ACCEPTED:
+        raise Unprocessable(f"Job can't be started: its state is {job.state}")
+    job.state = JobState.RUNNING
+    job.started_at = started_at or utcnow()
+
+
+def finish(
+    job: Job,
+    *,
+    exit_status: int,
+    signal: str | None,
+    signal_reason: str | None,
+    finished_at: datetime | None,
+    chunks_failed_count: int,
+) -> None:
+    """Record the outcome; a job being canceled or timed out lands in that state instead."""
+    if job.state not in (JobState.RUNNING, JobState.CANCELING, JobState.TIMING_OUT):
+        raise Unprocessable(f"Job can't be finished: its state is {job.state}")
+    job.state = {
+        JobState.CANCELING: JobState.CANCELED,
+        JobState.TIMING_OUT: JobState.TIMED_OUT,
+    }.get(JobState(job.state), JobState.FINISHED)
+    job.exit_status = exit_status
+    job.signal = signal
+    job.signal_reason = signal_reason
+    job.finished_at = finished_at or utcnow()
+    job.chunks_failed_count = chunks_failed_count
+    job.passed = exit_status == 0 and job.state == JobState.FINISHED
+
+
+def cancel(job: Job, now: datetime) -> bool:
+    """Cancel one job: on an agent it goes `canceling` (the agent stops it), else `canceled`."""
+    if job.state in (JobState.ACCEPTED, JobState.RUNNING, JobState.TIMING_OUT):
+        job.state = JobState.CANCELING
+        job.canceled_at = now
+        return True
+    if job.state in (
+        JobState.PENDING,
+        JobState.WAITING,
+        JobState.SCHEDULED,
+        JobState.ASSIGNED,
+        JobState.BLOCKED,
+        JobState.LIMITING,
+        JobState.LIMITED,
+    ):
+        job.state = JobState.CANCELED
+        job.canceled_at = now
+        job.finished_at = now
+        job.passed = False
+        return True
+    return False

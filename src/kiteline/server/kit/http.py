@@ -1,0 +1,78 @@
+"""HTTP plumbing shared by every interface: error bodies, the per-request transaction, URLs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kiteline.server.kit.db import transaction
+from kiteline.server.kit.errors import KitelineError
+
+log = logging.getLogger("kiteline.server")
+
+
+@asynccontextmanager
+async def request_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed before the response is built and sent."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with transaction(sessions) as session:
+        yield session
+
+
+def base_url(request: Request) -> str:
+    configured = request.app.state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+async def _kiteline_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, KitelineError)
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        detail = next(p for p in problems if p.get("type") == "json_invalid")
+        reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
+        return JSONResponse({"message": f"Problems parsing JSON: {reason}"}, status_code=400)
+    errors = [
+        {"field": _field_name(tuple(problem.get("loc", ()))), "code": str(problem.get("msg"))}
+        for problem in problems
+    ]
+    return JSONResponse({"message": "Validation Failed", "errors": errors}, status_code=422)
+
+
+async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    message = {404: "Not Found", 405: "Method Not Allowed"}.get(
+        error.status_code, str(error.detail)
+    )
+    return JSONResponse({"message": message}, status_code=error.status_code, headers=error.headers)
+
+
+async def _unexpected_error(_request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=error)
+    return JSONResponse(
+        {"message": "Internal Server Error: the error was logged on the server"}, status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KitelineError, _kiteline_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,63 @@
+"""Page-based pagination as Buildkite does it: page/per_page and a `Link` header."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+DEFAULT_PER_PAGE = 30
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.per_page
+
+    @classmethod
+    def from_request(cls, request: Request) -> Page:
+        return cls(
+            number=max(_int(request.query_params.get("page"), 1), 1),
+            per_page=min(
+                max(_int(request.query_params.get("per_page"), DEFAULT_PER_PAGE), 1), MAX_PER_PAGE
+            ),
+        )
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def link_header(request: Request, base: str, page: Page, total: int) -> str | None:
+    """`<url>; rel="first", <url>; rel="prev", <url>; rel="next", <url>; rel="last"`.
+
+    Query parameters are kept and sorted, `page` replaced and `per_page` always present, so
+    that `page=N` is never the last parameter (pybuildkite's parser needs that).
+    """
+    last = max(math.ceil(total / page.per_page), 1)
+    params = [
+        (k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")
+    ]
+
+    def url(number: int) -> str:
+        query = sorted([*params, ("page", str(number)), ("per_page", str(page.per_page))])
+        return f"{base}{request.url.path}?{urlencode(query)}"
+
+    links = []
+    if page.number > 1:
+        links.append(f'<{url(1)}>; rel="first"')
+        links.append(f'<{url(min(page.number - 1, last))}>; rel="prev"')
+    if page.number < last:
+        links.append(f'<{url(page.number + 1)}>; rel="next"')
+        links.append(f'<{url(last)}>; rel="last"')
+    return ", ".join(links) or None

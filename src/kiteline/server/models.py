@@ -1,0 +1,28 @@
+"""Every table, imported in one place so that Alembic and the tests see the whole schema."""
+
+from kiteline.server.agents.models import Agent
+from kiteline.server.builds.models import Build, BuildMetaData
+from kiteline.server.events.models import Event
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.db import Base
+from kiteline.server.logs.models import LogChunk
+from kiteline.server.organizations.models import Membership, Organization
+from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.tokens.models import AgentToken, ApiToken
+from kiteline.server.users.models import User
+
+__all__ = [
+    "Agent",
+    "AgentToken",
+    "ApiToken",
+    "Base",
+    "Build",
+    "BuildMetaData",
+    "Event",
+    "Job",
+    "LogChunk",
+    "Membership",
+    "Organization",
+    "Pipeline",
+    "User",
+]

@@ -1,0 +1,56 @@
+"""/v2/organizations and the Organization JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.http import base_url
+from kiteline.server.kit.ids import graphql_id
+from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.timefmt import iso
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations import service
+from kiteline.server.organizations.models import Organization
+
+router = APIRouter(tags=["organizations"])
+
+
+def organization_json(urls: Urls, organization: Organization) -> dict[str, Any]:
+    url = urls.organization(organization.slug)
+    return {
+        "id": str(organization.id),
+        "graphql_id": graphql_id("Organization", organization.id),
+        "url": url,
+        "web_url": urls.web(organization.slug),
+        "name": organization.name,
+        "slug": organization.slug,
+        "pipelines_url": f"{url}/pipelines",
+        "agents_url": f"{url}/agents",
+        "emojis_url": f"{url}/emojis",
+        "created_at": iso(organization.created_at),
+    }
+
+
+@router.get("/organizations")
+@router.get("/organizations/", include_in_schema=False)
+async def list_organizations(request: Request, response: Response) -> list[dict[str, Any]]:
+    async with api_transaction(request, "read_organizations") as (session, principal):
+        organizations = await service.list_for_user(session, principal.user_id)
+    page = Page.from_request(request)
+    urls = Urls(base_url(request))
+    link = link_header(request, urls.base, page, len(organizations))
+    if link:
+        response.headers["Link"] = link
+    selected = organizations[page.offset : page.offset + page.per_page]
+    return [organization_json(urls, organization) for organization in selected]
+
+
+@router.get("/organizations/{org}")
+@router.get("/organizations/{org}/", include_in_schema=False)
+async def get_organization(request: Request, org: str) -> dict[str, Any]:
+    async with api_transaction(request, "read_organizations") as (session, principal):
+        organization = await service.get_for_user(session, slug=org, user_id=principal.user_id)
+    return organization_json(Urls(base_url(request)), organization)

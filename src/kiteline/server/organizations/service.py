@@ -1,0 +1,72 @@
+"""Organizations and memberships: creation, lookup, and who may see what."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.organizations.models import Membership, Organization
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+async def create(session: AsyncSession, *, slug: str, name: str | None = None) -> Organization:
+    if not SLUG_PATTERN.match(slug):
+        raise ValidationFailed.field(
+            "slug", "must be lowercase letters, digits and dashes, starting with a letter or digit"
+        )
+    if await session.scalar(select(Organization.id).where(Organization.slug == slug)):
+        raise ValidationFailed.field("slug", "has already been taken")
+    organization = Organization(slug=slug, name=name or slug)
+    session.add(organization)
+    await session.flush()
+    return organization
+
+
+async def add_member(
+    session: AsyncSession, *, organization_id: uuid.UUID, user_id: uuid.UUID, role: str = "admin"
+) -> None:
+    existing = await session.get(Membership, (organization_id, user_id))
+    if existing is None:
+        session.add(Membership(organization_id=organization_id, user_id=user_id, role=role))
+        await session.flush()
+
+
+async def get_by_slug(session: AsyncSession, slug: str) -> Organization:
+    organization = await session.scalar(select(Organization).where(Organization.slug == slug))
+    if organization is None:
+        raise NotFound.of("organization")
+    return organization
+
+
+async def get_for_user(session: AsyncSession, *, slug: str, user_id: uuid.UUID) -> Organization:
+    """The organization, or 404 when it is missing *or* the user is not a member."""
+    organization = await session.scalar(
+        select(Organization)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Organization.slug == slug, Membership.user_id == user_id)
+    )
+    if organization is None:
+        raise NotFound.of("organization")
+    return organization
+
+
+async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Organization]:
+    rows = await session.scalars(
+        select(Organization)
+        .join(Membership, Membership.organization_id == Organization.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organization.created_at, Organization.slug)
+    )
+    return list(rows)
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    organization = await session.get(Organization, organization_id)
+    if organization is None:
+        raise NotFound.of("organization")
+    return organization

@@ -1,0 +1,40 @@
+"""Tables of the pipelines domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    repository: Mapped[str] = mapped_column(Text, default="")
+    default_branch: Mapped[str] = mapped_column(String(200), default="main")
+    branch_configuration: Mapped[str | None] = mapped_column(Text)
+    configuration: Mapped[str] = mapped_column(Text, default="")
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    visibility: Mapped[str] = mapped_column(String(20), default="private")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Build numbers come from this counter with an atomic UPDATE ... RETURNING, so concurrent
+    # creators on PostgreSQL serialise on the pipeline row and never reuse a number.
+    last_build_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

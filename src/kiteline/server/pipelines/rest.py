@@ -1,0 +1,191 @@
+"""/v2/organizations/{org}/pipelines and the Pipeline JSON."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.pipeline import PipelineError, parse_pipeline, to_rest_steps
+from kiteline.server.builds import service as builds_service
+from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.errors import ValidationFailed
+from kiteline.server.kit.http import base_url
+from kiteline.server.kit.ids import graphql_id
+from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.timefmt import iso
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations import service as organizations
+from kiteline.server.pipelines import service
+from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users import service as users
+from kiteline.server.users.models import User
+from kiteline.server.users.rest import user_json
+
+router = APIRouter(tags=["pipelines"])
+
+
+class PipelineCreate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    repository: str | None = None
+    configuration: str | None = None
+    steps: list[dict[str, Any]] | None = None
+    slug: str | None = None
+    description: str | None = None
+    default_branch: str | None = None
+    branch_configuration: str | None = None
+    env: dict[str, str] | None = None
+    visibility: str | None = None
+    provider_settings: dict[str, Any] | None = None
+
+
+def _rest_steps(configuration: str) -> list[dict[str, Any]]:
+    try:
+        return to_rest_steps(parse_pipeline(configuration))
+    except PipelineError:
+        return []
+
+
+def pipeline_json(
+    urls: Urls,
+    org_slug: str,
+    pipeline: Pipeline,
+    *,
+    creator: User | None,
+    counts: builds_service.PipelineCounts,
+) -> dict[str, Any]:
+    url = urls.pipeline(org_slug, pipeline.slug)
+    badge = hashlib.sha1(str(pipeline.id).encode(), usedforsecurity=False).hexdigest()
+    return {
+        "id": str(pipeline.id),
+        "graphql_id": graphql_id("Pipeline", pipeline.id),
+        "url": url,
+        "web_url": urls.web(f"{org_slug}/{pipeline.slug}"),
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "slug": pipeline.slug,
+        "repository": pipeline.repository,
+        "cluster_id": None,
+        "cluster_url": None,
+        "pipeline_template_uuid": None,
+        "branch_configuration": pipeline.branch_configuration,
+        "default_branch": pipeline.default_branch,
+        "skip_queued_branch_builds": bool(pipeline.settings.get("skip_queued_branch_builds")),
+        "skip_queued_branch_builds_filter": pipeline.settings.get(
+            "skip_queued_branch_builds_filter"
+        ),
+        "cancel_running_branch_builds": bool(pipeline.settings.get("cancel_running_branch_builds")),
+        "cancel_running_branch_builds_filter": pipeline.settings.get(
+            "cancel_running_branch_builds_filter"
+        ),
+        "allow_rebuilds": pipeline.settings.get("allow_rebuilds", True),
+        "provider": {
+            "id": "git",
+            "webhook_url": "",
+            "settings": pipeline.settings.get("provider_settings", {}),
+        },
+        "builds_url": f"{url}/builds",
+        "badge_url": urls.web(f"badges/{badge}.svg"),
+        "created_by": user_json(creator),
+        "created_at": iso(pipeline.created_at),
+        "archived_at": iso(pipeline.archived_at),
+        "env": pipeline.env or None,
+        "scheduled_builds_count": counts.scheduled_builds_count,
+        "running_builds_count": counts.running_builds_count,
+        "scheduled_jobs_count": counts.scheduled_jobs_count,
+        "running_jobs_count": counts.running_jobs_count,
+        "waiting_jobs_count": counts.waiting_jobs_count,
+        "visibility": pipeline.visibility,
+        "tags": pipeline.settings.get("tags"),
+        "configuration": pipeline.configuration,
+        "steps": _rest_steps(pipeline.configuration),
+    }
+
+
+async def render_pipelines(
+    session: AsyncSession, urls: Urls, org_slug: str, pipelines: list[Pipeline]
+) -> list[dict[str, Any]]:
+    creators = await users.get_many(
+        session, {p.created_by_id for p in pipelines if p.created_by_id is not None}
+    )
+    counts = await builds_service.counts_for_pipelines(session, [p.id for p in pipelines])
+    return [
+        pipeline_json(
+            urls,
+            org_slug,
+            pipeline,
+            creator=creators.get(pipeline.created_by_id) if pipeline.created_by_id else None,
+            counts=counts.get(pipeline.id, builds_service.PipelineCounts()),
+        )
+        for pipeline in pipelines
+    ]
+
+
+@router.get("/organizations/{org}/pipelines")
+@router.get("/organizations/{org}/pipelines/", include_in_schema=False)
+async def list_pipelines(request: Request, response: Response, org: str) -> list[dict[str, Any]]:
+    page = Page.from_request(request)
+    urls = Urls(base_url(request))
+    async with api_transaction(request, "read_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipelines, total = await service.list_for_organization(
+            session, organization_id=organization.id, offset=page.offset, limit=page.per_page
+        )
+        body = await render_pipelines(session, urls, org, pipelines)
+    link = link_header(request, urls.base, page, total)
+    if link:
+        response.headers["Link"] = link
+    return body
+
+
+@router.post("/organizations/{org}/pipelines", status_code=201)
+@router.post("/organizations/{org}/pipelines/", status_code=201, include_in_schema=False)
+async def create_pipeline(request: Request, org: str, body: PipelineCreate) -> dict[str, Any]:
+    async with api_transaction(request, "write_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        configuration = body.configuration
+        if configuration is None and body.steps is not None:
+            configuration = service.configuration_from_steps(body.steps)
+        if configuration is None:
+            raise ValidationFailed.field(
+                "configuration",
+                'Step configuration is missing, expected `steps: { yaml: "..." }`',
+            )
+        pipeline = await service.create(
+            session,
+            organization_id=organization.id,
+            name=body.name,
+            configuration=configuration,
+            created_by_id=principal.user_id,
+            slug=body.slug,
+            repository=body.repository or "",
+            description=body.description,
+            default_branch=body.default_branch,
+            branch_configuration=body.branch_configuration,
+            env=body.env,
+            visibility=body.visibility or "private",
+            settings={"provider_settings": body.provider_settings or {}},
+        )
+        (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
+    return rendered
+
+
+@router.get("/organizations/{org}/pipelines/{slug}")
+@router.get("/organizations/{org}/pipelines/{slug}/", include_in_schema=False)
+async def get_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
+    async with api_transaction(request, "read_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
+    return rendered

@@ -1,0 +1,144 @@
+"""Pipelines: create, read, update, and the build-number counter."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.pipeline import Pipeline as PipelineDefinition
+from kiteline.pipeline import PipelineError, from_legacy_steps, parse_pipeline
+from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.pipelines.models import Pipeline
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:100] or "pipeline"
+
+
+def parse_configuration(configuration: str) -> PipelineDefinition:
+    """The pipeline's YAML, or 422 naming what is wrong with it."""
+    try:
+        return parse_pipeline(configuration)
+    except PipelineError as error:
+        raise ValidationFailed.field("configuration", str(error)) from error
+
+
+def configuration_from_steps(steps: Any) -> str:
+    """Legacy `steps` (REST's visual-step array) become an equivalent YAML configuration."""
+    import yaml
+
+    if not isinstance(steps, list):
+        raise ValidationFailed.field("steps", "must be an array of steps")
+    try:
+        definition = from_legacy_steps(steps)
+    except PipelineError as error:
+        raise ValidationFailed.field("steps", str(error)) from error
+    return yaml.safe_dump({"steps": [step.raw for step in definition.steps]}, sort_keys=False)
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    name: str,
+    configuration: str,
+    created_by_id: uuid.UUID | None,
+    slug: str | None = None,
+    repository: str = "",
+    description: str | None = None,
+    default_branch: str | None = None,
+    branch_configuration: str | None = None,
+    env: dict[str, str] | None = None,
+    visibility: str = "private",
+    settings: dict[str, Any] | None = None,
+) -> Pipeline:
+    name = name.strip()
+    if not name:
+        raise ValidationFailed.field("name", "can't be blank")
+    if not configuration.strip():
+        raise ValidationFailed.field(
+            "configuration",
+            'Step configuration is missing, expected `steps: { yaml: "..." }`',
+        )
+    parse_configuration(configuration)
+    slug = slug or slugify(name)
+    taken = await session.scalar(
+        select(Pipeline.id).where(
+            Pipeline.organization_id == organization_id, Pipeline.slug == slug
+        )
+    )
+    if taken is not None:
+        raise ValidationFailed.field("name", "has already been taken")
+    pipeline = Pipeline(
+        organization_id=organization_id,
+        slug=slug,
+        name=name,
+        configuration=configuration,
+        repository=repository or "",
+        description=description,
+        default_branch=default_branch or "main",
+        branch_configuration=branch_configuration,
+        env=env or {},
+        visibility=visibility,
+        settings=settings or {},
+        created_by_id=created_by_id,
+    )
+    session.add(pipeline)
+    await session.flush()
+    return pipeline
+
+
+async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -> Pipeline:
+    pipeline = await session.scalar(
+        select(Pipeline).where(Pipeline.organization_id == organization_id, Pipeline.slug == slug)
+    )
+    if pipeline is None:
+        raise NotFound.of("pipeline")
+    return pipeline
+
+
+async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
+    pipeline = await session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        raise NotFound.of("pipeline")
+    return pipeline
+
+
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Pipeline]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Pipeline).where(Pipeline.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def list_for_organization(
+    session: AsyncSession, *, organization_id: uuid.UUID, offset: int, limit: int
+) -> tuple[list[Pipeline], int]:
+    where = Pipeline.organization_id == organization_id
+    total = await session.scalar(select(func.count()).select_from(Pipeline).where(where)) or 0
+    rows = await session.scalars(
+        select(Pipeline)
+        .where(where)
+        .order_by(Pipeline.name, Pipeline.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), total
+
+
+async def allocate_build_number(session: AsyncSession, pipeline_id: uuid.UUID) -> int:
+    """Atomically take the next build number (row-locked on PostgreSQL, one writer on SQLite)."""
+    number = await session.scalar(
+        update(Pipeline)
+        .where(Pipeline.id == pipeline_id)
+        .values(last_build_number=Pipeline.last_build_number + 1)
+        .returning(Pipeline.last_build_number)
+    )
+    if number is None:
+        raise NotFound.of("pipeline")
+    return int(number)

@@ -1,0 +1,64 @@
+"""Kiteline's configuration: one pydantic-settings class, overridable with KITELINE_*."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server, the workers and `kiteline up` read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="KITELINE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".kiteline"), description="SQLite database, blobs, credentials"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in the data dir when unset"
+    )
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use to reach this server (url/web_url fields)"
+    )
+
+    # Agent protocol timings, in seconds, sent to agents on register.
+    agent_ping_interval: int = 2
+    agent_job_status_interval: int = 1
+    agent_heartbeat_interval: int = 30
+    agent_ping_max_wait: float = 20.0
+    chunks_max_size_bytes: int = 1024 * 1024
+    chunks_interval_seconds: int = 1
+
+    log_sql: bool = False
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'kiteline.db'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, sqlite:///...) and pick async drivers."""
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def get_settings() -> Settings:
+    return Settings()
