@@ -57,7 +57,9 @@ async def register(
 ) -> tuple[Agent, str]:
     """A new agent row and its access token (shown once, stored as a hash)."""
     access_token = generate_token("bkaa_")
-    tags = [tag for tag in registration.meta_data if tag.strip()]
+    tags = [tag.strip() for tag in registration.meta_data if tag.strip()]
+    if not any(tag.startswith("queue=") for tag in tags):
+        tags.append("queue=default")  # an agent without a queue serves the default one
     agent = Agent(
         organization_id=agent_token.organization_id,
         agent_token_id=agent_token.id,

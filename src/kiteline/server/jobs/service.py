@@ -108,7 +108,7 @@ async def claim_next(
             Job.state == JobState.SCHEDULED,
             Job.type == JobType.SCRIPT,
         )
-        .order_by(Job.priority.desc(), Job.runnable_at, Job.id)
+        .order_by(Job.priority.desc(), Job.runnable_at, Job.position, Job.id)
         .limit(CLAIM_CANDIDATES)
     )
     now = utcnow()

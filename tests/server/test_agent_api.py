@@ -1,0 +1,247 @@
+"""The /v3 agent protocol against the real server: dispatch, logs, finish, cancel, build states."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.support.agent_protocol import ScriptedAgent
+from tests.support.live_server import Identity, LiveServer
+
+PIPELINE = """
+env:
+  GREETING: hello
+steps:
+  - label: one
+    key: one
+    command: echo one
+    env:
+      STEP_VAR: "1"
+  - label: two
+    command: echo two
+  - wait
+  - label: last
+    command: exit 1
+"""
+
+
+def _setup(server: LiveServer, configuration: str = PIPELINE) -> tuple[Identity, httpx.Client]:
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    created = client.post(
+        "/v2/organizations/acme/pipelines",
+        json={"name": "Demo", "configuration": configuration},
+    )
+    assert created.status_code == 201, created.text
+    return identity, client
+
+
+def _build(client: httpx.Client, number: int = 1) -> dict:
+    response = client.get(f"/v2/organizations/acme/pipelines/demo/builds/{number}")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _create_build(client: httpx.Client) -> dict:
+    response = client.post(
+        "/v2/organizations/acme/pipelines/demo/builds",
+        json={"commit": "HEAD", "branch": "main", "message": "test"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_register_returns_token_and_positive_intervals(server: LiveServer) -> None:
+    identity, _ = _setup(server)
+    agent = ScriptedAgent.register(server.url, identity.agent_token, name="%hostname-%spawn")
+    assert agent.name == "test-host-1"
+    assert agent.access_token.startswith("bkaa_")
+    response = httpx.post(
+        f"{server.url}/v3/register",
+        json={"name": "x"},
+        headers={"Authorization": f"Token {identity.agent_token}"},
+    )
+    body = response.json()
+    assert body["ping_interval"] > 0 and body["heartbeat_interval"] > 0
+
+
+def test_register_with_bad_token_is_401(server: LiveServer) -> None:
+    response = httpx.post(
+        f"{server.url}/v3/register", json={"name": "x"}, headers={"Authorization": "Token nope"}
+    )
+    assert response.status_code == 401
+    assert response.json() == {"message": "Invalid agent registration token"}
+
+
+def test_ping_without_work_answers_idle(server: LiveServer) -> None:
+    identity, _ = _setup(server)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    assert agent.ping() == {"action": "idle"}
+
+
+def test_accepted_job_carries_env_token_and_chunk_size(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    build = _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert job["id"] == build["jobs"][0]["id"]
+    assert job["state"] == "accepted"
+    assert job["chunks_max_size_bytes"] > 0
+    assert job["token"].startswith("bkaj_")
+    env = job["env"]
+    assert env["BUILDKITE_COMMAND"] == "echo one"
+    assert env["BUILDKITE_JOB_ID"] == job["id"]
+    assert env["BUILDKITE_BUILD_NUMBER"] == "1"
+    assert env["BUILDKITE_BRANCH"] == "main"
+    assert env["BUILDKITE_PIPELINE_SLUG"] == "demo"
+    assert env["BUILDKITE_ORGANIZATION_SLUG"] == "acme"
+    assert env["BUILDKITE_AGENT_NAME"] == agent.name
+    assert env["BUILDKITE_AGENT_META_DATA_QUEUE"] == "default"
+    assert env["BUILDKITE_PULL_REQUEST"] == "false"
+    assert env["GREETING"] == "hello"
+    assert env["STEP_VAR"] == "1"
+
+
+def test_a_build_runs_through_its_states(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    build = _create_build(client)
+    assert build["state"] == "scheduled"
+    assert [job["state"] for job in build["jobs"]] == [
+        "scheduled",
+        "scheduled",
+        "waiting",
+        "waiting",
+    ]
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+
+    first = agent.take_job()
+    assert _build(client)["state"] == "running"
+    assert agent.finish(first, "0").status_code == 200
+    second = agent.take_job()
+    assert agent.finish(second, "0").status_code == 200
+    last = agent.take_job()
+    assert last["env"]["BUILDKITE_COMMAND"] == "exit 1"
+    assert agent.finish(last, "1").status_code == 200
+
+    finished = _build(client)
+    assert finished["state"] == "failed"
+    assert [job["state"] for job in finished["jobs"]] == ["passed", "passed", "passed", "failed"]
+    assert [job.get("exit_status") for job in finished["jobs"]] == [0, 0, None, 1]
+    assert finished["job_state_counts"] == {"total": 4, "states": {"failed": 1, "passed": 3}}
+    assert finished["started_at"] is not None and finished["finished_at"] is not None
+
+
+def test_a_failure_before_a_wait_stops_the_steps_after_it(server: LiveServer) -> None:
+    identity, client = _setup(
+        server, "steps:\n  - command: exit 3\n  - wait\n  - command: echo never\n"
+    )
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    agent.finish(agent.take_job(), "3")
+    build = _build(client)
+    assert build["state"] == "failed"
+    assert [job["state"] for job in build["jobs"]] == ["failed", "waiting_failed", "waiting_failed"]
+    assert agent.ping() == {"action": "idle"}
+
+
+def test_log_chunks_out_of_order_read_back_in_place(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert agent.log(job, 2, 6, b"world\n").status_code == 201
+    assert agent.log(job, 1, 0, b"hello ").status_code == 201
+    assert agent.log(job, 1, 0, b"hello ").status_code == 201  # a retried upload is a no-op
+    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
+    body = client.get(url).json()
+    assert body["content"] == "hello world\n"
+    assert body["size"] == 12
+    text = client.get(url + ".txt")
+    assert text.headers["content-type"].startswith("text/plain")
+    assert text.text == "hello world\n"
+
+
+def test_finish_takes_exit_status_as_string(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    response = agent.finish(job, "not-a-number")
+    assert response.status_code == 400
+    assert "exit_status" in response.json()["message"]
+    assert agent.finish(job, "-1", signal="SIGKILL", signal_reason="agent_stop").status_code == 200
+    rest_job = _build(client)["jobs"][0]
+    assert (rest_job["exit_status"], rest_job["signal"], rest_job["signal_reason"]) == (
+        -1,
+        "SIGKILL",
+        "agent_stop",
+    )
+
+
+def test_job_calls_with_another_agents_token_are_refused(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    owner = ScriptedAgent.register(server.url, identity.agent_token)
+    other = ScriptedAgent.register(server.url, identity.agent_token)
+    job = owner.take_job()
+    assert other.call("GET", f"/jobs/{job['id']}").status_code == 404
+    assert other.call("GET", f"/jobs/{job['id']}", token="bkaj_wrong").status_code == 401
+    assert owner.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "running"
+
+
+def test_accepting_a_job_twice_is_422(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    again = agent.call("PUT", f"/jobs/{job['id']}/accept")
+    assert again.status_code == 422
+
+
+def test_cancel_reaches_the_agent_through_the_job_state(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    canceled = client.put("/v2/organizations/acme/pipelines/demo/builds/1/cancel")
+    assert canceled.status_code == 200
+    assert canceled.json()["state"] == "canceling"
+    state = agent.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"]
+    assert state == "canceling"
+    agent.finish(job, "143", signal="SIGTERM", signal_reason="cancel")
+    build = _build(client)
+    assert build["state"] == "canceled"
+    assert [j["state"] for j in build["jobs"]] == ["canceled", "canceled", "canceled", "canceled"]
+    again = client.put("/v2/organizations/acme/pipelines/demo/builds/1/cancel")
+    assert again.status_code == 422
+    assert again.json() == {"message": "Build can't be canceled because it's canceled"}
+
+
+def test_agents_only_get_jobs_their_tags_match(server: LiveServer) -> None:
+    identity, client = _setup(
+        server, "steps:\n  - command: echo mac\n    agents:\n      queue: mac\n"
+    )
+    _create_build(client)
+    linux = ScriptedAgent.register(server.url, identity.agent_token, meta_data=["queue=linux"])
+    mac = ScriptedAgent.register(server.url, identity.agent_token, meta_data=["queue=mac"])
+    assert linux.ping() == {"action": "idle"}
+    assert "job" in mac.ping()
+
+
+def test_a_waiting_ping_is_woken_when_a_build_is_created(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    result: dict = {}
+
+    def long_poll() -> None:
+        result["ping"] = agent.ping(wait=15)
+
+    waiter = threading.Thread(target=long_poll)
+    waiter.start()
+    time.sleep(0.3)  # let the ping start waiting; correctness does not depend on it
+    build = _create_build(client)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert result["ping"]["job"]["id"] == build["jobs"][0]["id"]
