@@ -1,4 +1,4 @@
-"""REST errors: Buildkite's bodies and statuses for bad tokens, scopes, input and unknown objects."""
+"""REST errors: Buildkite's bodies and statuses for bad tokens, scopes, input, unknown objects."""
 
 from __future__ import annotations
 
