@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,11 +13,21 @@ from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.server.organizations import service as organizations
+from kiteline.server.pipelines import service as pipelines
 from kiteline.server.tokens import service as tokens
 from kiteline.server.users import service as users
 from kiteline.settings import Settings
 
 T = TypeVar("T")
+
+HELLO_PIPELINE = """\
+steps:
+  - label: ":wave: Hello"
+    command: echo "Hello from Kiteline, build $BUILDKITE_BUILD_NUMBER on $BUILDKITE_AGENT_NAME"
+  - wait
+  - label: ":mag: Where am I"
+    command: pwd && uname -a
+"""
 
 
 async def run_in_transaction(
@@ -71,11 +82,21 @@ async def create_agent_token(
 
 
 async def first_start(session: AsyncSession) -> dict[str, Any]:
-    """What `kiteline up` creates the first time: org `default`, a user and both tokens."""
+    """What `kiteline up` creates the first time: org `default`, a user, both tokens and a
+    `hello` pipeline to trigger."""
     org = await create_org(session, "default", "Default")
     user = await create_user(session, "admin@kiteline.local", "Kiteline Admin", "default")
     api = await create_token(session, user["email"], list(SCOPES), "kiteline up")
     agent = await create_agent_token(session, "default", "kiteline up")
+    organization = await organizations.get_by_slug(session, "default")
+    await pipelines.create(
+        session,
+        organization_id=organization.id,
+        name="Hello",
+        configuration=HELLO_PIPELINE,
+        created_by_id=uuid.UUID(user["id"]),
+        description="A first pipeline to try Kiteline with",
+    )
     return {
         "organization": org["slug"],
         "user": user["email"],

@@ -1,0 +1,91 @@
+"""`kiteline up`: first start creates credentials and a pipeline; the README's curl passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.support.live_server import free_port
+from tests.support.processes import kiteline_command, kiteline_env, stop, wait_until
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_up_runs_server_and_agents_and_a_triggered_build_passes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        kiteline_command("up", "--port", str(port), "--agents", "2"),
+        env=kiteline_env(data_dir),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _healthy(url), timeout=90, what="kiteline up to serve")
+        credentials = json.loads((data_dir / "credentials.json").read_text())
+        assert (data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
+        client = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {credentials['api_token']}"},
+            timeout=30,
+        )
+        # The README's curl, as httpx.
+        created = client.post(
+            "/v2/organizations/default/pipelines/hello/builds",
+            json={"commit": "HEAD", "branch": "main", "message": "Hello, Kiteline"},
+        )
+        assert created.status_code == 201, created.text
+        number = created.json()["number"]
+
+        def finished() -> dict | None:
+            build = client.get(f"/v2/organizations/default/pipelines/hello/builds/{number}").json()
+            return build if build["finished_at"] else None
+
+        build = wait_until(finished, timeout=90, what="the hello build to finish")
+        assert build["state"] == "passed"
+        first = build["jobs"][0]
+        log_text = client.get(first["raw_log_url"]).text
+        assert f"Hello from Kiteline, build {number} on kiteline-up-" in log_text
+
+        # Ctrl-C stops everything cleanly.
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert not _healthy(url)
+    finally:
+        stop(process)
+        log.close()
+
+
+def test_second_start_reuses_the_stored_credentials(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = kiteline_env(data_dir)
+    tokens = []
+    for _ in range(2):
+        port = free_port()
+        process = subprocess.Popen(
+            kiteline_command("up", "--port", str(port), "--agents", "0"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda p=port: _healthy(f"http://127.0.0.1:{p}"), timeout=90, what="up")
+            tokens.append(json.loads((data_dir / "credentials.json").read_text())["api_token"])
+        finally:
+            stop(process)
+    assert tokens[0] == tokens[1]

@@ -1,0 +1,98 @@
+"""Real `kiteline` processes for end-to-end tests: started, waited for, always stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.support.live_server import free_port
+
+T = TypeVar("T")
+
+
+def kiteline_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kiteline", *args]
+
+
+def kiteline_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KITELINE_", "BUILDKITE_"))}
+    env["KITELINE_DATA_DIR"] = str(data_dir)
+    if database_url:
+        env["KITELINE_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def run_json(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a `--json` command and return the one JSON object it printed."""
+    completed = subprocess.run(
+        kiteline_command(*args, "--json"), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float = 60, what: str = "it") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process whose output goes to `log`; SIGTERM then SIGKILL on the way out."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            kiteline_command(*args),
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@contextmanager
+def server_process(data_dir: Path, database_url: str, log_dir: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = kiteline_env(data_dir, database_url)
+    with running(["server", "--port", str(port)], env, log_dir / "server.log"):
+        wait_until(lambda: _healthy(url), timeout=60, what="the server to answer /healthz")
+        yield url
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
