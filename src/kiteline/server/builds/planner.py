@@ -12,13 +12,13 @@ from kiteline.pipeline import (
     ConditionContext,
     PipelineError,
     WaitStep,
+    agent_query_rules,
     branch_matches,
     build_step_graph,
     evaluate_condition,
     expand_command_step,
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
-from kiteline.server.jobs.matching import rules_from_agents
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.errors import ValidationFailed
 
@@ -160,7 +160,7 @@ def _command_jobs(
                 label=spec.label,
                 command=spec.command,
                 env=env,
-                agent_query_rules=rules_from_agents(agents),
+                agent_query_rules=agent_query_rules(agents),
                 artifact_paths=";".join(step.artifact_paths) or None,
                 timeout_in_minutes=step.timeout_in_minutes,
                 priority=step.priority if step.priority is not None else definition.priority or 0,

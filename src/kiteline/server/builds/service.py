@@ -111,28 +111,28 @@ async def create(
     for key, value in new.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
     for position, item in enumerate(planned):
-        session.add(
-            Job(
-                organization_id=organization.id,
-                build_id=build.id,
-                position=position,
-                step_id=item.step_id,
-                step_key=item.step_key,
-                type=item.type,
-                state=item.state,
-                label=item.label,
-                command=item.command,
-                env=item.env,
-                agent_query_rules=item.agent_query_rules,
-                depends_on=item.depends_on,
-                allow_dependency_failure=item.allow_dependency_failure,
-                continue_on_failure=item.continue_on_failure,
-                artifact_paths=item.artifact_paths,
-                timeout_in_minutes=item.timeout_in_minutes,
-                priority=item.priority,
-                step=item.step,
-                created_at=now,
-            )
+        jobs_service.add(
+            session,
+            organization_id=organization.id,
+            pipeline_id=pipeline.id,
+            build_id=build.id,
+            position=position,
+            step_id=item.step_id,
+            step_key=item.step_key,
+            type=item.type,
+            state=item.state,
+            label=item.label,
+            command=item.command,
+            env=item.env,
+            agent_query_rules=item.agent_query_rules,
+            depends_on=item.depends_on,
+            allow_dependency_failure=item.allow_dependency_failure,
+            continue_on_failure=item.continue_on_failure,
+            artifact_paths=item.artifact_paths,
+            timeout_in_minutes=item.timeout_in_minutes,
+            priority=item.priority,
+            step=item.step,
+            created_at=now,
         )
     await session.flush()
     _emit_build_event(session, "build.scheduled", build)
@@ -423,27 +423,12 @@ async def counts_for_pipelines(
         )
         .group_by(Build.pipeline_id, Build.state)
     )
-    job_rows = await session.execute(
-        select(Build.pipeline_id, Job.state, func.count())
-        .join(Build, Build.id == Job.build_id)
-        .where(
-            Build.pipeline_id.in_(pipeline_ids),
-            Job.state.in_(
-                [JobState.SCHEDULED, JobState.ASSIGNED, JobState.RUNNING, JobState.WAITING]
-            ),
-        )
-        .group_by(Build.pipeline_id, Job.state)
-    )
+    job_counts = await jobs_service.active_counts_by_pipeline(session, pipeline_ids)
     tallies: dict[uuid.UUID, dict[str, int]] = {pid: {} for pid in pipeline_ids}
     for pipeline_id, state, count in build_rows:
         key = "scheduled_builds_count" if state == BuildState.SCHEDULED else "running_builds_count"
         tallies[pipeline_id][key] = tallies[pipeline_id].get(key, 0) + count
-    for pipeline_id, state, count in job_rows:
-        key = {
-            JobState.SCHEDULED: "scheduled_jobs_count",
-            JobState.ASSIGNED: "scheduled_jobs_count",
-            JobState.RUNNING: "running_jobs_count",
-            JobState.WAITING: "waiting_jobs_count",
-        }[JobState(state)]
-        tallies[pipeline_id][key] = tallies[pipeline_id].get(key, 0) + count
+    for pipeline_id, counts in job_counts.items():
+        for bucket, count in counts.items():
+            tallies[pipeline_id][f"{bucket}_jobs_count"] = count
     return {pid: PipelineCounts(**values) for pid, values in tallies.items()}

@@ -25,11 +25,3 @@ def rules_match(rules: Iterable[str], tags: dict[str, str]) -> bool:
         if value is None or not fnmatchcase(value, pattern.strip() or "*"):
             return False
     return True
-
-
-def rules_from_agents(agents: dict[str, str]) -> list[str]:
-    """A step's `agents` map as query rules, with `queue=default` when no queue is named."""
-    rules = [f"{key}={value}" for key, value in agents.items()]
-    if "queue" not in agents:
-        rules.insert(0, "queue=default")
-    return rules

@@ -24,6 +24,9 @@ class Job(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("organizations.id", ondelete="CASCADE")
     )
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
+    )
     build_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("builds.id", ondelete="CASCADE"))
     # Every attempt of one step shares its step_id; dependencies point at steps, not attempts.
     step_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)

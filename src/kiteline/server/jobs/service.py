@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
@@ -81,6 +82,38 @@ async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job |
         .order_by(Job.assigned_at)
         .limit(1)
     )
+
+
+def add(session: AsyncSession, **fields: Any) -> Job:
+    """A new job row (the build's planner decides its fields)."""
+    job = Job(**fields)
+    session.add(job)
+    return job
+
+
+async def active_counts_by_pipeline(
+    session: AsyncSession, pipeline_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """`{pipeline_id: {"scheduled": n, "running": n, "waiting": n}}` for REST's pipeline counts."""
+    buckets = {
+        JobState.SCHEDULED: "scheduled",
+        JobState.ASSIGNED: "scheduled",
+        JobState.ACCEPTED: "running",
+        JobState.RUNNING: "running",
+        JobState.WAITING: "waiting",
+    }
+    result: dict[uuid.UUID, dict[str, int]] = {pid: {} for pid in pipeline_ids}
+    if not pipeline_ids:
+        return result
+    rows = await session.execute(
+        select(Job.pipeline_id, Job.state, func.count())
+        .where(Job.pipeline_id.in_(pipeline_ids), Job.state.in_([s.value for s in buckets]))
+        .group_by(Job.pipeline_id, Job.state)
+    )
+    for pipeline_id, state, count in rows:
+        bucket = buckets[JobState(state)]
+        result[pipeline_id][bucket] = result[pipeline_id].get(bucket, 0) + count
+    return result
 
 
 def make_runnable(job: Job, now: datetime) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 12:14:10.111866
+Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
@@ -269,6 +269,7 @@ def upgrade() -> None:
         "jobs",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("organization_id", sa.Uuid(), nullable=False),
+        sa.Column("pipeline_id", sa.Uuid(), nullable=False),
         sa.Column("build_id", sa.Uuid(), nullable=False),
         sa.Column("step_id", sa.Uuid(), nullable=False),
         sa.Column("step_key", sa.String(length=100), nullable=True),
@@ -320,6 +321,12 @@ def upgrade() -> None:
             name=op.f("fk_jobs_organization_id_organizations"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            ["pipelines.id"],
+            name=op.f("fk_jobs_pipeline_id_pipelines"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_jobs_token_hash")),
     )
@@ -331,6 +338,7 @@ def upgrade() -> None:
             ["organization_id", "state", "priority", "runnable_at"],
             unique=False,
         )
+        batch_op.create_index(batch_op.f("ix_jobs_pipeline_id"), ["pipeline_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_step_id"), ["step_id"], unique=False)
 
     op.create_table(
@@ -362,6 +370,7 @@ def downgrade() -> None:
     op.drop_table("log_chunks")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_step_id"))
+        batch_op.drop_index(batch_op.f("ix_jobs_pipeline_id"))
         batch_op.drop_index("ix_jobs_dispatch")
         batch_op.drop_index("ix_jobs_build_position")
         batch_op.drop_index("ix_jobs_agent_state")
