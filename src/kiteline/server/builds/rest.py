@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.builds import service
 from kiteline.server.builds.models import Build
+from kiteline.server.builds.query import ListOptions, truthy
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import job_json, rest_state
@@ -68,6 +69,7 @@ async def render_builds(
     include_jobs: bool = True,
     include_pipeline: bool = True,
     include_job_state_counts: bool = False,
+    include_retried_jobs: bool = False,
 ) -> list[dict[str, Any]]:
     """Build JSON for many builds with a fixed number of queries, whatever their count."""
     build_ids = [build.id for build in builds]
@@ -105,7 +107,11 @@ async def render_builds(
             if origin
             else None
         )
-        jobs = [job for job in jobs_by_build.get(build.id, []) if not job.retried]
+        jobs = [
+            job
+            for job in jobs_by_build.get(build.id, [])
+            if include_retried_jobs or not job.retried
+        ]
         if include_jobs:
             body["jobs"] = [
                 job_json(
@@ -228,11 +234,15 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> d
         build = await service.get_by_number(
             session, pipeline_id=found.id, number=_build_number(number)
         )
+        query = request.query_params
         (rendered,) = await render_builds(
             session,
             Urls(base_url(request)),
             [build],
             org_slugs={organization.id: org},
+            include_jobs=not truthy(query.get("exclude_jobs")),
+            include_pipeline=not truthy(query.get("exclude_pipeline")),
+            include_retried_jobs=truthy(query.get("include_retried_jobs")),
             include_job_state_counts=True,
         )
     return rendered
@@ -252,36 +262,90 @@ async def cancel_build(request: Request, org: str, pipeline: str, number: str) -
     return rendered
 
 
-@router.get(BUILDS)
-@router.get(BUILDS + "/", include_in_schema=False)
-async def list_pipeline_builds(
-    request: Request, response: Response, org: str, pipeline: str
+@router.put(BUILDS + "/{number}/rebuild")
+async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+    async with api_transaction(request, "write_builds") as (session, principal):
+        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        original = await service.get_by_number(
+            session, pipeline_id=found.id, number=_build_number(number)
+        )
+        build = await service.rebuild(
+            session,
+            organization=organization,
+            pipeline=found,
+            original=original,
+            creator_id=principal.user_id,
+        )
+        (rendered,) = await render_builds(
+            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
+        )
+    return rendered
+
+
+async def _list_builds(
+    request: Request,
+    response: Response,
+    *,
+    org: str | None = None,
+    pipeline: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The three build lists share everything but their scope: all orgs, one org, a pipeline."""
     page = Page.from_request(request)
     urls = Urls(base_url(request))
+    options = ListOptions.from_request(request)
     async with api_transaction(request, "read_builds") as (session, principal):
-        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+        if org is None:
+            organizations_seen = await organizations.list_for_user(session, principal.user_id)
+        else:
+            organizations_seen = [
+                await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
+            ]
+        pipeline_id = None
+        if pipeline is not None:
+            found = await pipelines.get(
+                session, organization_id=organizations_seen[0].id, slug=pipeline
+            )
+            pipeline_id = found.id
         builds, total = await service.list_builds(
             session,
-            organization_ids=[organization.id],
-            pipeline_id=found.id,
-            where=_filter_from_query(request),
+            organization_ids=[o.id for o in organizations_seen],
+            pipeline_id=pipeline_id,
+            where=options.where,
             offset=page.offset,
             limit=page.per_page,
         )
-        body = await render_builds(session, urls, builds, org_slugs={organization.id: org})
+        body = await render_builds(
+            session,
+            urls,
+            builds,
+            org_slugs={o.id: o.slug for o in organizations_seen},
+            include_jobs=not options.exclude_jobs,
+            include_pipeline=not options.exclude_pipeline,
+            include_retried_jobs=options.include_retried_jobs,
+        )
     link = link_header(request, urls.base, page, total)
     if link:
         response.headers["Link"] = link
     return body
 
 
-def _filter_from_query(request: Request) -> service.BuildFilter:
-    query = request.query_params
+@router.get(BUILDS)
+@router.get(BUILDS + "/", include_in_schema=False)
+async def list_pipeline_builds(
+    request: Request, response: Response, org: str, pipeline: str
+) -> list[dict[str, Any]]:
+    return await _list_builds(request, response, org=org, pipeline=pipeline)
 
-    def many(name: str) -> list[str]:
-        return [v for v in query.getlist(name) + query.getlist(f"{name}[]") if v]
 
-    return service.BuildFilter(
-        branches=many("branch"), states=many("state"), commits=many("commit")
-    )
+@router.get("/organizations/{org}/builds")
+@router.get("/organizations/{org}/builds/", include_in_schema=False)
+async def list_organization_builds(
+    request: Request, response: Response, org: str
+) -> list[dict[str, Any]]:
+    return await _list_builds(request, response, org=org)
+
+
+@router.get("/builds")
+@router.get("/builds/", include_in_schema=False)
+async def list_all_builds(request: Request, response: Response) -> list[dict[str, Any]]:
+    return await _list_builds(request, response)

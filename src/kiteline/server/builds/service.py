@@ -64,6 +64,8 @@ async def create(
     creator_id: uuid.UUID | None,
     new: NewBuild,
 ) -> Build:
+    if pipeline.archived_at is not None:
+        raise Unprocessable("Builds can't be created for an archived pipeline")
     if not new.commit.strip():
         raise ValidationFailed.field("commit", "can't be blank")
     if not new.branch.strip():
@@ -138,6 +140,37 @@ async def create(
     _emit_build_event(session, "build.scheduled", build)
     await advance(session, build)
     return build
+
+
+async def rebuild(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    pipeline: Pipeline,
+    original: Build,
+    creator_id: uuid.UUID | None,
+) -> Build:
+    """A new build with the original's commit, branch, message, env, meta-data and PR data."""
+    if pipeline.settings.get("allow_rebuilds") is False:
+        raise Unprocessable("Rebuilds are disabled for this pipeline")
+    meta_data = (await meta_data_for(session, [original.id]))[original.id]
+    return await create(
+        session,
+        organization=organization,
+        pipeline=pipeline,
+        creator_id=creator_id,
+        new=NewBuild(
+            commit=original.commit,
+            branch=original.branch,
+            message=original.message,
+            env=dict(original.env),
+            meta_data=meta_data,
+            author=dict(original.author),
+            clean_checkout=original.clean_checkout,
+            pull_request=original.pull_request,
+            rebuilt_from_id=original.id,
+        ),
+    )
 
 
 async def advance(session: AsyncSession, build: Build) -> None:

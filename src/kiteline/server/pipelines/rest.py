@@ -179,6 +179,85 @@ async def create_pipeline(request: Request, org: str, body: PipelineCreate) -> d
     return rendered
 
 
+class PipelineUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    repository: str | None = None
+    configuration: str | None = None
+    steps: list[dict[str, Any]] | None = None
+    description: str | None = None
+    default_branch: str | None = None
+    branch_configuration: str | None = None
+    env: dict[str, str] | None = None
+    visibility: str | None = None
+    provider_settings: dict[str, Any] | None = None
+    skip_queued_branch_builds: bool | None = None
+    skip_queued_branch_builds_filter: str | None = None
+    cancel_running_branch_builds: bool | None = None
+    cancel_running_branch_builds_filter: str | None = None
+    allow_rebuilds: bool | None = None
+    tags: list[str] | None = None
+
+
+PIPELINE = "/organizations/{org}/pipelines/{slug}"
+
+
+async def _render_one(
+    session: AsyncSession, request: Request, org: str, pipeline: Pipeline
+) -> dict[str, Any]:
+    (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
+    return rendered
+
+
+@router.patch(PIPELINE)
+@router.patch(PIPELINE + "/", include_in_schema=False)
+async def update_pipeline(
+    request: Request, org: str, slug: str, body: PipelineUpdate
+) -> dict[str, Any]:
+    async with api_transaction(request, "write_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        await service.update(session, pipeline, body.model_dump(exclude_unset=True))
+        return await _render_one(session, request, org, pipeline)
+
+
+@router.delete(PIPELINE, status_code=204)
+@router.delete(PIPELINE + "/", status_code=204, include_in_schema=False)
+async def delete_pipeline(request: Request, org: str, slug: str) -> Response:
+    async with api_transaction(request, "write_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        await service.delete(session, pipeline)
+    return Response(status_code=204)
+
+
+@router.post(PIPELINE + "/archive")
+async def archive_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
+    async with api_transaction(request, "write_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        service.archive(pipeline)
+        return await _render_one(session, request, org, pipeline)
+
+
+@router.post(PIPELINE + "/unarchive")
+async def unarchive_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
+    async with api_transaction(request, "write_pipelines") as (session, principal):
+        organization = await organizations.get_for_user(
+            session, slug=org, user_id=principal.user_id
+        )
+        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        service.unarchive(pipeline)
+        return await _render_one(session, request, org, pipeline)
+
+
 @router.get("/organizations/{org}/pipelines/{slug}")
 @router.get("/organizations/{org}/pipelines/{slug}/", include_in_schema=False)
 async def get_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:

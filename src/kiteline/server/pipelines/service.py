@@ -6,12 +6,14 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import PipelineError, from_legacy_steps, parse_pipeline
-from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.pipelines.models import Pipeline
 
 
@@ -134,7 +136,7 @@ async def list_for_organization(
 async def allocate_build_number(session: AsyncSession, pipeline_id: uuid.UUID) -> int:
     """Atomically take the next build number (row-locked on PostgreSQL, one writer on SQLite)."""
     number = await session.scalar(
-        update(Pipeline)
+        sql_update(Pipeline)
         .where(Pipeline.id == pipeline_id)
         .values(last_build_number=Pipeline.last_build_number + 1)
         .returning(Pipeline.last_build_number)
@@ -142,3 +144,68 @@ async def allocate_build_number(session: AsyncSession, pipeline_id: uuid.UUID) -
     if number is None:
         raise NotFound.of("pipeline")
     return int(number)
+
+
+#: Columns PATCH may set directly; everything else goes through `update`'s own rules.
+UPDATABLE_COLUMNS = (
+    "name",
+    "repository",
+    "description",
+    "default_branch",
+    "branch_configuration",
+    "env",
+    "visibility",
+)
+UPDATABLE_SETTINGS = (
+    "skip_queued_branch_builds",
+    "skip_queued_branch_builds_filter",
+    "cancel_running_branch_builds",
+    "cancel_running_branch_builds_filter",
+    "allow_rebuilds",
+    "provider_settings",
+    "tags",
+)
+
+
+async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
+    """Apply a PATCH: a new `configuration` replaces the YAML; legacy `steps` need one too."""
+    if "steps" in changes and "configuration" not in changes:
+        raise ValidationFailed.field(
+            "steps", "can't be changed on a YAML pipeline; send `configuration` instead"
+        )
+    if "configuration" in changes:
+        configuration = changes["configuration"]
+        if not isinstance(configuration, str) or not configuration.strip():
+            raise ValidationFailed.field("configuration", "can't be blank")
+        parse_configuration(configuration)
+        pipeline.configuration = configuration
+    if "name" in changes:
+        name = str(changes["name"] or "").strip()
+        if not name:
+            raise ValidationFailed.field("name", "can't be blank")
+        changes = {**changes, "name": name}
+    for column in UPDATABLE_COLUMNS:
+        if column in changes:
+            setattr(pipeline, column, changes[column])
+    settings = dict(pipeline.settings)
+    settings.update({key: changes[key] for key in UPDATABLE_SETTINGS if key in changes})
+    pipeline.settings = settings
+    await session.flush()
+    return pipeline
+
+
+async def delete(session: AsyncSession, pipeline: Pipeline) -> None:
+    await session.delete(pipeline)
+    await session.flush()
+
+
+def archive(pipeline: Pipeline) -> None:
+    if pipeline.archived_at is not None:
+        raise Unprocessable("Pipeline could not be archived.")
+    pipeline.archived_at = utcnow()
+
+
+def unarchive(pipeline: Pipeline) -> None:
+    if pipeline.archived_at is None:
+        raise Unprocessable("Pipeline could not be unarchived.")
+    pipeline.archived_at = None
