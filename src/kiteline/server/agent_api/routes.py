@@ -14,24 +14,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api import auth
-from kiteline.server.agent_api.job_env import job_environment
 from kiteline.server.agents import service as agents
-from kiteline.server.agents.models import Agent
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.environment import environment_for
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.timefmt import iso, parse_agent_time
 from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import service as logs
-from kiteline.server.organizations import service as organizations
-from kiteline.server.pipelines import service as pipelines
-from kiteline.server.users import service as users
 
 router = APIRouter(tags=["agent"])
 
@@ -164,7 +158,7 @@ async def accept(request: Request, job_id: str) -> dict[str, Any]:
     async with request_transaction(request) as session:
         agent = await auth.agent(session, request)
         job, job_token = await jobs.accept(session, job_id=_uuid(job_id), agent_id=agent.id)
-        env = await _environment(request, session, job, agent)
+        env = await environment_for(session, job, agent, Urls(base_url(request)))
     return {
         "id": str(job.id),
         "endpoint": f"{base_url(request)}/v3",
@@ -178,25 +172,6 @@ async def accept(request: Request, job_id: str) -> dict[str, Any]:
         "runnable_at": iso(job.runnable_at),
         "priority": job.priority,
     }
-
-
-async def _environment(
-    request: Request, session: AsyncSession, job: Job, agent: Agent
-) -> dict[str, str]:
-    build = await builds.get_by_id(session, job.build_id)
-    pipeline = await pipelines.get_by_id(session, build.pipeline_id)
-    organization = await organizations.get(session, build.organization_id)
-    creator = await users.get(session, build.creator_id) if build.creator_id else None
-    urls = Urls(base_url(request))
-    return job_environment(
-        job=job,
-        build=build,
-        pipeline=pipeline,
-        organization=organization,
-        agent=agent,
-        creator=creator,
-        build_url=urls.build_web(organization.slug, pipeline.slug, build.number),
-    )
 
 
 @router.put("/jobs/{job_id}/start")

@@ -130,3 +130,8 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
         return {}
     rows = await session.scalars(select(Agent).where(Agent.id.in_(ids)))
     return {row.id: row for row in rows}
+
+
+async def find(session: AsyncSession, agent_id: uuid.UUID | None) -> Agent | None:
+    """The agent with this id, or None (for a job no agent has taken)."""
+    return await session.get(Agent, agent_id) if agent_id is not None else None

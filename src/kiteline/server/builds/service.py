@@ -25,7 +25,7 @@ from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import TERMINAL, UNSUCCESSFUL, JobState, JobType
 from kiteline.server.kit.db import after_commit, utcnow
-from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
+from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
@@ -312,6 +312,52 @@ async def finish_job(
     )
     jobs_service.emit_job_event(session, "job.finished", job)
     await advance(session, await get_by_id(session, job.build_id))
+
+
+RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
+
+
+async def retry_job(
+    session: AsyncSession,
+    job: Job,
+    *,
+    retry_type: str = "manual",
+    retried_by_id: uuid.UUID | None = None,
+) -> Job:
+    """A new attempt of the job's step; the old job is marked `retried` and points at it.
+
+    A finished build goes back to running: the new attempt reopens it, and steps that were
+    `waiting_failed` on this one wait again for its outcome.
+    """
+    build = await get_by_id(session, job.build_id)
+    if build.state in (BuildState.CANCELED, BuildState.CANCELING):
+        raise Unprocessable("Jobs from canceled builds cannot be retried")
+    if job.type != JobType.SCRIPT:
+        raise BadRequest("Only command jobs can be retried")
+    if job.retried:
+        raise Unprocessable("This job has already been retried; retry its newest attempt instead")
+    manual = (
+        job.step.get("retry", {}).get("manual", {})
+        if isinstance(job.step.get("retry"), dict)
+        else {}
+    )
+    permit_on_passed = isinstance(manual, dict) and bool(manual.get("permit_on_passed"))
+    if job.state not in RETRYABLE or (job.passed and not permit_on_passed):
+        raise BadRequest("Only failed, timed out or canceled jobs can be retried")
+    new = jobs_service.retry(session, job, retry_type=retry_type)
+    now = utcnow()
+    for other in await jobs_service.list_for_build(session, build.id):
+        if other.state == JobState.WAITING_FAILED:
+            other.state = JobState.WAITING
+            other.finished_at = None
+    if build.state in FINISHED:
+        build.state = BuildState.RUNNING if build.started_at else BuildState.SCHEDULED
+        build.finished_at = None
+    jobs_service.make_runnable(new, now)
+    jobs_service.emit_job_event(session, "job.scheduled", new)
+    after_commit(session, dispatch.notify)
+    await advance(session, build)
+    return new
 
 
 async def cancel(session: AsyncSession, build: Build) -> Build:

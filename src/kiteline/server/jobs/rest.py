@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiteline.server.agents import service as agents
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.rest import agent_json
 from kiteline.server.builds import service as builds_service
+from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service
+from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import JobState, JobType
-from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_uuid
@@ -24,6 +29,7 @@ from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
+from kiteline.server.pipelines.models import Pipeline
 
 router = APIRouter(tags=["jobs"])
 
@@ -106,25 +112,154 @@ def _int_env(job: Job, name: str) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-async def _find_job(
-    request: Request, org: str, pipeline: str, number: str, job_id: str, scope: str
-) -> tuple[Job, bytes]:
-    async with api_transaction(request, scope) as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
+@dataclass(frozen=True)
+class Located:
+    org: str
+    pipeline: Pipeline
+    build: Build
+    job: Job
+
+    def json(self, urls: Urls, agent: Agent | None) -> dict[str, Any]:
+        return job_json(urls, self.org, self.pipeline.slug, self.build.number, self.job, agent)
+
+
+async def _locate(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    org: str,
+    job_id: str,
+    pipeline: str | None = None,
+    number: str | None = None,
+) -> Located:
+    """A job by its build-scoped path, or by org and id alone (the org-scoped routes)."""
+    organization = await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        raise NotFound.of("job")
+    job = await service.get(session, parsed)
+    if job.organization_id != organization.id:
+        raise NotFound.of("job")
+    build = await builds_service.get_by_id(session, job.build_id)
+    found = await pipelines.get_by_id(session, build.pipeline_id)
+    if pipeline is not None and (found.slug != pipeline or str(build.number) != number):
+        raise NotFound.of("job")
+    return Located(org, found, build, job)
+
+
+# Every job route exists twice: under its build, and org-scoped by job id (as Buildkite has).
+BUILD_JOB = "/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job_id}"
+ORG_JOB = "/organizations/{org}/jobs/{job_id}"
+
+
+def job_route(method: str, suffix: str = "", **kwargs: Any) -> Any:
+    def register(endpoint: Any) -> Any:
+        for prefix in (BUILD_JOB, ORG_JOB):
+            router.add_api_route(prefix + suffix, endpoint, methods=[method], **kwargs)
+        return endpoint
+
+    return register
+
+
+@job_route("GET")
+async def get_job(
+    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
+) -> dict[str, Any]:
+    async with api_transaction(request, "read_builds") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        found = await pipelines.get(session, organization_id=organization.id, slug=pipeline)
-        if not number.isdigit():
-            raise NotFound.of("build")
-        build = await builds_service.get_by_number(
-            session, pipeline_id=found.id, number=int(number)
+        agent = await agents.get_many(
+            session, {located.job.agent_id} if located.job.agent_id else set()
         )
-        parsed = parse_uuid(job_id)
-        if parsed is None:
-            raise NotFound.of("job")
-        job = await service.get_in_build(session, build_id=build.id, job_id=parsed)
-        content = await logs.read(session, job.id)
-    return job, content
+        return located.json(
+            Urls(base_url(request)),
+            agent.get(located.job.agent_id) if located.job.agent_id else None,
+        )
+
+
+@job_route("PUT", "/retry")
+async def retry_job(
+    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
+) -> dict[str, Any]:
+    async with api_transaction(request, "write_builds") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
+        )
+        new = await builds_service.retry_job(session, located.job)
+        return Located(org, located.pipeline, located.build, new).json(
+            Urls(base_url(request)), None
+        )
+
+
+@job_route("GET", "/env")
+@job_route("GET", "/env.{suffix}")
+async def get_job_env(
+    request: Request,
+    org: str,
+    job_id: str,
+    pipeline: str | None = None,
+    number: str | None = None,
+    suffix: str | None = None,
+) -> Response:
+    if suffix not in (None, "txt", "json"):
+        raise NotFound("No environment format found")
+    async with api_transaction(request, "read_job_env") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
+        )
+        agent = await agents.find(session, located.job.agent_id)
+        env = await environment_for(session, located.job, agent, Urls(base_url(request)))
+    if suffix == "txt" or (suffix is None and "text/plain" in request.headers.get("accept", "")):
+        text = "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+        return PlainTextResponse(text)
+    return JSONResponse({"env": dict(sorted(env.items()))})
+
+
+@job_route("GET", "/log")
+@job_route("GET", "/log.{suffix}")
+async def get_job_log(
+    request: Request,
+    org: str,
+    job_id: str,
+    pipeline: str | None = None,
+    number: str | None = None,
+    suffix: str | None = None,
+) -> Response:
+    if suffix not in (None, "txt", "html", "json"):
+        raise NotFound("No log format found")
+    async with api_transaction(request, "read_build_logs") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
+        )
+        content = await logs.read(session, located.job.id)
+    if _wants(request, suffix, "txt"):
+        return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
+    if _wants(request, suffix, "html"):
+        text = ANSI_ESCAPES.sub(b"", content).decode("utf-8", "replace")
+        return HTMLResponse(f'<pre class="term-container">{html.escape(text)}</pre>')
+    urls = Urls(base_url(request))
+    build_url = urls.build(org, located.pipeline.slug, located.build.number)
+    return JSONResponse(
+        {
+            "url": f"{build_url}/jobs/{located.job.id}/log",
+            "content": content.decode("utf-8", "replace"),
+            "size": len(content),
+            "header_times": [],
+        }
+    )
+
+
+@job_route("DELETE", "/log", status_code=204)
+async def delete_job_log(
+    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
+) -> Response:
+    async with api_transaction(request, "write_build_logs") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
+        )
+        await logs.delete_log(session, located.job.id)
+    return Response(status_code=204)
 
 
 def _wants(request: Request, suffix: str | None, kind: str) -> bool:
@@ -132,27 +267,3 @@ def _wants(request: Request, suffix: str | None, kind: str) -> bool:
         return suffix == kind
     accept = request.headers.get("accept", "")
     return {"txt": "text/plain", "html": "text/html"}[kind] in accept
-
-
-@router.get("/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job_id}/log")
-@router.get("/organizations/{org}/pipelines/{pipeline}/builds/{number}/jobs/{job_id}/log.{suffix}")
-async def get_job_log(
-    request: Request, org: str, pipeline: str, number: str, job_id: str, suffix: str | None = None
-) -> Response:
-    if suffix not in (None, "txt", "html"):
-        raise NotFound("No log format found")
-    job, content = await _find_job(request, org, pipeline, number, job_id, "read_build_logs")
-    if _wants(request, suffix, "txt"):
-        return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
-    if _wants(request, suffix, "html"):
-        text = ANSI_ESCAPES.sub(b"", content).decode("utf-8", "replace")
-        return HTMLResponse(f'<pre class="term-container">{html.escape(text)}</pre>')
-    urls = Urls(base_url(request))
-    return JSONResponse(
-        {
-            "url": f"{urls.build(org, pipeline, int(number))}/jobs/{job.id}/log",
-            "content": content.decode("utf-8", "replace"),
-            "size": len(content),
-            "header_times": [],
-        }
-    )

@@ -116,6 +116,44 @@ async def active_counts_by_pipeline(
     return result
 
 
+RETRY_COPIED_FIELDS = (
+    "organization_id",
+    "pipeline_id",
+    "build_id",
+    "step_id",
+    "step_key",
+    "position",
+    "type",
+    "label",
+    "command",
+    "agent_query_rules",
+    "env",
+    "depends_on",
+    "allow_dependency_failure",
+    "continue_on_failure",
+    "step",
+    "artifact_paths",
+    "timeout_in_minutes",
+    "priority",
+)
+
+
+def retry(session: AsyncSession, job: Job, *, retry_type: str) -> Job:
+    """The next attempt of `job`'s step (state left to the caller); marks `job` retried."""
+    new = Job(
+        id=uuid.uuid4(),
+        **{name: getattr(job, name) for name in RETRY_COPIED_FIELDS},
+        state=JobState.PENDING,
+        retries_count=job.retries_count + 1,
+        retry_type=retry_type,
+        retry_source_job_id=job.id,
+    )
+    session.add(new)
+    job.retried = True
+    job.retried_in_job_id = new.id
+    return new
+
+
 def make_runnable(job: Job, now: datetime) -> None:
     job.state = JobState.SCHEDULED
     job.scheduled_at = job.scheduled_at or now

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kiteline.server.agents.models import Agent
+from kiteline.server.builds import service as builds
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 
 
@@ -22,7 +29,7 @@ def job_environment(
     build: Build,
     pipeline: Pipeline,
     organization: Organization,
-    agent: Agent,
+    agent: Agent | None,
     creator: User | None,
     build_url: str,
 ) -> dict[str, str]:
@@ -54,8 +61,8 @@ def job_environment(
         "BUILDKITE_PIPELINE_DEFAULT_BRANCH": pipeline.default_branch,
         "BUILDKITE_ORGANIZATION_ID": str(organization.id),
         "BUILDKITE_ORGANIZATION_SLUG": organization.slug,
-        "BUILDKITE_AGENT_ID": str(agent.id),
-        "BUILDKITE_AGENT_NAME": agent.name,
+        "BUILDKITE_AGENT_ID": str(agent.id) if agent else "",
+        "BUILDKITE_AGENT_NAME": agent.name if agent else "",
         "BUILDKITE_ARTIFACT_PATHS": job.artifact_paths or "",
         "BUILDKITE_TIMEOUT": timeout,
         "BUILDKITE_RETRY_COUNT": str(job.retries_count),
@@ -70,7 +77,26 @@ def job_environment(
     }
     if not pipeline.repository:
         standard["BUILDKITE_SKIP_CHECKOUT"] = "true"
-    for tag in agent.meta_data:
+    for tag in agent.meta_data if agent else []:
         key, _, value = tag.partition("=")
         standard[_tag_variable(key)] = value
     return {**pipeline.env, **build.env, **job.env, **standard}
+
+
+async def environment_for(
+    session: AsyncSession, job: Job, agent: Agent | None, urls: Urls
+) -> dict[str, str]:
+    """Everything `job_environment` needs, looked up through the owning services."""
+    build = await builds.get_by_id(session, job.build_id)
+    pipeline = await pipelines.get_by_id(session, build.pipeline_id)
+    organization = await organizations.get(session, build.organization_id)
+    creator = await users.get(session, build.creator_id) if build.creator_id else None
+    return job_environment(
+        job=job,
+        build=build,
+        pipeline=pipeline,
+        organization=organization,
+        agent=agent,
+        creator=creator,
+        build_url=urls.build_web(organization.slug, pipeline.slug, build.number),
+    )
