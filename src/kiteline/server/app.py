@@ -18,6 +18,7 @@ from kiteline.server.kit.http import install_error_handlers
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
+from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
 from kiteline.settings import Settings
 
@@ -27,6 +28,7 @@ def rest_router() -> APIRouter:
     for domain in (
         organizations_router,
         users_router,
+        tokens_router,
         pipelines_router,
         builds_router,
         jobs_router,
