@@ -251,7 +251,7 @@ def _derive_build_state(
 ) -> None:
     settled = all(job.state in TERMINAL for job in jobs)
     failed = any(_hard_failed(job) for job in jobs)
-    started = any(job.started_at is not None for job in jobs)
+    started = build.started_at is not None or any(job.started_at is not None for job in jobs)
     previous = BuildState(build.state)
     if previous in FINISHED:
         return
