@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from kiteline import __version__
 from kiteline.server.agent_api.routes import router as agent_api_router
+from kiteline.server.agents.rest import router as agents_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import create_engine, create_sessionmaker
@@ -32,6 +33,7 @@ def rest_router() -> APIRouter:
         pipelines_router,
         builds_router,
         jobs_router,
+        agents_router,
     ):
         router.include_router(domain)
     return router

@@ -134,6 +134,9 @@ async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
         ticket = dispatch.ticket()
         async with request_transaction(request) as session:
             agent = await auth.agent(session, request)
+            if agent.connection_state == "stopping":
+                await jobs.release_assigned(session, agent.id)
+                return {"action": "disconnect", "message": "The agent was asked to stop"}
             if agent.connection_state in ("never_connected", "disconnected", "lost"):
                 agents.connect(session, agent)
             job = None
@@ -229,6 +232,7 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
             finished_at=parse_agent_time(body.finished_at),
             chunks_failed_count=body.chunks_failed_count,
         )
+        await agents.record_job_finished(session, job.agent_id)
     return {"id": str(job.id), "state": job.state}
 
 

@@ -7,13 +7,13 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.events import service as events
 from kiteline.server.kit.db import utcnow
-from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.secrets import generate_token, hash_token
 from kiteline.server.tokens.models import AgentToken
 
@@ -135,3 +135,47 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 async def find(session: AsyncSession, agent_id: uuid.UUID | None) -> Agent | None:
     """The agent with this id, or None (for a job no agent has taken)."""
     return await session.get(Agent, agent_id) if agent_id is not None else None
+
+
+def request_stop(session: AsyncSession, agent: Agent) -> None:
+    """Mark the agent `stopping`: its next ping tells it to disconnect (after its job ends)."""
+    if agent.connection_state != "connected":
+        raise BadRequest("Can only stop connected agents")
+    agent.connection_state = "stopping"
+    agent.stop_requested = True
+    emit_agent_event(session, "agent.stopping", agent)
+
+
+async def list_connected(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    name: str | None,
+    hostname: str | None,
+    version: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Agent], int]:
+    """Connected and stopping agents, as Buildkite lists them; `name` may use `*` globs."""
+    query = select(Agent).where(
+        Agent.organization_id == organization_id,
+        Agent.connection_state.in_(["connected", "stopping"]),
+    )
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Agent.name.like(escaped.replace("*", "%"), escape="\\"))
+    if hostname:
+        query = query.where(Agent.hostname == hostname)
+    if version:
+        query = query.where(Agent.version == version)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(Agent.name, Agent.created_at).offset(offset).limit(limit)
+    )
+    return list(rows), total
+
+
+async def record_job_finished(session: AsyncSession, agent_id: uuid.UUID | None) -> None:
+    agent = await find(session, agent_id)
+    if agent is not None:
+        agent.last_job_finished_at = utcnow()

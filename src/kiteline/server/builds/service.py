@@ -263,8 +263,12 @@ def _derive_build_state(
             job.state in (JobState.SKIPPED, JobState.BROKEN) for job in runnable
         ):
             new = BuildState.NOT_RUN
+        elif failed:
+            new = BuildState.FAILED
+        elif any(job.state == JobState.CANCELED for job in runnable):
+            new = BuildState.CANCELED  # a job was canceled on its own (e.g. its agent stopped)
         else:
-            new = BuildState.FAILED if failed else BuildState.PASSED
+            new = BuildState.PASSED
     elif failed:
         new = BuildState.FAILING
     elif started:
@@ -358,6 +362,15 @@ async def retry_job(
     after_commit(session, dispatch.notify)
     await advance(session, build)
     return new
+
+
+async def cancel_job(session: AsyncSession, job: Job) -> None:
+    """Cancel one job (an agent being force-stopped, or a job cancel from the API)."""
+    if not jobs_service.cancel(job, utcnow()):
+        raise Unprocessable(f"Job can't be canceled because it's {job.state}")
+    if job.state == JobState.CANCELED:
+        jobs_service.emit_job_event(session, "job.finished", job)
+    await advance(session, await get_by_id(session, job.build_id))
 
 
 async def cancel(session: AsyncSession, build: Build) -> Build:

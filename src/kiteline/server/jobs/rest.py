@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.models import Agent
-from kiteline.server.agents.rest import agent_json
+from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import service as builds_service
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service

@@ -84,6 +84,15 @@ async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job |
     )
 
 
+async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
+    """Hand a job assigned to this agent (but not yet accepted) back to the queue."""
+    job = await current_for_agent(session, agent_id)
+    if job is not None and job.state == JobState.ASSIGNED:
+        job.state = JobState.SCHEDULED
+        job.agent_id = None
+        job.assigned_at = None
+
+
 def add(session: AsyncSession, **fields: Any) -> Job:
     """A new job row (the build's planner decides its fields)."""
     job = Job(**fields)

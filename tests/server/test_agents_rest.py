@@ -1,0 +1,84 @@
+"""Agents over REST: list with filters, get, and stop (graceful or forced) reaching the agent."""
+
+from __future__ import annotations
+
+from tests.support.agent_protocol import ScriptedAgent
+from tests.support.live_server import LiveServer
+
+AGENTS = "/v2/organizations/acme/agents"
+
+
+def test_list_shows_connected_agents_with_filters(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    for name, version in (("prod-1", "3.1"), ("prod-2", "3.2"), ("dev-1", "3.1")):
+        ScriptedAgent.register(server.url, identity.agent_token, name=name, version=version)
+    names = [a["name"] for a in client.get(AGENTS + "/").json()]
+    assert names == ["dev-1", "prod-1", "prod-2"]
+    assert [a["name"] for a in client.get(AGENTS, params={"name": "prod-*"}).json()] == [
+        "prod-1",
+        "prod-2",
+    ]
+    assert [a["name"] for a in client.get(AGENTS, params={"version": "3.1"}).json()] == [
+        "dev-1",
+        "prod-1",
+    ]
+    agent = client.get(AGENTS, params={"name": "dev-1"}).json()[0]
+    assert agent["connection_state"] == "connected"
+    assert agent["meta_data"] == ["queue=default"]
+    assert agent["queue"] == "default"
+    assert agent["hostname"] == "test-host"
+    assert client.get(f"{AGENTS}/{agent['id']}").json()["name"] == "dev-1"
+    assert client.get(f"{AGENTS}/nope").json() == {"message": "No agent found"}
+
+
+def test_graceful_stop_lets_the_job_finish_then_disconnects(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    client.post(
+        "/v2/organizations/acme/pipelines",
+        json={"name": "P", "configuration": "steps:\n  - command: echo hi\n"},
+    )
+    client.post(
+        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
+    )
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    current = client.get(f"{AGENTS}/{agent.id}").json()
+    assert current["job"]["id"] == job["id"]
+    stop = client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False})
+    assert stop.status_code == 204
+    assert client.get(f"{AGENTS}/{agent.id}").json()["connection_state"] == "stopping"
+    assert agent.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "running"
+    agent.finish(job, "0")
+    assert agent.ping() == {"action": "disconnect", "message": "The agent was asked to stop"}
+    agent.call("POST", "/disconnect").raise_for_status()
+    stopped = client.get(f"{AGENTS}/{agent.id}").json()
+    assert stopped["connection_state"] == "stopped"
+    assert stopped["stopped_at"] is not None
+    assert client.get(AGENTS).json() == []
+    again = client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False})
+    assert again.status_code == 400
+    assert again.json() == {"message": "Can only stop connected agents"}
+
+
+def test_forced_stop_cancels_the_running_job(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    client.post(
+        "/v2/organizations/acme/pipelines",
+        json={"name": "P", "configuration": "steps:\n  - command: sleep 100\n"},
+    )
+    client.post(
+        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
+    )
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert client.put(f"{AGENTS}/{agent.id}/stop", json={"force": True}).status_code == 204
+    assert (
+        agent.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "canceling"
+    )
+    agent.finish(job, "-1", signal="SIGTERM", signal_reason="agent_stop")
+    build = client.get("/v2/organizations/acme/pipelines/p/builds/1").json()
+    assert build["state"] == "canceled"
+    assert build["jobs"][0]["state"] == "canceled"
