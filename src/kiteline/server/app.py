@@ -10,8 +10,11 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
 from kiteline import __version__
+from kiteline.server.agent_api.in_job import router as in_job_router
 from kiteline.server.agent_api.routes import router as agent_api_router
 from kiteline.server.agents.rest import router as agents_router
+from kiteline.server.annotations.rest import router as annotations_router
+from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import create_engine, create_sessionmaker
@@ -34,6 +37,8 @@ def rest_router() -> APIRouter:
         builds_router,
         jobs_router,
         agents_router,
+        annotations_router,
+        meta_data_router,
     ):
         router.include_router(domain)
     return router
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(rest_router())
     app.include_router(agent_api_router, prefix="/v3")
+    app.include_router(in_job_router, prefix="/v3")
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Every table, imported in one place so that Alembic and the tests see the whole schema."""
 
 from kiteline.server.agents.models import Agent
+from kiteline.server.annotations.models import Annotation
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.events.models import Event
 from kiteline.server.jobs.models import Job
@@ -14,6 +15,7 @@ from kiteline.server.users.models import User
 __all__ = [
     "Agent",
     "AgentToken",
+    "Annotation",
     "ApiToken",
     "Base",
     "Build",

@@ -17,7 +17,7 @@ from kiteline.server.builds.query import ListOptions, truthy
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import job_json, rest_state
-from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
@@ -181,6 +181,15 @@ def _build_number(number: str) -> int:
     if not number.isdigit():
         raise NotFound.of("build")
     return int(number)
+
+
+async def locate_build(
+    session: AsyncSession, principal: Principal, org: str, pipeline: str, number: str
+) -> tuple[Organization, Pipeline, Build]:
+    """The build at `…/pipelines/{pipeline}/builds/{number}` that this caller may see."""
+    organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+    build = await service.get_by_number(session, pipeline_id=found.id, number=_build_number(number))
+    return organization, found, build
 
 
 BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"

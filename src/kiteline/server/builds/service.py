@@ -524,3 +524,24 @@ async def counts_for_pipelines(
         for bucket, count in counts.items():
             tallies[pipeline_id][f"{bucket}_jobs_count"] = count
     return {pid: PipelineCounts(**values) for pid, values in tallies.items()}
+
+
+async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[str, str]) -> None:
+    """Set keys on a build (all or nothing); keys and values must not be blank."""
+    for key, value in items.items():
+        if not key.strip():
+            raise ValidationFailed.field("key", "can't be blank")
+        if not str(value).strip():
+            raise ValidationFailed.field("value", f"can't be blank (key {key!r})")
+    for key, value in items.items():
+        row = await session.get(BuildMetaData, (build_id, key))
+        if row is None:
+            session.add(BuildMetaData(build_id=build_id, key=key, value=str(value)))
+        else:
+            row.value = str(value)
+    await session.flush()
+
+
+async def get_meta_data(session: AsyncSession, build_id: uuid.UUID, key: str) -> str | None:
+    row = await session.get(BuildMetaData, (build_id, key))
+    return row.value if row is not None else None

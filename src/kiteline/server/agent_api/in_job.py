@@ -1,0 +1,157 @@
+"""/v3 endpoints that `buildkite-agent` subcommands call from inside a job: meta-data
+(`data/…`) and annotations. Authenticated with the job's token (or its agent's)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agent_api import auth
+from kiteline.server.annotations import service as annotation_service
+from kiteline.server.builds import service as builds
+from kiteline.server.builds.models import Build
+from kiteline.server.jobs import service as jobs
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.http import request_transaction
+
+router = APIRouter(tags=["agent"])
+
+
+class KeyRequest(BaseModel):
+    key: str
+
+
+class SetRequest(BaseModel):
+    key: str
+    value: str
+
+
+class BatchRequest(BaseModel):
+    items: list[SetRequest] = Field(default_factory=list)
+
+
+class AnnotateRequest(BaseModel):
+    body: str = ""
+    context: str | None = None
+    style: str | None = None
+    append: bool = False
+    priority: int | None = None
+    scope: str = "build"
+
+
+async def _build_of_job(session: AsyncSession, request: Request, job_id: str) -> Build:
+    job = await auth.job(session, request, job_id)
+    return await builds.get_by_id(session, job.build_id)
+
+
+async def _build_by_id(session: AsyncSession, request: Request, build_id: str) -> Build:
+    """`--build <uuid>`: any build of the organization the caller's job or agent belongs to."""
+    token = auth.agent_token_from(request)
+    caller = await jobs.get_by_token(session, token) or await auth.agent(session, request)
+    try:
+        build = await builds.get_by_id(session, uuid.UUID(build_id))
+    except ValueError as error:
+        raise NotFound.of("build") from error
+    if build.organization_id != caller.organization_id:
+        raise NotFound.of("build")
+    return build
+
+
+async def _get(session: AsyncSession, build: Build, key: str) -> dict[str, Any]:
+    value = await builds.get_meta_data(session, build.id, key)
+    if value is None:
+        raise NotFound(f"No value for meta-data key {key!r}")
+    return {"key": key, "value": value}
+
+
+async def _exists(session: AsyncSession, build: Build, key: str) -> dict[str, Any]:
+    return {"exists": await builds.get_meta_data(session, build.id, key) is not None}
+
+
+async def _keys(session: AsyncSession, build: Build) -> list[str]:
+    return sorted((await builds.meta_data_for(session, [build.id]))[build.id])
+
+
+@router.post("/jobs/{job_id}/data/set")
+async def data_set(request: Request, job_id: str, body: SetRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        build = await _build_of_job(session, request, job_id)
+        await builds.set_meta_data(session, build.id, {body.key: body.value})
+    return {"key": body.key, "value": body.value}
+
+
+@router.post("/jobs/{job_id}/data/set-batch")
+async def data_set_batch(request: Request, job_id: str, body: BatchRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        build = await _build_of_job(session, request, job_id)
+        await builds.set_meta_data(session, build.id, {i.key: i.value for i in body.items})
+    return {}
+
+
+@router.post("/jobs/{job_id}/data/get")
+async def data_get(request: Request, job_id: str, body: KeyRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        return await _get(session, await _build_of_job(session, request, job_id), body.key)
+
+
+@router.post("/jobs/{job_id}/data/exists")
+async def data_exists(request: Request, job_id: str, body: KeyRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        return await _exists(session, await _build_of_job(session, request, job_id), body.key)
+
+
+@router.post("/jobs/{job_id}/data/keys")
+async def data_keys(request: Request, job_id: str) -> list[str]:
+    async with request_transaction(request) as session:
+        return await _keys(session, await _build_of_job(session, request, job_id))
+
+
+@router.post("/builds/{build_id}/data/get")
+async def build_data_get(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        return await _get(session, await _build_by_id(session, request, build_id), body.key)
+
+
+@router.post("/builds/{build_id}/data/exists")
+async def build_data_exists(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        return await _exists(session, await _build_by_id(session, request, build_id), body.key)
+
+
+@router.post("/builds/{build_id}/data/keys")
+async def build_data_keys(request: Request, build_id: str) -> list[str]:
+    async with request_transaction(request) as session:
+        return await _keys(session, await _build_by_id(session, request, build_id))
+
+
+@router.post("/jobs/{job_id}/annotations")
+async def annotate(request: Request, job_id: str, body: AnnotateRequest) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        annotation = await annotation_service.annotate(
+            session,
+            build_id=job.build_id,
+            job_id=job.id,
+            body=body.body,
+            context=body.context,
+            style=body.style,
+            append=body.append,
+            priority=body.priority,
+            scope=body.scope or "build",
+        )
+    return {"id": str(annotation.id), "context": annotation.context}
+
+
+@router.delete("/jobs/{job_id}/annotations/{context}")
+async def remove_annotation(request: Request, job_id: str, context: str) -> Response:
+    scope = request.query_params.get("scope") or "build"
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        await annotation_service.remove(
+            session, build_id=job.build_id, id_or_context=context, scope=scope, job_id=job.id
+        )
+    return Response(status_code=204)

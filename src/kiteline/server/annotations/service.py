@@ -1,0 +1,115 @@
+"""Annotations: one per context per build (or per job), replaced or appended to."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.annotations.models import Annotation
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound, ValidationFailed
+
+STYLES = ("success", "info", "warning", "error", "default")
+SCOPES = ("build", "job")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def annotate(
+    session: AsyncSession,
+    *,
+    build_id: uuid.UUID,
+    body: str,
+    context: str | None = None,
+    style: str | None = None,
+    priority: int | None = None,
+    append: bool = False,
+    scope: str = "build",
+    job_id: uuid.UUID | None = None,
+) -> Annotation:
+    """Create the context's annotation, or replace (or append to) its body and style."""
+    context = (context or "").strip() or "default"
+    if style is not None and style not in STYLES:
+        raise ValidationFailed.field("style", f"must be one of {', '.join(STYLES)}")
+    if priority is not None and not 1 <= priority <= 10:
+        raise ValidationFailed.field("priority", "must be between 1 and 10")
+    if scope not in SCOPES:
+        raise ValidationFailed.field("scope", f"must be one of {', '.join(SCOPES)}")
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise ValidationFailed.field("body", "is too long (maximum is 1 MiB)")
+    existing = await find(session, build_id=build_id, context=context, scope=scope, job_id=job_id)
+    if existing is None:
+        if not body:
+            raise ValidationFailed.field("body", "can't be blank")
+        annotation = Annotation(
+            build_id=build_id,
+            job_id=job_id if scope == "job" else None,
+            scope=scope,
+            context=context,
+            style=style or "default",
+            priority=priority or 3,
+            body=body,
+        )
+        session.add(annotation)
+        await session.flush()
+        return annotation
+    existing.body = existing.body + body if append else (body or existing.body)
+    existing.style = style or existing.style
+    existing.priority = priority or existing.priority
+    existing.updated_at = utcnow()
+    return existing
+
+
+async def find(
+    session: AsyncSession,
+    *,
+    build_id: uuid.UUID,
+    context: str,
+    scope: str = "build",
+    job_id: uuid.UUID | None = None,
+) -> Annotation | None:
+    query = select(Annotation).where(
+        Annotation.build_id == build_id, Annotation.context == context, Annotation.scope == scope
+    )
+    if scope == "job":
+        query = query.where(Annotation.job_id == job_id)
+    return await session.scalar(query)
+
+
+async def list_for_build(
+    session: AsyncSession, build_id: uuid.UUID, *, scope: str = "build"
+) -> list[Annotation]:
+    query = select(Annotation).where(Annotation.build_id == build_id)
+    if scope != "all":
+        query = query.where(Annotation.scope == scope)
+    rows = await session.scalars(
+        query.order_by(Annotation.priority.desc(), Annotation.created_at, Annotation.context)
+    )
+    return list(rows)
+
+
+async def remove(
+    session: AsyncSession,
+    *,
+    build_id: uuid.UUID,
+    id_or_context: str,
+    scope: str = "build",
+    job_id: uuid.UUID | None = None,
+) -> None:
+    """Delete by uuid (REST reference) or by context (the seed and the agent)."""
+    annotation = None
+    try:
+        annotation_id = uuid.UUID(id_or_context)
+    except ValueError:
+        annotation_id = None
+    if annotation_id is not None:
+        found = await session.get(Annotation, annotation_id)
+        annotation = found if found is not None and found.build_id == build_id else None
+    if annotation is None:
+        annotation = await find(
+            session, build_id=build_id, context=id_or_context, scope=scope, job_id=job_id
+        )
+    if annotation is None:
+        raise NotFound.of("annotation")
+    await session.delete(annotation)
