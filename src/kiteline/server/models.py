@@ -2,6 +2,7 @@
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.annotations.models import Annotation
+from kiteline.server.artifacts.models import Artifact
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.events.models import Event
 from kiteline.server.jobs.models import Job
@@ -17,6 +18,7 @@ __all__ = [
     "AgentToken",
     "Annotation",
     "ApiToken",
+    "Artifact",
     "Base",
     "Build",
     "BuildMetaData",

@@ -48,7 +48,7 @@ async def _build_of_job(session: AsyncSession, request: Request, job_id: str) ->
     return await builds.get_by_id(session, job.build_id)
 
 
-async def _build_by_id(session: AsyncSession, request: Request, build_id: str) -> Build:
+async def build_for_caller(session: AsyncSession, request: Request, build_id: str) -> Build:
     """`--build <uuid>`: any build of the organization the caller's job or agent belongs to."""
     token = auth.agent_token_from(request)
     caller = await jobs.get_by_token(session, token) or await auth.agent(session, request)
@@ -113,19 +113,19 @@ async def data_keys(request: Request, job_id: str) -> list[str]:
 @router.post("/builds/{build_id}/data/get")
 async def build_data_get(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
     async with request_transaction(request) as session:
-        return await _get(session, await _build_by_id(session, request, build_id), body.key)
+        return await _get(session, await build_for_caller(session, request, build_id), body.key)
 
 
 @router.post("/builds/{build_id}/data/exists")
 async def build_data_exists(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
     async with request_transaction(request) as session:
-        return await _exists(session, await _build_by_id(session, request, build_id), body.key)
+        return await _exists(session, await build_for_caller(session, request, build_id), body.key)
 
 
 @router.post("/builds/{build_id}/data/keys")
 async def build_data_keys(request: Request, build_id: str) -> list[str]:
     async with request_transaction(request) as session:
-        return await _keys(session, await _build_by_id(session, request, build_id))
+        return await _keys(session, await build_for_caller(session, request, build_id))
 
 
 @router.post("/jobs/{job_id}/annotations")

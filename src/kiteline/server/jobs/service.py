@@ -71,6 +71,21 @@ async def list_for_builds(
     return result
 
 
+async def ids_for_step(session: AsyncSession, *, build_id: uuid.UUID, step: str) -> list[uuid.UUID]:
+    """Jobs of a build's step named by its key or its step id (`artifact search --step`)."""
+    query = select(Job.id).where(Job.build_id == build_id)
+    try:
+        query = query.where(Job.step_id == uuid.UUID(step))
+    except ValueError:
+        query = query.where(Job.step_key == step)
+    return list(await session.scalars(query))
+
+
+async def retried_ids(session: AsyncSession, build_id: uuid.UUID) -> set[uuid.UUID]:
+    rows = await session.scalars(select(Job.id).where(Job.build_id == build_id, Job.retried))
+    return set(rows)
+
+
 async def get_by_token(session: AsyncSession, token: str) -> Job | None:
     return await session.scalar(select(Job).where(Job.token_hash == hash_token(token)))
 

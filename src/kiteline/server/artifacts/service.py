@@ -1,0 +1,154 @@
+"""Artifacts: created in batches by jobs, uploaded through signed URLs, listed, deleted."""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.artifacts.models import Artifact
+from kiteline.server.blobs import BlobStore
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
+
+STATES = ("new", "error", "finished", "deleted", "expired")
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    path: str
+    file_size: int
+    sha1sum: str | None = None
+    sha256sum: str | None = None
+    glob_path: str | None = None
+    content_type: str | None = None
+    upload_destination: str | None = None
+
+
+def blob_key(artifact: Artifact) -> str:
+    return f"artifacts/{artifact.organization_id}/{artifact.build_id}/{artifact.id}"
+
+
+def _clean_path(path: str) -> str:
+    cleaned = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
+    if not path.strip() or cleaned in (".", "") or cleaned.startswith("../"):
+        raise ValidationFailed.field("path", f"must be a relative file path, got {path!r}")
+    return cleaned
+
+
+async def create_batch(
+    session: AsyncSession, *, job: Job, batch_id: str | None, items: list[NewArtifact]
+) -> list[Artifact]:
+    artifacts = []
+    for item in items:
+        if item.file_size < 0:
+            raise ValidationFailed.field("file_size", "must not be negative")
+        path = _clean_path(item.path)
+        mime = item.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
+        artifact = Artifact(
+            id=uuid.uuid4(),
+            organization_id=job.organization_id,
+            build_id=job.build_id,
+            job_id=job.id,
+            batch_id=batch_id,
+            path=path,
+            glob_path=item.glob_path,
+            mime_type=mime,
+            file_size=item.file_size,
+            sha1sum=item.sha1sum or None,
+            sha256sum=item.sha256sum or None,
+            upload_destination=item.upload_destination or None,
+        )
+        session.add(artifact)
+        artifacts.append(artifact)
+    await session.flush()
+    return artifacts
+
+
+async def store_upload(
+    session: AsyncSession, store: BlobStore, artifact: Artifact, chunks: AsyncIterator[bytes]
+) -> None:
+    """Write the bytes, check them against the declared size and hashes, mark it finished."""
+    if artifact.state in ("deleted", "expired"):
+        raise Unprocessable(f"Artifact is {artifact.state}")
+    key = blob_key(artifact)
+    written = await store.write(key, chunks)
+    mismatch = (
+        (artifact.sha1sum and artifact.sha1sum != written.sha1)
+        or (artifact.sha256sum and artifact.sha256sum != written.sha256)
+        or written.size != artifact.file_size
+    )
+    if mismatch:
+        await store.delete(key)
+        raise Unprocessable(
+            f"Uploaded bytes don't match the artifact: got {written.size} bytes with sha1 "
+            f"{written.sha1}, expected {artifact.file_size} bytes with sha1 {artifact.sha1sum}"
+        )
+    artifact.sha1sum = written.sha1
+    artifact.sha256sum = written.sha256
+    artifact.state = "finished"
+    artifact.uploaded_at = utcnow()
+
+
+async def update_states(session: AsyncSession, *, job: Job, states: dict[uuid.UUID, str]) -> None:
+    rows = await session.scalars(
+        select(Artifact).where(Artifact.job_id == job.id, Artifact.id.in_(states))
+    )
+    found = {row.id: row for row in rows}
+    for artifact_id, state in states.items():
+        if state not in ("finished", "error"):
+            raise ValidationFailed.field("state", "must be finished or error")
+        artifact = found.get(artifact_id)
+        if artifact is None:
+            raise NotFound.of("artifact")
+        if artifact.state == "new" or state == "error":
+            artifact.state = state
+
+
+async def get(session: AsyncSession, *, build_id: uuid.UUID, artifact_id: uuid.UUID) -> Artifact:
+    artifact = await session.get(Artifact, artifact_id)
+    if artifact is None or artifact.build_id != build_id or artifact.state == "deleted":
+        raise NotFound.of("artifact")
+    return artifact
+
+
+async def get_by_id(session: AsyncSession, artifact_id: uuid.UUID) -> Artifact:
+    artifact = await session.get(Artifact, artifact_id)
+    if artifact is None:
+        raise NotFound.of("artifact")
+    return artifact
+
+
+async def list_for(
+    session: AsyncSession,
+    *,
+    build_id: uuid.UUID,
+    job_ids: list[uuid.UUID] | None = None,
+    state: str | None = None,
+    path: str | None = None,
+) -> list[Artifact]:
+    """A build's (or some jobs') artifacts, oldest first; `path` is exact or a `*` glob."""
+    if state is not None and state not in STATES:
+        raise ValidationFailed.field("state", f"must be one of {', '.join(STATES)}")
+    query = select(Artifact).where(Artifact.build_id == build_id)
+    if job_ids is not None:
+        query = query.where(Artifact.job_id.in_(job_ids))
+    query = (
+        query.where(Artifact.state == state) if state else query.where(Artifact.state != "deleted")
+    )
+    rows = list(await session.scalars(query.order_by(Artifact.created_at, Artifact.path)))
+    if path:
+        rows = [row for row in rows if fnmatchcase(row.path, path)]
+    return rows
+
+
+async def delete(session: AsyncSession, store: BlobStore, artifact: Artifact) -> None:
+    artifact.state = "deleted"
+    await store.delete(blob_key(artifact))
