@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_live_server(database_url, tmp_path / "data")
+def make_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start live servers on the test's database with settings overridden (e.g. limits)."""
+    started: list[LiveServer] = []
+
+    def make(**overrides: Any) -> LiveServer:
+        live = start_live_server(database_url, tmp_path / f"data{len(started)}", **overrides)
+        started.append(live)
+        return live
+
     try:
-        yield live
+        yield make
     finally:
-        live.stop()
+        for live in started:
+            live.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    return make_server()
