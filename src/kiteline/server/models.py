@@ -9,6 +9,7 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import Base
 from kiteline.server.logs.models import LogChunk
 from kiteline.server.organizations.models import Membership, Organization
+from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.tokens.models import AgentToken, ApiToken
 from kiteline.server.users.models import User
@@ -28,5 +29,6 @@ __all__ = [
     "Membership",
     "Organization",
     "Pipeline",
+    "PipelineUpload",
     "User",
 ]

@@ -53,6 +53,8 @@ class Build(Base):
         Uuid, ForeignKey("users.id", ondelete="SET NULL")
     )
     rebuilt_from_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    blocked_state: Mapped[str | None] = mapped_column(String(20))
+    triggered_from_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     pipeline_configuration: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

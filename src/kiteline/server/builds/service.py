@@ -8,6 +8,7 @@ follows from its jobs. Each transition writes its outbox event in the same trans
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,16 +18,18 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiteline.server.builds import outcomes
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.planner import BuildContext, plan
 from kiteline.server.builds.states import FINISHED, FINISHED_FILTER, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.states import TERMINAL, UNSUCCESSFUL, JobState, JobType
+from kiteline.server.jobs.states import TERMINAL, JobState, JobType
 from kiteline.server.kit.db import after_commit, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.notify import dispatch
+from kiteline.server.organizations import service as organizations_service
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
 from kiteline.server.pipelines.models import Pipeline
@@ -44,6 +47,7 @@ class NewBuild:
     clean_checkout: bool = False
     pull_request: dict[str, Any] | None = None
     rebuilt_from_id: uuid.UUID | None = None
+    triggered_from_job_id: uuid.UUID | None = None
 
 
 def _emit_build_event(session: AsyncSession, name: str, build: Build) -> None:
@@ -89,6 +93,7 @@ async def create(
         pull_request=new.pull_request,
         creator_id=creator_id,
         rebuilt_from_id=new.rebuilt_from_id,
+        triggered_from_job_id=new.triggered_from_job_id,
         pipeline_configuration=pipeline.configuration,
         created_at=now,
         scheduled_at=now,
@@ -134,6 +139,10 @@ async def create(
             timeout_in_minutes=item.timeout_in_minutes,
             priority=item.priority,
             step=item.step,
+            definition=item.definition,
+            group_key=item.group_key,
+            concurrency=item.concurrency,
+            concurrency_group=item.concurrency_group,
             created_at=now,
         )
     await session.flush()
@@ -174,94 +183,125 @@ async def rebuild(
 
 
 async def advance(session: AsyncSession, build: Build) -> None:
-    """Settle waiting jobs whose dependencies finished, then derive the build's state."""
+    """Settle waiting jobs whose dependencies finished, then derive the build's state.
+
+    A settled job becomes, by type: a command job `scheduled` for agents, a wait step passed,
+    a block or input step `blocked` for a person, a trigger step a new build of its pipeline.
+    """
     jobs = await jobs_service.list_for_build(session, build.id)
     now = utcnow()
     current = [job for job in jobs if not job.retried]
     by_step: dict[str, list[Job]] = {}
     for job in current:
         by_step.setdefault(str(job.step_id), []).append(job)
-    became_runnable = False
     changed = True
     while changed:
         changed = False
         for job in current:
             if job.state != JobState.WAITING:
                 continue
-            verdict = _dependencies_verdict(job, by_step)
+            verdict = outcomes.dependencies_verdict(job, by_step)
             if verdict is None:
                 continue
             changed = True
             if build.state in (BuildState.CANCELING, BuildState.CANCELED):
-                job.state = JobState.CANCELED
-                job.finished_at = now
+                _settle(job, JobState.CANCELED, now, passed=False)
             elif not verdict:
-                job.state = JobState.WAITING_FAILED
-                job.finished_at = now
+                _settle(job, JobState.WAITING_FAILED, now, passed=False)
             elif job.type == JobType.WAITER:
-                job.state = JobState.FINISHED
-                job.passed = True
-                job.finished_at = now
+                _settle(job, JobState.FINISHED, now, passed=True)
+            elif job.type == JobType.MANUAL:
+                job.state = JobState.BLOCKED
+                job.runnable_at = now
+            elif job.type == JobType.TRIGGER:
+                await _fire_trigger(session, build, job, now)
             else:
                 jobs_service.make_runnable(job, now)
                 jobs_service.emit_job_event(session, "job.scheduled", job)
-                became_runnable = True
-    if became_runnable:
-        after_commit(session, dispatch.notify)
-    _derive_build_state(session, build, current, now)
+                after_commit(session, dispatch.notify)
+    await _derive_build_state(session, build, current, now)
 
 
-def _step_succeeded(jobs: list[Job]) -> bool | None:
-    """None while any attempt of the step is unsettled; else whether it counts as a pass."""
-    if any(job.state not in TERMINAL for job in jobs):
-        return None
-    return all(_job_succeeded(job) for job in jobs)
+def _settle(job: Job, state: JobState, now: datetime, *, passed: bool) -> None:
+    job.state = state
+    job.passed = passed
+    job.finished_at = now
 
 
-def _job_succeeded(job: Job) -> bool:
-    if job.state in (JobState.SKIPPED, JobState.BROKEN):
-        return True
-    if job.state in UNSUCCESSFUL:
-        return False
-    return bool(job.passed or job.soft_failed)
+async def _fire_trigger(session: AsyncSession, build: Build, job: Job, now: datetime) -> None:
+    """Create the triggered build; an async trigger passes at once, a sync one waits for it."""
+    target = job.definition.get("trigger", "")
+    spec = job.definition.get("build", {})
+    job.state = JobState.RUNNING
+    job.started_at = now
+    jobs_service.emit_job_event(session, "job.started", job)
+    organization = await organizations_service.get(session, build.organization_id)
+    try:
+        pipeline = await pipelines_service.get(
+            session, organization_id=organization.id, slug=target
+        )
+        child = await create(
+            session,
+            organization=organization,
+            pipeline=pipeline,
+            creator_id=build.creator_id,
+            new=NewBuild(
+                commit=spec.get("commit") or "HEAD",
+                branch=spec.get("branch") or pipeline.default_branch,
+                message=spec.get("message") or build.message,
+                env=dict(spec.get("env") or {}),
+                meta_data={k: str(v) for k, v in (spec.get("meta_data") or {}).items()},
+                author=dict(build.author),
+                source="trigger_job",
+                triggered_from_job_id=job.id,
+            ),
+        )
+    except (NotFound, ValidationFailed, Unprocessable) as error:
+        job.definition = {**job.definition, "error": f"Could not trigger {target!r}: {error}"}
+        _finish_trigger(session, job, passed=False, now=now)
+        return
+    job.triggered_build_id = child.id
+    if job.definition.get("async") or child.state in FINISHED:
+        _finish_trigger(session, job, passed=job.definition.get("async") or _passed(child), now=now)
 
 
-def _dependencies_verdict(job: Job, by_step: dict[str, list[Job]]) -> bool | None:
-    ok = True
-    for dependency in job.depends_on:
-        step_jobs = by_step.get(str(dependency["step_id"]), [])
-        succeeded = _step_succeeded(step_jobs)
-        if succeeded is None:
-            return None
-        if not succeeded and not dependency.get("allow_failure"):
-            ok = False
-    return ok or job.allow_dependency_failure or job.continue_on_failure
+def _passed(build: Build) -> bool:
+    return build.state == BuildState.PASSED and not (
+        build.blocked and build.blocked_state == "failed"
+    )
 
 
-def _hard_failed(job: Job) -> bool:
-    if job.type == JobType.WAITER or job.state == JobState.WAITING_FAILED:
-        return False
-    if job.state == JobState.FINISHED:
-        return not job.passed and not job.soft_failed
-    return job.state in (JobState.TIMED_OUT, JobState.EXPIRED)
+def _finish_trigger(session: AsyncSession, job: Job, *, passed: bool, now: datetime) -> None:
+    job.state = JobState.FINISHED
+    job.passed = passed
+    job.exit_status = 0 if passed else 1
+    job.soft_failed = not passed and bool(job.definition.get("soft_fail"))
+    job.finished_at = now
+    jobs_service.emit_job_event(session, "job.finished", job)
 
 
-def _derive_build_state(
+async def _derive_build_state(
     session: AsyncSession, build: Build, jobs: list[Job], now: datetime
 ) -> None:
-    settled = all(job.state in TERMINAL for job in jobs)
-    failed = any(_hard_failed(job) for job in jobs)
-    started = build.started_at is not None or any(job.started_at is not None for job in jobs)
     previous = BuildState(build.state)
     if previous in FINISHED:
         return
+    blocked = [job for job in jobs if job.state == JobState.BLOCKED]
+    active = [job for job in jobs if job.state not in TERMINAL and job.state != JobState.BLOCKED]
+    failed = any(outcomes.hard_failed(job) for job in jobs)
+    started = build.started_at is not None or any(job.started_at is not None for job in jobs)
+    was_blocked = build.blocked
+    build.blocked = False
     if previous == BuildState.CANCELING:
-        new = BuildState.CANCELED if settled else BuildState.CANCELING
-    elif settled:
+        new = BuildState.CANCELING if active or blocked else BuildState.CANCELED
+    elif not active and blocked:
+        # Waiting for a person: the build keeps the state its block step asks for.
+        build.blocked = True
+        build.blocked_state = str(blocked[0].definition.get("blocked_state") or "passed")
+        new = BuildState.FAILED if failed else BuildState(build.blocked_state)
+    elif not active:
         runnable = [job for job in jobs if job.type != JobType.WAITER]
-        if not runnable or all(
-            job.state in (JobState.SKIPPED, JobState.BROKEN) for job in runnable
-        ):
+        if all(job.state in (JobState.SKIPPED, JobState.BROKEN) for job in runnable):
             new = BuildState.NOT_RUN
         elif failed:
             new = BuildState.FAILED
@@ -277,17 +317,45 @@ def _derive_build_state(
         new = BuildState.SCHEDULED
     if started and build.started_at is None:
         build.started_at = min(job.started_at for job in jobs if job.started_at is not None)
-    if new == previous:
+    if new == previous and build.blocked == was_blocked:
         return
     build.state = new
     if new in (BuildState.RUNNING, BuildState.FAILING) and previous == BuildState.SCHEDULED:
         _emit_build_event(session, "build.running", build)
-    if new == BuildState.FAILING:
+    if new == BuildState.FAILING and previous != BuildState.FAILING:
         build.failing_at = build.failing_at or now
         _emit_build_event(session, "build.failing", build)
-    if new in FINISHED:
-        build.finished_at = now
+        await _cancel_on_build_failing(session, jobs, now)
+    if new in FINISHED or build.blocked:
+        build.finished_at = now if new in FINISHED else None
         _emit_build_event(session, "build.finished", build)
+        await _report_to_trigger(session, build, now)
+
+
+async def _cancel_on_build_failing(session: AsyncSession, jobs: list[Job], now: datetime) -> None:
+    for job in jobs:
+        if job.definition.get("cancel_on_build_failing"):
+            _cancel_one(session, job, now)
+
+
+def _cancel_one(session: AsyncSession, job: Job, now: datetime) -> bool:
+    """Cancel a job if its state allows; one that never reached an agent is finished now."""
+    if not jobs_service.cancel(job, now):
+        return False
+    if job.state == JobState.CANCELED:
+        jobs_service.emit_job_event(session, "job.finished", job)
+    return True
+
+
+async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime) -> None:
+    """A finished build that a synchronous trigger step waits for settles that step."""
+    if build.triggered_from_job_id is None or build.state not in FINISHED:
+        return
+    job = await session.get(Job, build.triggered_from_job_id)
+    if job is None or job.state != JobState.RUNNING:
+        return
+    _finish_trigger(session, job, passed=_passed(build), now=now)
+    await advance(session, await get_by_id(session, job.build_id))
 
 
 async def start_job(session: AsyncSession, job: Job, started_at: datetime | None) -> None:
@@ -306,6 +374,8 @@ async def finish_job(
     finished_at: datetime | None = None,
     chunks_failed_count: int = 0,
 ) -> None:
+    """Record an attempt's outcome; a matching `retry.automatic` rule starts the next attempt,
+    else a matching `soft_fail` rule keeps the failure from failing the build."""
     jobs_service.finish(
         job,
         exit_status=exit_status,
@@ -314,25 +384,21 @@ async def finish_job(
         finished_at=finished_at,
         chunks_failed_count=chunks_failed_count,
     )
+    rule = outcomes.matching_retry_rule(job)
+    if rule is None and job.state == JobState.FINISHED and not job.passed:
+        job.soft_failed = outcomes.soft_fail_matches(job)
     jobs_service.emit_job_event(session, "job.finished", job)
-    await advance(session, await get_by_id(session, job.build_id))
+    build = await get_by_id(session, job.build_id)
+    if rule is not None and job.retries_count < int(rule.get("limit", 2)):
+        await _start_retry(session, build, job, retry_type="automatic")
+    await advance(session, build)
 
 
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
 
 
-async def retry_job(
-    session: AsyncSession,
-    job: Job,
-    *,
-    retry_type: str = "manual",
-    retried_by_id: uuid.UUID | None = None,
-) -> Job:
-    """A new attempt of the job's step; the old job is marked `retried` and points at it.
-
-    A finished build goes back to running: the new attempt reopens it, and steps that were
-    `waiting_failed` on this one wait again for its outcome.
-    """
+async def retry_job(session: AsyncSession, job: Job) -> Job:
+    """A new attempt of the job's step; the old job is marked `retried` and points at it."""
     build = await get_by_id(session, job.build_id)
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
         raise Unprocessable("Jobs from canceled builds cannot be retried")
@@ -340,36 +406,108 @@ async def retry_job(
         raise BadRequest("Only command jobs can be retried")
     if job.retried:
         raise Unprocessable("This job has already been retried; retry its newest attempt instead")
-    manual = (
-        job.step.get("retry", {}).get("manual", {})
-        if isinstance(job.step.get("retry"), dict)
-        else {}
-    )
-    permit_on_passed = isinstance(manual, dict) and bool(manual.get("permit_on_passed"))
-    if job.state not in RETRYABLE or (job.passed and not permit_on_passed):
+    manual = job.definition.get("manual_retry") or {}
+    if manual.get("allowed") is False:
+        reason = manual.get("reason") or "its step does not allow manual retries"
+        raise Unprocessable(f"This job can't be retried: {reason}")
+    if job.state not in RETRYABLE or (job.passed and not manual.get("permit_on_passed")):
         raise BadRequest("Only failed, timed out or canceled jobs can be retried")
-    new = jobs_service.retry(session, job, retry_type=retry_type)
-    now = utcnow()
-    for other in await jobs_service.list_for_build(session, build.id):
-        if other.state == JobState.WAITING_FAILED:
-            other.state = JobState.WAITING
-            other.finished_at = None
-    if build.state in FINISHED:
-        build.state = BuildState.RUNNING if build.started_at else BuildState.SCHEDULED
-        build.finished_at = None
-    jobs_service.make_runnable(new, now)
-    jobs_service.emit_job_event(session, "job.scheduled", new)
-    after_commit(session, dispatch.notify)
+    new = await _start_retry(session, build, job, retry_type="manual")
     await advance(session, build)
     return new
 
 
+async def _start_retry(session: AsyncSession, build: Build, job: Job, *, retry_type: str) -> Job:
+    """Schedule the next attempt, reopening the build and the steps that gave up on this one
+    (they wait again; `advance` settles them by the new attempt's outcome)."""
+    new = jobs_service.retry(session, job, retry_type=retry_type)
+    for other in await jobs_service.list_for_build(session, build.id):
+        if other.state == JobState.WAITING_FAILED:
+            other.state = JobState.WAITING
+            other.finished_at = None
+            other.passed = None
+    _reopen(build)
+    jobs_service.make_runnable(new, utcnow())
+    jobs_service.emit_job_event(session, "job.scheduled", new)
+    after_commit(session, dispatch.notify)
+    return new
+
+
+def _reopen(build: Build) -> None:
+    """A finished (or blocked) build goes back to running when work is added to it."""
+    if build.state in FINISHED:
+        build.state = BuildState.RUNNING if build.started_at else BuildState.SCHEDULED
+        build.finished_at = None
+
+
+async def unblock_job(
+    session: AsyncSession,
+    job: Job,
+    *,
+    fields: dict[str, Any],
+    unblocked_by_id: uuid.UUID | None,
+) -> Job:
+    """Unblock a block/input step: its field values become build meta-data."""
+    if job.type != JobType.MANUAL:
+        raise BadRequest("This job type cannot be unblocked")
+    build = await get_by_id(session, job.build_id)
+    if build.state in (BuildState.CANCELED, BuildState.CANCELING):
+        raise Unprocessable("Jobs from canceled builds cannot be unblocked")
+    if job.state != JobState.BLOCKED:
+        raise Unprocessable(f"The job's state must be blocked, but it is {job.state}")
+    values = validate_block_fields(job.definition.get("fields", []), fields)
+    await set_meta_data(session, build.id, values)
+    now = utcnow()
+    job.state = JobState.UNBLOCKED
+    job.unblocked_at = now
+    job.unblocked_by_id = unblocked_by_id
+    job.finished_at = now
+    job.passed = True
+    jobs_service.emit_job_event(session, "job.activated", job)
+    build.blocked = False
+    _reopen(build)
+    await advance(session, build)
+    return job
+
+
+def validate_block_fields(
+    definitions: list[dict[str, Any]], given: dict[str, Any]
+) -> dict[str, str]:
+    """Field values as meta-data strings: defaults applied, required ones present, select values
+    among the options (several joined by newlines), text matching its `format`."""
+    errors: list[dict[str, str]] = []
+    values: dict[str, str] = {}
+    for spec in definitions:
+        key = spec["key"]
+        value = given.get(key, spec.get("default"))
+        if value is None or value == "" or value == []:
+            if spec.get("required", True):
+                errors.append({"field": key, "code": "is required"})
+            continue
+        if spec.get("type") == "select":
+            chosen = value if isinstance(value, list) else str(value).split("\n")
+            allowed = {str(option["value"]) for option in spec.get("options", [])}
+            if not spec.get("multiple") and len(chosen) > 1:
+                errors.append({"field": key, "code": "takes only one value"})
+            unknown = [str(v) for v in chosen if str(v) not in allowed]
+            if unknown:
+                errors.append({"field": key, "code": f"{unknown[0]!r} is not one of the options"})
+            values[key] = "\n".join(str(v) for v in chosen)
+        else:
+            text = str(value)
+            pattern = spec.get("format")
+            if pattern and re.fullmatch(pattern, text) is None:
+                errors.append({"field": key, "code": f"must match the format {pattern}"})
+            values[key] = text
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
 async def cancel_job(session: AsyncSession, job: Job) -> None:
     """Cancel one job (an agent being force-stopped, or a job cancel from the API)."""
-    if not jobs_service.cancel(job, utcnow()):
+    if not _cancel_one(session, job, utcnow()):
         raise Unprocessable(f"Job can't be canceled because it's {job.state}")
-    if job.state == JobState.CANCELED:
-        jobs_service.emit_job_event(session, "job.finished", job)
     await advance(session, await get_by_id(session, job.build_id))
 
 
@@ -390,8 +528,7 @@ async def cancel(session: AsyncSession, build: Build) -> Build:
     build.state = BuildState.CANCELING
     build.blocked = False
     for job in await jobs_service.list_for_build(session, build.id):
-        if jobs_service.cancel(job, now) and job.state == JobState.CANCELED:
-            jobs_service.emit_job_event(session, "job.finished", job)
+        _cancel_one(session, job, now)
     after_commit(session, dispatch.notify)
     await advance(session, build)
     return build

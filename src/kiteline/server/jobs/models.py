@@ -42,6 +42,12 @@ class Job(Base):
     allow_dependency_failure: Mapped[bool] = mapped_column(Boolean, default=False)
     continue_on_failure: Mapped[bool] = mapped_column(Boolean, default=False)
     step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Type-specific configuration: soft_fail, retry rules, concurrency for command jobs;
+    # prompt, fields, blocked_state for block/input jobs; trigger target and build for triggers.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    group_key: Mapped[str | None] = mapped_column(String(100))
+    concurrency_group: Mapped[str | None] = mapped_column(String(200))
+    concurrency: Mapped[int | None] = mapped_column(Integer)
     artifact_paths: Mapped[str | None] = mapped_column(Text)
     timeout_in_minutes: Mapped[int | None] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -59,6 +65,10 @@ class Job(Base):
     retries_count: Mapped[int] = mapped_column(Integer, default=0)
     retry_type: Mapped[str | None] = mapped_column(String(20))
     retry_source_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    unblocked_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    unblocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    triggered_build_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     chunks_failed_count: Mapped[int] = mapped_column(Integer, default=0)
     log_size: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
