@@ -79,11 +79,36 @@ async def render_builds(
     agent_rows = await agents.get_many(session, {j.agent_id for j in all_jobs if j.agent_id})
     creators = await users.get_many(session, {b.creator_id for b in builds if b.creator_id})
     meta_data = await service.meta_data_for(session, build_ids)
-    rebuilt = {
-        b.rebuilt_from_id: await service.get_by_id(session, b.rebuilt_from_id)
-        for b in builds
-        if b.rebuilt_from_id
-    }
+    # Builds these ones point at (rebuilt from, triggered, triggered from), fetched together.
+    parent_jobs = await jobs_service.get_many(
+        session, {b.triggered_from_job_id for b in builds if b.triggered_from_job_id}
+    )
+    related = await service.get_many(
+        session,
+        {b.rebuilt_from_id for b in builds if b.rebuilt_from_id}
+        | {j.triggered_build_id for j in all_jobs if j.triggered_build_id}
+        | {j.build_id for j in parent_jobs.values()},
+    )
+    pipeline_rows.update(
+        await pipelines.get_many(
+            session, {b.pipeline_id for b in related.values()} - set(pipeline_rows)
+        )
+    )
+
+    def reference(build_id: uuid.UUID | None) -> dict[str, Any] | None:
+        other = related.get(build_id) if build_id else None
+        if other is None:
+            return None
+        slug = pipeline_rows[other.pipeline_id].slug
+        org = org_slugs.get(other.organization_id, "")
+        return {
+            "id": str(other.id),
+            "number": other.number,
+            "url": urls.build(org, slug, other.number),
+            "web_url": urls.build_web(org, slug, other.number),
+            "pipeline_slug": slug,
+        }
+
     pipeline_json: dict[uuid.UUID, dict[str, Any]] = {}
     if include_pipeline:
         for pipeline in pipeline_rows.values():
@@ -97,14 +122,21 @@ async def render_builds(
         body = build_json(urls, org_slug, pipeline, build)
         body["creator"] = user_json(creators.get(build.creator_id)) if build.creator_id else None
         body["meta_data"] = meta_data.get(build.id, {})
-        origin = rebuilt.get(build.rebuilt_from_id) if build.rebuilt_from_id else None
+        origin = reference(build.rebuilt_from_id)
         body["rebuilt_from"] = (
+            {key: origin[key] for key in ("id", "number", "url")} if origin else None
+        )
+        parent_job = (
+            parent_jobs.get(build.triggered_from_job_id) if build.triggered_from_job_id else None
+        )
+        parent = reference(parent_job.build_id) if parent_job else None
+        body["triggered_from"] = (
             {
-                "id": str(origin.id),
-                "number": origin.number,
-                "url": urls.build(org_slug, pipeline.slug, origin.number),
+                "build_id": parent["id"],
+                "build_number": parent["number"],
+                "build_pipeline_slug": parent["pipeline_slug"],
             }
-            if origin
+            if parent
             else None
         )
         jobs = [
@@ -121,6 +153,7 @@ async def render_builds(
                     build.number,
                     job,
                     agent_rows.get(job.agent_id) if job.agent_id else None,
+                    triggered_build=reference(job.triggered_build_id),
                 )
                 for job in jobs
             ]
@@ -162,7 +195,6 @@ def build_json(urls: Urls, org_slug: str, pipeline: Pipeline, build: Build) -> d
         "finished_at": iso(build.finished_at),
         "pull_request": build.pull_request,
         "merge_queue": None,
-        "triggered_from": None,
         "cluster_id": None,
         "cluster_url": None,
     }

@@ -541,6 +541,13 @@ async def get_by_id(session: AsyncSession, build_id: uuid.UUID) -> Build:
     return build
 
 
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Build]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Build).where(Build.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
 async def get_by_number(session: AsyncSession, *, pipeline_id: uuid.UUID, number: int) -> Build:
     build = await session.scalar(
         select(Build).where(Build.pipeline_id == pipeline_id, Build.number == number)

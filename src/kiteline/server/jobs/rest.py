@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
@@ -21,7 +22,7 @@ from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.auth import Principal, api_transaction
-from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_uuid
 from kiteline.server.kit.timefmt import iso
@@ -30,6 +31,7 @@ from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users.rest import user_json
 
 router = APIRouter(tags=["jobs"])
 
@@ -49,8 +51,16 @@ def rest_state(job: Job) -> str:
 
 
 def job_json(
-    urls: Urls, org_slug: str, pipeline_slug: str, build_number: int, job: Job, agent: Agent | None
+    urls: Urls,
+    org_slug: str,
+    pipeline_slug: str,
+    build_number: int,
+    job: Job,
+    agent: Agent | None,
+    *,
+    triggered_build: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A job as REST shows it; each job type has its own set of fields."""
     build_url = urls.build(org_slug, pipeline_slug, build_number)
     web_url = f"{urls.build_web(org_slug, pipeline_slug, build_number)}#{job.id}"
     base: dict[str, Any] = {
@@ -66,6 +76,37 @@ def job_json(
     if job.type == JobType.WAITER:
         return base
     url = f"{build_url}/jobs/{job.id}"
+    if job.type == JobType.MANUAL:
+        return {
+            **base,
+            "label": job.label,
+            "unblocked_by": None,
+            "unblocked_at": iso(job.unblocked_at),
+            "unblockable": job.state == JobState.BLOCKED,
+            "unblock_url": f"{url}/unblock",
+            "prompt": job.definition.get("prompt"),
+            "fields": job.definition.get("fields", []),
+            "created_at": iso(job.created_at),
+            "runnable_at": iso(job.runnable_at),
+            "finished_at": iso(job.finished_at),
+        }
+    if job.type == JobType.TRIGGER:
+        return {
+            **base,
+            "name": job.label,
+            "label": job.label,
+            "async": bool(job.definition.get("async")),
+            "triggered_build": (
+                {key: triggered_build[key] for key in ("id", "number", "url", "web_url")}
+                if triggered_build
+                else None
+            ),
+            "trigger_error": job.definition.get("error"),
+            "soft_failed": job.soft_failed,
+            "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at),
+        }
     return {
         **base,
         "name": job.label,
@@ -97,19 +138,15 @@ def job_json(
             if job.retry_source_job_id
             else None
         ),
-        "parallel_group_index": _int_env(job, "BUILDKITE_PARALLEL_JOB"),
-        "parallel_group_total": _int_env(job, "BUILDKITE_PARALLEL_JOB_COUNT"),
-        "matrix": None,
+        "parallel_group_index": job.definition.get("parallel_job"),
+        "parallel_group_total": job.definition.get("parallel_job_count"),
+        "matrix": job.definition.get("matrix"),
+        "group_key": job.group_key,
         "cluster_id": None,
         "cluster_url": None,
         "cluster_queue_id": None,
         "cluster_queue_url": None,
     }
-
-
-def _int_env(job: Job, name: str) -> int | None:
-    value = job.env.get(name)
-    return int(value) if value is not None and value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -190,6 +227,39 @@ async def retry_job(
         return Located(org, located.pipeline, located.build, new).json(
             Urls(base_url(request)), None
         )
+
+
+class UnblockRequest(BaseModel):
+    fields: dict[str, Any] = Field(default_factory=dict)
+    unblocker: str | None = None
+
+
+@job_route("PUT", "/unblock")
+async def unblock_job(
+    request: Request,
+    org: str,
+    job_id: str,
+    body: UnblockRequest | None = None,
+    pipeline: str | None = None,
+    number: str | None = None,
+) -> dict[str, Any]:
+    body = body or UnblockRequest()
+    async with api_transaction(request, "write_builds") as (session, principal):
+        located = await _locate(
+            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
+        )
+        unblocker = principal.user
+        if body.unblocker:
+            member = await organizations.member(session, org=org, user_id=body.unblocker)
+            if member is None:
+                raise Unprocessable("Unblocker is not a valid user id for this organization")
+            unblocker = member
+        await builds_service.unblock_job(
+            session, located.job, fields=body.fields, unblocked_by_id=unblocker.id
+        )
+        rendered = located.json(Urls(base_url(request)), None)
+        rendered["unblocked_by"] = user_json(unblocker)
+        return rendered
 
 
 @job_route("GET", "/env")

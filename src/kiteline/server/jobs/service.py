@@ -43,6 +43,13 @@ async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
     return job
 
 
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Job).where(Job.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
 async def get_in_build(session: AsyncSession, *, build_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     job = await session.get(Job, job_id)
     if job is None or job.build_id != build_id:

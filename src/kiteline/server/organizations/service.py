@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.organizations.models import Membership, Organization
+from kiteline.server.users.models import User
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
@@ -70,3 +71,17 @@ async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization
     if organization is None:
         raise NotFound.of("organization")
     return organization
+
+
+async def member(session: AsyncSession, *, org: str, user_id: str) -> User | None:
+    """The user with this id if they belong to the organization `org`."""
+    try:
+        parsed = uuid.UUID(user_id)
+    except ValueError:
+        return None
+    return await session.scalar(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Organization.slug == org, User.id == parsed)
+    )
