@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default=None, description="Base URL clients use to reach this server (url/web_url fields)"
     )
 
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs artifact URLs; kept in the data dir when unset (set it for replicas)",
+    )
+    blob_dir: Path | None = Field(default=None, description="Filesystem blob store root")
+    signed_url_ttl_seconds: int = 600
+
     # Agent protocol timings, in seconds, sent to agents on register.
     agent_ping_interval: int = 2
     agent_job_status_interval: int = 1
@@ -36,7 +43,27 @@ class Settings(BaseSettings):
     chunks_max_size_bytes: int = 1024 * 1024
     chunks_interval_seconds: int = 1
 
+    # REST requests per minute, as Buildkite counts them; 0 turns a limit off.
+    rate_limit_org_per_minute: int = Field(default=200, ge=0, description="Per organization")
+    rate_limit_user_per_minute: int = Field(
+        default=0, ge=0, description="Per user across organizations (Buildkite's is 50)"
+    )
+
+    # Background workers (inside `kiteline server` unless run apart with `kiteline worker`).
+    run_workers: bool = True
+    worker_interval_seconds: float = 1.0
+    agent_lost_after_seconds: float = Field(
+        default=120.0, description="An agent silent this long is lost and its job finished -1"
+    )
+    job_expiry_seconds: float = Field(
+        default=30 * 24 * 3600, description="A job no agent took for this long expires"
+    )
+
     log_sql: bool = False
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,20 +11,27 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
 from kiteline import __version__
+from kiteline.server.agent_api.artifacts import router as agent_artifacts_router
 from kiteline.server.agent_api.in_job import router as in_job_router
 from kiteline.server.agent_api.routes import router as agent_api_router
 from kiteline.server.agents.rest import router as agents_router
 from kiteline.server.annotations.rest import router as annotations_router
+from kiteline.server.artifacts.rest import router as artifacts_router
+from kiteline.server.blobs import FilesystemBlobStore
 from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import create_engine, create_sessionmaker
 from kiteline.server.kit.http import install_error_handlers
 from kiteline.server.kit.migrate import upgrade
+from kiteline.server.kit.ratelimit import install_rate_limits
+from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
+from kiteline.server.organizations.rate_limit_rest import router as rate_limit_router
 from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
+from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
 
@@ -31,6 +39,7 @@ def rest_router() -> APIRouter:
     router = APIRouter(prefix="/v2")
     for domain in (
         organizations_router,
+        rate_limit_router,
         users_router,
         tokens_router,
         pipelines_router,
@@ -39,6 +48,7 @@ def rest_router() -> APIRouter:
         agents_router,
         annotations_router,
         meta_data_router,
+        artifacts_router,
     ):
         router.include_router(domain)
     return router
@@ -54,9 +64,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await upgrade(engine)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        app.state.blobs = FilesystemBlobStore(settings.resolved_blob_dir)
+        app.state.signer = UrlSigner(load_or_create_secret(settings.secret_key, settings.data_dir))
+        stop_workers = asyncio.Event()
+        workers = (
+            asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
+            if settings.run_workers
+            else None
+        )
         try:
             yield
         finally:
+            stop_workers.set()
+            if workers is not None:
+                await workers
+            await app.state.rate_limiter.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -70,9 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_rate_limits(app, settings)
     app.include_router(rest_router())
     app.include_router(agent_api_router, prefix="/v3")
     app.include_router(in_job_router, prefix="/v3")
+    app.include_router(agent_artifacts_router, prefix="/v3")
+
+    @app.get("/v2/meta", tags=["meta"])
+    async def meta() -> dict[str, Any]:
+        """Buildkite lists the addresses its webhooks come from; Kiteline has no fixed ones."""
+        return {"webhook_ips": []}
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> dict[str, Any]:

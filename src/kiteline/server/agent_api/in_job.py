@@ -17,6 +17,7 @@ from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction
+from kiteline.server.pipeline_uploads import service as pipeline_uploads
 
 router = APIRouter(tags=["agent"])
 
@@ -32,6 +33,12 @@ class SetRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     items: list[SetRequest] = Field(default_factory=list)
+
+
+class PipelineUploadRequest(BaseModel):
+    upload_id: uuid.UUID = Field(alias="uuid")
+    pipeline: dict[str, Any] | list[Any]
+    replace: bool = False
 
 
 class AnnotateRequest(BaseModel):
@@ -155,3 +162,28 @@ async def remove_annotation(request: Request, job_id: str, context: str) -> Resp
             session, build_id=job.build_id, id_or_context=context, scope=scope, job_id=job.id
         )
     return Response(status_code=204)
+
+
+@router.post("/jobs/{job_id}/pipelines", status_code=201)
+async def upload_pipeline(
+    request: Request, job_id: str, body: PipelineUploadRequest
+) -> dict[str, Any]:
+    """Applied synchronously (never 202), so the agent needs no status polling."""
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        record = await pipeline_uploads.upload(
+            session, job=job, upload_id=body.upload_id, pipeline=body.pipeline, replace=body.replace
+        )
+    return {"uuid": str(record.id), "state": record.state, "message": record.message}
+
+
+@router.get("/jobs/{job_id}/pipelines/{upload_id}")
+async def pipeline_upload_status(request: Request, job_id: str, upload_id: str) -> dict[str, Any]:
+    async with request_transaction(request) as session:
+        job = await auth.job(session, request, job_id)
+        try:
+            parsed = uuid.UUID(upload_id)
+        except ValueError as error:
+            raise NotFound.of("pipeline upload") from error
+        record = await pipeline_uploads.get(session, job=job, upload_id=parsed)
+    return {"uuid": str(record.id), "state": record.state, "message": record.message}

@@ -6,6 +6,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -179,3 +180,19 @@ async def record_job_finished(session: AsyncSession, agent_id: uuid.UUID | None)
     agent = await find(session, agent_id)
     if agent is not None:
         agent.last_job_finished_at = utcnow()
+
+
+async def silent_since(session: AsyncSession, cutoff: datetime) -> list[Agent]:
+    """Connected (or stopping) agents not heard from since `cutoff`."""
+    query = select(Agent).where(
+        Agent.connection_state.in_(["connected", "stopping"]), Agent.last_seen_at < cutoff
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(await session.scalars(query))
+
+
+def mark_lost(session: AsyncSession, agent: Agent) -> None:
+    agent.connection_state = "lost"
+    agent.lost_at = utcnow()
+    emit_agent_event(session, "agent.lost", agent)

@@ -8,6 +8,7 @@ follows from its jobs. Each transition writes its outbox event in the same trans
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Sequence
@@ -18,9 +19,10 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.server.builds import outcomes
 from kiteline.server.builds.models import Build, BuildMetaData
-from kiteline.server.builds.planner import BuildContext, plan
+from kiteline.server.builds.planner import BuildContext, PlannedJob, plan
 from kiteline.server.builds.states import FINISHED, FINISHED_FILTER, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.jobs import service as jobs_service
@@ -98,57 +100,104 @@ async def create(
         created_at=now,
         scheduled_at=now,
     )
-    context = BuildContext(
+    planned = plan(definition, _context(build, pipeline, organization))
+    session.add(build)
+    for key, value in new.meta_data.items():
+        session.add(BuildMetaData(build_id=build.id, key=key, value=value))
+    _add_jobs(session, build, planned, first_position=0, now=now)
+    await session.flush()
+    _emit_build_event(session, "build.scheduled", build)
+    await advance(session, build)
+    return build
+
+
+def _context(build: Build, pipeline: Pipeline, organization: Organization) -> BuildContext:
+    return BuildContext(
         branch=build.branch,
         commit=build.commit,
         message=build.message or "",
-        number=number,
+        number=build.number,
         build_id=build.id,
         source=build.source,
-        env={**pipeline.env, **new.env},
+        env={**pipeline.env, **build.env},
         pipeline_slug=pipeline.slug,
         pipeline_id=pipeline.id,
         pipeline_repository=pipeline.repository,
         pipeline_default_branch=pipeline.default_branch,
         organization_slug=organization.slug,
         organization_id=organization.id,
+        tag=build.tag,
     )
-    planned = plan(definition, context)
-    session.add(build)
-    for key, value in new.meta_data.items():
-        session.add(BuildMetaData(build_id=build.id, key=key, value=value))
-    for position, item in enumerate(planned):
+
+
+def _add_jobs(
+    session: AsyncSession,
+    build: Build,
+    planned: list[PlannedJob],
+    *,
+    first_position: int,
+    now: datetime,
+) -> list[Job]:
+    return [
         jobs_service.add(
             session,
-            organization_id=organization.id,
-            pipeline_id=pipeline.id,
+            organization_id=build.organization_id,
+            pipeline_id=build.pipeline_id,
             build_id=build.id,
-            position=position,
-            step_id=item.step_id,
-            step_key=item.step_key,
-            type=item.type,
-            state=item.state,
-            label=item.label,
-            command=item.command,
-            env=item.env,
-            agent_query_rules=item.agent_query_rules,
-            depends_on=item.depends_on,
-            allow_dependency_failure=item.allow_dependency_failure,
-            continue_on_failure=item.continue_on_failure,
-            artifact_paths=item.artifact_paths,
-            timeout_in_minutes=item.timeout_in_minutes,
-            priority=item.priority,
-            step=item.step,
-            definition=item.definition,
-            group_key=item.group_key,
-            concurrency=item.concurrency,
-            concurrency_group=item.concurrency_group,
+            position=first_position + offset,
             created_at=now,
+            **dataclasses.asdict(item),
         )
+        for offset, item in enumerate(planned)
+    ]
+
+
+async def apply_upload(
+    session: AsyncSession, job: Job, definition: PipelineDefinition, *, replace: bool
+) -> list[Job]:
+    """Insert an uploaded pipeline's steps right after the uploading job.
+
+    The first wait or block step after the uploader now also waits for the new steps; with
+    `replace`, the build's steps after the uploader that have not started are removed first.
+    """
+    build = await get_by_id(session, job.build_id)
+    if build.state in FINISHED and not build.blocked:
+        raise Unprocessable(f"Steps can't be added to a build that is {build.state}")
+    pipeline = await pipelines_service.get_by_id(session, build.pipeline_id)
+    organization = await organizations_service.get(session, build.organization_id)
+    existing = [j for j in await jobs_service.list_for_build(session, build.id) if j.id != job.id]
+    later = [j for j in existing if j.position > job.position]
+    if replace:
+        for stale in [j for j in later if j.state in (JobState.WAITING, JobState.PENDING)]:
+            await session.delete(stale)
+            existing.remove(stale)
+            later.remove(stale)
+    keys: dict[str, list[uuid.UUID]] = {}
+    for other in [*existing, job]:
+        if other.step_key and other.step_id not in keys.get(other.step_key, []):
+            keys.setdefault(other.step_key, []).append(other.step_id)
+    planned = plan(definition, _context(build, pipeline, organization), external_keys=keys)
+    for other in later:
+        other.position += len(planned)
+    added = _add_jobs(session, build, planned, first_position=job.position + 1, now=utcnow())
+    barrier = next(
+        (
+            j
+            for j in sorted(later, key=lambda j: j.position)
+            if j.type in (JobType.WAITER, JobType.MANUAL) and j.state == JobState.WAITING
+        ),
+        None,
+    )
+    if barrier is not None:
+        new_steps = list(dict.fromkeys(str(item.step_id) for item in planned))
+        barrier.depends_on = [
+            *barrier.depends_on,
+            *({"step_id": step_id, "allow_failure": False} for step_id in new_steps),
+        ]
     await session.flush()
-    _emit_build_event(session, "build.scheduled", build)
+    _reopen(build)
     await advance(session, build)
-    return build
+    return added
 
 
 async def rebuild(
@@ -502,6 +551,27 @@ def validate_block_fields(
     if errors:
         raise ValidationFailed(errors)
     return values
+
+
+async def time_out_job(session: AsyncSession, job: Job) -> None:
+    jobs_service.time_out(job)
+    after_commit(session, dispatch.notify)
+
+
+async def expire_job(session: AsyncSession, job: Job) -> None:
+    jobs_service.expire(job, utcnow())
+    jobs_service.emit_job_event(session, "job.finished", job)
+    await advance(session, await get_by_id(session, job.build_id))
+
+
+async def lose_jobs_of(session: AsyncSession, agent_id: uuid.UUID) -> None:
+    """A lost agent's jobs: not yet accepted ones go back to the queue, the others finish with
+    exit status -1, which `retry.automatic` rules can match."""
+    await jobs_service.release_assigned(session, agent_id)
+    for job in await jobs_service.held_by(session, agent_id):
+        if job.state == JobState.ACCEPTED:
+            jobs_service.start(job, None)
+        await finish_job(session, job, exit_status=-1, signal_reason="agent_lost")
 
 
 async def cancel_job(session: AsyncSession, job: Job) -> None:

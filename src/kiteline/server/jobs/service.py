@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
@@ -204,7 +204,7 @@ async def claim_next(
         return held if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
     candidates = await session.execute(
-        select(Job.id, Job.agent_query_rules)
+        select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency)
         .where(
             Job.organization_id == organization_id,
             Job.state == JobState.SCHEDULED,
@@ -214,8 +214,10 @@ async def claim_next(
         .limit(CLAIM_CANDIDATES)
     )
     now = utcnow()
-    for job_id, rules in candidates:
+    for job_id, rules, group, limit in candidates:
         if not rules_match(rules or [], agent_tags):
+            continue
+        if group and limit and await _group_is_full(session, organization_id, group, limit):
             continue
         claimed = await session.execute(
             update(Job)
@@ -228,6 +230,31 @@ async def claim_next(
             assert job is not None
             return job
     return None
+
+
+async def _group_is_full(
+    session: AsyncSession, organization_id: uuid.UUID, group: str, limit: int
+) -> bool:
+    """Whether `limit` jobs of the concurrency group are already on agents.
+
+    On PostgreSQL a transaction-scoped advisory lock per group serialises the check and the
+    claim across replicas; SQLite already has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"{organization_id}:{group}"},
+        )
+    running = await session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.organization_id == organization_id,
+            Job.concurrency_group == group,
+            Job.state.in_([state.value for state in ON_AGENT]),
+        )
+    )
+    return (running or 0) >= limit
 
 
 async def accept(
@@ -298,3 +325,61 @@ def cancel(job: Job, now: datetime) -> bool:
         job.passed = False
         return True
     return False
+
+
+def _locked(session: AsyncSession, query: Any) -> Any:
+    """Rows a sweep works on, locked and skipped by other replicas' sweeps on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+async def overdue(session: AsyncSession, now: datetime) -> list[Job]:
+    """Running jobs past their `timeout_in_minutes`."""
+    rows = await session.scalars(
+        _locked(
+            session,
+            select(Job).where(
+                Job.state == JobState.RUNNING,
+                Job.timeout_in_minutes.is_not(None),
+                Job.started_at.is_not(None),
+            ),
+        )
+    )
+    return [
+        job
+        for job in rows
+        if job.started_at is not None
+        and job.timeout_in_minutes is not None
+        and (now - job.started_at).total_seconds() > job.timeout_in_minutes * 60
+    ]
+
+
+async def unclaimed_since(session: AsyncSession, cutoff: datetime) -> list[Job]:
+    """Scheduled jobs nobody has taken since `cutoff`."""
+    rows = await session.scalars(
+        _locked(
+            session,
+            select(Job).where(Job.state == JobState.SCHEDULED, Job.runnable_at < cutoff).limit(500),
+        )
+    )
+    return list(rows)
+
+
+async def held_by(session: AsyncSession, agent_id: uuid.UUID) -> list[Job]:
+    rows = await session.scalars(
+        select(Job).where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
+    )
+    return list(rows)
+
+
+def time_out(job: Job) -> None:
+    """`running` → `timing_out`: the agent sees it on its next state poll and stops the job."""
+    job.state = JobState.TIMING_OUT
+
+
+def expire(job: Job, now: datetime) -> None:
+    job.state = JobState.EXPIRED
+    job.expired_at = now
+    job.finished_at = now
+    job.passed = False

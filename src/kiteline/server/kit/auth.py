@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import Forbidden, Unauthorized
 from kiteline.server.kit.http import request_transaction
+from kiteline.server.kit.ratelimit import enforce_rate_limits
 from kiteline.server.tokens import service as tokens
 from kiteline.server.tokens.models import ApiToken
 from kiteline.server.users.models import User
@@ -61,6 +62,7 @@ async def api_transaction(
     """The request's transaction with its caller authenticated and `scope` checked."""
     async with request_transaction(request) as session:
         principal = await authenticate(session, request)
+        await enforce_rate_limits(request, principal.user_id)
         if scope is not None:
             principal.require(scope)
         yield session, principal

@@ -1,0 +1,35 @@
+"""Runs the sweeps in a loop until told to stop; one failing sweep never stops the others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kiteline.server.workers import sweeps
+from kiteline.settings import Settings
+
+log = logging.getLogger("kiteline.workers")
+
+
+async def run_workers(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        for name, sweep in (
+            ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
+            ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
+            ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
+        ):
+            try:
+                count = await sweep()
+            except Exception:
+                log.exception("the %s sweep failed; it runs again next time", name)
+            else:
+                if count:
+                    log.info("%s sweep handled %d row(s)", name, count)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.worker_interval_seconds):
+                await stop.wait()

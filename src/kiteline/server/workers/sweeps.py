@@ -1,0 +1,42 @@
+"""The periodic sweeps: job timeouts, lost agents, job expiry. Each runs in its own
+transaction and is safe to run in several processes at once (rows are locked and skipped on
+PostgreSQL; SQLite has one writer)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kiteline.server.agents import service as agents
+from kiteline.server.builds import service as builds
+from kiteline.server.jobs import service as jobs
+from kiteline.server.kit.db import transaction, utcnow
+from kiteline.settings import Settings
+
+
+async def time_out_jobs(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with transaction(sessions) as session:
+        overdue = await jobs.overdue(session, utcnow())
+        for job in overdue:
+            await builds.time_out_job(session, job)
+    return len(overdue)
+
+
+async def lose_silent_agents(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    cutoff = utcnow() - timedelta(seconds=settings.agent_lost_after_seconds)
+    async with transaction(sessions) as session:
+        silent = await agents.silent_since(session, cutoff)
+        for agent in silent:
+            agents.mark_lost(session, agent)
+            await builds.lose_jobs_of(session, agent.id)
+    return len(silent)
+
+
+async def expire_jobs(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    cutoff = utcnow() - timedelta(seconds=settings.job_expiry_seconds)
+    async with transaction(sessions) as session:
+        stale = await jobs.unclaimed_since(session, cutoff)
+        for job in stale:
+            await builds.expire_job(session, job)
+    return len(stale)
