@@ -336,7 +336,12 @@ async def _derive_build_state(
     if previous in FINISHED:
         return
     blocked = [job for job in jobs if job.state == JobState.BLOCKED]
-    active = [job for job in jobs if job.state not in TERMINAL and job.state != JobState.BLOCKED]
+    # Waiting jobs are not progress: when all that is left waits, it waits behind a block.
+    active = [
+        job
+        for job in jobs
+        if job.state not in TERMINAL and job.state not in (JobState.BLOCKED, JobState.WAITING)
+    ]
     failed = any(outcomes.hard_failed(job) for job in jobs)
     started = build.started_at is not None or any(job.started_at is not None for job in jobs)
     was_blocked = build.blocked

@@ -166,6 +166,10 @@ RETRY_COPIED_FIELDS = (
     "artifact_paths",
     "timeout_in_minutes",
     "priority",
+    "definition",
+    "group_key",
+    "concurrency",
+    "concurrency_group",
 )
 
 
