@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -12,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api import auth
 from kiteline.server.annotations import service as annotation_service
+from kiteline.server.builds import outcomes
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.states import TERMINAL
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction
 from kiteline.server.pipeline_uploads import service as pipeline_uploads
@@ -187,3 +191,54 @@ async def pipeline_upload_status(request: Request, job_id: str, upload_id: str) 
             raise NotFound.of("pipeline upload") from error
         record = await pipeline_uploads.get(session, job=job, upload_id=parsed)
     return {"uuid": str(record.id), "state": record.state, "message": record.message}
+
+
+class StepExportRequest(BaseModel):
+    attribute: str
+    build_id: str | None = None
+    format: str | None = None
+
+
+def _outcome(states: list[Job]) -> str:
+    """`step get outcome`: neutral until settled, then passed, soft_failed or hard_failed."""
+    if any(job.state not in TERMINAL for job in states):
+        return "neutral"
+    if any(outcomes.hard_failed(job) for job in states):
+        return "hard_failed"
+    if any(job.soft_failed for job in states):
+        return "soft_failed"
+    return "passed"
+
+
+@router.post("/steps/{step}/export")
+async def export_step(request: Request, step: str, body: StepExportRequest) -> dict[str, Any]:
+    """`buildkite-agent step get ATTRIBUTE --step KEY`: a step of the caller's build."""
+    async with request_transaction(request) as session:
+        caller = await jobs.get_by_token(session, auth.agent_token_from(request))
+        if body.build_id:
+            build = await build_for_caller(session, request, body.build_id)
+        elif caller is not None:
+            build = await builds.get_by_id(session, caller.build_id)
+        else:
+            raise NotFound.of("build")
+        step_jobs = [
+            job
+            for job in await jobs.list_for_build(session, build.id)
+            if not job.retried and (job.step_key == step or str(job.step_id) == step)
+        ]
+    if not step_jobs:
+        raise NotFound.of("step")
+    first = step_jobs[0]
+    values: dict[str, Any] = {
+        "outcome": _outcome(step_jobs),
+        "state": first.state,
+        "label": first.label or "",
+        "key": first.step_key or "",
+        "id": str(first.step_id),
+        "command": first.command or "",
+        "type": first.type,
+    }
+    if body.attribute not in values:
+        raise NotFound(f"Unknown step attribute {body.attribute!r}")
+    value = values[body.attribute]
+    return {"output": json.dumps(value) if body.format == "json" else str(value)}
