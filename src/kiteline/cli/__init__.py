@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from kiteline.cli import admin, db, server, up
+from kiteline.cli import admin, db, server, up, worker
 from kiteline.cli.agent import app as agent_app
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(server.serve)
+app.command("worker", help="Run the background sweeps apart from the server.")(worker.work)
 app.command("up", help="Server and agents in one process tree, zero configuration.")(up.up)
 app.add_typer(admin.app, name="admin")
 app.add_typer(db.app, name="db")

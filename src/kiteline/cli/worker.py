@@ -1,0 +1,33 @@
+"""`kiteline worker`: the background sweeps (timeouts, lost agents, expiry) in their own
+process, for deployments that run servers with KITELINE_RUN_WORKERS=false."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from kiteline.cli.output import console
+from kiteline.server.kit.db import create_engine, create_sessionmaker
+from kiteline.server.kit.migrate import upgrade
+from kiteline.server.workers.runner import run_workers
+from kiteline.settings import Settings
+
+
+def work() -> None:
+    settings = Settings()
+
+    async def main() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url)
+        await upgrade(engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print("worker running; Ctrl-C stops it")
+        try:
+            await run_workers(create_sessionmaker(engine), settings, stop)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
