@@ -1,0 +1,164 @@
+"""One accepted job against the server: start, stream the log, watch for cancel, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from functools import partial
+
+from kiteline.agent.api import AgentApi, ApiError, Job, JobFinish, utc_timestamp
+from kiteline.agent.config import AgentConfig
+from kiteline.agent.executor import JobExecutor
+from kiteline.agent.job_env import checkout_path, job_environment, request_header_env
+from kiteline.agent.log_streamer import LogStreamer
+from kiteline.agent.process import ExitStatus, Shell
+from kiteline.agent.redactor import Redactor
+
+log = logging.getLogger("kiteline.agent")
+
+CANCEL_STATES = frozenset({"canceling", "canceled", "timing_out", "timed_out"})
+SIGNAL_REASON_CANCEL = "cancel"
+SIGNAL_REASON_AGENT_STOP = "agent_stop"
+SIGNAL_REASON_PROCESS_RUN_ERROR = "process_run_error"
+AGENT_FAILURE = ExitStatus(code=-1)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: ExitStatus
+    signal_reason: str | None = None
+
+
+class JobRunner:
+    """Runs `job` for the agent named `agent_name`; `cancel` may be called from anywhere."""
+
+    def __init__(
+        self,
+        api: AgentApi,
+        job: Job,
+        *,
+        config: AgentConfig,
+        agent_name: str,
+        job_status_interval: float,
+    ) -> None:
+        self.job = job
+        self._api = api.with_token(job.token or api.token)
+        self._config = config
+        self._agent_name = agent_name
+        self._job_status_interval = job_status_interval if job_status_interval > 0 else 1.0
+        self._cancelled = asyncio.Event()
+        self._signal_reason: str | None = None
+        self._shell: Shell | None = None
+
+    def cancel(self, reason: str) -> None:
+        """Interrupt the job; the first reason given (`cancel`, `agent_stop`) is reported."""
+        if self._cancelled.is_set():
+            return
+        self._signal_reason = reason
+        self._cancelled.set()
+        if self._shell:
+            self._shell.say(f"# Job cancelled ({reason}); interrupting the running process")
+
+    async def run(self) -> None:
+        try:
+            await self._api.start_job(self.job.id, started_at=utc_timestamp())
+        except ApiError as exc:
+            # The server will never see a finish for this job; it has to treat it as dead.
+            log.warning(
+                "%s could not start job %s, dropping it: %s", self._agent_name, self.job.id, exc
+            )
+            return
+        log.info("%s started job %s", self._agent_name, self.job.id)
+        streamer = LogStreamer(
+            partial(self._api.upload_chunk, self.job.id),
+            max_chunk_size=self.job.chunks_max_size_bytes,
+            interval=self.job.chunks_interval_seconds,
+        )
+        redactor = Redactor(streamer.write)
+        self._shell = Shell(
+            redactor.write,
+            cancelled=self._cancelled,
+            grace_period=self._config.cancel_grace_period,
+        )
+        streamer.start()
+        watcher = asyncio.create_task(self._watch_state())
+        try:
+            outcome = await self._execute(self._shell, redactor)
+        finally:
+            watcher.cancel()
+            redactor.flush()
+            chunks_failed = await streamer.close()
+        finish = JobFinish(
+            exit_status=outcome.status.code,
+            signal=outcome.status.signal,
+            signal_reason=outcome.signal_reason or self._signal_reason,
+            chunks_failed_count=chunks_failed,
+        )
+        try:
+            await self._api.finish_job(self.job.id, finish)
+        except ApiError as exc:
+            log.error("%s could not finish job %s: %s", self._agent_name, self.job.id, exc)
+            return
+        log.info(
+            "%s finished job %s with exit status %s%s",
+            self._agent_name,
+            self.job.id,
+            finish.exit_status,
+            f" ({finish.signal_reason})" if finish.signal_reason else "",
+        )
+
+    async def _execute(self, shell: Shell, redactor: Redactor) -> JobOutcome:
+        try:
+            env = self._environment()
+            redactor.add_secrets_from_env(env)
+            executor = JobExecutor(
+                shell,
+                redactor,
+                env=env,
+                build_path=self._config.build_path,
+                hooks_path=self._config.hooks_path,
+            )
+            return JobOutcome(status=await executor.run())
+        except Exception as exc:  # anything here is the agent failing to run the job
+            log.exception("%s could not run job %s", self._agent_name, self.job.id)
+            shell.error(f"The agent could not run this job: {exc}")
+            return JobOutcome(status=AGENT_FAILURE, signal_reason=SIGNAL_REASON_PROCESS_RUN_ERROR)
+
+    def _environment(self) -> dict[str, str]:
+        config = self._config
+        agent_values = {
+            "BUILDKITE_AGENT_ENDPOINT": self._api.session.endpoint,
+            "BUILDKITE_AGENT_ACCESS_TOKEN": self._api.token,
+            "BUILDKITE_AGENT_PID": str(os.getpid()),
+            "BUILDKITE_BUILD_PATH": str(config.build_path),
+            "BUILDKITE_BUILD_CHECKOUT_PATH": str(
+                checkout_path(config.build_path, self._agent_name, self.job.env)
+            ),
+            "BUILDKITE_BIN_PATH": str(config.resolved_bin_path),
+            "BUILDKITE_SHELL": config.shell,
+            **request_header_env(self._api.session.request_headers),
+        }
+        if config.hooks_path is not None:
+            agent_values["BUILDKITE_HOOKS_PATH"] = str(config.hooks_path)
+        return job_environment(self.job.env, agent_values)
+
+    async def _watch_state(self) -> None:
+        while not self._cancelled.is_set():
+            try:
+                state = await self._api.job_state(self.job.id)
+            except ApiError as exc:
+                if exc.status == 401:
+                    log.warning(
+                        "%s job %s token rejected; cancelling", self._agent_name, self.job.id
+                    )
+                    self.cancel(SIGNAL_REASON_CANCEL)
+                    return
+                log.debug("%s could not poll job %s: %s", self._agent_name, self.job.id, exc)
+            else:
+                if state in CANCEL_STATES:
+                    log.info("%s job %s is %s; cancelling", self._agent_name, self.job.id, state)
+                    self.cancel(SIGNAL_REASON_CANCEL)
+                    return
+            await asyncio.sleep(self._job_status_interval)

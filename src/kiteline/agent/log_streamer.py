@@ -1,0 +1,86 @@
+"""The job log upload: buffers output and sends it as gzip chunks, up to three in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+from collections.abc import Awaitable, Callable
+
+from kiteline.agent.api import ApiError, LogChunk
+
+log = logging.getLogger("kiteline.agent")
+
+MAX_UPLOADS_IN_FLIGHT = 3
+DEFAULT_CHUNK_SIZE = 100 * 1024  # used when the server sends no chunks_max_size_bytes
+
+UploadChunk = Callable[[LogChunk], Awaitable[None]]
+
+
+class LogStreamer:
+    """Collects output via `write`; cuts a chunk every `interval` seconds or at `max_chunk_size`.
+
+    Chunks are numbered from 1 with their byte offset in the whole log, so the server can place
+    them even when concurrent uploads arrive out of order. `close` flushes what is left, waits
+    for every upload and returns how many chunks could not be delivered.
+    """
+
+    def __init__(self, upload: UploadChunk, *, max_chunk_size: int, interval: float) -> None:
+        self._upload = upload
+        self._max_chunk_size = max_chunk_size if max_chunk_size > 0 else DEFAULT_CHUNK_SIZE
+        self._interval = interval if interval > 0 else 1.0
+        self._buffer = bytearray()
+        self._sequence = 0
+        self._offset = 0
+        self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
+        self._uploads: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.failed_count = 0
+
+    def start(self) -> None:
+        self._ticker = asyncio.create_task(self._flush_periodically())
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= self._max_chunk_size:
+            self._cut(whole_chunks_only=True)
+
+    async def close(self) -> int:
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        self._cut(whole_chunks_only=False)
+        while self._uploads:
+            await asyncio.gather(*self._uploads)
+        return self.failed_count
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self._cut(whole_chunks_only=False)
+
+    def _cut(self, *, whole_chunks_only: bool) -> None:
+        while self._buffer and (not whole_chunks_only or len(self._buffer) >= self._max_chunk_size):
+            data = bytes(self._buffer[: self._max_chunk_size])
+            del self._buffer[: len(data)]
+            self._sequence += 1
+            chunk = LogChunk(
+                sequence=self._sequence,
+                offset=self._offset,
+                size=len(data),
+                gzipped=gzip.compress(data),
+            )
+            self._offset += len(data)
+            task = asyncio.create_task(self._send(chunk))
+            self._uploads.add(task)
+            task.add_done_callback(self._uploads.discard)
+
+    async def _send(self, chunk: LogChunk) -> None:
+        async with self._slots:
+            try:
+                await self._upload(chunk)
+            except ApiError as exc:
+                self.failed_count += 1
+                log.warning("log chunk %d dropped: %s", chunk.sequence, exc)

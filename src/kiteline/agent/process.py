@@ -1,0 +1,126 @@
+"""A job's child processes: own process group, output streamed, cancel with a grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+READ_SIZE = 64 * 1024
+# After the main process exits, background children may still hold the output pipe open;
+# read what they write for this long, then stop waiting for them.
+OUTPUT_DRAIN_SECONDS = 2.0
+
+Output = Callable[[bytes], None]
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: `code` uses the shell's 128+N convention for signal deaths."""
+
+    code: int
+    signal: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.code == 0
+
+
+# What a process that was never started because the job had been cancelled "exits" with.
+CANCELLED_BEFORE_START = ExitStatus(code=1)
+
+
+class ProcessStartError(Exception):
+    """The process could not be started at all (missing shell, bad working directory...)."""
+
+
+class Shell:
+    """Runs a job's processes one at a time, writing their output to the job log.
+
+    Setting `cancelled` terminates the running process group (SIGTERM, then SIGKILL after
+    `grace_period` seconds); callers check `cancelled` before starting the next process.
+    """
+
+    def __init__(self, output: Output, *, cancelled: asyncio.Event, grace_period: float) -> None:
+        self.output = output
+        self.cancelled = cancelled
+        self.grace_period = grace_period
+
+    def say(self, line: str) -> None:
+        """Write one agent-generated line (a `~~~` header, a `$ command` prompt) to the log."""
+        self.output(line.encode() + b"\n")
+
+    def error(self, message: str) -> None:
+        """Write an error line and re-open its log section, as buildkite-agent does."""
+        self.say(f"🚨 Error: {message}")
+        self.say("^^^ +++")
+
+    async def run(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> ExitStatus:
+        if self.cancelled.is_set():
+            return CANCELLED_BEFORE_START
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ProcessStartError(f"could not start {argv[0]!r}: {exc.strerror or exc}") from exc
+        assert process.stdout is not None
+        reader = asyncio.create_task(self._pump(process.stdout))
+        exited = asyncio.create_task(process.wait())
+        cancel_requested = asyncio.create_task(self.cancelled.wait())
+        try:
+            await asyncio.wait({exited, cancel_requested}, return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                await self._terminate(process.pid, exited)
+            elif self.cancelled.is_set():
+                # The leader is gone but some of its group may have ignored SIGTERM.
+                _signal_group(process.pid, signal.SIGKILL)
+            returncode = await exited
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), OUTPUT_DRAIN_SECONDS)
+        finally:
+            if process.returncode is None:
+                # Only when this coroutine itself is cancelled: leave no job process behind.
+                _signal_group(process.pid, signal.SIGKILL)
+            for task in (reader, exited, cancel_requested):
+                task.cancel()
+            await asyncio.gather(reader, exited, cancel_requested, return_exceptions=True)
+        return exit_status(returncode)
+
+    async def _terminate(self, pid: int, exited: asyncio.Task[int]) -> None:
+        _signal_group(pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), self.grace_period)
+        # Anything left in the group after the grace period (or after the leader) gets SIGKILL.
+        _signal_group(pid, signal.SIGKILL)
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
+        while data := await stream.read(READ_SIZE):
+            self.output(data)
+
+
+def exit_status(returncode: int) -> ExitStatus:
+    """Map a Python returncode (negative = killed by signal N) to 128+N plus the signal name."""
+    if returncode < 0:
+        number = -returncode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"SIG{number}"
+        return ExitStatus(code=128 + number, signal=name)
+    return ExitStatus(code=returncode)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

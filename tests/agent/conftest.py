@@ -1,0 +1,84 @@
+"""Fixtures for the agent tests: a fake Agent API server and an agent pool running against it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, FakeJob, eventually
+
+from kiteline.agent.config import AgentConfig
+from kiteline.agent.pool import AgentPool
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeAgentApi]:
+    api = FakeAgentApi()
+    api.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def agent_config(fake_api: FakeAgentApi, tmp_path: Path) -> AgentConfig:
+    return AgentConfig(
+        endpoint=fake_api.endpoint,
+        token=REGISTRATION_TOKEN,
+        build_path=tmp_path / "builds",
+        name="test-agent",
+        cancel_grace_period=1.0,
+    )
+
+
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+class RunningAgent:
+    """An AgentPool running as a task; `stopped()` waits (bounded) for its exit code."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.pool = AgentPool(config)
+        self.task = asyncio.create_task(self.pool.run())
+
+    async def stopped(self, *, force: bool = False) -> int:
+        self.pool.stop(force=force)
+        return await self.exit_code()
+
+    async def exit_code(self) -> int:
+        return await asyncio.wait_for(asyncio.shield(self.task), STOP_TIMEOUT_SECONDS)
+
+
+@pytest.fixture
+async def start_agent(agent_config: AgentConfig) -> AsyncIterator[Callable[..., RunningAgent]]:
+    """Start agents with `agent_config` plus changes; force-stops whatever is left at the end."""
+    started: list[RunningAgent] = []
+
+    def start(**changes: Any) -> RunningAgent:
+        agent = RunningAgent(replace(agent_config, **changes))
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.pool.stop(force=True)
+    await asyncio.wait_for(asyncio.gather(*(agent.task for agent in started)), 30)
+
+
+@pytest.fixture
+def run_jobs(
+    fake_api: FakeAgentApi, start_agent: Callable[..., RunningAgent]
+) -> Callable[..., Awaitable[int]]:
+    """Run an agent (config changes as keywords) until `jobs` are finished; its exit code."""
+
+    async def run(*jobs: FakeJob, **changes: Any) -> int:
+        agent = start_agent(**changes)
+        await eventually(lambda: all(job.finish is not None for job in jobs))
+        # After its last job the agent pings again; waiting for it makes the record complete.
+        await eventually(lambda: fake_api.sequence()[-1:] == ["ping"])
+        return await agent.stopped()
+
+    return run
