@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, FakeJob, eventually
 
 from kiteline.agent.config import AgentConfig
 from kiteline.agent.pool import AgentPool
+from tests.agent.fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, FakeJob, eventually
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fake_agent_api import eventually
+from tests.agent.fake_agent_api import eventually
 
 
 def process_is_gone(pid: int) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, eventually
+from tests.agent.fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, eventually
 
 START = [sys.executable, "-c", "from kiteline.cli.agent import app; app()", "start"]
 

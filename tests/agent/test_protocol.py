@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-from fake_agent_api import REGISTRATION_TOKEN, eventually
-
 from kiteline import __version__
+from tests.agent.fake_agent_api import REGISTRATION_TOKEN, eventually
 
 
 async def test_a_job_is_run_with_the_request_sequence_of_buildkite_agent(fake_api, run_jobs):

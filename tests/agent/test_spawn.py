@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fake_agent_api import eventually
+from tests.agent.fake_agent_api import eventually
 
 
 def wait_for_peer(mine: str, theirs: str) -> str:

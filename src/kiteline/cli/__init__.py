@@ -7,28 +7,38 @@ import sys
 
 import typer
 
-from kiteline.cli import admin, db, server, up, worker
 from kiteline.cli.agent import app as agent_app
 
-app = typer.Typer(
-    name="kiteline",
-    help="Kiteline: a self-hosted CI/CD server that speaks Buildkite's APIs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(server.serve)
-app.command("worker", help="Run the background sweeps apart from the server.")(worker.work)
-app.command("up", help="Server and agents in one process tree, zero configuration.")(up.up)
-app.add_typer(admin.app, name="admin")
-app.add_typer(db.app, name="db")
-app.add_typer(agent_app, name="agent")
+
+def build_app(*, agent_only: bool = False) -> typer.Typer:
+    """The command tree. `kiteline agent …` builds only its own group, so an agent process
+    never imports the server (FastAPI, SQLAlchemy) it doesn't need."""
+    app = typer.Typer(
+        name="kiteline",
+        help="Kiteline: a self-hosted CI/CD server that speaks Buildkite's APIs.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_global_options)
+    app.add_typer(agent_app, name="agent")
+    if agent_only:
+        return app
+    from kiteline.cli import admin, db, server, up, worker
+
+    app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(
+        server.serve
+    )
+    app.command("worker", help="Run the background sweeps apart from the server.")(worker.work)
+    app.command("up", help="Server and agents in one process tree, zero configuration.")(up.up)
+    app.add_typer(admin.app, name="admin")
+    app.add_typer(db.app, name="db")
+    return app
 
 
 GLOBAL_OPTIONS = ("--data-dir", "--database-url")
 
 
-@app.callback()
 def _global_options(
     data_dir: str | None = typer.Option(
         None, "--data-dir", help="Data directory (default ./.kiteline, or KITELINE_DATA_DIR)."
@@ -72,4 +82,13 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="kiteline")
+    args = hoist_global_options(sys.argv[1:])
+    build_app(agent_only=_command_name(args) == "agent")(args=args, prog_name="kiteline")
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The first word after the (hoisted) global options."""
+    index = 0
+    while index < len(args) and args[index].split("=", 1)[0] in GLOBAL_OPTIONS:
+        index += 1 if "=" in args[index] else 2
+    return args[index] if index < len(args) else None

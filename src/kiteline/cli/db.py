@@ -7,8 +7,6 @@ import asyncio
 import typer
 
 from kiteline.cli.output import console
-from kiteline.server.kit.db import create_engine
-from kiteline.server.kit.migrate import upgrade as upgrade_schema
 from kiteline.settings import Settings
 
 app = typer.Typer(help="Database maintenance", no_args_is_help=True)
@@ -16,6 +14,9 @@ app = typer.Typer(help="Database maintenance", no_args_is_help=True)
 
 @app.command("upgrade", help="Apply every pending migration to the configured database.")
 def upgrade() -> None:
+    from kiteline.server.kit.db import create_engine
+    from kiteline.server.kit.migrate import upgrade as upgrade_schema
+
     settings = Settings()
 
     async def run() -> None:

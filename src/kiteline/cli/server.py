@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from kiteline.server.app import create_app
 from kiteline.settings import Settings
 
 
@@ -14,5 +12,9 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
+    import uvicorn
+
+    from kiteline.server.app import create_app
+
     settings = Settings(host=host, port=port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)

@@ -7,13 +7,14 @@ import asyncio
 import signal
 
 from kiteline.cli.output import console
-from kiteline.server.kit.db import create_engine, create_sessionmaker
-from kiteline.server.kit.migrate import upgrade
-from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
 
 def work() -> None:
+    from kiteline.server.kit.db import create_engine, create_sessionmaker
+    from kiteline.server.kit.migrate import upgrade
+    from kiteline.server.workers.runner import run_workers
+
     settings = Settings()
 
     async def main() -> None:
