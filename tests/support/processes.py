@@ -82,10 +82,15 @@ def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
 
 
 @contextmanager
-def server_process(data_dir: Path, database_url: str, log_dir: Path) -> Iterator[str]:
+def server_process(
+    data_dir: Path, database_url: str, log_dir: Path, **settings: str
+) -> Iterator[str]:
+    """A `kiteline server` process; `settings` become KITELINE_<NAME> variables."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = kiteline_env(data_dir, database_url)
+    env = kiteline_env(
+        data_dir, database_url, **{f"KITELINE_{k.upper()}": v for k, v in settings.items()}
+    )
     with running(["server", "--port", str(port)], env, log_dir / "server.log"):
         wait_until(lambda: _healthy(url), timeout=60, what="the server to answer /healthz")
         yield url

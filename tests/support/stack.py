@@ -1,0 +1,110 @@
+"""A whole Kiteline for end-to-end tests: a `kiteline server` process, an organization made
+with `kiteline admin`, a REST client, and real `kiteline agent start` processes on demand."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.processes import kiteline_env, run_json, running, server_process, wait_until
+
+ORG = "acme"
+
+
+@dataclass
+class Stack:
+    url: str
+    api_token: str
+    agent_token: str
+    data_dir: Path
+    work_dir: Path
+    client: httpx.Client
+    _exits: ExitStack
+    agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def pipeline(self, name: str, configuration: str, **fields: Any) -> str:
+        response = self.client.post(
+            f"/v2/organizations/{ORG}/pipelines",
+            json={"name": name, "configuration": configuration, **fields},
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["slug"])
+
+    def trigger(self, pipeline: str, **body: Any) -> dict[str, Any]:
+        response = self.client.post(
+            f"/v2/organizations/{ORG}/pipelines/{pipeline}/builds",
+            json={"commit": "HEAD", "branch": "main", **body},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def build(self, pipeline: str, number: int, **params: str) -> dict[str, Any]:
+        response = self.client.get(
+            f"/v2/organizations/{ORG}/pipelines/{pipeline}/builds/{number}", params=params
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def finished(self, pipeline: str, number: int, timeout: float = 120) -> dict[str, Any]:
+        return wait_until(
+            lambda: (
+                (b := self.build(pipeline, number, include_retried_jobs="true"))["finished_at"]
+                and b
+            ),
+            timeout=timeout,
+            what=f"build {pipeline}#{number} to finish",
+        )
+
+    def log(self, job: dict[str, Any]) -> str:
+        return self.client.get(job["raw_log_url"]).text
+
+    def start_agent(
+        self, name: str, *, tags: str = "queue=default", spawn: int = 1, **flags: str
+    ) -> subprocess.Popen[bytes]:
+        args = [
+            "agent",
+            "start",
+            "--endpoint",
+            self.url,
+            "--token",
+            self.agent_token,
+            "--name",
+            name,
+            "--tags",
+            tags,
+            "--spawn",
+            str(spawn),
+            "--build-path",
+            str(self.work_dir / "builds" / name),
+        ]
+        for flag, value in flags.items():
+            args += [f"--{flag.replace('_', '-')}", value]
+        process = self._exits.enter_context(
+            running(args, kiteline_env(self.data_dir), self.work_dir / f"agent-{name}.log")
+        )
+        self.agents[name] = process
+        return process
+
+
+@contextmanager
+def stack(database_url: str, work_dir: Path, **settings: str) -> Iterator[Stack]:
+    data_dir = work_dir / "data"
+    env = kiteline_env(data_dir, database_url)
+    run_json(["admin", "create-org", ORG, "--name", "Acme"], env)
+    run_json(["admin", "create-user", "dev@acme.test", "--org", ORG], env)
+    token = run_json(["admin", "create-token", "--user", "dev@acme.test", "--scopes", "all"], env)
+    agent = run_json(["admin", "create-agent-token", "--org", ORG], env)
+    with ExitStack() as exits:
+        url = exits.enter_context(server_process(data_dir, database_url, work_dir, **settings))
+        client = exits.enter_context(
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token['token']}"}, timeout=30
+            )
+        )
+        yield Stack(url, token["token"], agent["token"], data_dir, work_dir, client, exits)
