@@ -3,6 +3,7 @@ with `kiteline admin`, a REST client, and real `kiteline agent start` processes 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -11,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.processes import kiteline_env, run_json, running, server_process, wait_until
+from kiteline.server import admin
+from kiteline.server.kit.scopes import SCOPES
+from kiteline.settings import Settings
+from tests.support.processes import kiteline_env, running, server_process, wait_until
 
 ORG = "acme"
 
@@ -92,14 +97,21 @@ class Stack:
         return process
 
 
+async def _setup(session: AsyncSession) -> tuple[dict[str, Any], dict[str, Any]]:
+    await admin.create_org(session, ORG, "Acme")
+    await admin.create_user(session, "dev@acme.test", None, ORG)
+    token = await admin.create_token(session, "dev@acme.test", list(SCOPES), "e2e")
+    return token, await admin.create_agent_token(session, ORG, "e2e")
+
+
 @contextmanager
 def stack(database_url: str, work_dir: Path, **settings: str) -> Iterator[Stack]:
     data_dir = work_dir / "data"
-    env = kiteline_env(data_dir, database_url)
-    run_json(["admin", "create-org", ORG, "--name", "Acme"], env)
-    run_json(["admin", "create-user", "dev@acme.test", "--org", ORG], env)
-    token = run_json(["admin", "create-token", "--user", "dev@acme.test", "--scopes", "all"], env)
-    agent = run_json(["admin", "create-agent-token", "--org", ORG], env)
+    # Set up in-process (the `kiteline admin` commands have their own tests): it saves a
+    # Python start per command.
+    token, agent = asyncio.run(
+        admin.run_in_transaction(Settings(data_dir=data_dir, database_url=database_url), _setup)
+    )
     with ExitStack() as exits:
         url = exits.enter_context(server_process(data_dir, database_url, work_dir, **settings))
         client = exits.enter_context(
