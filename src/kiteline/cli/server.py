@@ -7,6 +7,11 @@ import typer
 from kiteline.settings import Settings
 
 
+#: How long a stopping server lets requests finish; agents' long polls are cut after it (the
+#: agents simply ping again, elsewhere or after the restart).
+SHUTDOWN_GRACE_SECONDS = 3
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
@@ -17,4 +22,11 @@ def serve(
     from kiteline.server.app import create_app
 
     settings = Settings(host=host, port=port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )

@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from kiteline.cli.output import console
+from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS
 from kiteline.server import admin
 from kiteline.server.app import create_app
 from kiteline.settings import Settings
@@ -75,7 +76,11 @@ async def _run(
     settings: Settings, credentials: dict[str, Any], url: str, created: bool, agents: int
 ) -> int:
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())

@@ -22,7 +22,7 @@ from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
-from kiteline.server.kit.notify import dispatch
+from kiteline.server.kit.notify import Ticket, dispatch
 from kiteline.server.kit.timefmt import iso, parse_agent_time
 from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import service as logs
@@ -150,9 +150,26 @@ async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
         if job is not None:
             return {"action": "idle", "job": {"id": str(job.id), "state": job.state}}
         remaining = deadline - loop.time()
-        if remaining <= 0 or await request.is_disconnected():
+        if remaining <= 0 or not await _wait_for_work(request, ticket, remaining):
             return {"action": "idle"}
-        await dispatch.wait(ticket, min(remaining, 5.0))
+
+
+async def _wait_for_work(request: Request, ticket: Ticket, seconds: float) -> bool:
+    """Hold a ping until work may be there (True) or the agent hung up (False): a dropped
+    long poll must not linger, or it would hold up the server's shutdown."""
+    woken = asyncio.ensure_future(dispatch.wait(ticket, seconds))
+    hung_up = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({woken, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        hung_up.cancel()
+    return hung_up not in done
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.put("/jobs/{job_id}/accept")
