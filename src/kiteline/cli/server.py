@@ -6,7 +6,6 @@ import typer
 
 from kiteline.settings import Settings
 
-
 #: How long a stopping server lets requests finish; agents' long polls are cut after it (the
 #: agents simply ping again, elsewhere or after the restart).
 SHUTDOWN_GRACE_SECONDS = 3
