@@ -102,10 +102,11 @@ def test_server_and_agent_processes_run_builds(database_url: str, tmp_path: Path
             assert created.json()["state"] == "scheduled"
 
             running_build = wait_until(
-                lambda: (b := _build(client, "spine", 1))["state"] == "running" and b,
-                what="the build to start running",
+                lambda: (b := _build(client, "spine", 1))["jobs"][1]["state"] == "running" and b,
+                what="the hold step to be running",
             )
-            assert running_build["jobs"][0]["state"] in ("running", "passed")
+            assert running_build["state"] == "running"
+            assert running_build["jobs"][3]["state"] == "waiting"
             release.touch()
             build = wait_until(lambda: _finished(client, "spine", 1), what="the build to finish")
 
