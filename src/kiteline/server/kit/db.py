@@ -85,6 +85,11 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    """The engine's URL as plain asyncpg takes it (for connections outside the pool)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 

@@ -1,14 +1,22 @@
-"""Wakes long-polling agent pings the moment a job becomes runnable (in this process).
+"""Wakes long-polling agent pings the moment a job becomes runnable, in this process and, on
+PostgreSQL, in every other replica (LISTEN/NOTIFY).
 
 A ping takes a ticket *before* it looks for work, so a job committed between the look and
 the wait still wakes it. Tickets are per event loop, because tests run several servers in
-one process. Across replicas the same wake-up travels through PostgreSQL LISTEN/NOTIFY.
+one process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger("kiteline.notify")
+
+CHANNEL = "kiteline_dispatch"
 
 
 class Ticket:
@@ -21,6 +29,8 @@ class Ticket:
 class Notifier:
     def __init__(self) -> None:
         self._current: dict[asyncio.AbstractEventLoop, Ticket] = {}
+        self._broadcasters: dict[asyncio.AbstractEventLoop, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     def ticket(self) -> Ticket:
         loop = asyncio.get_running_loop()
@@ -29,7 +39,7 @@ class Notifier:
             current = self._current[loop] = Ticket()
         return current
 
-    def notify(self) -> None:
+    def wake_local(self) -> None:
         """Wake every waiter of the running loop (call from inside the loop)."""
         try:
             loop = asyncio.get_running_loop()
@@ -38,6 +48,23 @@ class Notifier:
         current = self._current.pop(loop, None)
         if current is not None:
             current.event.set()
+
+    def notify(self) -> None:
+        """Wake waiters here and tell the other replicas (after a commit)."""
+        self.wake_local()
+        with contextlib.suppress(RuntimeError):
+            broadcast = self._broadcasters.get(asyncio.get_running_loop())
+            if broadcast is not None:
+                task = asyncio.get_running_loop().create_task(broadcast())
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    def set_broadcaster(self, broadcast: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+        loop = asyncio.get_running_loop()
+        if broadcast is None:
+            self._broadcasters.pop(loop, None)
+        else:
+            self._broadcasters[loop] = broadcast
 
     async def wait(self, ticket: Ticket, seconds: float) -> bool:
         """True when woken, False when `seconds` passed first."""
@@ -51,3 +78,33 @@ class Notifier:
 
 #: Signalled after any commit that made a job runnable or changed what an agent should do.
 dispatch = Notifier()
+
+
+class PostgresRelay:
+    """One LISTEN connection per process: NOTIFYs from other replicas wake local pings, and
+    local wake-ups are sent to them."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._connection: Any = None
+
+    async def start(self) -> None:
+        import asyncpg
+
+        self._connection = await asyncpg.connect(self._dsn)
+        await self._connection.add_listener(CHANNEL, self._received)
+        dispatch.set_broadcaster(self._send)
+
+    def _received(self, *_args: object) -> None:
+        dispatch.wake_local()
+
+    async def _send(self) -> None:
+        try:
+            await self._connection.execute(f"NOTIFY {CHANNEL}")
+        except Exception:  # a lost relay only slows other replicas down to their next check
+            log.warning("could not send the dispatch wake-up to other replicas", exc_info=True)
+
+    async def stop(self) -> None:
+        dispatch.set_broadcaster(None)
+        if self._connection is not None:
+            await self._connection.close()
