@@ -21,9 +21,11 @@ from kiteline.server.blobs import FilesystemBlobStore
 from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.jobs.rest import router as jobs_router
-from kiteline.server.kit.db import create_engine, create_sessionmaker
+from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
 from kiteline.server.kit.http import install_error_handlers
 from kiteline.server.kit.migrate import upgrade
+from kiteline.server.kit.notify import PostgresRelay
+from kiteline.server.kit.openapi import install_openapi
 from kiteline.server.kit.ratelimit import install_rate_limits
 from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
 from kiteline.server.organizations.rate_limit_rest import router as rate_limit_router
@@ -66,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = create_sessionmaker(engine)
         app.state.blobs = FilesystemBlobStore(settings.resolved_blob_dir)
         app.state.signer = UrlSigner(load_or_create_secret(settings.secret_key, settings.data_dir))
+        relay = None
+        if engine.dialect.name == "postgresql":
+            relay = PostgresRelay(asyncpg_dsn(engine))
+            await relay.start()
         stop_workers = asyncio.Event()
         workers = (
             asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
@@ -78,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop_workers.set()
             if workers is not None:
                 await workers
+            if relay is not None:
+                await relay.stop()
             await app.state.rate_limiter.aclose()
             await engine.dispose()
 
@@ -109,4 +117,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await connection.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    install_openapi(app)
     return app

@@ -28,9 +28,9 @@ def parse_time(name: str, value: str) -> datetime:
     text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text).replace("Z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError as error:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as error:
         raise BadRequest(f"{name} must be an ISO 8601 date or time, got {value!r}") from error
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -64,6 +65,27 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=error.status_code, headers=error.headers)
 
 
+async def _database_error(_request: Request, error: Exception) -> JSONResponse:
+    """Values the database refuses (too long, a NUL character, a lost race on a unique key)
+    are the client's to fix, not a server error; the transaction has been rolled back."""
+    assert isinstance(error, DBAPIError)
+    code = str(getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None) or "")
+    if code.startswith("22"):
+        return JSONResponse(
+            {
+                "message": "A value in the request can't be stored: it is too long, out of "
+                "range, or contains a NUL character"
+            },
+            status_code=422,
+        )
+    if code.startswith("23"):
+        return JSONResponse(
+            {"message": "The request conflicts with a record created at the same time; retry it"},
+            status_code=409,
+        )
+    return await _unexpected_error(_request, error)
+
+
 async def _unexpected_error(_request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=error)
     return JSONResponse(
@@ -75,4 +97,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KitelineError, _kiteline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -29,7 +29,9 @@ class Ticket:
 class Notifier:
     def __init__(self) -> None:
         self._current: dict[asyncio.AbstractEventLoop, Ticket] = {}
-        self._broadcasters: dict[asyncio.AbstractEventLoop, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._broadcasters: dict[
+            asyncio.AbstractEventLoop, Callable[[], Coroutine[Any, Any, None]]
+        ] = {}
         self._pending: set[asyncio.Task[None]] = set()
 
     def ticket(self) -> Ticket:

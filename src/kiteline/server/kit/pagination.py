@@ -8,8 +8,12 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
+from kiteline.server.kit.errors import BadRequest
+
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
+#: Deeper pages are refused (as Buildkite refuses deep build listings): narrow with filters.
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,14 @@ class Page:
 
     @classmethod
     def from_request(cls, request: Request) -> Page:
+        number = max(_int(request.query_params.get("page"), 1), 1)
+        if number > MAX_PAGE:
+            raise BadRequest(
+                f"Listing this deep is not supported (page {number} > {MAX_PAGE}). "
+                "Please narrow your query using filters."
+            )
         return cls(
-            number=max(_int(request.query_params.get("page"), 1), 1),
+            number=number,
             per_page=min(
                 max(_int(request.query_params.get("per_page"), DEFAULT_PER_PAGE), 1), MAX_PER_PAGE
             ),

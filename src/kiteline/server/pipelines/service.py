@@ -68,6 +68,11 @@ async def create(
             'Step configuration is missing, expected `steps: { yaml: "..." }`',
         )
     parse_configuration(configuration)
+    _check_visibility(visibility)
+    if slug is not None and not PIPELINE_SLUG.match(slug):
+        raise ValidationFailed.field(
+            "slug", "must be lowercase letters, digits, dashes and underscores (at most 100)"
+        )
     slug = slug or slugify(name)
     taken = await session.scalar(
         select(Pipeline.id).where(
@@ -167,8 +172,33 @@ UPDATABLE_SETTINGS = (
 )
 
 
+#: Fields a PATCH may set to null; for every other field null is refused, not stored.
+NULLABLE = frozenset(
+    {
+        "description",
+        "branch_configuration",
+        "skip_queued_branch_builds_filter",
+        "cancel_running_branch_builds_filter",
+        "tags",
+        "steps",
+    }
+)
+VISIBILITIES = ("private", "public")
+PIPELINE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+def _check_visibility(visibility: str) -> None:
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed.field("visibility", f"must be one of {', '.join(VISIBILITIES)}")
+
+
 async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, Any]) -> Pipeline:
     """Apply a PATCH: a new `configuration` replaces the YAML; legacy `steps` need one too."""
+    nulls = sorted(key for key, value in changes.items() if value is None and key not in NULLABLE)
+    if nulls:
+        raise ValidationFailed([{"field": key, "code": "can't be null"} for key in nulls])
+    if "visibility" in changes:
+        _check_visibility(changes["visibility"])
     if "steps" in changes and "configuration" not in changes:
         raise ValidationFailed.field(
             "steps", "can't be changed on a YAML pipeline; send `configuration` instead"
