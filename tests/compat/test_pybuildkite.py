@@ -179,3 +179,24 @@ def test_pagination_over_250_builds(setup: tuple[Buildkite, Identity, LiveServer
         )
     assert pages == 3
     assert numbers == list(range(250, 0, -1))
+
+
+def test_unblock_job(setup: tuple[Buildkite, Identity, LiveServer]) -> None:
+    bk, _, _ = setup
+    bk.pipelines().create_yaml_pipeline(
+        "acme",
+        "Gate",
+        "",
+        "steps:\n  - block: Release\n    fields:\n      - text: Version\n        key: version\n"
+        "  - command: deploy\n",
+    )
+    build = bk.builds().create_build("acme", "gate", "HEAD", "main")
+    block = build["jobs"][0]
+    user_id = bk.users().get_current_user()["id"]
+    unblocked = bk.jobs().unblock_job(
+        "acme", "gate", 1, block["id"], {"version": "v2"}, unblocker=user_id
+    )
+    assert (unblocked["state"], unblocked["unblocked_by"]["id"]) == ("unblocked", user_id)
+    after = bk.builds().get_build_by_number("acme", "gate", 1)
+    assert after["meta_data"] == {"version": "v2"}
+    assert after["jobs"][1]["state"] == "scheduled"
