@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import os
 import signal
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,3 +257,43 @@ def test_pipelines_from_the_buildkite_sdk_run(database_url: str, tmp_path: Path)
     assert build["state"] == "passed"
     assert [j.get("name") for j in build["jobs"]] == ["greet a", "greet b", None, "done"]
     assert "hi b" in log
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_jobs_check_out_the_builds_commit_of_the_repository(
+    database_url: str, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "version.txt").write_text("one\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    first = _git(repo, "rev-parse", "HEAD")
+    (repo / "version.txt").write_text("two\n")
+    _git(repo, "commit", "-q", "-am", "second")
+    with stack(database_url, tmp_path) as s:
+        s.pipeline(
+            "Repo",
+            'steps:\n  - command: |\n      echo "at $(git rev-parse HEAD): $(cat version.txt)"\n',
+            repository=f"file://{repo}",
+        )
+        s.start_agent("runner")
+        s.trigger("repo", commit=first)
+        s.trigger("repo", commit="HEAD")
+        pinned = s.log(s.finished("repo", 1)["jobs"][0])
+        latest = s.log(s.finished("repo", 2)["jobs"][0])
+    assert f"at {first}: one" in pinned
+    assert "two" in latest
