@@ -18,7 +18,7 @@ from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
@@ -69,9 +69,7 @@ async def list_agents(request: Request, response: Response, org: str) -> list[di
             limit=page.per_page,
         )
         body = [await _render(session, urls, org, agent) for agent in agents]
-    link = link_header(request, urls.base, page, total)
-    if link:
-        response.headers["Link"] = link
+    add_link_header(response, request, urls.base, page, total=total)
     return body
 
 

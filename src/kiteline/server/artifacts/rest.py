@@ -17,7 +17,7 @@ from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.urls import Urls
 
 router = APIRouter(tags=["artifacts"])
@@ -48,9 +48,7 @@ async def _list(
             state=request.query_params.get("state") or None,
             path=request.query_params.get("path") or None,
         )
-    link = link_header(request, urls.base, page, len(rows))
-    if link:
-        response.headers["Link"] = link
+    add_link_header(response, request, urls.base, page, total=len(rows))
     selected = rows[page.offset : page.offset + page.per_page]
     return [artifact_json(urls, org, found.slug, build.number, a) for a in selected]
 

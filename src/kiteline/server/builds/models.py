@@ -28,6 +28,7 @@ class Build(Base):
         UniqueConstraint("pipeline_id", "number"),
         Index("ix_builds_org_created", "organization_id", "created_at"),
         Index("ix_builds_pipeline_state", "pipeline_id", "state"),
+        Index("ix_builds_pipeline_created", "pipeline_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

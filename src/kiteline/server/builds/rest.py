@@ -21,7 +21,7 @@ from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
-from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
@@ -347,7 +347,7 @@ async def _list_builds(
                 session, organization_id=organizations_seen[0].id, slug=pipeline
             )
             pipeline_id = found.id
-        builds, total = await service.list_builds(
+        builds, has_next = await service.list_builds(
             session,
             organization_ids=[o.id for o in organizations_seen],
             pipeline_id=pipeline_id,
@@ -364,9 +364,7 @@ async def _list_builds(
             include_pipeline=not options.exclude_pipeline,
             include_retried_jobs=options.include_retried_jobs,
         )
-    link = link_header(request, urls.base, page, total)
-    if link:
-        response.headers["Link"] = link
+    add_link_header(response, request, urls.base, page, has_next=has_next)
     return body
 
 

@@ -686,17 +686,21 @@ async def list_builds(
     where: BuildFilter | None = None,
     offset: int,
     limit: int,
-) -> tuple[list[Build], int]:
-    """Newest first; returns one page and the total count for pagination links."""
+) -> tuple[list[Build], bool]:
+    """Newest first; one page, and whether another follows (counting every matching build on
+    each request would make deep histories slow to list)."""
     query = select(Build).where(Build.organization_id.in_(organization_ids))
     if pipeline_id is not None:
         query = query.where(Build.pipeline_id == pipeline_id)
     query = _apply_filter(query, where or BuildFilter())
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(Build.created_at.desc(), Build.number.desc()).offset(offset).limit(limit)
+    rows = list(
+        await session.scalars(
+            query.order_by(Build.created_at.desc(), Build.number.desc())
+            .offset(offset)
+            .limit(limit + 1)
+        )
     )
-    return list(rows), total
+    return rows[:limit], len(rows) > limit
 
 
 async def meta_data_for(

@@ -413,6 +413,8 @@ def _responses(operation: Operation, *, has_body: bool, has_path: bool, auth: bo
         statuses.add(404)
     if has_body:  # JSON that does not parse is a 400, a body of the wrong shape a 422
         statuses |= {400, 422}
+    if operation.paged:  # pages deeper than MAX_PAGE are refused
+        statuses.add(400)
     return {str(operation.status): success} | {
         str(status): ref(ERRORS[status][0], "responses") for status in sorted(statuses)
     }

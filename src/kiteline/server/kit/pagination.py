@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from kiteline.server.kit.errors import BadRequest
 
@@ -48,13 +48,22 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def link_header(request: Request, base: str, page: Page, total: int) -> str | None:
+def link_header(
+    request: Request,
+    base: str,
+    page: Page,
+    *,
+    total: int | None = None,
+    has_next: bool = False,
+) -> str | None:
     """`<url>; rel="first", <url>; rel="prev", <url>; rel="next", <url>; rel="last"`.
 
-    Query parameters are kept and sorted, `page` replaced and `per_page` always present, so
-    that `page=N` is never the last parameter (pybuildkite's parser needs that).
+    With `total`, every link; without it (lists too long to count on every request, such as
+    builds), `last` is left out and `next` appears when `has_next`. Query parameters are kept
+    and sorted, `page` replaced and `per_page` always present, so that `page=N` is never the
+    last parameter (pybuildkite's parser needs that).
     """
-    last = max(math.ceil(total / page.per_page), 1)
+    last = max(math.ceil(total / page.per_page), 1) if total is not None else None
     params = [
         (k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")
     ]
@@ -66,8 +75,25 @@ def link_header(request: Request, base: str, page: Page, total: int) -> str | No
     links = []
     if page.number > 1:
         links.append(f'<{url(1)}>; rel="first"')
-        links.append(f'<{url(min(page.number - 1, last))}>; rel="prev"')
-    if page.number < last:
+        links.append(f'<{url(min(page.number - 1, last or page.number))}>; rel="prev"')
+    if last is None:
+        if has_next:
+            links.append(f'<{url(page.number + 1)}>; rel="next"')
+    elif page.number < last:
         links.append(f'<{url(page.number + 1)}>; rel="next"')
         links.append(f'<{url(last)}>; rel="last"')
     return ", ".join(links) or None
+
+
+def add_link_header(
+    response: Response,
+    request: Request,
+    base: str,
+    page: Page,
+    *,
+    total: int | None = None,
+    has_next: bool = False,
+) -> None:
+    link = link_header(request, base, page, total=total, has_next=has_next)
+    if link:
+        response.headers["Link"] = link

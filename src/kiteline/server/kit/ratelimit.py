@@ -114,6 +114,7 @@ class RateLimiter:
         user_per_minute: int,
         redis_pool: redis.asyncio.ConnectionPool | None = None,
     ) -> None:
+        self.storage = storage  # also GraphQL's complexity budgets
         self.org = Budget(storage, ORG_SCOPE, org_per_minute) if org_per_minute else None
         self.user = Budget(storage, USER_SCOPE, user_per_minute) if user_per_minute else None
         self.redis_pool = redis_pool

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
-from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service
@@ -41,9 +41,7 @@ async def list_organizations(request: Request, response: Response) -> list[dict[
         organizations = await service.list_for_user(session, principal.user_id)
     page = Page.from_request(request)
     urls = Urls(base_url(request))
-    link = link_header(request, urls.base, page, len(organizations))
-    if link:
-        response.headers["Link"] = link
+    add_link_header(response, request, urls.base, page, total=len(organizations))
     selected = organizations[page.offset : page.offset + page.per_page]
     return [organization_json(urls, organization) for organization in selected]
 

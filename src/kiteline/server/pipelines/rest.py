@@ -15,7 +15,7 @@ from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
-from kiteline.server.kit.pagination import Page, link_header
+from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
@@ -139,9 +139,7 @@ async def list_pipelines(request: Request, response: Response, org: str) -> list
             session, organization_id=organization.id, offset=page.offset, limit=page.per_page
         )
         body = await render_pipelines(session, urls, org, pipelines)
-    link = link_header(request, urls.base, page, total)
-    if link:
-        response.headers["Link"] = link
+    add_link_header(response, request, urls.base, page, total=total)
     return body
 
 

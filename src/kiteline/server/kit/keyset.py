@@ -1,0 +1,190 @@
+"""Relay windows (first/last/after/before) over ordered rows, for many parents in one statement.
+
+Cursors are row keys (keyset pagination), so a page deep in a long history costs what the
+first page costs: each parent's rows come from an index range scan with a LIMIT, and the
+parents' pages are glued together with UNION ALL (SQLite has no LATERAL). Totals are a
+separate, optional query: counting a long history is the expensive part, done only on request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+T = TypeVar("T")
+
+#: SQLite allows 500 terms in one compound SELECT; larger batches take several statements.
+PARENTS_PER_STATEMENT = 200
+
+#: (column, descending) pairs; the last one must be unique (the row id) for a total order.
+Ordering = Sequence[tuple[InstrumentedAttribute[Any], bool]]
+
+
+@dataclass(frozen=True)
+class Slice(Generic[T]):
+    """One page of a parent's rows, in order, and whether rows lie beyond it."""
+
+    items: list[T]
+    has_previous: bool = False
+    has_next: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a connection asks for: `first`/`last` sizes, `after`/`before` row keys.
+
+    As Relay specifies: `after`/`before` narrow the list, then `first` takes from its start
+    and `last` from the end of what is left. One of `first` and `last` must be set.
+    """
+
+    first: int | None = None
+    last: int | None = None
+    after: Hashable | None = None
+    before: Hashable | None = None
+
+    def __post_init__(self) -> None:
+        if self.first is None and self.last is None:
+            raise ValueError("a window needs `first` or `last`")
+
+    @property
+    def backward(self) -> bool:
+        """Taken from the end: the rows are fetched in reverse order."""
+        return self.first is None
+
+    @property
+    def fetch(self) -> int:
+        """Rows to fetch: one more than the page, to learn whether another page follows."""
+        size = self.last if self.first is None else self.first
+        assert size is not None
+        return size + 1
+
+    def cut(self, fetched: list[T]) -> Slice[T]:
+        """The page from the rows fetched in this window's direction (at most `fetch`)."""
+        if self.first is None:
+            assert self.last is not None
+            items = list(reversed(fetched[: self.last]))
+            return Slice(items, len(fetched) > self.last, self.before is not None)
+        items = fetched[: self.first]
+        dropped = 0
+        if self.last is not None:
+            dropped = max(0, len(items) - self.last)
+            items = items[dropped:]
+        return Slice(items, self.after is not None or dropped > 0, len(fetched) > self.first)
+
+    def slice(self, rows: Sequence[T], key: Callable[[T], Hashable]) -> Slice[T]:
+        """The page of a list already in memory and in order (`key` gives cursors' keys)."""
+        keys = [key(row) for row in rows]
+        if (self.after is not None and self.after not in keys) or (
+            self.before is not None and self.before not in keys
+        ):
+            return Slice([])
+        start = keys.index(self.after) + 1 if self.after is not None else 0
+        end = keys.index(self.before) if self.before is not None else len(rows)
+        narrowed = list(rows[start:end])
+        if self.backward:
+            narrowed.reverse()
+        return self.cut(narrowed[: self.fetch])
+
+
+def _cursor_condition(
+    model: Any, ordering: Ordering, key: Hashable, *, after: bool
+) -> ColumnElement[bool]:
+    """Rows after (or before) the row whose id is `key`, in `ordering`."""
+    cursor_row = aliased(model)
+    values = [
+        select(getattr(cursor_row, column.key)).where(cursor_row.id == key).scalar_subquery()
+        for column, _ in ordering
+    ]
+    clauses = []
+    for index, (column, descending) in enumerate(ordering):
+        beyond = column < values[index] if descending == after else column > values[index]
+        ties = [earlier == value for (earlier, _), value in zip(ordering[:index], values)]
+        clauses.append(and_(*ties, beyond))
+    return or_(*clauses)
+
+
+def _branch(
+    model: Any,
+    parent: InstrumentedAttribute[Any],
+    parent_id: Any,
+    where: Sequence[ColumnElement[bool]],
+    ordering: Ordering,
+    window: Window,
+) -> Select[Any]:
+    query = select(model).where(parent == parent_id, *where)
+    if window.after is not None:
+        query = query.where(_cursor_condition(model, ordering, window.after, after=True))
+    if window.before is not None:
+        query = query.where(_cursor_condition(model, ordering, window.before, after=False))
+    flip = window.backward
+    inner = (
+        query.order_by(
+            *(column.desc() if descending != flip else column.asc() for column, descending in ordering)
+        )
+        .limit(window.fetch)
+        .subquery()
+    )
+    # Numbered after the LIMIT, so the numbering sorts a handful of rows, not the history.
+    position = func.row_number().over(
+        order_by=[
+            inner.c[column.key].desc() if descending != flip else inner.c[column.key].asc()
+            for column, descending in ordering
+        ]
+    )
+    return select(inner, position.label("window_position"))
+
+
+async def pages_per_parent(
+    session: AsyncSession,
+    model: Any,
+    *,
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+    ordering: Ordering,
+    window: Window,
+) -> dict[Any, Slice[Any]]:
+    """`window` of each parent's rows (filtered by `where`, in `ordering`)."""
+    fetched: dict[Any, list[Any]] = {parent_id: [] for parent_id in parent_ids}
+    unique = list(fetched)
+    for start in range(0, len(unique), PARENTS_PER_STATEMENT):
+        chunk = unique[start : start + PARENTS_PER_STATEMENT]
+        branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
+        combined = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery()
+        row = aliased(model, combined, adapt_on_names=True)
+        result = await session.execute(
+            select(row).order_by(getattr(combined.c, parent.key), combined.c.window_position)
+        )
+        for (item,) in result:
+            fetched[getattr(item, parent.key)].append(item)
+    return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
+
+
+async def counts_per_parent(
+    session: AsyncSession,
+    *,
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+) -> dict[Any, int]:
+    """How many rows match `where` under each parent (one grouped query)."""
+    counts: dict[Any, int] = dict.fromkeys(parent_ids, 0)
+    if not counts:
+        return counts
+    rows = await session.execute(
+        select(parent, func.count()).where(parent.in_(list(counts)), *where).group_by(parent)
+    )
+    for parent_id, count in rows.tuples():
+        counts[parent_id] = int(count)
+    return counts
+
+
+def uuid_key(value: Hashable | None) -> uuid.UUID | None:
+    """A cursor key as the row id it must be for keyset conditions."""
+    return value if isinstance(value, uuid.UUID) or value is None else None
