@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Per user across organizations (Buildkite's is 50)"
     )
 
+    # GraphQL complexity, as Buildkite counts it; a window budget of 0 turns that limit off.
+    graphql_complexity_per_window: int = Field(
+        default=20_000, ge=0, description="Complexity points per organization per window"
+    )
+    graphql_window_seconds: int = Field(
+        default=120, ge=1, description="Length of the complexity window (the seed's 2 minutes)"
+    )
+    graphql_max_query_complexity: int = Field(
+        default=50_000, ge=1, description="Largest requested complexity of a single query"
+    )
+
     # Background workers (inside `kiteline server` unless run apart with `kiteline worker`).
     run_workers: bool = True
     worker_interval_seconds: float = 1.0
@@ -57,6 +68,29 @@ class Settings(BaseSettings):
     )
     job_expiry_seconds: float = Field(
         default=30 * 24 * 3600, description="A job no agent took for this long expires"
+    )
+
+    # Webhook delivery (a background loop beside the sweeps).
+    webhook_max_attempts: int = Field(
+        default=10, ge=1, description="Attempts of one delivery before it is marked failed"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Whole-request limit of one attempt (Buildkite's is 5 s)"
+    )
+    webhook_disable_after_failures: int = Field(
+        default=20,
+        ge=0,
+        description="Consecutive failed attempts that disable a webhook (0: never)",
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay; doubles per attempt, with jitter"
+    )
+    webhook_backoff_max_seconds: float = Field(default=600.0, gt=0, description="Longest delay")
+    webhook_poll_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often the delivery loop looks for new events"
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, description="Requests one worker process has in flight at once"
     )
 
     log_sql: bool = False

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from kiteline.agent.config import AgentConfig
 from kiteline.agent.pool import AgentPool
+from kiteline.cli.agent import app as agent_app
 from tests.agent.fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, FakeJob, eventually
 
 
@@ -82,3 +85,38 @@ def run_jobs(
         return await agent.stopped()
 
     return run
+
+
+@dataclass
+class InJob:
+    """`kiteline agent <command>` run in-process as `job` would run it (its env, its token)."""
+
+    api: FakeAgentApi
+    job: FakeJob
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "BUILDKITE_AGENT_ENDPOINT": self.api.endpoint,
+            "BUILDKITE_AGENT_ACCESS_TOKEN": self.job.token,
+            "BUILDKITE_JOB_ID": self.job.id,
+            "BUILDKITE_BUILD_ID": self.job.env["BUILDKITE_BUILD_ID"],
+            "BUILDKITE_STEP_ID": self.job.env["BUILDKITE_STEP_ID"],
+        }
+
+    @property
+    def build_id(self) -> str:
+        return self.job.env["BUILDKITE_BUILD_ID"]
+
+    def run(self, *args: str, input: str | None = None, **env: str | None) -> Result:
+        """`env` adds variables; None removes one of the job's."""
+        return CliRunner().invoke(
+            agent_app, list(args), input=input, env={**self.env, **env}, catch_exceptions=False
+        )
+
+
+@pytest.fixture
+def in_job(fake_api: FakeAgentApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InJob:
+    """A job the fake API knows but no agent runs, with the test's tmp_path as working dir."""
+    monkeypatch.chdir(tmp_path)
+    return InJob(fake_api, fake_api.add_job("true"))

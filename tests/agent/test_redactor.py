@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiteline.agent.redactor import Redactor
+from kiteline.agent.redactor import Redactor, append_redactions
 
 
 def redact(env: dict[str, str], *writes: bytes) -> bytes:
@@ -48,3 +48,33 @@ def test_a_held_back_prefix_that_is_not_a_secret_is_written_on_flush() -> None:
 def test_a_secret_containing_another_is_redacted_whole() -> None:
     env = {"SHORT_TOKEN": "abcdef", "LONG_TOKEN": "abcdef-ghijkl"}
     assert redact(env, b"abcdef-ghijkl abcdef") == b"[REDACTED] [REDACTED]"
+
+
+def test_values_appended_to_a_watched_file_are_redacted_from_later_writes(tmp_path) -> None:
+    output: list[bytes] = []
+    redactor = Redactor(output.append)
+    watched = tmp_path / "redactions"
+    watched.touch()
+    redactor.watch(watched)
+
+    redactor.write(b"before: hunter2\n")
+    append_redactions(watched, ["hunter2", "multi\nline"])
+    redactor.write(b"after: hunter2 multi\nline\n")
+    redactor.flush()
+
+    assert b"".join(output) == b"before: hunter2\nafter: [REDACTED] [REDACTED]\n"
+
+
+def test_a_half_written_line_is_read_once_it_is_complete(tmp_path) -> None:
+    output: list[bytes] = []
+    redactor = Redactor(output.append)
+    watched = tmp_path / "redactions"
+    watched.write_text('"secret-')
+    redactor.watch(watched)
+
+    redactor.write(b"1 secret-one\n")
+    with watched.open("a") as file:
+        file.write('one"\n')
+    redactor.write(b"2 secret-one\n")
+
+    assert b"".join(output) == b"1 secret-one\n2 [REDACTED]\n"

@@ -17,6 +17,9 @@ B = "/v2/organizations/acme/pipelines/p/builds/1"
 J = B + "/jobs/{job}"
 OJ = "/v2/organizations/acme/jobs/{job}"
 A = J + "/artifacts/{artifact}"
+S = "/v2/organizations/acme/services/{service}"
+D = S + "/deliveries/{delivery}"
+HOOK = {"provider": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"}}
 
 # (method, path, scope, JSON body): the specification of which scope guards what.
 ENDPOINTS: list[tuple[str, str, str | None, Any]] = [
@@ -78,6 +81,17 @@ ENDPOINTS: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/v2/organizations/acme/agents", "read_agents", None),
     ("GET", "/v2/organizations/acme/agents/{agent}", "read_agents", None),
     ("PUT", "/v2/organizations/acme/agents/{agent}/stop", "write_agents", {"force": False}),
+    ("GET", "/v2/organizations/acme/services", "read_notification_services", None),
+    ("POST", "/v2/organizations/acme/services", "write_notification_services", HOOK),
+    ("GET", S, "read_notification_services", None),
+    ("PATCH", S, "write_notification_services", {"description": "d"}),
+    ("DELETE", S, "write_notification_services", None),
+    ("PUT", S + "/enable", "write_notification_services", None),
+    ("PUT", S + "/disable", "write_notification_services", None),
+    ("POST", S + "/ping", "write_notification_services", None),
+    ("GET", S + "/deliveries", "read_notification_services", None),
+    ("GET", D, "read_notification_services", None),
+    ("POST", D + "/redeliver", "write_notification_services", None),
     ("GET", "/v2/access-token", None, None),
     ("DELETE", "/v2/access-token", None, None),
 ]
@@ -112,7 +126,15 @@ def world(server: LiveServer) -> dict[str, Any]:
     action = batch["per_artifact_instructions"][artifact]["action"]
     httpx.post(action["url"], files={"file": ("a.txt", content)}).raise_for_status()
     client.post(f"{B}/annotations", json={"body": "note"})
-    return {"job": job["id"], "artifact": artifact, "agent": agent.id}
+    service = client.post("/v2/organizations/acme/services", json=HOOK).json()
+    delivery = client.get(service["deliveries_url"]).json()["items"][0]["id"]
+    return {
+        "job": job["id"],
+        "artifact": artifact,
+        "agent": agent.id,
+        "service": service["id"],
+        "delivery": delivery,
+    }
 
 
 def _call(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Response:

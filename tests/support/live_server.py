@@ -66,6 +66,11 @@ class LiveServer:
         self.identities.append(identity)
         return identity
 
+    @property
+    def app(self) -> Any:
+        """The ASGI app being served; once started, its `state` holds the engine."""
+        return self._server.config.app
+
     def client(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)

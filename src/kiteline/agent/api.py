@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from kiteline import __version__
 
@@ -43,16 +51,23 @@ def local_timestamp() -> str:
     return datetime.now().astimezone().isoformat(timespec="microseconds")
 
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 
 
 class ApiError(Exception):
-    """A failed call; `status` is None for network errors and undecodable responses."""
+    """A failed call; `status` is None for network errors and undecodable responses.
 
-    def __init__(self, message: str, *, status: int | None, retryable: bool) -> None:
+    `reason` is what the server said (its JSON `message`, else the status phrase), or the
+    network error.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None, retryable: bool, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -82,13 +97,20 @@ CHUNK = RetryPolicy(attempts=12, delay=1, backoff=2, max_delay=120)
 JOB_STATE = RetryPolicy(attempts=1, delay=0)  # polled again on the next tick anyway
 FINISH = RetryPolicy(attempts=12, delay=1, backoff=2, max_delay=120)
 DISCONNECT = RetryPolicy(attempts=4, delay=1)
+# `buildkite-agent <subcommand>` calls from inside a job, and artifact transfers: waits of
+# 1, 2, 4, 8, 16, 16 s, so a command gives up after about a minute of server trouble.
+IN_JOB = RetryPolicy(attempts=7, delay=1, backoff=2, max_delay=16)
+
+BACKOFF_SEQUENCE_HEADER = "X-Buildkite-Backoff-Sequence"
 
 
-class _Response(BaseModel):
+class ApiResponse(BaseModel):
+    """A response body: keys this client does not know are ignored."""
+
     model_config = ConfigDict(extra="ignore")
 
 
-class Registration(_Response):
+class Registration(ApiResponse):
     id: str = ""
     name: str = ""
     access_token: str
@@ -108,11 +130,11 @@ class Registration(_Response):
         return float(cls.model_fields[info.field_name or ""].default)
 
 
-class PingJob(_Response):
+class PingJob(ApiResponse):
     id: str
 
 
-class Ping(_Response):
+class Ping(ApiResponse):
     action: str = ""
     message: str = ""
     job: PingJob | None = None
@@ -120,7 +142,7 @@ class Ping(_Response):
     request_headers: dict[str, str] | None = None
 
 
-class Job(_Response):
+class Job(ApiResponse):
     id: str
     env: dict[str, str] = Field(default_factory=dict)
     token: str = ""
@@ -129,7 +151,7 @@ class Job(_Response):
     log_max_size_bytes: int = 0
 
 
-class JobState(_Response):
+class JobState(ApiResponse):
     state: str = ""
 
 
@@ -203,6 +225,11 @@ class AgentApi:
         self.session = session
         self.token = token
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The bare HTTP client, for transfers that must not carry the token (artifacts)."""
+        return self._http
+
     def with_token(self, token: str) -> AgentApi:
         return AgentApi(self._http, self.session, token)
 
@@ -220,28 +247,28 @@ class AgentApi:
             "pid": request.pid,
             "features": request.features,
         }
-        response = await self._call("POST", "register", REGISTER, json=body)
-        registration = _decode(Registration, response)
+        response = await self.call("POST", "register", REGISTER, json=body)
+        registration = decode(Registration, response)
         self.session.update_request_headers(registration.request_headers)
         if registration.endpoint:
             self.session.endpoint = registration.endpoint
         return registration
 
     async def connect(self) -> None:
-        await self._call("POST", "connect", CONNECT)
+        await self.call("POST", "connect", CONNECT)
 
     async def disconnect(self) -> None:
-        await self._call("POST", "disconnect", DISCONNECT)
+        await self.call("POST", "disconnect", DISCONNECT)
 
     async def heartbeat(self) -> None:
-        response = await self._call(
+        response = await self.call(
             "POST", "heartbeat", HEARTBEAT, json={"sent_at": local_timestamp()}
         )
-        _decode_json(response)
+        decode_json(response)
 
     async def ping(self, *, wait: float, endpoint: str | None = None) -> Ping:
         """Ask for work; the server may hold the request up to `wait` seconds (long poll)."""
-        response = await self._call(
+        response = await self.call(
             "GET",
             "ping",
             PING,
@@ -249,20 +276,20 @@ class AgentApi:
             request_timeout=wait + REQUEST_TIMEOUT_SECONDS,
             endpoint=endpoint,
         )
-        ping = _decode(Ping, response)
+        ping = decode(Ping, response)
         self.session.update_request_headers(ping.request_headers)
         return ping
 
     async def accept_job(self, job_id: str) -> Job:
-        return _decode(Job, await self._call("PUT", f"jobs/{path_id(job_id)}/accept", ACCEPT))
+        return decode(Job, await self.call("PUT", f"jobs/{path_id(job_id)}/accept", ACCEPT))
 
     async def start_job(self, job_id: str, *, started_at: str) -> None:
-        await self._call(
+        await self.call(
             "PUT", f"jobs/{path_id(job_id)}/start", START, json={"started_at": started_at}
         )
 
     async def upload_chunk(self, job_id: str, chunk: LogChunk) -> None:
-        await self._call(
+        await self.call(
             "POST",
             f"jobs/{path_id(job_id)}/chunks",
             CHUNK,
@@ -272,14 +299,12 @@ class AgentApi:
         )
 
     async def job_state(self, job_id: str) -> str:
-        return _decode(
-            JobState, await self._call("GET", f"jobs/{path_id(job_id)}", JOB_STATE)
-        ).state
+        return decode(JobState, await self.call("GET", f"jobs/{path_id(job_id)}", JOB_STATE)).state
 
     async def finish_job(self, job_id: str, finish: JobFinish) -> None:
-        await self._call("PUT", f"jobs/{path_id(job_id)}/finish", FINISH, json=finish.body())
+        await self.call("PUT", f"jobs/{path_id(job_id)}/finish", FINISH, json=finish.body())
 
-    async def _call(
+    async def call(
         self,
         method: str,
         path: str,
@@ -291,60 +316,92 @@ class AgentApi:
         headers: Mapping[str, str] | None = None,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         endpoint: str | None = None,
+        backoff_sequence: bool = False,
     ) -> httpx.Response:
+        """One endpoint call with the token, retried per `policy`; raises ApiError.
+
+        `backoff_sequence` sends the retry counter as buildkite-agent does on pipeline uploads.
+        """
         url = f"{(endpoint or self.session.endpoint).rstrip('/')}/{path.lstrip('/')}"
-        for attempt in range(1, policy.attempts + 1):
-            if attempt > 1:
-                await asyncio.sleep(policy.wait_before(attempt))
+
+        async def send(attempt: int) -> httpx.Response:
             request_headers = {
                 **self.session.request_headers,
                 "Authorization": f"Token {self.token}",
                 "User-Agent": USER_AGENT,
                 **(headers or {}),
             }
-            try:
-                response = await self._http.request(
-                    method,
-                    url,
-                    json=json,
-                    content=content,
-                    params=params,
-                    headers=request_headers,
-                    timeout=request_timeout,
-                )
-            except httpx.TransportError as exc:
-                error = ApiError(
-                    f"{method} {path}: {type(exc).__name__}: {exc}", status=None, retryable=True
-                )
-            else:
-                if response.is_success:
-                    return response
-                error = _status_error(method, path, response)
-                if policy.network_only:
-                    raise error
-            if not error.retryable or attempt == policy.attempts:
+            if backoff_sequence:
+                request_headers[BACKOFF_SEQUENCE_HEADER] = str(attempt - 1)
+            return await self._http.request(
+                method,
+                url,
+                json=json,
+                content=content,
+                params=params,
+                headers=request_headers,
+                timeout=request_timeout,
+            )
+
+        return await send_with_retries(policy, f"{method} {path}", send)
+
+
+async def send_with_retries(
+    policy: RetryPolicy, what: str, send: Callable[[int], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    """`send(attempt)` until a 2xx answer, retrying 429, 5xx and network errors per `policy`.
+
+    `what` names the request in errors (`POST jobs/…/pipelines`). A successful streamed
+    response is returned open; the caller closes it.
+    """
+    for attempt in range(1, policy.attempts + 1):
+        if attempt > 1:
+            await asyncio.sleep(policy.wait_before(attempt))
+        try:
+            response = await send(attempt)
+        except httpx.TransportError as exc:
+            error = ApiError(f"{what}: {type(exc).__name__}: {exc}", status=None, retryable=True)
+        else:
+            if response.is_success:
+                return response
+            await response.aread()
+            error = _status_error(what, response)
+            if policy.network_only:
                 raise error
-            log.warning("%s (attempt %d of %d, retrying)", error, attempt, policy.attempts)
-        raise AssertionError("unreachable: a retry policy has at least one attempt")
+        if not error.retryable or attempt == policy.attempts:
+            raise error
+        log.warning("%s (attempt %d of %d, retrying)", error, attempt, policy.attempts)
+    raise AssertionError("unreachable: a retry policy has at least one attempt")
 
 
-def _status_error(method: str, path: str, response: httpx.Response) -> ApiError:
+def _status_error(what: str, response: httpx.Response) -> ApiError:
     message = response.reason_phrase
     try:
         payload = response.json()
-        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-            message = payload["message"]
     except ValueError:
-        pass
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        message = payload["message"]
+        # A 422 says only "Validation Failed"; the why is in `errors: [{field, code}]`.
+        details = [_error_detail(error) for error in payload.get("errors") or []]
+        if details:
+            message = f"{message}: {'; '.join(details)}"
     status = response.status_code
     return ApiError(
-        f"{method} {path}: HTTP {status}: {message}",
+        f"{what}: HTTP {status}: {message}",
         status=status,
         retryable=status == 429 or status >= 500,
+        reason=message,
     )
 
 
-def _decode_json(response: httpx.Response) -> Any:
+def _error_detail(error: Any) -> str:
+    if isinstance(error, dict):
+        return ": ".join(str(error[key]) for key in ("field", "code") if error.get(key))
+    return str(error)
+
+
+def decode_json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
@@ -355,15 +412,27 @@ def _decode_json(response: httpx.Response) -> Any:
         ) from exc
 
 
-def _decode(model: type[ModelT], response: httpx.Response) -> ModelT:
+def decode(kind: type[T], response: httpx.Response) -> T:
+    """The response body as `kind` (a model, or a type such as `list[str]`)."""
     try:
-        return model.model_validate(_decode_json(response))
+        return _adapter(kind).validate_python(decode_json(response))
     except ValidationError as exc:
         raise ApiError(
             f"{response.request.method} {response.request.url.path}: unexpected response: {exc}",
             status=None,
             retryable=True,
         ) from exc
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[T]) -> TypeAdapter[T]:
+    # Building an adapter costs far more than a ping; each type gets one, kept for good.
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
 
 
 def _seconds(value: float) -> str:

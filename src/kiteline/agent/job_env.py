@@ -20,6 +20,7 @@ AGENT_OWNED = frozenset(
         "BUILDKITE_BUILD_CHECKOUT_PATH",
         "BUILDKITE_HOOKS_PATH",
         "BUILDKITE_SHELL",
+        "BUILDKITE_REDACTOR_FILE",
     }
 )
 REMOVED = frozenset({"BUILDKITE_AGENT_TOKEN"})  # the registration token never reaches a job

@@ -59,6 +59,11 @@ class Shell:
         self.say(f"🚨 Error: {message}")
         self.say("^^^ +++")
 
+    def warning(self, message: str) -> None:
+        """Write a warning line and re-open its log section, as buildkite-agent does."""
+        self.say(f"⚠️ Warning: {message}")
+        self.say("^^^ +++")
+
     async def run(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> ExitStatus:
         if self.cancelled.is_set():
             return CANCELLED_BEFORE_START

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+import tempfile
 from pathlib import Path
 
-# Commands a job can call (a `buildkite-agent` shim speaking the in-job API) are written here
-# by prepare_shims; none exist yet, so the directory only reserves the place on PATH.
-SHIM_COMMANDS: dict[str, str] = {}
+
+def buildkite_agent_shim(python: str) -> str:
+    """`buildkite-agent X` runs `kiteline agent X` with the agent's own interpreter, so a job
+    needs no virtualenv on its PATH."""
+    return f'#!/bin/sh\nexec {shlex.quote(python)} -m kiteline agent "$@"\n'
+
+
+SHIM_COMMANDS: dict[str, str] = {"buildkite-agent": buildkite_agent_shim(sys.executable)}
 
 
 def prepare_shims(directory: Path) -> Path:
     """Create `directory` with every shim in SHIM_COMMANDS, executable; return it."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, script in SHIM_COMMANDS.items():
-        path = directory / name
-        path.write_text(script)
-        path.chmod(0o755)
+        # Written aside and renamed, so a job of another agent sharing the directory never
+        # runs a half-written shim.
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        with os.fdopen(handle, "w") as file:
+            file.write(script)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, directory / name)
     return directory

@@ -20,6 +20,7 @@ from kiteline.server.artifacts.rest import router as artifacts_router
 from kiteline.server.blobs import FilesystemBlobStore
 from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
+from kiteline.server.graphql.endpoint import install_graphql
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
 from kiteline.server.kit.http import install_error_handlers
@@ -33,6 +34,7 @@ from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
+from kiteline.server.webhooks.rest import router as webhooks_router
 from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
@@ -51,6 +53,7 @@ def rest_router() -> APIRouter:
         annotations_router,
         meta_data_router,
         artifacts_router,
+        webhooks_router,
     ):
         router.include_router(domain)
     return router
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_rate_limits(app, settings)
+    install_graphql(app, settings)
     app.include_router(rest_router())
     app.include_router(agent_api_router, prefix="/v3")
     app.include_router(in_job_router, prefix="/v3")

@@ -13,6 +13,13 @@ from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.tokens.models import AgentToken, ApiToken
 from kiteline.server.users.models import User
+from kiteline.server.webhooks.models import (
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookFanout,
+    WebhookFanoutFloor,
+)
 
 __all__ = [
     "Agent",
@@ -31,4 +38,9 @@ __all__ = [
     "Pipeline",
     "PipelineUpload",
     "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookFanout",
+    "WebhookFanoutFloor",
 ]

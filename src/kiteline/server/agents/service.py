@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
@@ -16,6 +17,7 @@ from kiteline.server.events import service as events
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.secrets import generate_token, hash_token
+from kiteline.server.kit.text_search import contains
 from kiteline.server.tokens.models import AgentToken
 
 
@@ -196,3 +198,28 @@ def mark_lost(session: AsyncSession, agent: Agent) -> None:
     agent.connection_state = "lost"
     agent.lost_at = utcnow()
     emit_agent_event(session, "agent.lost", agent)
+
+
+async def connected_for_organizations(
+    session: AsyncSession,
+    organization_ids: Sequence[uuid.UUID],
+    *,
+    search: str | None = None,
+    meta_data: Sequence[str] = (),
+) -> dict[uuid.UUID, list[Agent]]:
+    """Each organization's connected (and stopping) agents by name, as `list_connected` lists
+    them; `search` matches part of the name or hostname, `meta_data` tags must all be present."""
+    grouped: dict[uuid.UUID, list[Agent]] = {org_id: [] for org_id in organization_ids}
+    if not grouped:
+        return grouped
+    query = select(Agent).where(
+        Agent.organization_id.in_(list(grouped)),
+        Agent.connection_state.in_(["connected", "stopping"]),
+    )
+    if search:
+        query = query.where(or_(contains(Agent.name, search), contains(Agent.hostname, search)))
+    rows = await session.scalars(query.order_by(Agent.name, Agent.created_at, Agent.id))
+    for agent in rows:
+        if all(tag in agent.meta_data for tag in meta_data):
+            grouped[agent.organization_id].append(agent)
+    return grouped

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 
 STYLES = ("success", "info", "warning", "error", "default")
 SCOPES = ("build", "job")
@@ -113,3 +116,65 @@ async def remove(
     if annotation is None:
         raise NotFound.of("annotation")
     await session.delete(annotation)
+
+
+ANNOTATION_ORDERINGS: dict[str, Ordering] = {
+    "recently_created": ((Annotation.created_at, True), (Annotation.id, True)),
+    "priority_recently_created": (
+        (Annotation.priority, True),
+        (Annotation.created_at, True),
+        (Annotation.id, True),
+    ),
+}
+
+
+def _annotation_conditions(styles: Sequence[str], scopes: Sequence[str]) -> list[Any]:
+    conditions: list[Any] = []
+    if styles:
+        conditions.append(Annotation.style.in_(styles))
+    if scopes:
+        conditions.append(Annotation.scope.in_(scopes))
+    return conditions
+
+
+async def pages_for_builds(
+    session: AsyncSession,
+    build_ids: Sequence[uuid.UUID],
+    *,
+    styles: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+    order: str,
+    window: Window,
+) -> dict[uuid.UUID, Slice[Annotation]]:
+    """A page of each build's annotations (`order` is an ANNOTATION_ORDERINGS key)."""
+    return await pages_per_parent(
+        session,
+        Annotation,
+        parent=Annotation.build_id,
+        parent_ids=build_ids,
+        where=_annotation_conditions(styles, scopes),
+        ordering=ANNOTATION_ORDERINGS[order],
+        window=window,
+    )
+
+
+async def counts_for_builds(
+    session: AsyncSession,
+    build_ids: Sequence[uuid.UUID],
+    *,
+    styles: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+) -> dict[uuid.UUID, int]:
+    return await counts_per_parent(
+        session,
+        parent=Annotation.build_id,
+        parent_ids=build_ids,
+        where=_annotation_conditions(styles, scopes),
+    )
+
+
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Annotation]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Annotation).where(Annotation.id.in_(ids)))
+    return {row.id: row for row in rows}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import mimetypes
 import posixpath
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
@@ -135,11 +136,18 @@ async def list_for(
     path: str | None = None,
 ) -> list[Artifact]:
     """A build's (or some jobs') artifacts, oldest first; `path` is exact or a `*` glob."""
-    if state is not None and state not in STATES:
-        raise ValidationFailed.field("state", f"must be one of {', '.join(STATES)}")
     query = select(Artifact).where(Artifact.build_id == build_id)
     if job_ids is not None:
         query = query.where(Artifact.job_id.in_(job_ids))
+    return await _filtered(session, query, state=state, path=path)
+
+
+async def _filtered(
+    session: AsyncSession, query: Select[Any], *, state: str | None, path: str | None
+) -> list[Artifact]:
+    """`query`'s artifacts in `state` (any but deleted by default) whose path matches `path`."""
+    if state is not None and state not in STATES:
+        raise ValidationFailed.field("state", f"must be one of {', '.join(STATES)}")
     query = (
         query.where(Artifact.state == state) if state else query.where(Artifact.state != "deleted")
     )
@@ -147,6 +155,30 @@ async def list_for(
     if path:
         rows = [row for row in rows if fnmatchcase(row.path, path)]
     return rows
+
+
+async def list_for_jobs(
+    session: AsyncSession,
+    job_ids: Sequence[uuid.UUID],
+    *,
+    state: str | None = None,
+    path: str | None = None,
+) -> dict[uuid.UUID, list[Artifact]]:
+    """`list_for`, for many jobs at once."""
+    grouped: dict[uuid.UUID, list[Artifact]] = {job_id: [] for job_id in job_ids}
+    if not grouped:
+        return grouped
+    query = select(Artifact).where(Artifact.job_id.in_(list(grouped)))
+    for artifact in await _filtered(session, query, state=state, path=path):
+        grouped[artifact.job_id].append(artifact)
+    return grouped
+
+
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Artifact]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Artifact).where(Artifact.id.in_(ids)))
+    return {row.id: row for row in rows}
 
 
 async def delete(session: AsyncSession, store: BlobStore, artifact: Artifact) -> None:

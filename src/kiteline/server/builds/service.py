@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,7 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
 from kiteline.server.kit.db import after_commit, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
+from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.organizations import service as organizations_service
 from kiteline.server.organizations.models import Organization
@@ -768,3 +769,61 @@ async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[
 async def get_meta_data(session: AsyncSession, build_id: uuid.UUID, key: str) -> str | None:
     row = await session.get(BuildMetaData, (build_id, key))
     return row.value if row is not None else None
+
+
+#: Newest first, as build lists are; the id breaks ties so that cursors are exact.
+BUILD_ORDERING: Ordering = ((Build.created_at, True), (Build.number, True), (Build.id, True))
+
+BuildParent = Literal["pipeline", "creator"]
+
+
+def _build_parent(parent: BuildParent) -> Any:
+    return Build.pipeline_id if parent == "pipeline" else Build.creator_id
+
+
+def _build_conditions(
+    where: BuildFilter, organization_ids: Sequence[uuid.UUID] | None
+) -> list[Any]:
+    clause = _apply_filter(select(Build), where).whereclause
+    conditions = [clause] if clause is not None else []
+    if organization_ids is not None:
+        conditions.append(Build.organization_id.in_(organization_ids))
+    return conditions
+
+
+async def pages_by(
+    session: AsyncSession,
+    parent: BuildParent,
+    parent_ids: Sequence[uuid.UUID],
+    *,
+    where: BuildFilter,
+    window: Window,
+    organization_ids: Sequence[uuid.UUID] | None = None,
+) -> dict[uuid.UUID, Slice[Build]]:
+    """A page of builds, newest first, for each pipeline (or creator) in one statement."""
+    return await pages_per_parent(
+        session,
+        Build,
+        parent=_build_parent(parent),
+        parent_ids=parent_ids,
+        where=_build_conditions(where, organization_ids),
+        ordering=BUILD_ORDERING,
+        window=window,
+    )
+
+
+async def counts_by(
+    session: AsyncSession,
+    parent: BuildParent,
+    parent_ids: Sequence[uuid.UUID],
+    *,
+    where: BuildFilter,
+    organization_ids: Sequence[uuid.UUID] | None = None,
+) -> dict[uuid.UUID, int]:
+    """How many builds match `where` for each pipeline (or creator)."""
+    return await counts_per_parent(
+        session,
+        parent=_build_parent(parent),
+        parent_ids=parent_ids,
+        where=_build_conditions(where, organization_ids),
+    )

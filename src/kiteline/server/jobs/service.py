@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
+from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.secrets import generate_token, hash_token
 
 #: How many runnable jobs a ping looks at before giving up on finding one its tags match.
@@ -387,3 +389,67 @@ def expire(job: Job, now: datetime) -> None:
     job.expired_at = now
     job.finished_at = now
     job.passed = False
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """GraphQL's job filters; `passed=False` includes soft failures, as Buildkite's does."""
+
+    types: Sequence[str] = ()
+    states: Sequence[str] = ()
+    passed: bool | None = None
+    step_keys: Sequence[str] = ()
+
+    def conditions(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.types:
+            conditions.append(Job.type.in_(self.types))
+        if self.states:
+            conditions.append(Job.state.in_(self.states))
+        if self.passed is not None:
+            conditions.append(Job.passed.is_(self.passed))
+        if self.step_keys:
+            conditions.append(Job.step_key.in_(self.step_keys))
+        return conditions
+
+
+#: The build's own order: its steps as planned, then attempts in the order they were made.
+JOB_ORDERING: Ordering = ((Job.position, False), (Job.created_at, False), (Job.id, False))
+
+
+async def pages_for_builds(
+    session: AsyncSession, build_ids: Sequence[uuid.UUID], *, where: JobFilter, window: Window
+) -> dict[uuid.UUID, Slice[Job]]:
+    """A page of each build's jobs (retried attempts included) in one statement."""
+    return await pages_per_parent(
+        session,
+        Job,
+        parent=Job.build_id,
+        parent_ids=build_ids,
+        where=where.conditions(),
+        ordering=JOB_ORDERING,
+        window=window,
+    )
+
+
+async def counts_for_builds(
+    session: AsyncSession, build_ids: Sequence[uuid.UUID], *, where: JobFilter
+) -> dict[uuid.UUID, int]:
+    return await counts_per_parent(
+        session, parent=Job.build_id, parent_ids=build_ids, where=where.conditions()
+    )
+
+
+async def current_for_agents(
+    session: AsyncSession, agent_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Job]:
+    """Each agent's current job (as `current_for_agent`), for many agents in one query."""
+    if not agent_ids:
+        return {}
+    rows = await session.scalars(
+        select(Job)
+        .where(Job.agent_id.in_(agent_ids), Job.state.in_([s.value for s in ON_AGENT]))
+        .order_by(Job.assigned_at.desc())
+    )
+    # Oldest assignment last, so it wins: the same job `current_for_agent` picks.
+    return {job.agent_id: job for job in rows if job.agent_id is not None}

@@ -8,7 +8,6 @@ separate, optional query: counting a long history is the expensive part, done on
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -104,7 +103,7 @@ def _cursor_condition(
     clauses = []
     for index, (column, descending) in enumerate(ordering):
         beyond = column < values[index] if descending == after else column > values[index]
-        ties = [earlier == value for (earlier, _), value in zip(ordering[:index], values)]
+        ties = [earlier == values[i] for i, (earlier, _) in enumerate(ordering[:index])]
         clauses.append(and_(*ties, beyond))
     return or_(*clauses)
 
@@ -123,19 +122,18 @@ def _branch(
     if window.before is not None:
         query = query.where(_cursor_condition(model, ordering, window.before, after=False))
     flip = window.backward
+
+    def sort(column: Any, descending: bool) -> Any:
+        return column.desc() if descending != flip else column.asc()
+
     inner = (
-        query.order_by(
-            *(column.desc() if descending != flip else column.asc() for column, descending in ordering)
-        )
+        query.order_by(*(sort(column, descending) for column, descending in ordering))
         .limit(window.fetch)
         .subquery()
     )
     # Numbered after the LIMIT, so the numbering sorts a handful of rows, not the history.
     position = func.row_number().over(
-        order_by=[
-            inner.c[column.key].desc() if descending != flip else inner.c[column.key].asc()
-            for column, descending in ordering
-        ]
+        order_by=[sort(inner.c[column.key], descending) for column, descending in ordering]
     )
     return select(inner, position.label("window_position"))
 
@@ -180,11 +178,6 @@ async def counts_per_parent(
     rows = await session.execute(
         select(parent, func.count()).where(parent.in_(list(counts)), *where).group_by(parent)
     )
-    for parent_id, count in rows.tuples():
+    for parent_id, count in rows:
         counts[parent_id] = int(count)
     return counts
-
-
-def uuid_key(value: Hashable | None) -> uuid.UUID | None:
-    """A cursor key as the row id it must be for keyset conditions."""
-    return value if isinstance(value, uuid.UUID) or value is None else None

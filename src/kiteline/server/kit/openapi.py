@@ -114,6 +114,24 @@ def job(job_type: JobType, spec: str = "", **special: Schema) -> Schema:
 
 
 SCHEMAS: dict[str, Schema] = {
+    "NotificationService": obj(
+        "id:uuid graphql_id url:url description enabled:bool scope scope_uuids:uuid[]"
+        " branch_configuration build_states:object created_at:time created_by:User?"
+        " disabled_reason:str? consecutive_failures:int deliveries_url:url ping_url:url",
+        provider=obj("id name"),
+        settings=obj("url:url version:int token token_mode events:str[] tls_verify:bool"),
+    ),
+    "WebhookDelivery": obj(
+        "id:uuid url:url event state attempts_count:int next_attempt_at:time?"
+        " created_at:time finished_at:time? redelivery_of:uuid? redeliver_url:url"
+        " payload:object",
+        attempts=array(
+            obj(
+                "number:int started_at:time duration_ms:int status_code:int?"
+                " response_excerpt:str? error:str? succeeded:bool"
+            )
+        ),
+    ),
     "Error": obj("message"),
     "ValidationError": obj(message={"const": "Validation Failed"}, errors=array(obj("field code"))),
     "RateLimitError": obj(
@@ -270,6 +288,10 @@ def query(name: str, schema: Schema, description: str) -> Schema:
 
 BOOLEAN_FLAG: Schema = {"type": "string", "enum": ["true", "false", "True", "False", "1", "0"]}
 PARAMETERS: dict[str, Schema] = {
+    "after": query("after", STRING, "The `links.next` cursor of the previous page"),
+    "delivery_state": query(
+        "state", enum(("pending", "succeeded", "failed")), "Deliveries in this state"
+    ),
     "page": query("page", INTEGER, "Page number, from 1"),
     "per_page": query("per_page", INTEGER, "Page size, 30 by default, at most 100"),
     "branch": query("branch", STRING, "Builds of this branch"),
@@ -337,7 +359,32 @@ ARTIFACT = BUILD + "/jobs/{job_id}/artifacts/{artifact_id}"
 LOG = Operation(body=ref("JobLog"), alternatives={"text/plain": STRING, "text/html": STRING})
 ENV = Operation(body=ref("JobEnv"), alternatives={"text/plain": STRING})
 
+SERVICES = ORG + "/services"
+SERVICE = SERVICES + "/{service_id}"
+DELIVERY = SERVICE + "/deliveries/{delivery_id}"
+
+
+def cursor_page(name: str, *query: str) -> Operation:
+    """Buildkite's newer lists: `{"items": [...], "links": {"self", "next"?}}`."""
+    return Operation(
+        body=obj(items=array(ref(name)), links=obj("self:url")),
+        query=("per_page", "after", *query),
+        errors=(400, 422),
+    )
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", SERVICES): cursor_page("NotificationService"),
+    ("post", SERVICES): body("NotificationService", 201),
+    ("get", SERVICE): body("NotificationService"),
+    ("patch", SERVICE): body("NotificationService"),
+    ("delete", SERVICE): NO_CONTENT,
+    ("put", SERVICE + "/enable"): body("NotificationService"),
+    ("put", SERVICE + "/disable"): body("NotificationService"),
+    ("post", SERVICE + "/ping"): body("WebhookDelivery", 201),
+    ("get", SERVICE + "/deliveries"): cursor_page("WebhookDelivery", "delivery_state"),
+    ("get", DELIVERY): body("WebhookDelivery"),
+    ("post", DELIVERY + "/redeliver"): body("WebhookDelivery", 201, 422),
     ("get", "/v2/organizations"): listing("Organization"),
     ("get", ORG): body("Organization"),
     ("get", ORG + "/rate_limit"): body("RateLimitStatus"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,3 +86,20 @@ async def member(session: AsyncSession, *, org: str, user_id: str) -> User | Non
         .join(Organization, Organization.id == Membership.organization_id)
         .where(Organization.slug == org, User.id == parsed)
     )
+
+
+async def shares_organization(
+    session: AsyncSession, user_id: uuid.UUID, organization_ids: Collection[uuid.UUID]
+) -> bool:
+    """Whether the user belongs to at least one of these organizations."""
+    if not organization_ids:
+        return False
+    found = await session.scalar(
+        select(Membership.user_id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.organization_id.in_(list(organization_ids)),
+        )
+        .limit(1)
+    )
+    return found is not None

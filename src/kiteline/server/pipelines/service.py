@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +17,8 @@ from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import PipelineError, from_legacy_steps, parse_pipeline
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
+from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
+from kiteline.server.kit.text_search import contains
 from kiteline.server.pipelines.models import Pipeline
 
 
@@ -239,3 +244,63 @@ def unarchive(pipeline: Pipeline) -> None:
     if pipeline.archived_at is None:
         raise Unprocessable("Pipeline could not be unarchived.")
     pipeline.archived_at = None
+
+
+@dataclass(frozen=True)
+class PipelineFilter:
+    """GraphQL's pipeline filters: `search` in the name, archived or not, creation time."""
+
+    search: str | None = None
+    archived: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.search:
+            conditions.append(contains(Pipeline.name, self.search))
+        if self.archived is not None:
+            archived = Pipeline.archived_at.is_not(None)
+            conditions.append(archived if self.archived else ~archived)
+        if self.created_from is not None:
+            conditions.append(Pipeline.created_at >= self.created_from)
+        if self.created_to is not None:
+            conditions.append(Pipeline.created_at < self.created_to)
+        return conditions
+
+
+PIPELINE_ORDERINGS: dict[str, Ordering] = {
+    "recently_created": ((Pipeline.created_at, True), (Pipeline.id, True)),
+    "name": ((Pipeline.name, False), (Pipeline.id, False)),
+}
+
+
+async def pages_for_organizations(
+    session: AsyncSession,
+    organization_ids: Sequence[uuid.UUID],
+    *,
+    where: PipelineFilter,
+    order: str,
+    window: Window,
+) -> dict[uuid.UUID, Slice[Pipeline]]:
+    """A page of each organization's pipelines (`order` is a PIPELINE_ORDERINGS key)."""
+    return await pages_per_parent(
+        session,
+        Pipeline,
+        parent=Pipeline.organization_id,
+        parent_ids=organization_ids,
+        where=where.conditions(),
+        ordering=PIPELINE_ORDERINGS[order],
+        window=window,
+    )
+
+
+async def counts_for_organizations(
+    session: AsyncSession, organization_ids: Sequence[uuid.UUID], *, where: PipelineFilter
+) -> dict[uuid.UUID, int]:
+    return await counts_per_parent(
+        session,
+        parent=Pipeline.organization_id,
+        parent_ids=organization_ids,
+        where=where.conditions(),
+    )

@@ -1,4 +1,5 @@
-"""Runs the sweeps in a loop until told to stop; one failing sweep never stops the others."""
+"""Runs the sweeps in a loop, and webhook delivery beside them, until told to stop; one failing
+sweep never stops the others."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
 from kiteline.settings import Settings
 
@@ -15,6 +17,15 @@ log = logging.getLogger("kiteline.workers")
 
 
 async def run_workers(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+) -> None:
+    """The sweeps and webhook delivery, side by side."""
+    await asyncio.gather(
+        _run_sweeps(sessions, settings, stop), run_delivery(sessions, settings, stop)
+    )
+
+
+async def _run_sweeps(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():

@@ -1,0 +1,1 @@
+"""The `buildkite-agent` subcommands a job runs: one module per command group, sharing `context`."""

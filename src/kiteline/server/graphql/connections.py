@@ -1,0 +1,200 @@
+"""Relay connections as Buildkite shapes them (`edges`, `pageInfo`, `count`), their arguments,
+and their batched loading: one statement for the pages of every parent, another for the counts
+only when `count` is asked for."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+from kiteline.server.graphql.context import Info
+from kiteline.server.kit.errors import BadRequest
+from kiteline.server.kit.keyset import Slice, Window
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Buildkite's largest page (and what a connection without `first` or `last` returns).
+MAX_PAGE_SIZE = 500
+#: `Build.metaData` is the documented exception.
+MAX_META_DATA_PAGE_SIZE = 10_000
+
+_CURSOR_PREFIX = "cursor:"
+
+
+@strawberry.type(name="PageInfo")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.interface(name="Connection")
+class ConnectionInterface:
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+    page_info: PageInfo | None
+
+    @strawberry.field(description="The total number of items, whatever the page")
+    async def count(self) -> int:
+        return await self.counter()
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T | None
+
+
+@strawberry.type
+class Connection(ConnectionInterface, Generic[T]):
+    edges: list[Edge[T] | None] | None
+
+
+def encode_cursor(key: Hashable) -> str:
+    return base64.b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise BadRequest(f"{cursor!r} is not a cursor from this connection") from error
+    if not text.startswith(_CURSOR_PREFIX):
+        raise BadRequest(f"{cursor!r} is not a cursor from this connection")
+    return text[len(_CURSOR_PREFIX) :]
+
+
+def row_key(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as error:
+        raise BadRequest("The cursor is not one from this connection") from error
+
+
+def window_from(
+    first: int | None,
+    last: int | None,
+    after: str | None,
+    before: str | None,
+    *,
+    max_size: int = MAX_PAGE_SIZE,
+    key: Callable[[str], Hashable] = row_key,
+) -> Window:
+    """Connection arguments as a window: sizes capped at `max_size` (as graphql-ruby caps
+    them), `max_size` items when neither `first` nor `last` is given."""
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and value < 0:
+            raise BadRequest(f"Argument '{name}' must not be negative")
+    if first is None and last is None:
+        first = max_size
+    return Window(
+        first=min(first, max_size) if first is not None else None,
+        last=min(last, max_size) if last is not None else None,
+        after=key(decode_cursor(after)) if after else None,
+        before=key(decode_cursor(before)) if before else None,
+    )
+
+
+def connection(
+    page: Slice[R],
+    wrap: Callable[[R], T],
+    *,
+    key: Callable[[R], Hashable],
+    count: Callable[[], Awaitable[int]],
+    kind: type[Connection[Any]] = Connection,
+) -> Connection[T]:
+    edges: list[Edge[T] | None] = [
+        Edge(cursor=encode_cursor(key(item)), node=wrap(item)) for item in page.items
+    ]
+    return kind(
+        counter=count,
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=edges[0].cursor if edges and edges[0] else None,
+            end_cursor=edges[-1].cursor if edges and edges[-1] else None,
+        ),
+    )
+
+
+def _field_names(selections: Sequence[Selection]) -> set[str]:
+    names: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            names.add(selection.name)
+        elif isinstance(selection, InlineFragment | FragmentSpread):
+            names |= _field_names(selection.selections)
+    return names
+
+
+def selects_items(info: Info) -> bool:
+    """Whether the connection's edges (or pageInfo) are asked for, or only its `count`."""
+    names: set[str] = set()
+    for selected in info.selected_fields:
+        names |= _field_names(selected.selections)
+    return bool(names & {"edges", "pageInfo"})
+
+
+PageFetch = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Slice[R]]]]
+CountFetch = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, int]]]
+
+
+async def paged(
+    info: Info,
+    key: Hashable,
+    parent_id: uuid.UUID,
+    *,
+    pages: PageFetch[R],
+    counts: CountFetch,
+    wrap: Callable[[R], T],
+    kind: type[Connection[Any]] = Connection,
+) -> Connection[T]:
+    """A connection from rows paged in SQL, batched with its siblings' under `key` (which
+    must identify every argument that `pages` and `counts` were made with)."""
+    ctx = info.context
+    page: Slice[R] | None = None
+    if selects_items(info):
+        page = await ctx.loader(("pages", key), pages).load(parent_id)
+
+    async def count() -> int:
+        return await ctx.loader(("counts", key), counts).load(parent_id) or 0
+
+    return connection(page or Slice([]), wrap, key=_row_id, count=count, kind=kind)
+
+
+ListFetch = Callable[[AsyncSession, list[Any]], Awaitable[Mapping[Any, Sequence[R]]]]
+
+
+async def listed(
+    info: Info,
+    key: Hashable,
+    parent_id: Hashable,
+    *,
+    fetch: ListFetch[R],
+    window: Window,
+    wrap: Callable[[R], T],
+    item_key: Callable[[R], Hashable] | None = None,
+) -> Connection[T]:
+    """A connection over a parent's short list, loaded whole (batched under `key`) and
+    paged in memory."""
+    items = await info.context.loader(("lists", key), fetch).load(parent_id) or []
+    item_key = item_key or _row_id
+
+    async def count() -> int:
+        return len(items)
+
+    return connection(window.slice(items, item_key), wrap, key=item_key, count=count)
+
+
+def _row_id(row: Any) -> Hashable:
+    key: Hashable = row.id
+    return key

@@ -1,0 +1,103 @@
+"""What the resolvers of one GraphQL request share: its transaction and caller, the batching
+loaders that keep a query's SQL statements few, and the budgets it spends from.
+
+Resolvers run concurrently while one AsyncSession allows one statement at a time, so every
+database call goes through `read` or `write`, which take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import strawberry
+from fastapi import Request
+from graphql import DocumentNode
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from kiteline.server.graphql.budget import BudgetGate
+from kiteline.server.kit.auth import Principal
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations.models import Organization
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+R = TypeVar("R", bound="OrganizationOwned")
+
+#: Loads many keys at once: `fetch(session, keys)` maps each found key to its value.
+Fetch = Callable[[AsyncSession, list[K]], Awaitable[Mapping[K, V]]]
+#: The `get_many(session, ids)` that every domain service has.
+GetMany = Callable[[AsyncSession, set[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]]
+
+
+class OrganizationOwned(Protocol):
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+
+
+@dataclass
+class GraphQLContext:
+    request: Request
+    session: AsyncSession
+    principal: Principal
+    organizations: list[Organization]  # the caller's: all that they may see
+    budget: BudgetGate
+    urls: Urls
+    document: DocumentNode  # parsed and validated by the endpoint, run by the schema
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    async def read(self, query: Callable[[AsyncSession], Awaitable[V]]) -> V:
+        async with self._turn:
+            return await query(self.session)
+
+    async def write(self, change: Callable[[AsyncSession], Awaitable[V]]) -> V:
+        """A mutation's change, in a savepoint: a refused mutation leaves nothing behind, and
+        the document's other mutations keep theirs. Loaded data is forgotten afterwards."""
+        async with self._turn:
+            self._loaders.clear()
+            async with self.session.begin_nested():
+                return await change(self.session)
+
+    def loader(self, key: Hashable, fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
+        """The request's loader named `key`: keys loaded in the same tick share one fetch."""
+        found = self._loaders.get(key)
+        if found is None:
+
+            async def load(keys: list[K]) -> Sequence[V | None]:
+                values = await self.read(lambda session: fetch(session, keys))
+                return [values.get(k) for k in keys]
+
+            found = self._loaders[key] = DataLoader(load_fn=load)
+        return found
+
+    async def load(self, get_many: GetMany[V], id_: uuid.UUID | None) -> V | None:
+        """The row with this id, batched with every other load through `get_many`."""
+        if id_ is None:
+            return None
+        loader: DataLoader[uuid.UUID, V | None] = self.loader(
+            get_many, lambda session, ids: get_many(session, set(ids))
+        )
+        return await loader.load(id_)
+
+    @property
+    def organization_ids(self) -> list[uuid.UUID]:
+        return [organization.id for organization in self.organizations]
+
+    def sees(self, organization_id: uuid.UUID) -> bool:
+        return any(organization.id == organization_id for organization in self.organizations)
+
+    async def reveal(self, row: R | None) -> R | None:
+        """`row` if the caller may see it (else None, as for a missing one), its organization's
+        budget checked: where a request first reaches an organization's data."""
+        if row is None or not self.sees(row.organization_id):
+            return None
+        await self.budget.enter_organization(row.organization_id)
+        return row
+
+
+Info = strawberry.Info[GraphQLContext, None]

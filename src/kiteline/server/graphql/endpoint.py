@@ -1,0 +1,221 @@
+"""The GraphQL endpoint at /v1 (Buildkite's path on its GraphQL host) and /graphql.
+
+POST `{query, variables, operationName}` with `Authorization: Bearer <token>`, the token
+holding the `graphql` scope. A query is checked before anything runs (see `checks`); it then
+runs in one transaction, and a request reaching an organization whose window budget is spent
+is refused with 429 and rolled back. What the query actually cost is charged afterwards.
+Every authenticated answer carries `RateLimit-*` and `RateLimit-Complexity-*` headers, and
+`Buildkite-Include-Query-Stats: true` adds `stats` to the body.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from kiteline.server.graphql.budget import (
+    BudgetExhausted,
+    BudgetGate,
+    ComplexityBudget,
+    WindowUsage,
+    organization_bucket,
+)
+from kiteline.server.graphql.checks import Refused, check
+from kiteline.server.graphql.complexity import actual_complexity
+from kiteline.server.graphql.context import GraphQLContext
+from kiteline.server.graphql.errors import formatted
+from kiteline.server.graphql.schema import schema
+from kiteline.server.kit.auth import Principal, authenticate
+from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
+from kiteline.server.kit.http import base_url, request_transaction
+from kiteline.server.kit.ratelimit import RateLimiter
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations import service as organizations
+from kiteline.server.organizations.models import Organization
+from kiteline.settings import Settings
+
+PATHS = ("/v1", "/graphql")
+SCOPE = "graphql"
+UNAUTHORIZED = (
+    "Authentication required. Please supply a valid API Access Token: "
+    "https://buildkite.com/docs/apis/graphql-api#authentication"
+)
+STATS_HEADER = "buildkite-include-query-stats"
+
+router = APIRouter(include_in_schema=False)  # not REST: /v2/openapi.json leaves it out
+
+
+@dataclass(frozen=True)
+class GraphQLPost:
+    query: str
+    variables: dict[str, Any]
+    operation_name: str | None
+
+
+@dataclass
+class Answer:
+    body: dict[str, Any]
+    status: int = 200
+    requested: int = 0
+    actual: int = 0
+    usage: WindowUsage | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, *, with_stats: bool) -> JSONResponse:
+        headers = {
+            **self.headers,
+            "RateLimit-Complexity-Requested": str(self.requested),
+            "RateLimit-Complexity-Actual": str(self.actual),
+        }
+        if self.usage is not None:
+            headers.update(self.usage.headers())
+        body = self.body
+        if with_stats:
+            stats = {"requestedComplexity": self.requested, "actualComplexity": self.actual}
+            body = {**body, "stats": stats}
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def _errors(message: str) -> dict[str, Any]:
+    return {"errors": [{"message": message}]}
+
+
+async def read_post(request: Request) -> GraphQLPost:
+    """The request body; `variables` may be an object or a JSON string (as in Buildkite's own
+    curl example)."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(f"Problems parsing JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise BadRequest('Expected a JSON object such as {"query": "{ viewer { user { name } } }"}')
+    query, variables, operation_name = (
+        body.get("query"),
+        body.get("variables"),
+        body.get("operationName"),
+    )
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("No query string was present")
+    if isinstance(variables, str):
+        try:
+            variables = json.loads(variables) if variables.strip() else None
+        except json.JSONDecodeError as error:
+            raise BadRequest(f"variables is not valid JSON: {error}") from error
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("variables must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("operationName must be a string")
+    return GraphQLPost(query, variables or {}, operation_name or None)
+
+
+async def _caller(request: Request, session: Any) -> Principal:
+    try:
+        principal = await authenticate(session, request)
+    except Unauthorized as error:
+        raise Unauthorized(UNAUTHORIZED) from error
+    if SCOPE not in principal.token.scopes:
+        raise Forbidden(f"Your access token doesn't have the {SCOPE} scope")
+    return principal
+
+
+def _default_bucket(principal: Principal, organizations_seen: list[Organization]) -> str:
+    """A request that touches no organization's data spends from the caller's organization
+    when they belong to exactly one (Buildkite's tokens belong to one), else their own."""
+    if len(organizations_seen) == 1:
+        return organization_bucket(organizations_seen[0].id)
+    return f"user:{principal.user_id}"
+
+
+async def answer(request: Request, post: GraphQLPost) -> Answer:
+    settings: Settings = request.app.state.settings
+    budget: ComplexityBudget | None = request.app.state.graphql_budget
+    async with request_transaction(request) as session:
+        principal = await _caller(request, session)
+        seen = await organizations.list_for_user(session, principal.user_id)
+        gate = BudgetGate(budget, _default_bucket(principal, seen))
+        checked = check(
+            schema._schema,
+            post.query,
+            post.variables,
+            post.operation_name,
+            max_complexity=settings.graphql_max_query_complexity,
+        )
+        if isinstance(checked, Refused):
+            return Answer(
+                {"errors": checked.errors}, requested=checked.requested, usage=await gate.peek()
+            )
+        context = GraphQLContext(
+            request=request,
+            session=session,
+            principal=principal,
+            organizations=seen,
+            budget=gate,
+            urls=Urls(base_url(request)),
+            document=checked.document,
+        )
+        result = await schema.execute(
+            post.query,
+            variable_values=post.variables,
+            context_value=context,
+            operation_name=post.operation_name,
+        )
+        errors = result.errors or []
+        for error in errors:
+            if isinstance(error.original_error, BudgetExhausted):
+                raise error.original_error  # rolls the transaction back
+        await gate.enter_default()
+    actual = actual_complexity(
+        schema._schema, checked.document, checked.operation, post.variables, result.data
+    )
+    body: dict[str, Any] = {"data": result.data}
+    if errors:
+        body["errors"] = [formatted(error) for error in errors]
+    return Answer(
+        body,
+        requested=checked.weight.requested,
+        actual=actual,
+        usage=await gate.charge(actual),
+    )
+
+
+@router.post(PATHS[0])
+@router.post(PATHS[1])
+async def graphql_endpoint(request: Request) -> JSONResponse:
+    with_stats = request.headers.get(STATS_HEADER, "").strip().lower() == "true"
+    try:
+        return (await answer(request, await read_post(request))).response(with_stats=with_stats)
+    except BudgetExhausted as exhausted:
+        refused = Answer(_errors(str(exhausted)), status=429, usage=exhausted.usage)
+        return refused.response(with_stats=False)
+    except (BadRequest, Unauthorized, Forbidden) as error:
+        return JSONResponse(_errors(error.message), status_code=error.status)
+
+
+@router.get(PATHS[0])
+@router.get(PATHS[1])
+async def graphql_get() -> JSONResponse:
+    return JSONResponse(
+        _errors('GraphQL requests are POSTed as JSON: {"query": "...", "variables": {...}}'),
+        status_code=405,
+        headers={"Allow": "POST"},
+    )
+
+
+def install_graphql(app: FastAPI, settings: Settings) -> None:
+    """Mount the endpoint; its budgets share REST's rate-limit storage (call after
+    `install_rate_limits`)."""
+    limiter: RateLimiter = app.state.rate_limiter
+    app.state.graphql_budget = (
+        ComplexityBudget(
+            limiter.storage,
+            per_window=settings.graphql_complexity_per_window,
+            window_seconds=settings.graphql_window_seconds,
+        )
+        if settings.graphql_complexity_per_window
+        else None
+    )
+    app.include_router(router)

@@ -1,0 +1,508 @@
+"""GraphQL's jobs: the `Job` union of JobTypeCommand, JobTypeWait, JobTypeBlock and
+JobTypeTrigger, the `job` query, and jobTypeCommandRetry, jobTypeCommandCancel and
+jobTypeBlockUnblock (through the same build service functions as REST).
+
+States are JobStates as stored (a finished job is FINISHED, with `passed` telling how it went;
+REST says `passed`/`failed` instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+import strawberry
+
+from kiteline.server.agents import graphql as agent_types
+from kiteline.server.agents import service as agents
+from kiteline.server.artifacts import graphql as artifact_types
+from kiteline.server.builds import graphql as build_types
+from kiteline.server.builds import service as builds
+from kiteline.server.graphql.connections import Connection, paged, window_from
+from kiteline.server.graphql.context import GraphQLContext, Info
+from kiteline.server.graphql.enums import (
+    ArtifactStates,
+    JobEventSignalReason,
+    JobRetryTypes,
+    JobStates,
+)
+from kiteline.server.graphql.ids import GlobalId
+from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.refs import (
+    AgentRef,
+    ArtifactRef,
+    BuildRef,
+    JobRef,
+    PipelineRef,
+    UserRef,
+)
+from kiteline.server.graphql.scalars import JSONValue
+from kiteline.server.jobs import service
+from kiteline.server.jobs.environment import job_environment
+from kiteline.server.jobs.models import Job as JobRow
+from kiteline.server.jobs.states import JobState, JobType
+from kiteline.server.kit.errors import BadRequest
+from kiteline.server.kit.ids import parse_uuid
+from kiteline.server.kit.keyset import Window
+from kiteline.server.organizations import graphql as organization_types
+from kiteline.server.pipelines import graphql as pipeline_types
+from kiteline.server.pipelines import service as pipelines
+from kiteline.server.users import graphql as user_types
+from kiteline.server.users import service as users
+
+
+@strawberry.interface(name="Step", description="The pipeline step a job runs")
+class Step:
+    uuid: str
+    key: str | None
+
+
+@strawberry.type(name="StepCommand")
+class StepCommand(Step):
+    pass
+
+
+@strawberry.type(name="StepWait")
+class StepWait(Step):
+    pass
+
+
+@strawberry.type(name="StepInput")
+class StepInput(Step):
+    pass
+
+
+@strawberry.type(name="StepTrigger")
+class StepTrigger(Step):
+    pass
+
+
+@strawberry.type(name="JobPriority")
+class JobPriority:
+    number: int
+
+
+@strawberry.type(name="JobConcurrency")
+class JobConcurrency:
+    group: str
+    limit: int
+
+
+@strawberry.interface(name="JobInterface", description="What every job knows of its retries")
+class JobInterface:
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field
+    def uuid(self) -> str:
+        return str(self.row.id)
+
+    @strawberry.field
+    def retried(self) -> bool:
+        return self.row.retried
+
+    @strawberry.field
+    def retries_count(self) -> int | None:
+        return self.row.retries_count or None
+
+    @strawberry.field(description="The attempt this one retries")
+    async def retry_source(self, info: Info) -> JobRef | None:
+        source = await info.context.load(service.get_many, self.row.retry_source_job_id)
+        return job_node(source) if source is not None else None
+
+    @strawberry.field
+    def retry_type(self) -> JobRetryTypes | None:
+        return JobRetryTypes(self.row.retry_type) if self.row.retry_type else None
+
+
+@strawberry.type(name="JobFields", description="Never in the schema: fields every job type has")
+class JobFields:
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field
+    def label(self) -> str | None:
+        return self.row.label
+
+    @strawberry.field
+    def state(self) -> JobStates:
+        return JobStates(self.row.state)
+
+    @strawberry.field
+    async def build(self, info: Info) -> BuildRef | None:
+        build = await info.context.load(builds.get_many, self.row.build_id)
+        return build_types.BuildNode(row=build) if build is not None else None
+
+
+@strawberry.type(name="JobTypeCommand")
+class JobTypeCommand(Node, JobInterface, JobFields):
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field
+    def command(self) -> str | None:
+        return self.row.command
+
+    @strawberry.field(description='The exit status as a string ("0"); null until finished')
+    def exit_status(self) -> str | None:
+        return str(self.row.exit_status) if self.row.exit_status is not None else None
+
+    @strawberry.field
+    def passed(self) -> bool:
+        return bool(self.row.passed)
+
+    @strawberry.field
+    def soft_failed(self) -> bool:
+        return self.row.soft_failed
+
+    @strawberry.field(description="The job on its build's page on this server")
+    async def url(self, info: Info) -> str:
+        return await job_url(info.context, self.row)
+
+    @strawberry.field(description="The environment the job runs with, as KEY=value")
+    async def env(self, info: Info) -> list[str] | None:
+        environment = await environment_of(info.context, self.row)
+        return [f"{key}={value}" for key, value in sorted(environment.items())]
+
+    @strawberry.field
+    async def agent(self, info: Info) -> AgentRef | None:
+        agent = await info.context.load(agents.get_many, self.row.agent_id)
+        return agent_types.AgentNode(row=agent) if agent is not None else None
+
+    @strawberry.field
+    def agent_query_rules(self) -> list[str] | None:
+        return list(self.row.agent_query_rules)
+
+    @strawberry.field
+    async def pipeline(self, info: Info) -> PipelineRef | None:
+        pipeline = await info.context.load(pipelines.get_many, self.row.pipeline_id)
+        return pipeline_types.PipelineNode(row=pipeline) if pipeline is not None else None
+
+    @strawberry.field
+    def created_at(self) -> datetime | None:
+        return self.row.created_at
+
+    @strawberry.field
+    def runnable_at(self) -> datetime | None:
+        return self.row.runnable_at
+
+    @strawberry.field
+    def scheduled_at(self) -> datetime | None:
+        return self.row.scheduled_at
+
+    @strawberry.field
+    def started_at(self) -> datetime | None:
+        return self.row.started_at
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return self.row.finished_at
+
+    @strawberry.field
+    def canceled_at(self) -> datetime | None:
+        return self.row.canceled_at
+
+    @strawberry.field
+    def expired_at(self) -> datetime | None:
+        return self.row.expired_at
+
+    @strawberry.field
+    def signal(self) -> str | None:
+        return self.row.signal
+
+    @strawberry.field(description="Null for reasons Buildkite's enum has no name for")
+    def signal_reason(self) -> JobEventSignalReason | None:
+        known = {reason.value for reason in JobEventSignalReason}
+        reason = self.row.signal_reason
+        return JobEventSignalReason(reason) if reason in known else None
+
+    @strawberry.field
+    def parallel_group_index(self) -> int | None:
+        return self.row.definition.get("parallel_job")
+
+    @strawberry.field
+    def parallel_group_total(self) -> int | None:
+        return self.row.definition.get("parallel_job_count")
+
+    @strawberry.field
+    def matrix(self) -> JSONValue | None:
+        matrix = self.row.definition.get("matrix")
+        return JSONValue(matrix) if matrix is not None else None
+
+    @strawberry.field
+    def priority(self) -> JobPriority:
+        return JobPriority(number=self.row.priority)
+
+    @strawberry.field
+    def concurrency(self) -> JobConcurrency | None:
+        group, limit = self.row.concurrency_group, self.row.concurrency
+        return JobConcurrency(group=group, limit=limit) if group and limit else None
+
+    @strawberry.field
+    def step(self) -> StepCommand | None:
+        return StepCommand(uuid=str(self.row.step_id), key=self.row.step_key)
+
+    @strawberry.field
+    async def artifacts(
+        self,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        path: str | None = None,
+        state: ArtifactStates | None = None,
+    ) -> Connection[ArtifactRef]:
+        return await artifact_types.artifacts_of(
+            info,
+            self.row.id,
+            window=window_from(first, last, after, before),
+            path=path,
+            state=state.value if state is not None else None,
+        )
+
+
+@strawberry.type(name="JobTypeWait")
+class JobTypeWait(Node, JobInterface, JobFields):
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field
+    def step(self) -> StepWait | None:
+        return StepWait(uuid=str(self.row.step_id), key=self.row.step_key)
+
+
+@strawberry.type(name="JobTypeBlock")
+class JobTypeBlock(Node, JobInterface, JobFields):
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field
+    def is_unblockable(self) -> bool | None:
+        return self.row.state == JobState.BLOCKED
+
+    @strawberry.field
+    def unblocked_at(self) -> datetime | None:
+        return self.row.unblocked_at
+
+    @strawberry.field
+    async def unblocked_by(self, info: Info) -> UserRef | None:
+        user = await info.context.load(users.get_many, self.row.unblocked_by_id)
+        return user_types.UserNode(row=user) if user is not None else None
+
+    @strawberry.field
+    def step(self) -> StepInput | None:
+        return StepInput(uuid=str(self.row.step_id), key=self.row.step_key)
+
+
+@strawberry.type(name="JobTypeTrigger")
+class JobTypeTrigger(Node, JobInterface, JobFields):
+    row: strawberry.Private[JobRow]
+
+    @strawberry.field(name="async")
+    def is_async(self) -> bool:
+        return bool(self.row.definition.get("async"))
+
+    @strawberry.field(description="The build this step created")
+    async def triggered(self, info: Info) -> BuildRef | None:
+        build = await info.context.load(builds.get_many, self.row.triggered_build_id)
+        return build_types.BuildNode(row=build) if build is not None else None
+
+    @strawberry.field
+    def step(self) -> StepTrigger | None:
+        return StepTrigger(uuid=str(self.row.step_id), key=self.row.step_key)
+
+
+Job = Annotated[
+    JobTypeCommand | JobTypeWait | JobTypeBlock | JobTypeTrigger, strawberry.union("Job")
+]
+
+
+@strawberry.type(name="JobConnection")
+class JobConnection(Connection[Job]):
+    """Named here: strawberry can't name a connection of a union it meets lazily."""
+
+
+_TYPES: dict[JobType, type[JobTypeCommand | JobTypeWait | JobTypeBlock | JobTypeTrigger]] = {
+    JobType.SCRIPT: JobTypeCommand,
+    JobType.WAITER: JobTypeWait,
+    JobType.MANUAL: JobTypeBlock,
+    JobType.TRIGGER: JobTypeTrigger,
+}
+_TYPE_NAMES = {
+    JobType.SCRIPT: "JobTypeCommand",
+    JobType.WAITER: "JobTypeWait",
+    JobType.MANUAL: "JobTypeBlock",
+    JobType.TRIGGER: "JobTypeTrigger",
+}
+
+
+def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTypeTrigger:
+    return _TYPES[JobType(job.type)](row=job)
+
+
+async def job_url(ctx: GraphQLContext, job: JobRow) -> str:
+    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    return f"{await build_types.build_web_url(ctx, build)}#{job.id}"
+
+
+async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
+    """The job's environment exactly as REST's `…/env` computes it (rows loaded in batches)."""
+    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    pipeline, agent, creator = await asyncio.gather(
+        ctx.load(pipelines.get_many, build.pipeline_id),
+        ctx.load(agents.get_many, job.agent_id),
+        ctx.load(users.get_many, build.creator_id),
+    )
+    pipeline = found(pipeline, "pipeline")
+    organization = found(
+        organization_types.caller_organization(ctx, id_=build.organization_id), "organization"
+    )
+    return job_environment(
+        job=job,
+        build=build,
+        pipeline=pipeline,
+        organization=organization,
+        agent=agent,
+        creator=creator,
+        build_url=ctx.urls.build_web(organization.slug, pipeline.slug, build.number),
+    )
+
+
+async def jobs_of(
+    info: Info, build_id: uuid.UUID, *, window: Window, where: service.JobFilter
+) -> JobConnection:
+    found_jobs = await paged(
+        info,
+        ("build_jobs", where, window),
+        build_id,
+        pages=lambda session, ids: service.pages_for_builds(
+            session, ids, where=where, window=window
+        ),
+        counts=lambda session, ids: service.counts_for_builds(session, ids, where=where),
+        wrap=job_node,
+        kind=JobConnection,
+    )
+    return cast(JobConnection, found_jobs)
+
+
+async def reveal_job(ctx: GraphQLContext, job: JobRow | None) -> Job | None:
+    shown = await ctx.reveal(job)
+    return job_node(shown) if shown is not None else None
+
+
+@strawberry.type
+class JobQuery:
+    @strawberry.field(description="A job by UUID (use `... on JobTypeCommand` for its fields)")
+    async def job(self, info: Info, uuid: strawberry.ID) -> Job | None:
+        ctx = info.context
+        return await reveal_job(ctx, await ctx.load(service.get_many, parse_uuid(uuid)))
+
+
+async def lookup_job(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
+    """`Job---uuid` names any job; `JobTypeCommand---uuid` and the like only one of that type."""
+    job = await ctx.load(service.get_many, global_id.uuid)
+    if job is None or global_id.type_name not in ("Job", _TYPE_NAMES[JobType(job.type)]):
+        return None
+    return await reveal_job(ctx, job)
+
+
+async def job_for_mutation(ctx: GraphQLContext, id_: str, kind: JobType) -> JobRow:
+    """The job a mutation names (as `Job---` or its own type), or why it can't be that one."""
+    type_name = _TYPE_NAMES[kind]
+    job_id = id_of(id_, {"Job", type_name}, "job")
+    job = found(await ctx.reveal(await ctx.load(service.get_many, job_id)), "job")
+    if job.type != kind:
+        raise BadRequest(f"The job is a {_TYPE_NAMES[JobType(job.type)]}, not a {type_name}")
+    return job
+
+
+# --- mutations ------------------------------------------------------------------------------
+
+
+@strawberry.input(name="JobTypeCommandRetryInput")
+class JobTypeCommandRetryInput:
+    client_mutation_id: str | None = None
+    id: strawberry.ID
+
+
+@strawberry.input(name="JobTypeCommandCancelInput")
+class JobTypeCommandCancelInput:
+    client_mutation_id: str | None = None
+    id: strawberry.ID
+
+
+@strawberry.input(name="JobTypeBlockUnblockInput")
+class JobTypeBlockUnblockInput:
+    client_mutation_id: str | None = None
+    id: strawberry.ID
+    fields: JSONValue | None = strawberry.field(
+        default=None, description='Field values by key, as a JSON string (`"{}"` for none)'
+    )
+
+
+@strawberry.type(name="JobTypeCommandRetryPayload")
+class JobTypeCommandRetryPayload:
+    client_mutation_id: str | None
+    job_type_command: JobTypeCommand = strawberry.field(description="The attempt retried")
+    retried_in_job_type_command: JobTypeCommand = strawberry.field(description="The new one")
+
+
+@strawberry.type(name="JobTypeCommandCancelPayload")
+class JobTypeCommandCancelPayload:
+    client_mutation_id: str | None
+    job_type_command: JobTypeCommand
+
+
+@strawberry.type(name="JobTypeBlockUnblockPayload")
+class JobTypeBlockUnblockPayload:
+    client_mutation_id: str | None
+    job_type_block: JobTypeBlock
+
+
+def _fields(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("fields must be a JSON object of field keys and values")
+    return value
+
+
+@strawberry.type
+class JobMutation:
+    @strawberry.mutation
+    async def job_type_command_retry(
+        self, info: Info, input: JobTypeCommandRetryInput
+    ) -> JobTypeCommandRetryPayload | None:
+        ctx = info.context
+        job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
+        new = await ctx.write(lambda session: builds.retry_job(session, job))
+        return JobTypeCommandRetryPayload(
+            client_mutation_id=input.client_mutation_id,
+            job_type_command=JobTypeCommand(row=job),
+            retried_in_job_type_command=JobTypeCommand(row=new),
+        )
+
+    @strawberry.mutation
+    async def job_type_command_cancel(
+        self, info: Info, input: JobTypeCommandCancelInput
+    ) -> JobTypeCommandCancelPayload | None:
+        ctx = info.context
+        job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
+        await ctx.write(lambda session: builds.cancel_job(session, job))
+        return JobTypeCommandCancelPayload(
+            client_mutation_id=input.client_mutation_id, job_type_command=JobTypeCommand(row=job)
+        )
+
+    @strawberry.mutation
+    async def job_type_block_unblock(
+        self, info: Info, input: JobTypeBlockUnblockInput
+    ) -> JobTypeBlockUnblockPayload | None:
+        ctx = info.context
+        job = await job_for_mutation(ctx, input.id, JobType.MANUAL)
+        fields = _fields(input.fields)
+        await ctx.write(
+            lambda session: builds.unblock_job(
+                session, job, fields=fields, unblocked_by_id=ctx.principal.user_id
+            )
+        )
+        return JobTypeBlockUnblockPayload(
+            client_mutation_id=input.client_mutation_id, job_type_block=JobTypeBlock(row=job)
+        )

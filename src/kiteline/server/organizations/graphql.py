@@ -1,0 +1,135 @@
+"""GraphQL's Organization, the `organization` query and the viewer's organizations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from kiteline.server.agents import graphql as agent_types
+from kiteline.server.graphql.connections import Connection, connection, window_from
+from kiteline.server.graphql.context import GraphQLContext, Info
+from kiteline.server.graphql.enums import PipelineOrders
+from kiteline.server.graphql.ids import GlobalId
+from kiteline.server.graphql.node import Node
+from kiteline.server.graphql.refs import AgentRef, PipelineRef
+from kiteline.server.kit.ids import parse_uuid
+from kiteline.server.kit.keyset import Window
+from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import graphql as pipeline_types
+
+
+@strawberry.type(name="Organization")
+class OrganizationNode(Node):
+    row: strawberry.Private[Organization]
+
+    @strawberry.field
+    def uuid(self) -> str:
+        return str(self.row.id)
+
+    @strawberry.field
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="Kiteline's organizations are never public")
+    def public(self) -> bool:
+        return False
+
+    @strawberry.field
+    async def pipelines(
+        self,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        search: str | None = None,
+        archived: bool | None = None,
+        created_at_from: datetime | None = None,
+        created_at_to: datetime | None = None,
+        order: PipelineOrders | None = PipelineOrders.RECENTLY_CREATED,
+    ) -> Connection[PipelineRef]:
+        return await pipeline_types.pipelines_of(
+            info,
+            self.row.id,
+            window=window_from(first, last, after, before),
+            search=search,
+            archived=archived,
+            created_from=created_at_from,
+            created_to=created_at_to,
+            order=order or PipelineOrders.RECENTLY_CREATED,
+        )
+
+    @strawberry.field(description="Connected agents, by name")
+    async def agents(
+        self,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        search: str | None = None,
+        meta_data: list[str] | None = None,
+    ) -> Connection[AgentRef]:
+        return await agent_types.agents_of(
+            info,
+            self.row.id,
+            window=window_from(first, last, after, before),
+            search=search,
+            meta_data=meta_data or [],
+        )
+
+
+async def reveal_organization(
+    ctx: GraphQLContext, organization: Organization | None
+) -> OrganizationNode | None:
+    """One of the caller's organizations (see `caller_organization`), its budget checked."""
+    if organization is None:
+        return None
+    await ctx.budget.enter_organization(organization.id)
+    return OrganizationNode(row=organization)
+
+
+def caller_organization(
+    ctx: GraphQLContext, *, slug: str | None = None, id_: uuid.UUID | None = None
+) -> Organization | None:
+    """One of the caller's organizations, by slug or id (slugs such as `org/pipeline` start
+    with one); None for any other."""
+    return next(
+        (o for o in ctx.organizations if o.slug == slug or (id_ is not None and o.id == id_)),
+        None,
+    )
+
+
+async def organizations_of_viewer(info: Info, window: Window) -> Connection[OrganizationNode]:
+    ctx = info.context
+    page = window.slice(ctx.organizations, key=lambda organization: organization.id)
+    for organization in page.items:
+        await ctx.budget.enter_organization(organization.id)
+
+    async def count() -> int:
+        return len(ctx.organizations)
+
+    return connection(
+        page, lambda row: OrganizationNode(row=row), key=lambda row: row.id, count=count
+    )
+
+
+@strawberry.type
+class OrganizationQuery:
+    @strawberry.field(description="One of your organizations, by slug (`acme-inc`) or UUID")
+    async def organization(
+        self, info: Info, slug: strawberry.ID | None = None, uuid: strawberry.ID | None = None
+    ) -> OrganizationNode | None:
+        ctx = info.context
+        found = caller_organization(ctx, slug=slug, id_=parse_uuid(uuid) if uuid else None)
+        return await reveal_organization(ctx, found)
+
+
+async def lookup_organization(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
+    return await reveal_organization(ctx, caller_organization(ctx, id_=global_id.uuid))

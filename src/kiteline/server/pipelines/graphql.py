@@ -1,0 +1,446 @@
+"""GraphQL's Pipeline: its fields and builds, the `pipeline` query, and pipelineCreate,
+pipelineUpdate and pipelineDelete (through the same service functions as REST)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from kiteline.server.builds import graphql as build_types
+from kiteline.server.graphql.connections import (
+    Connection,
+    Edge,
+    encode_cursor,
+    paged,
+    window_from,
+)
+from kiteline.server.graphql.context import GraphQLContext, Info
+from kiteline.server.graphql.enums import (
+    BuildStates,
+    PipelineAccessLevels,
+    PipelineOrders,
+    PipelineVisibility,
+)
+from kiteline.server.graphql.ids import GlobalId
+from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.refs import BuildRef, OrganizationRef, UserRef
+from kiteline.server.graphql.scalars import YAMLText
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.ids import graphql_id, parse_uuid
+from kiteline.server.kit.keyset import Window
+from kiteline.server.organizations import graphql as organization_types
+from kiteline.server.pipelines import service
+from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users import graphql as user_types
+from kiteline.server.users import service as users
+
+#: Kiteline has no favourites and no relevance: those orders fall back to their nearest.
+_ORDERINGS = {
+    PipelineOrders.NAME: "name",
+    PipelineOrders.NAME_WITH_FAVORITES_FIRST: "name",
+    PipelineOrders.RECENTLY_CREATED: "recently_created",
+    PipelineOrders.RELEVANCE: "recently_created",
+}
+
+
+@strawberry.type(name="Repository")
+class Repository:
+    url: str
+
+
+@strawberry.type(name="PipelineSteps")
+class PipelineSteps:
+    yaml: YAMLText | None
+
+
+@strawberry.type(name="PipelineTag")
+class PipelineTag:
+    label: str
+
+
+@strawberry.type(name="Pipeline")
+class PipelineNode(Node):
+    row: strawberry.Private[Pipeline]
+
+    @strawberry.field
+    def uuid(self) -> str:
+        return str(self.row.id)
+
+    @strawberry.field
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="The pipeline's page on this server")
+    def url(self, info: Info) -> str:
+        organization = organization_types.caller_organization(
+            info.context, id_=self.row.organization_id
+        )
+        slug = organization.slug if organization else ""
+        return info.context.urls.web(f"{slug}/{self.row.slug}")
+
+    @strawberry.field
+    def description(self) -> str | None:
+        return self.row.description
+
+    @strawberry.field
+    def default_branch(self) -> str | None:
+        return self.row.default_branch
+
+    @strawberry.field
+    def branch_configuration(self) -> str | None:
+        return self.row.branch_configuration
+
+    @strawberry.field
+    def repository(self) -> Repository | None:
+        return Repository(url=self.row.repository) if self.row.repository else None
+
+    @strawberry.field
+    def steps(self) -> PipelineSteps | None:
+        return PipelineSteps(yaml=YAMLText(self.row.configuration))
+
+    @strawberry.field
+    def visibility(self) -> PipelineVisibility:
+        public = self.row.visibility == PipelineVisibility.PUBLIC.value
+        return PipelineVisibility.PUBLIC if public else PipelineVisibility.PRIVATE
+
+    @strawberry.field
+    def archived(self) -> bool:
+        return self.row.archived_at is not None
+
+    @strawberry.field
+    def archived_at(self) -> datetime | None:
+        return self.row.archived_at
+
+    @strawberry.field
+    def created_at(self) -> datetime | None:
+        return self.row.created_at
+
+    @strawberry.field
+    async def created_by(self, info: Info) -> UserRef | None:
+        user = await info.context.load(users.get_many, self.row.created_by_id)
+        return user_types.UserNode(row=user) if user is not None else None
+
+    @strawberry.field
+    def organization(self, info: Info) -> OrganizationRef:
+        organization = organization_types.caller_organization(
+            info.context, id_=self.row.organization_id
+        )
+        return organization_types.OrganizationNode(row=found(organization, "organization"))
+
+    @strawberry.field
+    def skip_intermediate_builds(self) -> bool:
+        return bool(self.row.settings.get("skip_queued_branch_builds"))
+
+    @strawberry.field
+    def skip_intermediate_builds_branch_filter(self) -> str | None:
+        return self.row.settings.get("skip_queued_branch_builds_filter")
+
+    @strawberry.field
+    def cancel_intermediate_builds(self) -> bool:
+        return bool(self.row.settings.get("cancel_running_branch_builds"))
+
+    @strawberry.field
+    def cancel_intermediate_builds_branch_filter(self) -> str | None:
+        return self.row.settings.get("cancel_running_branch_builds_filter")
+
+    @strawberry.field
+    def allow_rebuilds(self) -> bool:
+        return self.row.settings.get("allow_rebuilds", True) is not False
+
+    @strawberry.field
+    def next_build_number(self) -> int:
+        return self.row.last_build_number + 1
+
+    @strawberry.field
+    def tags(self) -> list[PipelineTag]:
+        return [PipelineTag(label=str(label)) for label in self.row.settings.get("tags") or []]
+
+    @strawberry.field(description='Newest first; `branch: "%default"` is the default branch')
+    async def builds(
+        self,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        state: list[BuildStates] | None = None,
+        branch: list[str] | None = None,
+        commit: list[str] | None = None,
+        meta_data: list[str] | None = None,
+        created_at_from: datetime | None = None,
+        created_at_to: datetime | None = None,
+    ) -> Connection[BuildRef]:
+        return await build_types.builds_of_pipeline(
+            info,
+            self.row.id,
+            window=window_from(first, last, after, before),
+            where=build_types.build_filter(
+                state=state,
+                branch=branch,
+                commit=commit,
+                meta_data=meta_data,
+                created_from=created_at_from,
+                created_to=created_at_to,
+                default_branch=self.row.default_branch,
+            ),
+        )
+
+
+async def pipelines_of(
+    info: Info,
+    organization_id: uuid.UUID,
+    *,
+    window: Window,
+    search: str | None,
+    archived: bool | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    order: PipelineOrders,
+) -> Connection[PipelineNode]:
+    where = service.PipelineFilter(
+        search=search, archived=archived, created_from=created_from, created_to=created_to
+    )
+    ordering = _ORDERINGS[order]
+    return await paged(
+        info,
+        ("organization_pipelines", where, ordering, window),
+        organization_id,
+        pages=lambda session, ids: service.pages_for_organizations(
+            session, ids, where=where, order=ordering, window=window
+        ),
+        counts=lambda session, ids: service.counts_for_organizations(session, ids, where=where),
+        wrap=lambda row: PipelineNode(row=row),
+    )
+
+
+async def reveal_pipeline(ctx: GraphQLContext, pipeline: Pipeline | None) -> PipelineNode | None:
+    shown = await ctx.reveal(pipeline)
+    return PipelineNode(row=shown) if shown is not None else None
+
+
+async def _by_slug(ctx: GraphQLContext, slug: str) -> Pipeline | None:
+    org_slug, _, pipeline_slug = slug.partition("/")
+    organization = organization_types.caller_organization(ctx, slug=org_slug)
+    if organization is None or not pipeline_slug:
+        return None
+    try:
+        return await ctx.read(
+            lambda session: service.get(
+                session, organization_id=organization.id, slug=pipeline_slug
+            )
+        )
+    except NotFound:
+        return None
+
+
+@strawberry.type
+class PipelineQuery:
+    @strawberry.field(description='A pipeline by slug ("org/pipeline") or UUID')
+    async def pipeline(
+        self, info: Info, slug: strawberry.ID | None = None, uuid: strawberry.ID | None = None
+    ) -> PipelineNode | None:
+        ctx = info.context
+        if slug is not None:
+            return await reveal_pipeline(ctx, await _by_slug(ctx, slug))
+        parsed = parse_uuid(uuid) if uuid else None
+        return await reveal_pipeline(ctx, await ctx.load(service.get_many, parsed))
+
+
+async def lookup_pipeline(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
+    return await reveal_pipeline(ctx, await ctx.load(service.get_many, global_id.uuid))
+
+
+async def pipeline_for_mutation(ctx: GraphQLContext, id_: str) -> Pipeline:
+    """The pipeline a mutation names by global id, or "No pipeline found"."""
+    pipeline_id = id_of(id_, {"Pipeline"}, "pipeline")
+    return found(await ctx.reveal(await ctx.load(service.get_many, pipeline_id)), "pipeline")
+
+
+# --- mutations ------------------------------------------------------------------------------
+
+
+@strawberry.input(name="PipelineRepositoryInput")
+class PipelineRepositoryInput:
+    url: str
+
+
+@strawberry.input(name="PipelineStepsInput")
+class PipelineStepsInput:
+    yaml: str
+
+
+@strawberry.input(name="PipelineTagInput")
+class PipelineTagInput:
+    label: str
+
+
+@strawberry.input(name="PipelineTeamAssignmentInput")
+class PipelineTeamAssignmentInput:
+    id: strawberry.ID
+    access_level: PipelineAccessLevels | None = PipelineAccessLevels.MANAGE_BUILD_AND_READ
+
+
+@strawberry.input(name="PipelineSettingsInput")
+class PipelineSettingsInput:
+    """What pipelineCreate and pipelineUpdate both set (never itself in the schema)."""
+
+    client_mutation_id: str | None = None
+    steps: PipelineStepsInput | None = None
+    description: str | None = None
+    default_branch: str | None = None
+    branch_configuration: str | None = None
+    skip_intermediate_builds: bool | None = None
+    skip_intermediate_builds_branch_filter: str | None = None
+    cancel_intermediate_builds: bool | None = None
+    cancel_intermediate_builds_branch_filter: str | None = None
+    allow_rebuilds: bool | None = None
+    visibility: PipelineVisibility | None = None
+    tags: list[PipelineTagInput] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The given settings under the names REST and the service use."""
+        given: dict[str, Any] = {
+            "configuration": self.steps.yaml if self.steps is not None else None,
+            "description": self.description,
+            "default_branch": self.default_branch,
+            "branch_configuration": self.branch_configuration,
+            "skip_queued_branch_builds": self.skip_intermediate_builds,
+            "skip_queued_branch_builds_filter": self.skip_intermediate_builds_branch_filter,
+            "cancel_running_branch_builds": self.cancel_intermediate_builds,
+            "cancel_running_branch_builds_filter": self.cancel_intermediate_builds_branch_filter,
+            "allow_rebuilds": self.allow_rebuilds,
+            "visibility": self.visibility.value if self.visibility is not None else None,
+            "tags": [tag.label for tag in self.tags] if self.tags is not None else None,
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+
+@strawberry.input(name="PipelineCreateInput")
+class PipelineCreateInput(PipelineSettingsInput):
+    organization_id: strawberry.ID
+    name: str
+    repository: PipelineRepositoryInput
+    teams: list[PipelineTeamAssignmentInput] | None = strawberry.field(
+        default=None, description="Accepted and ignored: Kiteline has no teams"
+    )
+
+
+@strawberry.input(name="PipelineUpdateInput")
+class PipelineUpdateInput(PipelineSettingsInput):
+    id: strawberry.ID
+    name: str | None = None
+    repository: PipelineRepositoryInput | None = None
+    archived: bool | None = None
+
+
+@strawberry.input(name="PipelineDeleteInput")
+class PipelineDeleteInput:
+    client_mutation_id: str | None = None
+    id: strawberry.ID
+
+
+@strawberry.type(name="PipelineCreatePayload")
+class PipelineCreatePayload:
+    client_mutation_id: str | None
+    pipeline: PipelineNode
+    pipeline_edge: Edge[PipelineNode]
+    organization: OrganizationRef
+
+
+@strawberry.type(name="PipelineUpdatePayload")
+class PipelineUpdatePayload:
+    client_mutation_id: str | None
+    pipeline: PipelineNode
+
+
+@strawberry.type(name="PipelineDeletePayload")
+class PipelineDeletePayload:
+    client_mutation_id: str | None
+    deleted_pipeline_id: strawberry.ID = strawberry.field(name="deletedPipelineID")
+    organization: OrganizationRef
+
+
+@strawberry.type
+class PipelineMutation:
+    @strawberry.mutation
+    async def pipeline_create(
+        self, info: Info, input: PipelineCreateInput
+    ) -> PipelineCreatePayload | None:
+        ctx = info.context
+        organization_id = id_of(input.organization_id, {"Organization"}, "organization")
+        organization = found(
+            organization_types.caller_organization(ctx, id_=organization_id), "organization"
+        )
+        await ctx.budget.enter_organization(organization.id)
+        changes = input.changes()
+        settings = {key: changes[key] for key in service.UPDATABLE_SETTINGS if key in changes}
+        pipeline = await ctx.write(
+            lambda session: service.create(
+                session,
+                organization_id=organization.id,
+                name=input.name,
+                configuration=changes.get("configuration", ""),
+                created_by_id=ctx.principal.user_id,
+                repository=input.repository.url,
+                description=changes.get("description"),
+                default_branch=changes.get("default_branch"),
+                branch_configuration=changes.get("branch_configuration"),
+                visibility=changes.get("visibility", "private"),
+                settings=settings,
+            )
+        )
+        node = PipelineNode(row=pipeline)
+        return PipelineCreatePayload(
+            client_mutation_id=input.client_mutation_id,
+            pipeline=node,
+            pipeline_edge=Edge(cursor=encode_cursor(pipeline.id), node=node),
+            organization=organization_types.OrganizationNode(row=organization),
+        )
+
+    @strawberry.mutation
+    async def pipeline_update(
+        self, info: Info, input: PipelineUpdateInput
+    ) -> PipelineUpdatePayload | None:
+        ctx = info.context
+        pipeline = await pipeline_for_mutation(ctx, input.id)
+        changes = input.changes()
+        if input.name is not None:
+            changes["name"] = input.name
+        if input.repository is not None:
+            changes["repository"] = input.repository.url
+
+        async def update(session: Any) -> Pipeline:
+            await service.update(session, pipeline, changes)
+            if input.archived is not None and input.archived != (pipeline.archived_at is not None):
+                (service.archive if input.archived else service.unarchive)(pipeline)
+            await session.flush()
+            return pipeline
+
+        await ctx.write(update)
+        return PipelineUpdatePayload(
+            client_mutation_id=input.client_mutation_id, pipeline=PipelineNode(row=pipeline)
+        )
+
+    @strawberry.mutation
+    async def pipeline_delete(
+        self, info: Info, input: PipelineDeleteInput
+    ) -> PipelineDeletePayload | None:
+        ctx = info.context
+        pipeline = await pipeline_for_mutation(ctx, input.id)
+        organization = found(
+            organization_types.caller_organization(ctx, id_=pipeline.organization_id),
+            "organization",
+        )
+        await ctx.write(lambda session: service.delete(session, pipeline))
+        return PipelineDeletePayload(
+            client_mutation_id=input.client_mutation_id,
+            deleted_pipeline_id=strawberry.ID(graphql_id("Pipeline", pipeline.id)),
+            organization=organization_types.OrganizationNode(row=organization),
+        )

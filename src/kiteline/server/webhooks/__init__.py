@@ -1,0 +1,1 @@
+"""Webhooks: Buildkite's notification services, delivered from the events outbox."""
