@@ -1,4 +1,4 @@
-"""`kiteline worker`: the background sweeps (timeouts, lost agents, expiry) in their own
+"""`kiteline worker`: the background sweeps and webhook delivery in their own
 process, for deployments that run servers with KITELINE_RUN_WORKERS=false."""
 
 from __future__ import annotations
