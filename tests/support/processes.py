@@ -88,6 +88,8 @@ def server_process(
     """A `kiteline server` process; `settings` become KITELINE_<NAME> variables."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # Tests poll builds faster than Buildkite's 200 requests a minute would allow.
+    settings = {"rate_limit_org_per_minute": "0", **settings}
     env = kiteline_env(
         data_dir, database_url, **{f"KITELINE_{k.upper()}": v for k, v in settings.items()}
     )
