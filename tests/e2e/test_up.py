@@ -28,7 +28,7 @@ def test_up_runs_server_and_agents_and_a_triggered_build_passes(tmp_path: Path) 
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         kiteline_command("up", "--port", str(port), "--agents", "2"),
-        env=kiteline_env(data_dir),
+        env=kiteline_env(data_dir, KITELINE_RATE_LIMIT_ORG_PER_MINUTE="0"),
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
