@@ -238,7 +238,8 @@ async def advance(session: AsyncSession, build: Build) -> None:
     A settled job becomes, by type: a command job `scheduled` for agents, a wait step passed,
     a block or input step `blocked` for a person, a trigger step a new build of its pipeline.
     """
-    jobs = await jobs_service.list_for_build(session, build.id)
+    build = await lock(session, build.id)
+    jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
     now = utcnow()
     current = [job for job in jobs if not job.retried]
     by_step: dict[str, list[Job]] = {}
@@ -414,9 +415,10 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
 
 
 async def start_job(session: AsyncSession, job: Job, started_at: datetime | None) -> None:
+    build = await lock_for(session, job)
     jobs_service.start(job, started_at)
     jobs_service.emit_job_event(session, "job.started", job)
-    await advance(session, await get_by_id(session, job.build_id))
+    await advance(session, build)
 
 
 async def finish_job(
@@ -431,6 +433,7 @@ async def finish_job(
 ) -> None:
     """Record an attempt's outcome; a matching `retry.automatic` rule starts the next attempt,
     else a matching `soft_fail` rule keeps the failure from failing the build."""
+    build = await lock_for(session, job)
     jobs_service.finish(
         job,
         exit_status=exit_status,
@@ -443,7 +446,6 @@ async def finish_job(
     if rule is None and job.state == JobState.FINISHED and not job.passed:
         job.soft_failed = outcomes.soft_fail_matches(job)
     jobs_service.emit_job_event(session, "job.finished", job)
-    build = await get_by_id(session, job.build_id)
     if rule is not None and job.retries_count < int(rule.get("limit", 2)):
         await _start_retry(session, build, job, retry_type="automatic")
     await advance(session, build)
@@ -454,7 +456,7 @@ RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED,
 
 async def retry_job(session: AsyncSession, job: Job) -> Job:
     """A new attempt of the job's step; the old job is marked `retried` and points at it."""
-    build = await get_by_id(session, job.build_id)
+    build = await lock_for(session, job)
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
         raise Unprocessable("Jobs from canceled builds cannot be retried")
     if job.type != JobType.SCRIPT:
@@ -505,7 +507,7 @@ async def unblock_job(
     """Unblock a block/input step: its field values become build meta-data."""
     if job.type != JobType.MANUAL:
         raise BadRequest("This job type cannot be unblocked")
-    build = await get_by_id(session, job.build_id)
+    build = await lock_for(session, job)
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
         raise Unprocessable("Jobs from canceled builds cannot be unblocked")
     if job.state != JobState.BLOCKED:
@@ -565,9 +567,12 @@ async def time_out_job(session: AsyncSession, job: Job) -> None:
 
 
 async def expire_job(session: AsyncSession, job: Job) -> None:
+    build = await lock_for(session, job)
+    if job.state != JobState.SCHEDULED:  # taken by an agent after all
+        return
     jobs_service.expire(job, utcnow())
     jobs_service.emit_job_event(session, "job.finished", job)
-    await advance(session, await get_by_id(session, job.build_id))
+    await advance(session, build)
 
 
 async def lose_jobs_of(session: AsyncSession, agent_id: uuid.UUID) -> None:
@@ -582,13 +587,15 @@ async def lose_jobs_of(session: AsyncSession, agent_id: uuid.UUID) -> None:
 
 async def cancel_job(session: AsyncSession, job: Job) -> None:
     """Cancel one job (an agent being force-stopped, or a job cancel from the API)."""
+    build = await lock_for(session, job)
     if not _cancel_one(session, job, utcnow()):
         raise Unprocessable(f"Job can't be canceled because it's {job.state}")
-    await advance(session, await get_by_id(session, job.build_id))
+    await advance(session, build)
 
 
 async def cancel(session: AsyncSession, build: Build) -> Build:
     """Cancel every unfinished job; jobs on agents wind down (`canceling`) before `canceled`."""
+    build = await lock(session, build.id)
     if (
         build.state
         not in (
@@ -607,6 +614,29 @@ async def cancel(session: AsyncSession, build: Build) -> Build:
         _cancel_one(session, job, now)
     after_commit(session, dispatch.notify)
     await advance(session, build)
+    return build
+
+
+async def lock(session: AsyncSession, build_id: uuid.UUID) -> Build:
+    """The build re-read and locked until the transaction ends, so that one transaction at a
+    time settles its jobs: two jobs finishing at once must not each see the other still
+    running. (PostgreSQL row lock; SQLite serialises writing transactions already.)"""
+    build = await session.scalar(
+        select(Build)
+        .where(Build.id == build_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if build is None:
+        raise NotFound.of("build")
+    return build
+
+
+async def lock_for(session: AsyncSession, job: Job) -> Build:
+    """Lock the job's build before changing the job, then re-read the job: it may have been
+    changed (canceled, timed out) since it was loaded."""
+    build = await lock(session, job.build_id)
+    await session.refresh(job)
     return build
 
 

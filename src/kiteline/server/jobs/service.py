@@ -59,9 +59,15 @@ async def get_in_build(session: AsyncSession, *, build_id: uuid.UUID, job_id: uu
     return job
 
 
-async def list_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[Job]:
+async def list_for_build(
+    session: AsyncSession, build_id: uuid.UUID, *, fresh: bool = False
+) -> list[Job]:
+    """The build's jobs; `fresh` re-reads ones already loaded in this session."""
     rows = await session.scalars(
-        select(Job).where(Job.build_id == build_id).order_by(Job.position, Job.created_at)
+        select(Job)
+        .where(Job.build_id == build_id)
+        .order_by(Job.position, Job.created_at)
+        .execution_options(populate_existing=fresh)
     )
     return list(rows)
 
