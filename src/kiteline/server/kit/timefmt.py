@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_agent_time(value: object) -> datetime | None:
