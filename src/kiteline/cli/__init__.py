@@ -24,13 +24,14 @@ def build_app(*, agent_only: bool = False) -> typer.Typer:
     app.add_typer(agent_app, name="agent")
     if agent_only:
         return app
-    from kiteline.cli import admin, db, server, up, webhook, worker
+    from kiteline.cli import admin, db, run, server, up, webhook, worker
 
     app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(
         server.serve
     )
     app.command("worker", help="Run the background sweeps apart from the server.")(worker.work)
     app.command("up", help="Server and agents in one process tree, zero configuration.")(up.up)
+    app.command("run", help=run.HELP, short_help="Run a pipeline on this machine.")(run.run)
     app.add_typer(admin.app, name="admin")
     app.add_typer(db.app, name="db")
     app.add_typer(webhook.app, name="webhook")

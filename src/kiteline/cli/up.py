@@ -8,9 +8,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
 
 import typer
 import uvicorn
@@ -75,21 +77,21 @@ def up(
 async def _run(
     settings: Settings, credentials: dict[str, Any], url: str, created: bool, agents: int
 ) -> int:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    try:
+        server, serving = await start_server(settings)
+    except ServerDidNotStart:
+        return 1
+    agent_process = (
+        await start_agents(
+            url,
+            credentials["agent_token"],
+            count=agents,
+            name="kiteline-up-%spawn",
+            build_path=settings.data_dir.absolute() / "builds",
+        )
+        if agents
+        else None
     )
-    server = _Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-            return 1
-        await asyncio.sleep(0.05)
-    agent_process = await _start_agents(settings, credentials, url, agents) if agents else None
     _banner(credentials, url, created, agents)
 
     stop = asyncio.Event()
@@ -102,40 +104,76 @@ async def _run(
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping…")
     if agent_process is not None:
-        await _stop_agents(agent_process)
-    server.should_exit = True
-    with contextlib.suppress(Exception):
-        await serving
+        await stop_agents(agent_process)
+    await stop_server(server, serving)
     return 0
 
 
-async def _start_agents(
-    settings: Settings, credentials: dict[str, Any], url: str, count: int
+class ServerDidNotStart(Exception):
+    """uvicorn returned before it served (it has logged why)."""
+
+
+async def start_server(
+    settings: Settings, *, sockets: list[socket.socket] | None = None
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve the app in this event loop; return once it accepts connections. `sockets`, when
+    given, are already bound (so a free port cannot be taken between choosing and binding)."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(sockets=sockets))
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise ServerDidNotStart
+        await asyncio.sleep(0.05)
+    return server, serving
+
+
+async def stop_server(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await serving
+
+
+async def start_agents(
+    url: str,
+    token: str,
+    *,
+    count: int,
+    name: str,
+    build_path: Path,
+    tags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    output: IO[bytes] | None = None,
 ) -> asyncio.subprocess.Process:
-    build_path = settings.data_dir.absolute() / "builds"
+    """`kiteline agent start` with `count` agents, as a child process; `output` receives its
+    stdout and stderr (default: this process's)."""
+    args = ["--endpoint", url, "--token", token, "--spawn", str(count), "--name", name]
+    args += ["--build-path", str(build_path)]
+    if tags:
+        args += ["--tags", ",".join(tags)]
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "kiteline",
         "agent",
         "start",
-        "--endpoint",
-        url,
-        "--token",
-        credentials["agent_token"],
-        "--spawn",
-        str(count),
-        "--name",
-        "kiteline-up-%spawn",
-        "--build-path",
-        str(build_path),
-        env={**os.environ},
+        *args,
+        env=dict(os.environ if env is None else env),
+        stdout=output,
+        stderr=output,
         # Its own session: a terminal Ctrl-C reaches `up` alone, which then stops the agents.
         start_new_session=True,
     )
 
 
-async def _stop_agents(process: asyncio.subprocess.Process) -> None:
+async def stop_agents(process: asyncio.subprocess.Process) -> None:
     """SIGTERM lets agents finish their jobs; a second one cancels them; then SIGKILL."""
     for sig, grace in ((signal.SIGTERM, AGENT_STOP_GRACE_SECONDS), (signal.SIGTERM, 12.0)):
         if process.returncode is not None:
