@@ -151,16 +151,33 @@ def test_log_chunks_out_of_order_read_back_in_place(server: LiveServer) -> None:
     _create_build(client)
     agent = ScriptedAgent.register(server.url, identity.agent_token)
     job = agent.take_job()
+    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
     assert agent.log(job, 2, 6, b"world\n").status_code == 201
+    # While the job runs, text past a gap waits for the gap: it would move later otherwise.
+    assert (client.get(url).json()["content"], client.get(url + ".txt").text) == ("", "")
     assert agent.log(job, 1, 0, b"hello ").status_code == 201
     assert agent.log(job, 1, 0, b"hello ").status_code == 201  # a retried upload is a no-op
-    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
     body = client.get(url).json()
     assert body["content"] == "hello world\n"
     assert body["size"] == 12
     text = client.get(url + ".txt")
     assert text.headers["content-type"].startswith("text/plain")
     assert text.text == "hello world\n"
+
+
+def test_a_finished_jobs_log_keeps_the_text_past_a_chunk_that_never_came(
+    server: LiveServer,
+) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert agent.log(job, 1, 0, b"one\n").status_code == 201
+    assert agent.log(job, 3, 8, b"three\n").status_code == 201  # sequence 2 is lost
+    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
+    assert client.get(url).json()["content"] == "one\n"
+    assert agent.finish(job, "0", chunks_failed_count=1).status_code == 200
+    assert client.get(url).json()["content"] == "one\nthree\n"
 
 
 def test_finish_takes_exit_status_as_string(server: LiveServer) -> None:

@@ -33,7 +33,15 @@ def test_meta_data_over_rest(server: LiveServer) -> None:
     assert created.json() == {"key": "version", "value": "1.2.3"}
     assert client.get(f"{BUILD}/meta-data/version").json() == {"key": "version", "value": "1.2.3"}
     assert client.get(f"{BUILD}/meta-data/missing").status_code == 404
-    assert client.get(BUILD).json()["meta_data"] == {"release": "v1", "version": "1.2.3"}
+    client.post(f"{BUILD}/meta-data", json={"key": "deploy/target", "value": "eu"})
+    for path in ("deploy/target", "deploy%2Ftarget"):
+        got = client.get(f"{BUILD}/meta-data/{path}")
+        assert got.json() == {"key": "deploy/target", "value": "eu"}
+    assert client.get(BUILD).json()["meta_data"] == {
+        "release": "v1",
+        "version": "1.2.3",
+        "deploy/target": "eu",
+    }
     blank = client.post(f"{BUILD}/meta-data", json={"key": "k", "value": " "})
     assert blank.status_code == 422
 

@@ -96,3 +96,24 @@ def test_legacy_steps_create_an_equivalent_configuration(server: LiveServer) -> 
         ("waiter", None, None),
         ("script", "Test", "make test"),
     ]
+
+
+def test_list_filters_by_name_and_repository_ignoring_case(server: LiveServer) -> None:
+    client = _client(server)
+    for name, repository in (("Web App", "git@github.com:acme/web.git"), ("API", "https://x/api")):
+        created = client.post(
+            ROOT, json={"name": name, "configuration": PIPELINE, "repository": repository}
+        )
+        assert created.status_code == 201, created.text
+
+    def slugs(**params: str) -> list[str]:
+        response = client.get(ROOT, params=params)
+        assert response.status_code == 200
+        return [pipeline["slug"] for pipeline in response.json()]
+
+    assert slugs() == ["api", "p", "web-app"]
+    assert slugs(name="web") == ["web-app"]
+    assert slugs(name="A") == ["api", "web-app"]
+    assert slugs(repository="GITHUB.com:acme") == ["web-app"]
+    assert slugs(name="web", repository="api") == []
+    assert slugs(name="%") == []

@@ -93,6 +93,10 @@ def test_block_step_blocks_the_build_until_unblocked_with_fields(server: LiveSer
     assert unblocked.json()["state"] == "unblocked"
     assert unblocked.json()["unblocked_by"]["email"] == s.identity.email
     build = s.build()
+    (kept,) = [job for job in build["jobs"] if job["id"] == block["id"]]
+    assert kept["unblocked_by"]["email"] == s.identity.email
+    job_url = f"{ROOT}/main/builds/1/jobs/{block['id']}"
+    assert s.client.get(job_url).json()["unblocked_by"]["email"] == s.identity.email
     assert (build["state"], build["blocked"]) == ("running", False)
     assert build["meta_data"] == {"version": "v1.2", "target": "staging\nproduction"}
     s.run()

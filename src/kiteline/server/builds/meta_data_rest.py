@@ -30,7 +30,7 @@ async def list_meta_data(request: Request, org: str, pipeline: str, number: str)
         return (await service.meta_data_for(session, [build.id]))[build.id]
 
 
-@router.get(META_DATA + "/{key}")
+@router.get(META_DATA + "/{key:path}")
 async def get_meta_data(
     request: Request, org: str, pipeline: str, number: str, key: str
 ) -> dict[str, Any]:

@@ -77,7 +77,11 @@ async def render_builds(
     jobs_by_build = await jobs_service.list_for_builds(session, build_ids)
     all_jobs = [job for jobs in jobs_by_build.values() for job in jobs]
     agent_rows = await agents.get_many(session, {j.agent_id for j in all_jobs if j.agent_id})
-    creators = await users.get_many(session, {b.creator_id for b in builds if b.creator_id})
+    creators = await users.get_many(
+        session,
+        {b.creator_id for b in builds if b.creator_id}
+        | {j.unblocked_by_id for j in all_jobs if j.unblocked_by_id},
+    )
     meta_data = await service.meta_data_for(session, build_ids)
     # Builds these ones point at (rebuilt from, triggered, triggered from), fetched together.
     parent_jobs = await jobs_service.get_many(
@@ -154,6 +158,7 @@ async def render_builds(
                     job,
                     agent_rows.get(job.agent_id) if job.agent_id else None,
                     triggered_build=reference(job.triggered_build_id),
+                    unblocked_by=creators.get(job.unblocked_by_id) if job.unblocked_by_id else None,
                 )
                 for job in jobs
             ]

@@ -31,6 +31,8 @@ from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users import service as users
+from kiteline.server.users.models import User
 from kiteline.server.users.rest import user_json
 
 router = APIRouter(tags=["jobs"])
@@ -58,6 +60,7 @@ def job_json(
     job: Job,
     agent: Agent | None,
     *,
+    unblocked_by: User | None = None,
     triggered_build: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job as REST shows it; each job type has its own set of fields."""
@@ -80,7 +83,7 @@ def job_json(
         return {
             **base,
             "label": job.label,
-            "unblocked_by": None,
+            "unblocked_by": user_json(unblocked_by) if unblocked_by else None,
             "unblocked_at": iso(job.unblocked_at),
             "unblockable": job.state == JobState.BLOCKED,
             "unblock_url": f"{url}/unblock",
@@ -156,8 +159,18 @@ class Located:
     build: Build
     job: Job
 
-    def json(self, urls: Urls, agent: Agent | None) -> dict[str, Any]:
-        return job_json(urls, self.org, self.pipeline.slug, self.build.number, self.job, agent)
+    def json(
+        self, urls: Urls, agent: Agent | None, *, unblocked_by: User | None = None
+    ) -> dict[str, Any]:
+        return job_json(
+            urls,
+            self.org,
+            self.pipeline.slug,
+            self.build.number,
+            self.job,
+            agent,
+            unblocked_by=unblocked_by,
+        )
 
 
 async def _locate(
@@ -206,12 +219,15 @@ async def get_job(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        agent = await agents.get_many(
-            session, {located.job.agent_id} if located.job.agent_id else set()
+        job = located.job
+        agent = await agents.get_many(session, {job.agent_id} if job.agent_id else set())
+        unblocker = await users.get_many(
+            session, {job.unblocked_by_id} if job.unblocked_by_id else set()
         )
         return located.json(
             Urls(base_url(request)),
-            agent.get(located.job.agent_id) if located.job.agent_id else None,
+            agent.get(job.agent_id) if job.agent_id else None,
+            unblocked_by=unblocker.get(job.unblocked_by_id) if job.unblocked_by_id else None,
         )
 
 
@@ -257,9 +273,7 @@ async def unblock_job(
         await builds_service.unblock_job(
             session, located.job, fields=body.fields, unblocked_by_id=unblocker.id
         )
-        rendered = located.json(Urls(base_url(request)), None)
-        rendered["unblocked_by"] = user_json(unblocker)
-        return rendered
+        return located.json(Urls(base_url(request)), None, unblocked_by=unblocker)
 
 
 @job_route("GET", "/env")
@@ -302,7 +316,9 @@ async def get_job_log(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        content = await logs.read(session, located.job.id)
+        content = await logs.read(
+            session, located.job.id, complete=located.job.finished_at is not None
+        )
     if _wants(request, suffix, "txt"):
         return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
     if _wants(request, suffix, "html"):

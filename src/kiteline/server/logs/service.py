@@ -47,8 +47,13 @@ async def size(session: AsyncSession, job_id: uuid.UUID) -> int:
     return int(end or 0)
 
 
-async def read(session: AsyncSession, job_id: uuid.UUID) -> bytes:
-    """The whole log, each chunk placed at its offset (a gap not yet received reads as nothing)."""
+async def read(session: AsyncSession, job_id: uuid.UUID, *, complete: bool = True) -> bytes:
+    """The log, each chunk placed at its offset.
+
+    While a job runs (`complete=False`) only the unbroken start is served: a chunk that arrived
+    ahead of an earlier one waits for the gap to fill, so that a reader following the log by
+    byte offset never sees text that later moves. Once the job has finished nothing more will
+    come, and chunks past a gap that was never filled are appended in order."""
     rows = await session.execute(
         select(LogChunk.offset, LogChunk.data)
         .where(LogChunk.job_id == job_id)
@@ -56,6 +61,8 @@ async def read(session: AsyncSession, job_id: uuid.UUID) -> bytes:
     )
     log = bytearray()
     for offset, data in rows:
+        if offset > len(log) and not complete:
+            break
         if offset >= len(log):
             log.extend(data)
         else:

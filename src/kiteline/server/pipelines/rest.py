@@ -140,7 +140,12 @@ async def list_pipelines(request: Request, response: Response, org: str) -> list
             session, slug=org, user_id=principal.user_id
         )
         pipelines, total = await service.list_for_organization(
-            session, organization_id=organization.id, offset=page.offset, limit=page.per_page
+            session,
+            organization_id=organization.id,
+            offset=page.offset,
+            limit=page.per_page,
+            name=request.query_params.get("name"),
+            repository=request.query_params.get("repository"),
         )
         body = await render_pipelines(session, urls, org, pipelines)
     add_link_header(response, request, urls.base, page, total=total)

@@ -129,13 +129,25 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 
 
 async def list_for_organization(
-    session: AsyncSession, *, organization_id: uuid.UUID, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    offset: int,
+    limit: int,
+    name: str | None = None,
+    repository: str | None = None,
 ) -> tuple[list[Pipeline], int]:
-    where = Pipeline.organization_id == organization_id
-    total = await session.scalar(select(func.count()).select_from(Pipeline).where(where)) or 0
+    """A page of the organization's pipelines by name; `name` and `repository` keep those
+    containing the text, ignoring case (Buildkite's list filters)."""
+    where = [Pipeline.organization_id == organization_id]
+    if name:
+        where.append(contains(Pipeline.name, name))
+    if repository:
+        where.append(contains(Pipeline.repository, repository))
+    total = await session.scalar(select(func.count()).select_from(Pipeline).where(*where)) or 0
     rows = await session.scalars(
         select(Pipeline)
-        .where(where)
+        .where(*where)
         .order_by(Pipeline.name, Pipeline.id)
         .offset(offset)
         .limit(limit)
