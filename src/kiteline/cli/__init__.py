@@ -7,12 +7,17 @@ import sys
 
 import typer
 
+from kiteline.cli import artifacts, builds, graphql, jobs, pipelines
 from kiteline.cli.agent import app as agent_app
 
+#: The commands that only talk to a server over HTTP. They are built without the rest, so that
+#: an agent or an API call never imports the server (FastAPI, SQLAlchemy): that would take
+#: seconds per command.
+CLIENT_COMMANDS = frozenset({"agent", "artifact", "build", "graphql", "job", "pipeline"})
 
-def build_app(*, agent_only: bool = False) -> typer.Typer:
-    """The command tree. `kiteline agent …` builds only its own group, so an agent process
-    never imports the server (FastAPI, SQLAlchemy) it doesn't need."""
+
+def build_app(*, client_only: bool = False) -> typer.Typer:
+    """The command tree; with `client_only`, only the `CLIENT_COMMANDS`."""
     app = typer.Typer(
         name="kiteline",
         help="Kiteline: a self-hosted CI/CD server that speaks Buildkite's APIs.",
@@ -22,7 +27,12 @@ def build_app(*, agent_only: bool = False) -> typer.Typer:
     )
     app.callback()(_global_options)
     app.add_typer(agent_app, name="agent")
-    if agent_only:
+    app.add_typer(builds.app, name="build")
+    app.add_typer(jobs.app, name="job")
+    app.add_typer(artifacts.app, name="artifact")
+    app.add_typer(pipelines.app, name="pipeline")
+    app.command("graphql")(graphql.graphql)
+    if client_only:
         return app
     from kiteline.cli import admin, db, run, server, up, webhook, worker
 
@@ -85,7 +95,7 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def main() -> None:
     args = hoist_global_options(sys.argv[1:])
-    build_app(agent_only=_command_name(args) == "agent")(args=args, prog_name="kiteline")
+    build_app(client_only=_command_name(args) in CLIENT_COMMANDS)(args=args, prog_name="kiteline")
 
 
 def _command_name(args: list[str]) -> str | None:

@@ -1,5 +1,6 @@
-"""`kiteline agent …`: start agents that run jobs from a Kiteline (or Buildkite) server, and
-the `buildkite-agent` subcommands jobs call (`buildkite-agent` in a job is `kiteline agent`)."""
+"""`kiteline agent …`: start agents that run jobs from a Kiteline (or Buildkite) server, list
+and stop an organization's agents over the REST API, and the `buildkite-agent` subcommands
+jobs call (`buildkite-agent` in a job is `kiteline agent`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from kiteline.agent.api import AgentApi, ApiError
 from kiteline.agent.config import (
@@ -40,12 +43,17 @@ from kiteline.agent.in_job.redactor import RedactionFormat, add_redactions
 from kiteline.agent.in_job.stdin import piped_stdin
 from kiteline.agent.in_job.step import step_attribute
 from kiteline.agent.pool import run_agent
+from kiteline.cli import api as rest
+from kiteline.client import Agent
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Run agents, and the in-job buildkite-agent commands", no_args_is_help=True)
+app = typer.Typer(
+    help="Run, list and stop agents, and the in-job buildkite-agent commands",
+    no_args_is_help=True,
+)
 pipeline_app = typer.Typer(help="Add steps to the running build", no_args_is_help=True)
 meta_data_app = typer.Typer(help="The build's key/value meta-data", no_args_is_help=True)
 annotation_app = typer.Typer(help="Remove build annotations", no_args_is_help=True)
@@ -69,7 +77,7 @@ _BUILD_OPTION = typer.Option(
 
 @app.callback()
 def _group() -> None:
-    """Run agents; inside a job, talk to the build (as `buildkite-agent`)."""
+    """Run agents, list and stop them; inside a job, talk to the build (as `buildkite-agent`)."""
 
 
 @app.command()
@@ -159,6 +167,73 @@ def _configure_logging(debug: bool) -> None:
     if not debug:
         # httpx logs every request at INFO; that is --debug material.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# -- the organization's agents, over the REST API ----------------------------------------------
+
+
+@app.command("list")
+def list_agents(
+    name: str | None = typer.Option(
+        None, "--name", help="Only agents whose name matches (* glob)."
+    ),
+    url: str | None = rest.URL,
+    token: str | None = rest.TOKEN,
+    org: str | None = rest.ORG,
+    as_json: bool = rest.JSON_OPTION,
+) -> None:
+    """The organization's connected agents and the jobs they are running."""
+    with rest.connect(url, token, org) as client:
+        agents = list(client.agents(name=name))
+    rest.show(
+        rest.dump_all("agents", agents),
+        as_json=as_json,
+        view=lambda: _agents_table(agents) if agents else "no connected agents",
+    )
+
+
+@app.command("stop")
+def stop(
+    agent_id: str = typer.Argument(..., help="The agent's ID (see `kiteline agent list`)."),
+    force: bool = typer.Option(
+        False, "--force", help="Cancel its job now, instead of stopping after the job."
+    ),
+    url: str | None = rest.URL,
+    token: str | None = rest.TOKEN,
+    org: str | None = rest.ORG,
+    as_json: bool = rest.JSON_OPTION,
+) -> None:
+    """Ask an agent to stop: after its current job, or at once with --force."""
+    with rest.connect(url, token, org) as client:
+        client.stop_agent(agent_id, force=force)
+        agent = client.agent(agent_id)
+    rest.show(
+        rest.dump(agent),
+        as_json=as_json,
+        view=lambda: Text.assemble(
+            "Agent ",
+            (agent.name or agent.id, "bold"),
+            " is ",
+            rest.state_text(agent.connection_state),
+        ),
+    )
+
+
+def _agents_table(agents: list[Agent]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("Name", "State", "Job", "Hostname", "Version", "Tags", "ID"):
+        table.add_column(column, no_wrap=column == "ID")
+    for agent in agents:
+        table.add_row(
+            Text(agent.name or ""),
+            rest.state_text(agent.connection_state),
+            Text(rest.job_label(agent.job) if agent.job else ""),
+            Text(agent.hostname or ""),
+            Text(agent.version or ""),
+            Text(" ".join(agent.meta_data)),
+            agent.id,
+        )
+    return table
 
 
 # -- in-job commands: read the job's env, call the Agent API with the job's token -----------

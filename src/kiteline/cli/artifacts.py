@@ -1,0 +1,101 @@
+"""`kiteline artifact …`: list a build's (or a job's) artifacts and download them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from kiteline.cli.api import (
+    JSON_OPTION,
+    ORG,
+    TOKEN,
+    URL,
+    connect,
+    dump_all,
+    failure,
+    show,
+    state_text,
+)
+from kiteline.client import Artifact
+
+app = typer.Typer(help="List and download build artifacts", no_args_is_help=True)
+
+PIPELINE = typer.Argument(..., help="The pipeline's slug.")
+NUMBER = typer.Argument(..., help="The build's number.")
+JOB = typer.Option(None, "--job", help="Only this job's artifacts (its ID).")
+
+
+@app.command("list")
+def list_artifacts(
+    pipeline: str = PIPELINE,
+    number: int = NUMBER,
+    job: str | None = JOB,
+    url: str | None = URL,
+    token: str | None = TOKEN,
+    org: str | None = ORG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A build's artifacts, or one job's."""
+    with connect(url, token, org) as client:
+        artifacts = list(client.artifacts(pipeline, number, job_id=job))
+    show(
+        dump_all("artifacts", artifacts),
+        as_json=as_json,
+        view=lambda: _table(artifacts) if artifacts else "no artifacts",
+    )
+
+
+@app.command("download")
+def download(
+    pipeline: str = PIPELINE,
+    number: int = NUMBER,
+    pattern: str = typer.Option(
+        "*", "--pattern", help="Only artifacts whose path matches this glob (`*` crosses `/`)."
+    ),
+    dest: Path = typer.Option(Path("."), "--dest", help="Directory to write them under."),
+    job: str | None = JOB,
+    url: str | None = URL,
+    token: str | None = TOKEN,
+    org: str | None = ORG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Download artifacts into DEST at their paths, each checked against its SHA-1."""
+    with connect(url, token, org) as client:
+        written = client.download_artifacts(pipeline, number, pattern, dest, job_id=job)
+    if not written:
+        raise failure(f"no uploaded artifact of {pipeline} #{number} matches {pattern!r}")
+    files = [str(path) for path in written]
+    show({"files": files}, as_json=as_json, view=lambda: Text("\n".join(files)))
+
+
+def _table(artifacts: Iterable[Artifact]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("Path")
+    table.add_column("Size", justify="right")
+    table.add_column("State")
+    table.add_column("Job", no_wrap=True)
+    table.add_column("ID", no_wrap=True)
+    for artifact in artifacts:
+        table.add_row(
+            Text(artifact.path),
+            "" if artifact.file_size is None else _size(artifact.file_size),
+            state_text(artifact.state),
+            artifact.job_id or "",
+            artifact.id,
+        )
+    return table
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    size = count / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

@@ -1,0 +1,114 @@
+"""`kiteline pipeline …`: list, view and create an organization's pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import typer
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from kiteline.cli.api import (
+    JSON_OPTION,
+    ORG,
+    TOKEN,
+    URL,
+    connect,
+    dump,
+    dump_all,
+    fields_grid,
+    read_text,
+    show,
+)
+from kiteline.client import Pipeline
+
+app = typer.Typer(help="List, view and create pipelines", no_args_is_help=True)
+
+
+@app.command("list")
+def list_pipelines(
+    url: str | None = URL,
+    token: str | None = TOKEN,
+    org: str | None = ORG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Every pipeline of the organization."""
+    with connect(url, token, org) as client:
+        pipelines = list(client.pipelines())
+    show(
+        dump_all("pipelines", pipelines),
+        as_json=as_json,
+        view=lambda: _table(pipelines) if pipelines else "no pipelines",
+    )
+
+
+@app.command("view")
+def view(
+    slug: str = typer.Argument(..., help="The pipeline's slug."),
+    url: str | None = URL,
+    token: str | None = TOKEN,
+    org: str | None = ORG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A pipeline's settings and its steps."""
+    with connect(url, token, org) as client:
+        pipeline = client.pipeline(slug)
+    show(dump(pipeline), as_json=as_json, view=lambda: _details(pipeline))
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="The pipeline's name (its slug is made from it)."),
+    config: Path = typer.Option(
+        ..., "--config", help="The steps: a pipeline.yml file, or - for stdin."
+    ),
+    repository: str | None = typer.Option(
+        None, "--repository", help="The Git repository agents check out."
+    ),
+    url: str | None = URL,
+    token: str | None = TOKEN,
+    org: str | None = ORG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a pipeline from a YAML configuration."""
+    configuration = read_text(config)
+    with connect(url, token, org) as client:
+        pipeline = client.create_pipeline(name, configuration=configuration, repository=repository)
+    show(
+        dump(pipeline),
+        as_json=as_json,
+        view=lambda: Text.assemble("Created pipeline ", (pipeline.slug, "bold")),
+    )
+
+
+def _table(pipelines: Iterable[Pipeline]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("Slug", "Name", "Repository", "Default branch"):
+        table.add_column(column)
+    for pipeline in pipelines:
+        table.add_row(
+            Text(pipeline.slug),
+            Text(pipeline.name or ""),
+            Text(pipeline.repository or ""),
+            Text(pipeline.default_branch or ""),
+        )
+    return table
+
+
+def _details(pipeline: Pipeline) -> RenderableType:
+    grid = fields_grid(
+        [
+            ("Slug", pipeline.slug),
+            ("Name", pipeline.name),
+            ("Description", pipeline.description),
+            ("Repository", pipeline.repository),
+            ("Default branch", pipeline.default_branch),
+            ("URL", pipeline.web_url),
+        ]
+    )
+    if not pipeline.configuration:
+        return grid
+    return Group(grid, Text(), Syntax(pipeline.configuration, "yaml", background_color="default"))
