@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
@@ -82,3 +86,25 @@ def test_forced_stop_cancels_the_running_job(server: LiveServer) -> None:
     build = client.get("/v2/organizations/acme/pipelines/p/builds/1").json()
     assert build["state"] == "canceled"
     assert build["jobs"][0]["state"] == "canceled"
+
+
+def test_stop_wakes_an_idle_agents_held_ping(make_server: Callable[..., LiveServer]) -> None:
+    # Pings may be held for ten minutes: only a wake-up can end this one within the join below.
+    server = make_server(agent_ping_max_wait=600)
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    assert agent.ping() == {"action": "idle"}
+    answers: list[dict[str, Any]] = []
+    waiting = threading.Barrier(2)
+
+    def poll() -> None:
+        waiting.wait()
+        answers.append(agent.ping(wait=600))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    waiting.wait()
+    assert client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False}).status_code == 204
+    thread.join(timeout=60)
+    assert answers == [{"action": "disconnect", "message": "The agent was asked to stop"}]

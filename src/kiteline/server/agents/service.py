@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.events import service as events
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import after_commit, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
+from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
 from kiteline.server.kit.text_search import contains
 from kiteline.server.tokens.models import AgentToken
@@ -141,12 +142,14 @@ async def find(session: AsyncSession, agent_id: uuid.UUID | None) -> Agent | Non
 
 
 def request_stop(session: AsyncSession, agent: Agent) -> None:
-    """Mark the agent `stopping`: its next ping tells it to disconnect (after its job ends)."""
+    """Mark the agent `stopping`: its next ping tells it to disconnect (after its job ends).
+    Held pings are woken so that an idle agent hears it at once, not at its next poll."""
     if agent.connection_state != "connected":
         raise BadRequest("Can only stop connected agents")
     agent.connection_state = "stopping"
     agent.stop_requested = True
     emit_agent_event(session, "agent.stopping", agent)
+    after_commit(session, dispatch.notify)
 
 
 async def list_connected(
