@@ -19,6 +19,7 @@ CLIENT_COMMANDS = frozenset({"agent", "artifact", "build", "graphql", "job", "pi
 def build_app(*, client_only: bool = False) -> typer.Typer:
     """The command tree; with `client_only`, only the `CLIENT_COMMANDS`."""
     app = typer.Typer(
+        rich_markup_mode=None,
         name="kiteline",
         help="Kiteline: a self-hosted CI/CD server that speaks Buildkite's APIs.",
         no_args_is_help=True,

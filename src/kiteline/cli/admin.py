@@ -15,7 +15,9 @@ from kiteline.server.kit.errors import KitelineError, ValidationFailed
 from kiteline.server.kit.scopes import parse_scopes
 from kiteline.settings import Settings
 
-app = typer.Typer(help="Create organizations, users and tokens", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Create organizations, users and tokens", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.")
 

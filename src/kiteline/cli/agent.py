@@ -51,15 +51,26 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
 T = TypeVar("T")
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Run, list and stop agents, and the in-job buildkite-agent commands",
     no_args_is_help=True,
 )
-pipeline_app = typer.Typer(help="Add steps to the running build", no_args_is_help=True)
-meta_data_app = typer.Typer(help="The build's key/value meta-data", no_args_is_help=True)
-annotation_app = typer.Typer(help="Remove build annotations", no_args_is_help=True)
-artifact_app = typer.Typer(help="Upload and download build artifacts", no_args_is_help=True)
-step_app = typer.Typer(help="Read the build's steps", no_args_is_help=True)
-redactor_app = typer.Typer(help="Keep values out of the job log", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    rich_markup_mode=None, help="Add steps to the running build", no_args_is_help=True
+)
+meta_data_app = typer.Typer(
+    rich_markup_mode=None, help="The build's key/value meta-data", no_args_is_help=True
+)
+annotation_app = typer.Typer(
+    rich_markup_mode=None, help="Remove build annotations", no_args_is_help=True
+)
+artifact_app = typer.Typer(
+    rich_markup_mode=None, help="Upload and download build artifacts", no_args_is_help=True
+)
+step_app = typer.Typer(rich_markup_mode=None, help="Read the build's steps", no_args_is_help=True)
+redactor_app = typer.Typer(
+    rich_markup_mode=None, help="Keep values out of the job log", no_args_is_help=True
+)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(meta_data_app, name="meta-data")
 app.add_typer(annotation_app, name="annotation")

@@ -54,6 +54,8 @@ ORG = typer.Option(
     show_default=False,
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.")
+PIPELINE = typer.Argument(..., help="The pipeline's slug.")
+NUMBER = typer.Argument(..., help="The build's number.")
 
 STATE_STYLES = {
     "passed": "green",

@@ -11,7 +11,9 @@ from rich.text import Text
 
 from kiteline.cli.api import (
     JSON_OPTION,
+    NUMBER,
     ORG,
+    PIPELINE,
     TOKEN,
     URL,
     connect,
@@ -22,10 +24,10 @@ from kiteline.cli.api import (
 )
 from kiteline.client import Artifact
 
-app = typer.Typer(help="List and download build artifacts", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List and download build artifacts", no_args_is_help=True
+)
 
-PIPELINE = typer.Argument(..., help="The pipeline's slug.")
-NUMBER = typer.Argument(..., help="The build's number.")
 JOB = typer.Option(None, "--job", help="Only this job's artifacts (its ID).")
 
 

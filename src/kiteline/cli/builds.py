@@ -13,7 +13,9 @@ from rich.text import Text
 
 from kiteline.cli.api import (
     JSON_OPTION,
+    NUMBER,
     ORG,
+    PIPELINE,
     TOKEN,
     URL,
     build_state,
@@ -34,10 +36,10 @@ from kiteline.cli.api import (
 from kiteline.cli.output import console
 from kiteline.client import Build, Client
 
-app = typer.Typer(help="Create, list, view and watch builds", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Create, list, view and watch builds", no_args_is_help=True
+)
 
-PIPELINE = typer.Argument(..., help="The pipeline's slug.")
-NUMBER = typer.Argument(..., help="The build's number.")
 WATCH = typer.Option(
     False, "--watch", help="Follow the build until it finishes; exit 0 only if it passed."
 )

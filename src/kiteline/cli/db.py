@@ -9,7 +9,7 @@ import typer
 from kiteline.cli.output import console
 from kiteline.settings import Settings
 
-app = typer.Typer(help="Database maintenance", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Database maintenance", no_args_is_help=True)
 
 
 @app.command("upgrade", help="Apply every pending migration to the configured database.")

@@ -9,7 +9,9 @@ from rich.text import Text
 
 from kiteline.cli.api import (
     JSON_OPTION,
+    NUMBER,
     ORG,
+    PIPELINE,
     TOKEN,
     URL,
     connect,
@@ -20,10 +22,10 @@ from kiteline.cli.api import (
     state_text,
 )
 
-app = typer.Typer(help="Read a job's log, retry it, unblock it", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Read a job's log, retry it, unblock it", no_args_is_help=True
+)
 
-PIPELINE = typer.Argument(..., help="The pipeline's slug.")
-NUMBER = typer.Argument(..., help="The build's number.")
 JOB = typer.Argument(..., help="The job's ID (see `kiteline build view`).")
 
 

@@ -25,7 +25,9 @@ from kiteline.cli.api import (
 )
 from kiteline.client import Pipeline
 
-app = typer.Typer(help="List, view and create pipelines", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List, view and create pipelines", no_args_is_help=True
+)
 
 
 @app.command("list")

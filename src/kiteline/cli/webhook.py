@@ -12,6 +12,7 @@ from rich.markup import escape
 from kiteline.cli.output import emit, fail
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Webhooks (notification services) and their deliveries, over the REST API",
     no_args_is_help=True,
 )
