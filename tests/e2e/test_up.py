@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.live_server import free_port
 from tests.support.processes import kiteline_command, kiteline_env, stop, wait_until
@@ -89,3 +91,42 @@ def test_second_start_reuses_the_stored_credentials(tmp_path: Path) -> None:
         finally:
             stop(process)
     assert tokens[0] == tokens[1]
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_agents_stop_when_up_is_killed(tmp_path: Path) -> None:
+    if not Path("/proc/self/task").exists():
+        pytest.skip("needs Linux /proc")
+    port = free_port()
+    process = subprocess.Popen(
+        kiteline_command("up", "--port", str(port), "--agents", "1"),
+        env=kiteline_env(tmp_path / "data"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    agents: list[int] = []
+    try:
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), timeout=90, what="up")
+        agents = wait_until(lambda: _children(process.pid), what="the agent process")
+        process.kill()  # SIGKILL: `up` gets no chance to stop its agents itself
+        process.wait(timeout=30)
+        for agent in agents:
+            wait_until(lambda a=agent: not _alive(a), timeout=60, what="the orphaned agent to stop")
+    finally:
+        stop(process)
+        for agent in agents:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(agent, signal.SIGKILL)

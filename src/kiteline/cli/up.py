@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from kiteline.settings import Settings
 
 CREDENTIALS_FILE = "credentials.json"
 AGENT_STOP_GRACE_SECONDS = 30.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class _Server(uvicorn.Server):
@@ -170,7 +172,15 @@ async def start_agents(
         stderr=output,
         # Its own session: a terminal Ctrl-C reaches `up` alone, which then stops the agents.
         start_new_session=True,
+        preexec_fn=_stop_when_parent_dies if sys.platform == "linux" else None,
     )
+
+
+def _stop_when_parent_dies() -> None:
+    """In the forked child (Linux): SIGTERM when the process that started it dies, even by
+    SIGKILL, so that agents never outlive the server they were started for."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def stop_agents(process: asyncio.subprocess.Process) -> None:
