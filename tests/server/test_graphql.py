@@ -277,6 +277,51 @@ def test_builds_page_forwards_and_backwards_with_cursors(server: LiveServer) -> 
     assert rest == [5, 4, 3, 2, 1]
 
 
+def test_jobs_pages_of_several_builds_with_cursors(server: LiveServer) -> None:
+    org = Org.create(server)
+    steps = "".join(f"  - label: s{n}\n    command: echo {n}\n" for n in range(1, 6))
+    org.pipeline("five", "steps:\n" + steps)
+    for _ in range(2):
+        org.build("five")
+    query = """
+    query Jobs($first: Int, $after: String, $last: Int, $before: String) {
+      pipeline(slug: "acme/five") {
+        builds(first: 2) {
+          edges { node {
+            number
+            jobs(first: $first, after: $after, last: $last, before: $before) {
+              count
+              pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+              edges { node { ... on JobTypeCommand { label } } }
+            }
+          } }
+        }
+      }
+    }
+    """
+
+    def pages(**arguments: object) -> list[dict]:
+        builds = execute(org.gql, query, **arguments)["pipeline"]["builds"]["edges"]
+        assert [edge["node"]["number"] for edge in builds] == [2, 1]
+        return [edge["node"]["jobs"] for edge in builds]
+
+    def labels(connection: dict) -> list[str]:
+        return [edge["node"]["label"] for edge in connection["edges"]]
+
+    first = pages(first=2)
+    assert [labels(jobs) for jobs in first] == [["s1", "s2"], ["s1", "s2"]]
+    assert [(jobs["count"], jobs["pageInfo"]["hasNextPage"]) for jobs in first] == [(5, True)] * 2
+    (newest, _) = first
+    after = pages(first=2, after=newest["pageInfo"]["endCursor"])
+    # A cursor is one job's place: it pages its own build; the other build's jobs are not in it.
+    assert labels(after[0]) == ["s3", "s4"]
+    last = pages(last=2)
+    assert [labels(jobs) for jobs in last] == [["s4", "s5"], ["s4", "s5"]]
+    assert last[0]["pageInfo"]["hasPreviousPage"] is True
+    before = pages(last=2, before=last[0]["pageInfo"]["startCursor"])
+    assert labels(before[0]) == ["s2", "s3"]
+
+
 def test_build_create_with_a_pipeline_id_taken_from_a_query(server: LiveServer) -> None:
     org = Org.create(server)
     pipeline_id = execute(org.gql, '{ pipeline(slug: "acme/p") { id } }')["pipeline"]["id"]

@@ -435,6 +435,7 @@ async def pages_for_builds(
         where=where.conditions(),
         ordering=JOB_ORDERING,
         window=window,
+        small_families=True,
     )
 
 

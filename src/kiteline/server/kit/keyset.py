@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -108,15 +108,10 @@ def _cursor_condition(
     return or_(*clauses)
 
 
-def _branch(
-    model: Any,
-    parent: InstrumentedAttribute[Any],
-    parent_id: Any,
-    where: Sequence[ColumnElement[bool]],
-    ordering: Ordering,
-    window: Window,
-) -> Select[Any]:
-    query = select(model).where(parent == parent_id, *where)
+def _windowed(
+    query: Select[Any], model: Any, ordering: Ordering, window: Window
+) -> tuple[Select[Any], Callable[[Any, bool], Any]]:
+    """`query` narrowed by the window's cursors, and how to sort a column for the window."""
     if window.after is not None:
         query = query.where(_cursor_condition(model, ordering, window.after, after=True))
     if window.before is not None:
@@ -126,6 +121,20 @@ def _branch(
     def sort(column: Any, descending: bool) -> Any:
         return column.desc() if descending != flip else column.asc()
 
+    return query, sort
+
+
+def _branch(
+    model: Any,
+    parent: InstrumentedAttribute[Any],
+    parent_id: Any,
+    where: Sequence[ColumnElement[bool]],
+    ordering: Ordering,
+    window: Window,
+) -> Select[Any]:
+    query, sort = _windowed(
+        select(model).where(parent == parent_id, *where), model, ordering, window
+    )
     inner = (
         query.order_by(*(sort(column, descending) for column, descending in ordering))
         .limit(window.fetch)
@@ -138,6 +147,26 @@ def _branch(
     return select(inner, position.label("window_position"))
 
 
+def _partitioned(
+    model: Any,
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+    ordering: Ordering,
+    window: Window,
+) -> Any:
+    """Every row of the parents numbered within its parent: one small statement however many
+    parents, for families that stay small (a build's jobs), where reading them all is cheap."""
+    query, sort = _windowed(
+        select(model).where(parent.in_(parent_ids), *where), model, ordering, window
+    )
+    position = func.row_number().over(
+        partition_by=parent,
+        order_by=[sort(column, descending) for column, descending in ordering],
+    )
+    return query.add_columns(position.label("window_position")).subquery()
+
+
 async def pages_per_parent(
     session: AsyncSession,
     model: Any,
@@ -147,17 +176,30 @@ async def pages_per_parent(
     where: Sequence[ColumnElement[bool]],
     ordering: Ordering,
     window: Window,
+    small_families: bool = False,
 ) -> dict[Any, Slice[Any]]:
-    """`window` of each parent's rows (filtered by `where`, in `ordering`)."""
+    """`window` of each parent's rows (filtered by `where`, in `ordering`).
+
+    Each parent's rows are read with their own LIMIT (a UNION ALL of one branch per parent), so
+    a long history costs no more than a short one. With `small_families` every row of the
+    parents is numbered in one window instead: far cheaper to build and run when each parent
+    has few rows, which is the case for a build's jobs."""
     fetched: dict[Any, list[Any]] = {parent_id: [] for parent_id in parent_ids}
     unique = list(fetched)
     for start in range(0, len(unique), PARENTS_PER_STATEMENT):
         chunk = unique[start : start + PARENTS_PER_STATEMENT]
-        branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
-        combined = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery()
+        if small_families:
+            combined = _partitioned(model, parent, chunk, where, ordering, window)
+            within = combined.c.window_position <= window.fetch
+        else:
+            branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
+            combined = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery()
+            within = true()
         row = aliased(model, combined, adapt_on_names=True)
         result = await session.execute(
-            select(row).order_by(getattr(combined.c, parent.key), combined.c.window_position)
+            select(row)
+            .where(within)
+            .order_by(getattr(combined.c, parent.key), combined.c.window_position)
         )
         for (item,) in result:
             fetched[getattr(item, parent.key)].append(item)
