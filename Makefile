@@ -28,5 +28,9 @@ check-imports: $(STAMP)
 test: lint check-types check-imports
 	$(BIN)/pytest
 
+# The benchmarks of docs/performance.md, against Buildbot in the same run (about 15 minutes).
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

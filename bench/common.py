@@ -1,34 +1,62 @@
-"""Shared pieces of the benchmarks: a real server and agents as processes, a fresh database,
-percentiles, peak RSS from /proc, and the one-JSON-line output."""
+"""Shared pieces of the benchmarks: a real server and agents as processes, a fresh database
+(SQLite, a given PostgreSQL server or a throwaway cluster), builds seeded in bulk, percentiles,
+peak RSS from /proc, bounded waits, and the one-JSON-line output (progress goes to stderr)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import insert, select, text, update
 
 from kiteline.server import admin
+from kiteline.server.builds.models import Build
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.db import create_engine
 from kiteline.server.kit.scopes import SCOPES
+from kiteline.server.pipelines.models import Pipeline
 from kiteline.settings import Settings, normalize_database_url
+
+ORG = "bench"
+SEED_BATCH = 5_000
+WARM_UP_REQUESTS = 3
 
 
 def emit(result: dict[str, Any]) -> None:
+    """The benchmark's one line on stdout."""
     print(json.dumps(result), flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (a time budget running out) into SystemExit, so cleanup code runs and the
+    servers and agents a benchmark started, each in its own session, are stopped too."""
+
+    def exit_now(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_now)
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -41,6 +69,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def summary_ms(values: list[float]) -> dict[str, float]:
     return {
+        "samples": len(values),
         "p50_ms": round(percentile(values, 0.50) * 1000, 2),
         "p95_ms": round(percentile(values, 0.95) * 1000, 2),
         "p99_ms": round(percentile(values, 0.99) * 1000, 2),
@@ -48,25 +77,118 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the process's peak resident set size so far."""
+def _proc_status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set size so far."""
+    return _proc_status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    return _proc_status_mb(pid, "VmRSS")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll `condition` until it holds; give up with an error after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+async def _load(
+    url: str,
+    token: str,
+    send: Send,
+    check: Callable[[httpx.Response], bool],
+    concurrency: int,
+    requests: int,
+    duration: float,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures: list[str] = []
+    async with httpx.AsyncClient(
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+        for _ in range(WARM_UP_REQUESTS):  # caches of compiled statements fill on first use
+            await send(client)
+        began = time.perf_counter()
+        deadline = began + duration
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                if time.perf_counter() > deadline:
+                    return
+                sent = time.perf_counter()
+                response = await send(client)
+                latencies.append(time.perf_counter() - sent)
+                if not check(response):
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+
+        await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    result: dict[str, Any] = {
+        "requests": len(latencies),
+        "req_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "failed": len(failures),
+    }
+    if failures:
+        result["first_failure"] = failures[0]
+    return result
+
+
+def load(
+    url: str,
+    token: str,
+    *,
+    send: Send,
+    check: Callable[[httpx.Response], bool],
+    concurrency: int,
+    requests: int,
+    duration: float = 60,
+) -> dict[str, Any]:
+    """Up to `requests` requests from `concurrency` clients at once, each sent when its last
+    was answered, for at most about `duration` seconds (after a few warm-up requests).
+
+    Returns req/s and latency percentiles over all answers, and how many failed `check`.
+    """
+    requests = max(requests, concurrency)
+    return asyncio.run(_load(url, token, send, check, concurrency, requests, duration))
+
+
+def _sql(dsn: str, statement: str) -> None:
+    import asyncpg
+
+    async def execute() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute())
 
 
 @contextmanager
@@ -80,25 +202,92 @@ def database(backend: str, work: Path) -> Iterator[str]:
     )
     if not base:
         raise SystemExit("set KITELINE_BENCH_DATABASE_URL to a PostgreSQL server")
-    import asyncpg
     from sqlalchemy.engine import make_url
 
     url = make_url(normalize_database_url(base))
     name = f"kiteline_bench_{uuid.uuid4().hex[:10]}"
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    _sql(dsn, f'CREATE DATABASE "{name}"')
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _sql(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgresql_binaries() -> Path | None:
+    """The newest Debian PostgreSQL server binaries on this machine, if any."""
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    return versions[-1].parent if versions else None
+
+
+@contextmanager
+def throwaway_postgresql() -> Iterator[str]:
+    """A private PostgreSQL cluster on a free loopback port, removed afterwards.
+
+    Commits are not waited for on disk (synchronous_commit=off), which matches Kiteline's SQLite
+    setting (WAL with synchronous=NORMAL): a crash may lose the last commits, never corrupt.
+    """
+    binaries = postgresql_binaries()
+    if binaries is None:
+        raise SystemExit("no PostgreSQL server binaries under /usr/lib/postgresql")
+    data = Path(tempfile.mkdtemp(prefix="kiteline-bench-pg-"))
+    as_root = os.geteuid() == 0
+
+    def run(*argv: str) -> None:
+        command = [str(binaries / argv[0]), *argv[1:]]
+        if as_root:  # initdb refuses to run as root: run it as the postgres user
+            command = ["su", "postgres", "-s", "/bin/sh", "-c", subprocess.list2cmdline(command)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+    if as_root:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    options = (
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+        "-c synchronous_commit=off"
+    )
+    run("initdb", "-D", str(data / "db"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(
+        "pg_ctl",
+        "-D",
+        str(data / "db"),
+        "-l",
+        str(data / "server.log"),
+        "-w",
+        "-o",
+        options,
+        "start",
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        try:
+            run("pg_ctl", "-D", str(data / "db"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+def database_info(database_url: str) -> dict[str, str]:
+    """What the numbers ran on: the database engine's version and how commits reach disk."""
+
+    async def ask() -> dict[str, str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                if database_url.startswith("sqlite"):
+                    return {
+                        "database": f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
+                    }
+                version = await connection.scalar(text("SHOW server_version"))
+                commit = await connection.scalar(text("SHOW synchronous_commit"))
+                return {"database": f"PostgreSQL {version} (synchronous_commit={commit})"}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(ask())
 
 
 @dataclass
@@ -116,11 +305,33 @@ class Kiteline:
         )
 
 
+def create_pipeline(client: httpx.Client, name: str, configuration: str) -> str:
+    """A pipeline in the bench organization; returns its slug."""
+    response = client.post(
+        f"/v2/organizations/{ORG}/pipelines",
+        json={"name": name, "configuration": configuration},
+    )
+    if response.status_code != 201:
+        raise SystemExit(f"creating pipeline {name}: {response.status_code} {response.text}")
+    return str(response.json()["slug"])
+
+
+def create_build(client: httpx.Client, pipeline: str) -> dict[str, Any]:
+    response = client.post(
+        f"/v2/organizations/{ORG}/pipelines/{pipeline}/builds",
+        json={"commit": "HEAD", "branch": "main"},
+    )
+    if response.status_code != 201:
+        raise SystemExit(f"creating a build of {pipeline}: {response.status_code} {response.text}")
+    build: dict[str, Any] = response.json()
+    return build
+
+
 async def _setup(session: Any) -> tuple[str, str]:
-    await admin.create_org(session, "bench", "Bench")
-    await admin.create_user(session, "bench@kiteline.local", None, "bench")
+    await admin.create_org(session, ORG, "Bench")
+    await admin.create_user(session, "bench@kiteline.local", None, ORG)
     token = await admin.create_token(session, "bench@kiteline.local", list(SCOPES), "bench")
-    agent = await admin.create_agent_token(session, "bench", "bench")
+    agent = await admin.create_agent_token(session, ORG, "bench")
     return token["token"], agent["token"]
 
 
@@ -134,6 +345,10 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
+    """`kiteline server` as its own process on a free port, with an org, a user and tokens.
+
+    `server_env` adds KITELINE_* settings; the REST rate limit is off.
+    """
     with tempfile.TemporaryDirectory(prefix="kiteline-bench-") as tmp:
         work = Path(tmp)
         settings = Settings(data_dir=work / "data", database_url=database_url)
@@ -151,20 +366,21 @@ def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
                 "warning",
             ],
             env=_env(settings, KITELINE_RATE_LIMIT_ORG_PER_MINUTE="0", **server_env),
+            stdout=sys.stderr,  # stdout is the benchmark's one JSON line
             start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
+
+            def healthy() -> bool:
+                if server.poll() is not None:
+                    raise SystemExit("the server exited while starting")
                 try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
+                    return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.05)
+                    return False
+
+            wait_for(healthy, timeout=60, what="the server's start")
             yield Kiteline(url, api_token, agent_token, settings, server, work)
         finally:
             stop(server)
@@ -172,6 +388,7 @@ def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
 
 @contextmanager
 def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
+    """One `kiteline agent start --spawn count` process (one process, `count` workers)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -201,12 +418,122 @@ def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
         stop(process)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[Any]) -> None:
+    """End a process started with start_new_session=True, and everything it started."""
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
     try:
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+    except ProcessLookupError:
+        process.wait(timeout=10)
+
+
+def _build_row(pipeline: Any, number: int, created: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": pipeline.organization_id,
+        "pipeline_id": pipeline.id,
+        "number": number,
+        "state": "passed",
+        "blocked": False,
+        "commit": "HEAD",
+        "branch": "main",
+        "message": f"build {number}",
+        "env": {},
+        "source": "api",
+        "author": {},
+        "clean_checkout": False,
+        "pipeline_configuration": "",
+        "created_at": created,
+        "scheduled_at": created,
+        "started_at": created,
+        "finished_at": created,
+    }
+
+
+def _job_row(
+    pipeline: Any, build_id: uuid.UUID, position: int, created: datetime
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": pipeline.organization_id,
+        "pipeline_id": pipeline.id,
+        "build_id": build_id,
+        "step_id": uuid.uuid4(),
+        "position": position,
+        "type": "script",
+        "label": f"test {position}",
+        "command": "true",
+        "state": "finished",
+        "agent_query_rules": ["queue=default"],
+        "env": {},
+        "depends_on": [],
+        "step": {},
+        "definition": {},
+        "exit_status": 0,
+        "passed": True,
+        "created_at": created,
+        "runnable_at": created,
+        "started_at": created,
+        "finished_at": created,
+    }
+
+
+async def _seed_builds(
+    database_url: str,
+    pipeline_slug: str,
+    total: int,
+    already: int,
+    with_jobs: int,
+    jobs_per_build: int,
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            pipeline = (
+                await connection.execute(select(Pipeline).where(Pipeline.slug == pipeline_slug))
+            ).one()
+            start = datetime(2020, 1, 1, tzinfo=UTC)
+            for offset in range(already, total, SEED_BATCH):
+                builds: list[dict[str, Any]] = []
+                jobs: list[dict[str, Any]] = []
+                for number in range(offset + 1, min(offset + SEED_BATCH, total) + 1):
+                    created = start + timedelta(seconds=number)
+                    build = _build_row(pipeline, number, created)
+                    builds.append(build)
+                    if number > total - with_jobs:
+                        jobs.extend(
+                            _job_row(pipeline, build["id"], position, created)
+                            for position in range(jobs_per_build)
+                        )
+                await connection.execute(insert(Build), builds)
+                for first in range(0, len(jobs), SEED_BATCH):
+                    await connection.execute(insert(Job), jobs[first : first + SEED_BATCH])
+            await connection.execute(
+                update(Pipeline).where(Pipeline.id == pipeline.id).values(last_build_number=total)
+            )
+    finally:
+        await engine.dispose()
+
+
+def seed_builds(
+    database_url: str,
+    pipeline_slug: str,
+    total: int,
+    *,
+    already: int = 0,
+    with_jobs: int = 1_000,
+    jobs_per_build: int = 1,
+) -> None:
+    """Insert finished builds numbered already+1..total into a pipeline, straight with SQL.
+
+    Only the newest `with_jobs` builds of `total` get `jobs_per_build` finished jobs each, so
+    the pages a benchmark reads render jobs as usual while the table stays cheap to fill.
+    """
+    asyncio.run(
+        _seed_builds(database_url, pipeline_slug, total, already, with_jobs, jobs_per_build)
+    )

@@ -1,0 +1,225 @@
+"""GraphQL benchmark: an organization's 20 pipelines x 5 latest builds x their jobs, in one
+query through /v1; req/s and latency at 1 and 8 clients, and SQL statements per request.
+
+    python bench/graphql_query.py [--backend sqlite|postgresql] [--jobs-per-build 10]
+
+Each pipeline has 20 builds (inserted with SQL, as bench/rest.py does), the newest five with
+`--jobs-per-build` jobs each. The load goes to `kiteline server` as its own process, with the
+complexity budget off. Statements are counted by a SQLAlchemy listener on a second server
+running in this process on the same database, once with one pipeline of one build of one job
+and once with everything: the two counts should be equal. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+import uvicorn
+from common import (
+    ORG,
+    Kiteline,
+    create_pipeline,
+    database,
+    database_info,
+    emit,
+    exit_on_sigterm,
+    free_port,
+    kiteline,
+    load,
+    progress,
+    seed_builds,
+)
+from sqlalchemy import event
+
+from kiteline.server.app import create_app
+from kiteline.settings import Settings
+
+PIPELINES = 20
+BUILDS_PER_PIPELINE = 20
+LATEST_BUILDS = 5
+NO_BUDGET = {
+    "graphql_complexity_per_window": 0,  # 0 turns the window budget off
+    "graphql_max_query_complexity": 100_000_000,
+}
+
+QUERY = """
+query Dashboard($org: ID!) {
+  organization(slug: $org) {
+    pipelines(first: 20) {
+      edges { node {
+        name slug
+        builds(first: 5) {
+          edges { node {
+            number state branch message createdAt
+            jobs(first: 50) {
+              edges { node {
+                ... on JobTypeCommand {
+                  uuid label command state exitStatus passed startedAt finishedAt
+                  agent { name }
+                }
+              } }
+            }
+          } }
+        }
+      } }
+    }
+  }
+}
+"""
+
+
+def _counts(body: dict[str, Any]) -> tuple[int, int, int]:
+    pipelines = body["data"]["organization"]["pipelines"]["edges"]
+    builds = [b for p in pipelines for b in p["node"]["builds"]["edges"]]
+    jobs = [j for b in builds for j in b["node"]["jobs"]["edges"]]
+    return len(pipelines), len(builds), len(jobs)
+
+
+def _post(client: httpx.Client, url: str) -> dict[str, Any]:
+    response = client.post(url, json={"query": QUERY, "variables": {"org": ORG}})
+    body: dict[str, Any] = response.json()
+    if response.status_code != 200 or "errors" in body:
+        raise SystemExit(f"GraphQL answered {response.status_code}: {response.text[:500]}")
+    return body
+
+
+@contextmanager
+def _counting_server(settings: Settings) -> Iterator[tuple[str, list[str]]]:
+    """A server in a thread of this process; yields its URL and the list statements go to."""
+    port = free_port()
+    app = create_app(settings.model_copy(update={"run_workers": False, **NO_BUDGET}))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="counting-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise SystemExit("the in-process server did not start")
+            time.sleep(0.02)
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        engine = app.state.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            yield f"http://127.0.0.1:{port}", statements
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _statements_per_request(k: Kiteline, url: str, statements: list[str]) -> dict[str, Any]:
+    with httpx.Client(headers={"Authorization": f"Bearer {k.api_token}"}, timeout=60) as client:
+        _post(client, f"{url}/v1")  # warm up: first-request work is not per request
+        statements.clear()
+        body = _post(client, f"{url}/v1")
+        pipelines, builds, jobs = _counts(body)
+    return {
+        "pipelines": pipelines,
+        "builds": builds,
+        "jobs": jobs,
+        "statements": len(statements),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--jobs-per-build", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=400, help="at most, per measurement")
+    parser.add_argument(
+        "--duration", type=float, default=20, help="at most this many seconds per measurement"
+    )
+    args = parser.parse_args()
+    exit_on_sigterm()
+    server_env = {f"KITELINE_{key.upper()}": str(value) for key, value in NO_BUDGET.items()}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        database(args.backend, Path(tmp)) as url,
+        kiteline(url, **server_env) as k,
+        k.client() as client,
+        _counting_server(k.settings) as (counting_url, statements),
+    ):
+        configuration = "steps:\n  - command: 'true'\n"
+        slugs = [create_pipeline(client, "Pipeline 00", configuration)]
+        seed_builds(url, slugs[0], 1, with_jobs=1, jobs_per_build=1)
+        small = _statements_per_request(k, counting_url, statements)
+
+        progress(f"graphql: seeding {PIPELINES} pipelines x {BUILDS_PER_PIPELINE} builds")
+        slugs += [
+            create_pipeline(client, f"Pipeline {n:02}", configuration) for n in range(1, PIPELINES)
+        ]
+        for n, slug in enumerate(slugs):
+            seed_builds(
+                url,
+                slug,
+                BUILDS_PER_PIPELINE,
+                already=1 if n == 0 else 0,
+                with_jobs=LATEST_BUILDS,
+                jobs_per_build=args.jobs_per_build,
+            )
+        large = _statements_per_request(k, counting_url, statements)
+        builds = PIPELINES * LATEST_BUILDS
+        expected = (PIPELINES, builds, builds * args.jobs_per_build)
+        if (large["pipelines"], large["builds"], large["jobs"]) != expected:
+            raise SystemExit(f"the query returned {large}, expected {expected}")
+
+        progress("graphql: loading")
+        size = len(client.post("/v1", json={"query": QUERY, "variables": {"org": ORG}}).content)
+
+        def send(http: httpx.AsyncClient) -> Any:
+            return http.post("/v1", json={"query": QUERY, "variables": {"org": ORG}})
+
+        def check(response: httpx.Response) -> bool:
+            return response.status_code == 200 and b'"errors"' not in response.content
+
+        results = {}
+        for clients in (1, 8):
+            progress(f"graphql: {clients} client(s)")
+            results[f"clients_{clients}"] = load(
+                k.url,
+                k.api_token,
+                send=send,
+                check=check,
+                concurrency=clients,
+                requests=args.requests,
+                duration=args.duration,
+            )
+            progress(f"graphql: {results[f'clients_{clients}']}")
+        info = database_info(url)
+    emit(
+        {
+            "benchmark": "graphql",
+            "backend": args.backend,
+            **info,
+            "shape": f"{PIPELINES} pipelines x {LATEST_BUILDS} builds x {args.jobs_per_build} jobs",
+            "response_bytes": size,
+            "statements_per_request": {"small": small, "large": large},
+            "statements_independent_of_counts": small["statements"] == large["statements"],
+            **results,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

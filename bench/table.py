@@ -1,0 +1,292 @@
+"""The Markdown table of a run: each measure beside its target, Kiteline beside Buildbot.
+
+The ratio column says how many times better Kiteline did than Buildbot (throughput divided by
+throughput, latency by latency inverted), so above 1 means Kiteline was better.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Row = tuple[str, str, str, str, str, str]
+MISSING = "—"
+
+
+def _by_run(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {result.get("run", result["benchmark"]): result for result in results}
+
+
+def _ok(met: bool | None) -> str:
+    return MISSING if met is None else ("yes" if met else "**no**")
+
+
+def _why_missing(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "not run"
+    return str(result.get("skipped") or result.get("error") or "not run")
+
+
+def _not_measured(measure: str, target: str, result: dict[str, Any] | None) -> Row:
+    return (measure, target, _why_missing(result), MISSING, MISSING, MISSING)
+
+
+def _measured(result: dict[str, Any] | None) -> bool:
+    return result is not None and "skipped" not in result and "error" not in result
+
+
+def _latency(result: dict[str, Any]) -> str:
+    latency = result["idle_dispatch_latency"]
+    return (
+        f"p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms, "
+        f"p99 {latency['p99_ms']:.0f} ms ({latency['samples']} samples)"
+    )
+
+
+def _label(result: dict[str, Any] | None, default: str) -> str:
+    if not _measured(result):
+        return default
+    assert result is not None
+    return "SQLite" if result["backend"] == "sqlite" else "PostgreSQL"
+
+
+def _latency_row(kiteline: dict[str, Any] | None, buildbot: dict[str, Any] | None) -> Row:
+    measure = f"dispatch latency, idle agent ({_label(kiteline, 'SQLite')})"
+    target = "p50 ≤ 50 ms, p99 ≤ 250 ms"
+    if not _measured(kiteline):
+        return _not_measured(measure, target, kiteline)
+    assert kiteline is not None
+    latency = kiteline["idle_dispatch_latency"]
+    peer = ratio = MISSING
+    if _measured(buildbot):
+        assert buildbot is not None
+        observed = buildbot["idle_latency_client_observed"]
+        own = buildbot["idle_latency_own_data"]
+        peer = (
+            f"p50 {observed['p50_ms']:.0f} ms, p99 {observed['p99_ms']:.0f} ms observed by "
+            f"polling; own data p50 {own['p50_ms'] / 1000:.0f} s, p99 {own['p99_ms'] / 1000:.0f} s"
+        )
+        ratio = f"{observed['p50_ms'] / latency['p50_ms']:.1f}x (p50)"
+    elif buildbot is not None:
+        peer = _why_missing(buildbot)
+    met = latency["p50_ms"] <= 50 and latency["p99_ms"] <= 250
+    return (measure, target, _latency(kiteline), peer, ratio, _ok(met))
+
+
+def _throughput_row(
+    kiteline: dict[str, Any] | None, buildbot: dict[str, Any] | None, backend: str, shape: str
+) -> Row:
+    label = _label(kiteline, backend)
+    if _measured(kiteline):
+        assert kiteline is not None
+        per_build = kiteline["jobs_per_build"]
+        shape = "one job" if per_build == 1 else f"{per_build} jobs"
+    measure = f"trivial jobs end to end, 4 agents, {shape} per build ({label})"
+    target = "≥ 10x Buildbot"
+    if not _measured(kiteline):
+        return _not_measured(measure, target, kiteline)
+    assert kiteline is not None
+    phases = kiteline.get("median_ms_under_load")
+    detail = ""
+    if phases:
+        detail = (
+            f"; per job: accepted → started {phases['accepted_to_started']:.0f} ms, "
+            f"started → finished {phases['started_to_finished']:.0f} ms, agent's finish → next "
+            f"accept {phases['agent_finished_to_next_accepted']:.0f} ms (medians)"
+        )
+    peer = ratio = MISSING
+    met: bool | None = None
+    if _measured(buildbot):
+        assert buildbot is not None
+        asked = buildbot.get("builds_asked", buildbot["builds"])
+        done = f"{buildbot['builds']} builds" + (
+            f" of {asked}, the rest cut by the time budget" if buildbot["builds"] < asked else ""
+        )
+        peer = f"{buildbot['builds_per_second']} builds/s ({done})"
+        times = kiteline["jobs_per_second"] / buildbot["builds_per_second"]
+        ratio = f"{times:.1f}x"
+        met = times >= 10
+    elif buildbot is not None:
+        peer = _why_missing(buildbot)
+    mine = f"{kiteline['jobs_per_second']} jobs/s ({kiteline['jobs']} jobs){detail}"
+    return (measure, target, mine, peer, ratio, _ok(met))
+
+
+def _rest_rows(rest: dict[str, Any] | None) -> list[Row]:
+    if not _measured(rest):
+        return [_not_measured("list builds, per_page=100", "≥ 500 req/s", rest)]
+    assert rest is not None
+    rows: list[Row] = []
+    for clients in (1, 32):
+        cells = []
+        best = 0.0
+        for size, result in rest["results"].items():
+            load = result[f"clients_{clients}"]
+            best = max(best, load["req_per_s"])
+            failed = f", {load['failed']} failed" if load.get("failed") else ""
+            cells.append(
+                f"{int(size):,} builds: {load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms"
+                f"{failed}"
+            )
+        rows.append(
+            (
+                f"list builds, per_page=100, {clients} client{'s' if clients > 1 else ''}",
+                "≥ 500 req/s",
+                "; ".join(cells),
+                MISSING,
+                MISSING,
+                _ok(best >= 500),
+            )
+        )
+    sizes = list(rest["results"])
+    rows.append(
+        (
+            f"p50 at {int(sizes[-1]):,} builds vs {int(sizes[0]):,} (1 client)",
+            "≤ 1.5x",
+            f"{rest['p50_growth']}x (seeding {int(sizes[-1]):,} took "
+            f"{sum(r['seed_s'] for r in rest['results'].values()):.0f} s)",
+            MISSING,
+            MISSING,
+            _ok(rest["p50_growth"] <= 1.5),
+        )
+    )
+    return rows
+
+
+def _graphql_rows(graphql: dict[str, Any] | None) -> list[Row]:
+    if not _measured(graphql):
+        return [_not_measured("GraphQL: pipelines → builds → jobs", "≥ 200 req/s", graphql)]
+    assert graphql is not None
+    counts = graphql["statements_per_request"]
+    small, large = counts["small"], counts["large"]
+    loads = []
+    for clients in (1, 8):
+        load = graphql[f"clients_{clients}"]
+        failed = f", {load['failed']} failed" if load.get("failed") else ""
+        loads.append(
+            f"{clients} client{'s' if clients > 1 else ''}: {load['req_per_s']} req/s, "
+            f"p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} ms{failed}"
+        )
+    return [
+        (
+            "GraphQL: SQL statements per request",
+            "independent of counts",
+            f"{small['statements']} for 1 pipeline x 1 build x 1 job; {large['statements']} for "
+            f"{large['pipelines']} x {large['builds'] // large['pipelines']} x "
+            f"{large['jobs'] // large['builds']}",
+            MISSING,
+            MISSING,
+            _ok(graphql["statements_independent_of_counts"]),
+        ),
+        (
+            f"GraphQL: {graphql['shape']} ({graphql['response_bytes'] // 1024} KiB)",
+            "≥ 200 req/s",
+            "; ".join(loads),
+            MISSING,
+            MISSING,
+            _ok(max(graphql[f"clients_{c}"]["req_per_s"] for c in (1, 8)) >= 200),
+        ),
+    ]
+
+
+def _logs_rows(logs: dict[str, Any] | None) -> list[Row]:
+    if not _measured(logs):
+        return [_not_measured("log ingestion", "≥ 50 MB/s", logs)]
+    assert logs is not None
+    by_range = logs["range"]
+    ranged = (
+        f"last MiB by range {by_range['last_mib_s']} s"
+        if by_range["supported"]
+        else "Range not supported (the whole log comes back)"
+    )
+    return [
+        (
+            "log ingestion (gzip chunks via the agent API)",
+            "≥ 50 MB/s",
+            f"{logs['ingest_mb_per_s']} MB/s ({logs['chunks']} chunks of "
+            f"{logs['chunk_bytes'] // 1024} KiB, {logs['uploads_in_flight']} in flight)",
+            MISSING,
+            MISSING,
+            _ok(logs["ingest_mb_per_s"] >= 50),
+        ),
+        (
+            f"fetch a {logs['log_mib']} MB log",
+            MISSING,
+            f"JSON {logs['fetch_json_s']} s, .txt {logs['fetch_txt_s']} s; {ranged}",
+            MISSING,
+            MISSING,
+            MISSING,
+        ),
+    ]
+
+
+def _memory_rows(
+    dispatch: dict[str, Any] | None, buildbot: dict[str, Any] | None, logs: dict[str, Any] | None
+) -> list[Row]:
+    if not _measured(dispatch):
+        return [_not_measured("peak RSS", "server ≤ 150 MB, agent ≤ 60 MB", dispatch)]
+    assert dispatch is not None
+    idle, loaded = dispatch["peak_rss_mb_idle"], dispatch["peak_rss_mb_under_load"]
+    peer_server = peer_agent = MISSING
+    if _measured(buildbot):
+        assert buildbot is not None
+        b_idle, b_loaded = buildbot["peak_rss_mb_idle"], buildbot["peak_rss_mb_under_load"]
+        peer_server = f"master {b_idle['master']} / {b_loaded['master']} MB"
+        peer_agent = (
+            f"one worker {b_idle['worker']} / {b_loaded['worker']} MB "
+            f"(a process per worker: {buildbot['workers']} of them)"
+        )
+    rows: list[Row] = [
+        (
+            "server peak RSS, idle / under dispatch load",
+            "≤ 150 MB",
+            f"{idle['server']} / {loaded['server']} MB",
+            peer_server,
+            MISSING,
+            _ok(loaded["server"] <= 150),
+        ),
+        (
+            f"agent peak RSS, idle / under load ({dispatch['agents']} workers, one process)",
+            "≤ 60 MB",
+            f"{idle['agent']} / {loaded['agent']} MB",
+            peer_agent,
+            MISSING,
+            _ok(loaded["agent"] <= 60),
+        ),
+    ]
+    if _measured(logs):
+        assert logs is not None
+        rows.append(
+            (
+                f"server peak RSS after serving a {logs['log_mib']} MB log",
+                "≤ 150 MB",
+                f"{logs['server_rss_mb']['peak_after_fetches']} MB",
+                MISSING,
+                MISSING,
+                _ok(logs["server_rss_mb"]["peak_after_fetches"] <= 150),
+            )
+        )
+    return rows
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    runs = _by_run(results)
+    buildbot = runs.get("peer-buildbot")
+    rows: list[Row] = [
+        _latency_row(runs.get("dispatch-sqlite"), buildbot),
+        _throughput_row(runs.get("dispatch-sqlite"), buildbot, "SQLite", "10 jobs"),
+        _throughput_row(runs.get("dispatch-sqlite-single"), buildbot, "SQLite", "one job"),
+        _latency_row(runs.get("dispatch-postgresql"), buildbot),
+        _throughput_row(runs.get("dispatch-postgresql"), buildbot, "PostgreSQL", "10 jobs"),
+        *_rest_rows(runs.get("rest")),
+        *_graphql_rows(runs.get("graphql")),
+        *_logs_rows(runs.get("logs")),
+        *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
+    ]
+    header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")
+    lines = [_line(header), _line(("---",) * len(header))]
+    lines += [_line(row) for row in rows]
+    return "\n".join(lines)
+
+
+def _line(cells: tuple[str, ...]) -> str:
+    return "| " + " | ".join(cells) + " |"
