@@ -3,12 +3,15 @@ by a build created on the other (LISTEN/NOTIFY)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from kiteline.server.kit.notify import CHANNEL, PostgresRelay
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
@@ -44,3 +47,37 @@ def test_a_build_on_one_replica_wakes_a_ping_on_another(
     thread.join(timeout=120)
     assert not thread.is_alive(), "the ping on the other replica was not woken"
     assert results[0]["job"]["id"] == created.json()["jobs"][0]["id"]
+
+
+def test_a_burst_of_wake_ups_reaches_the_other_replicas_without_errors(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL database")
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def burst() -> int:
+        import asyncpg
+
+        received: list[object] = []
+        other = await asyncpg.connect(dsn)
+        await other.add_listener(CHANNEL, lambda *args: received.append(args))
+        relay = PostgresRelay(dsn)
+        await relay.start()
+        try:
+            # One asyncpg connection runs one statement at a time: fifty at once must queue.
+            await asyncio.gather(*(relay._send() for _ in range(50)))
+            await other.execute("SELECT 1")  # notifications arrive between statements
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await relay.stop()
+            await other.close()
+        return len(received)
+
+    with caplog.at_level(logging.WARNING, logger="kiteline.notify"):
+        delivered = asyncio.run(burst())
+    assert caplog.records == []
+    assert 1 <= delivered <= 50

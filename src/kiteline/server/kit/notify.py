@@ -89,6 +89,8 @@ class PostgresRelay:
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._connection: Any = None
+        self._wanted = False
+        self._sending = False
 
     async def start(self) -> None:
         import asyncpg
@@ -101,10 +103,24 @@ class PostgresRelay:
         dispatch.wake_local()
 
     async def _send(self) -> None:
+        """NOTIFY the other replicas. One connection runs one statement at a time, so wake-ups
+        asked for while one is being sent are folded into a single one sent after it: a
+        wake-up only has to follow the latest commit."""
+        self._wanted = True
+        if self._sending:
+            return
+        self._sending = True
         try:
-            await self._connection.execute(f"NOTIFY {CHANNEL}")
-        except Exception:  # a lost relay only slows other replicas down to their next check
-            log.warning("could not send the dispatch wake-up to other replicas", exc_info=True)
+            while self._wanted:
+                self._wanted = False
+                try:
+                    await self._connection.execute(f"NOTIFY {CHANNEL}")
+                except Exception:  # a lost relay only slows other replicas to their next check
+                    log.warning(
+                        "could not send the dispatch wake-up to other replicas", exc_info=True
+                    )
+        finally:
+            self._sending = False
 
     async def stop(self) -> None:
         dispatch.set_broadcaster(None)
