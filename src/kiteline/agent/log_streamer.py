@@ -70,7 +70,9 @@ class LogStreamer:
                 sequence=self._sequence,
                 offset=self._offset,
                 size=len(data),
-                gzipped=gzip.compress(data),
+                # Level 1: several times faster than the default 9 and still a few times
+                # smaller than the text; at 9 a chatty job was limited by its agent's gzip.
+                gzipped=gzip.compress(data, compresslevel=1),
             )
             self._offset += len(data)
             task = asyncio.create_task(self._send(chunk))
