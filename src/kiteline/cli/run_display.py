@@ -14,22 +14,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-#: REST job states after which nothing more happens to the job.
-FINISHED_STATES = frozenset(
-    {
-        "passed",
-        "failed",
-        "canceled",
-        "timed_out",
-        "skipped",
-        "broken",
-        "expired",
-        "waiting_failed",
-        "blocked_failed",
-        "unblocked",
-        "unblocked_failed",
-    }
-)
+from kiteline.client.models import FINISHED_JOB_STATES
+
+#: REST job states after which nothing more happens to the job (an unblocked block step too).
+FINISHED_STATES = FINISHED_JOB_STATES | {"unblocked"}
 STATE_STYLES = {
     "passed": "green",
     "unblocked": "green",
