@@ -93,6 +93,13 @@ def rss_mb(pid: int) -> float:
     return _proc_status_mb(pid, "VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

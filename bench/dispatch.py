@@ -29,6 +29,7 @@ import httpx
 from common import (
     ORG,
     agents,
+    cpu_seconds,
     create_build,
     create_pipeline,
     database,
@@ -145,11 +146,29 @@ def main() -> None:
                 build = create_build(client, one)
                 _wait_finished(client, one, [build["number"]], timeout=60, interval=0.05)
             progress(f"dispatch ({args.backend}): {builds * per_build} jobs")
+            cpu_before = {
+                "server": cpu_seconds(k.server.pid),
+                "agent": cpu_seconds(agent_process.pid),
+            }
             started = time.monotonic()
             numbers = [create_build(client, batch)["number"] for _ in range(builds)]
             submitted = time.monotonic() - started
             _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.25)
             elapsed = time.monotonic() - started
+            cpu_ms_per_job = {
+                "server": round(
+                    1000
+                    * (cpu_seconds(k.server.pid) - cpu_before["server"])
+                    / (builds * per_build),
+                    1,
+                ),
+                "agent": round(
+                    1000
+                    * (cpu_seconds(agent_process.pid) - cpu_before["agent"])
+                    / (builds * per_build),
+                    1,
+                ),
+            }
             load_rss = {
                 "server": peak_rss_mb(k.server.pid),
                 "agent": peak_rss_mb(agent_process.pid),
@@ -169,6 +188,8 @@ def main() -> None:
         "jobs_per_build": per_build,
         "jobs_per_second": round(builds * per_build / elapsed, 1),
         "median_ms_under_load": phases,
+        # The agent's includes its job processes (bash and what it runs).
+        "cpu_ms_per_job": cpu_ms_per_job,
         "submit_s": round(submitted, 1),
         "elapsed_s": round(elapsed, 1),
         "peak_rss_mb_idle": idle_rss,

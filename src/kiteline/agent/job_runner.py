@@ -145,7 +145,9 @@ class JobRunner:
         return job_environment(self.job.env, agent_values)
 
     async def _watch_state(self) -> None:
+        # The job was running when it started: the first poll is due one interval later.
         while not self._cancelled.is_set():
+            await asyncio.sleep(self._job_status_interval)
             try:
                 state = await self._api.job_state(self.job.id)
             except ApiError as exc:
@@ -161,4 +163,3 @@ class JobRunner:
                     log.info("%s job %s is %s; cancelling", self._agent_name, self.job.id, state)
                     self.cancel(SIGNAL_REASON_CANCEL)
                     return
-            await asyncio.sleep(self._job_status_interval)

@@ -105,10 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_rate_limits(app, settings)
     install_graphql(app, settings)
-    app.include_router(rest_router())
+    # Routes are matched in order, one pattern at a time: the agents' few /v3 routes, which
+    # take most of the requests, go before the REST API's many.
     app.include_router(agent_api_router, prefix="/v3")
     app.include_router(in_job_router, prefix="/v3")
     app.include_router(agent_artifacts_router, prefix="/v3")
+    app.include_router(rest_router())
 
     @app.get("/v2/meta", tags=["meta"])
     async def meta() -> dict[str, Any]:

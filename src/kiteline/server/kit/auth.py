@@ -59,8 +59,11 @@ async def authenticate(session: AsyncSession, request: Request) -> Principal:
 async def api_transaction(
     request: Request, scope: str | None
 ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-    """The request's transaction with its caller authenticated and `scope` checked."""
-    async with request_transaction(request) as session:
+    """The request's transaction with its caller authenticated and `scope` checked.
+
+    GET requests needing a `read_*` scope run read-only (they never write)."""
+    read_only = request.method in ("GET", "HEAD") and (scope or "").startswith("read_")
+    async with request_transaction(request, read_only=read_only) as session:
         principal = await authenticate(session, request)
         await enforce_rate_limits(request, principal.user_id)
         if scope is not None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +24,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
+from sqlalchemy.util.concurrency import in_greenlet
+
+from kiteline.server.kit.sqlite_driver import BUSY_TIMEOUT_MS, inline_creator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,9 +72,9 @@ def new_id() -> uuid.UUID:
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, async_creator=inline_creator(url))
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -72,17 +82,49 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Autocommit at the driver level so that SQLAlchemy's "begin" event decides how
     # transactions start (BEGIN IMMEDIATE: one writer at a time, no upgrade deadlocks).
-    dbapi_connection.isolation_level = None
+    if dbapi_connection.isolation_level is not None:
+        dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+READ_ONLY = "kiteline_read_only"
+# How long a writer waits for another process's SQLite write lock before giving up.
+LOCK_WAIT_SECONDS = 30.0
+
+
+def _begin_sqlite(connection: Any) -> None:
+    """Writers begin IMMEDIATE (they queue for SQLite's one write lock up front, so no
+    transaction fails half-way upgrading); read-only transactions begin DEFERRED and take no
+    lock at all, reading their WAL snapshot while writers go on. `query_only` makes a write
+    attempted in a read-only transaction fail at once instead of only under contention."""
+    read_only = bool(connection.get_execution_options().get(READ_ONLY))
+    state = connection.connection.info
+    if state.get("query_only", False) != read_only:
+        connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+        state["query_only"] = read_only
+    if read_only:
+        connection.exec_driver_sql("BEGIN")
+        return
+    # Another process holds the write lock: wait for it without blocking the event loop.
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    pause = 0.002
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as error:
+            if "locked" not in str(error.orig) or time.monotonic() >= deadline:
+                raise
+        if in_greenlet():  # SQLAlchemy's asyncio API: wait without blocking the loop
+            await_(asyncio.sleep(pause))
+        else:
+            time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def asyncpg_dsn(engine: AsyncEngine) -> str:
@@ -114,10 +156,60 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop("after_commit", None)
 
 
+# SQLite's busy handler polls for a contended lock with sleeps of up to 100 ms, so writers of
+# one process queue on an asyncio lock instead and are let in the moment the previous one ends.
+# Another process (a second server, the CLI) still meets SQLite's own locking.
+WRITER_QUEUE_TIMEOUT_SECONDS = 30.0
+_writer_locks: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]]
+_writer_locks = weakref.WeakKeyDictionary()
+_holding_writer_lock: ContextVar[bool] = ContextVar("holding_writer_lock", default=False)
+
+
+def _writer_lock(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return None
+    if _holding_writer_lock.get():
+        return None  # a transaction opened inside another one: SQLite's locking decides
+    loop = asyncio.get_running_loop()
+    held = _writer_locks.get(bind.sync_engine)
+    if held is None or held[0] is not loop:
+        held = _writer_locks[bind.sync_engine] = (loop, asyncio.Lock())
+    return held[1]
+
+
 @asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """The unit-of-work boundary: services never commit, this does (or rolls back)."""
-    async with sessions() as session:
+async def _queued_writer(lock: asyncio.Lock | None) -> AsyncIterator[None]:
+    acquired = False
+    if lock is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WRITER_QUEUE_TIMEOUT_SECONDS):
+                acquired = await lock.acquire()
+    token = _holding_writer_lock.set(True) if acquired else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _holding_writer_lock.reset(token)
+        if acquired and lock is not None:
+            lock.release()
+
+
+@asynccontextmanager
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
+    """The unit-of-work boundary: services never commit, this does (or rolls back).
+
+    `read_only` transactions must not write; on SQLite they hold no lock (see `_begin_sqlite`),
+    and writers take turns on an in-process queue before SQLite's lock (see `_writer_lock`).
+    """
+    async with (
+        _queued_writer(None if read_only else _writer_lock(sessions)),
+        sessions() as session,
+    ):
+        if read_only:
+            await session.connection(execution_options={READ_ONLY: True})
         try:
             yield session
             await session.commit()

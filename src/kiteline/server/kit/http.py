@@ -21,10 +21,12 @@ log = logging.getLogger("kiteline.server")
 
 
 @asynccontextmanager
-async def request_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+async def request_transaction(
+    request: Request, *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed before the response is built and sent."""
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with transaction(sessions) as session:
+    async with transaction(sessions, read_only=read_only) as session:
         yield session
 
 

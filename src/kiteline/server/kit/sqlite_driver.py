@@ -1,0 +1,76 @@
+"""aiosqlite's connection API, with every call run on the event loop's own thread.
+
+aiosqlite gives each connection a thread and hands every call to it through a queue, then
+back through the event loop: two thread switches and a loop turn per statement. SQLite
+statements take microseconds, so those hand-offs were most of a write transaction's time
+(about 2.5 ms a statement on a busy 2-core machine, with the write lock held throughout).
+Running them inline keeps SQLAlchemy's asyncio API and costs the loop only the statement.
+
+Waiting for a lock must not block the loop, so connections get a short busy timeout and
+`BEGIN IMMEDIATE` retries with asyncio sleeps (see `kit/db._begin_sqlite`); in one process
+writers already take turns on an asyncio lock, so this only meets other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Generator
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import make_url
+
+# How long one statement may block the loop waiting for another process's lock.
+BUSY_TIMEOUT_MS = 50
+
+
+class _RunNow:
+    """Stands in for aiosqlite's queue to its thread: runs each call as it is queued."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as error:  # handed to the awaiting caller, as aiosqlite does
+            if future is not None and not future.done():
+                future.set_exception(error)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+class InlineConnection(aiosqlite.Connection):
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _RunNow()  # type: ignore[assignment]
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
+        return self._connect().__await__()  # no thread to start
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        return None
+
+
+def inline_creator(url: str) -> Callable[[], InlineConnection]:
+    """`async_creator` for `create_async_engine`: connections as SQLAlchemy would open them."""
+    args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    options = {
+        **options,
+        "timeout": BUSY_TIMEOUT_MS / 1000,
+        "check_same_thread": False,
+        "isolation_level": None,  # transactions are begun by kit/db, not by the driver
+    }
+
+    def connector() -> sqlite3.Connection:
+        return sqlite3.connect(*args, **options)
+
+    def create() -> InlineConnection:
+        return InlineConnection(connector)
+
+    return create
