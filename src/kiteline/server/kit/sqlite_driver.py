@@ -59,16 +59,17 @@ class InlineConnection(aiosqlite.Connection):
 
 def inline_creator(url: str) -> Callable[[], InlineConnection]:
     """`async_creator` for `create_async_engine`: connections as SQLAlchemy would open them."""
-    args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    options = {
-        **options,
+    args, given = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    (database,) = args
+    options: dict[str, Any] = {
+        **given,
         "timeout": BUSY_TIMEOUT_MS / 1000,
         "check_same_thread": False,
         "isolation_level": None,  # transactions are begun by kit/db, not by the driver
     }
 
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(*args, **options)
+        return sqlite3.connect(database, **options)
 
     def create() -> InlineConnection:
         return InlineConnection(connector)
