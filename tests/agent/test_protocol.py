@@ -35,7 +35,8 @@ async def test_registration_token_is_sent_only_on_register(fake_api, run_jobs):
 
 
 async def test_agent_calls_use_the_access_token_and_job_calls_the_job_token(fake_api, run_jobs):
-    await run_jobs(fake_api.add_job("echo hello", token="job-token-xyz"))
+    # Longer than the job-state interval (0.2 s), so the job's state is polled at least once.
+    await run_jobs(fake_api.add_job("sleep 0.5; echo hello", token="job-token-xyz"))
 
     routes = ("connect", "ping", "accept", "start", "state", "chunks", "finish", "disconnect")
     by_route = {
@@ -239,3 +240,10 @@ async def test_heartbeats_are_sent_every_heartbeat_interval(fake_api, start_agen
     await agent.stopped()
 
     assert set(fake_api.calls("heartbeat")[0].json()) == {"sent_at"}
+
+
+async def test_a_job_shorter_than_the_state_interval_is_never_polled(fake_api, run_jobs):
+    # The job is running when it starts: its state is first asked for one interval later.
+    await run_jobs(fake_api.add_job("echo hello"))
+
+    assert fake_api.calls("state") == []
