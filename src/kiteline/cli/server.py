@@ -18,11 +18,13 @@ def serve(
 ) -> None:
     import uvicorn
 
-    from kiteline.server.app import create_app
+    from kiteline.server.app import create_app, freeze_startup_heap
 
     settings = Settings(host=host, port=port)
+    app = create_app(settings)
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=log_level,

@@ -21,7 +21,7 @@ import uvicorn
 from kiteline.cli.output import console
 from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS
 from kiteline.server import admin
-from kiteline.server.app import create_app
+from kiteline.server.app import create_app, freeze_startup_heap
 from kiteline.settings import Settings
 
 CREDENTIALS_FILE = "credentials.json"
@@ -83,6 +83,7 @@ async def _run(
         server, serving = await start_server(settings)
     except ServerDidNotStart:
         return 1
+    freeze_startup_heap()
     agent_process = (
         await start_agents(
             url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +58,15 @@ def rest_router() -> APIRouter:
     ):
         router.include_router(domain)
     return router
+
+
+def freeze_startup_heap() -> None:
+    """In a server process, once the app is built: move every object alive now (modules,
+    the schema, the app) out of the garbage collector's sight. Otherwise each full collection
+    rescans them all, about a third of a large GraphQL request's time. Not for processes
+    that build many apps (tests): frozen objects are never freed."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -21,6 +22,7 @@ from kiteline.server.graphql.complexity import Weight, weigh
 from kiteline.server.graphql.schema import VALIDATION_RULES
 
 MAX_DEPTH = 15
+MAX_CACHED_QUERY = 4_000  # characters
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,27 @@ class Refused:
     requested: int = 0
 
 
+class _Invalid(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+
+
+def _validate(schema: GraphQLSchema, query: str) -> DocumentNode:
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        raise _Invalid([dict(error.formatted)]) from error
+    invalid = validate(schema, document, VALIDATION_RULES)
+    if invalid:
+        raise _Invalid([dict(error.formatted) for error in invalid])
+    return document
+
+
+#: A client sends the same few queries again and again: each is parsed and validated once.
+#: Documents are kept only for queries of ordinary size, failures not at all.
+_valid_document = lru_cache(maxsize=64)(_validate)
+
+
 def check(
     schema: GraphQLSchema,
     query: str,
@@ -45,12 +68,9 @@ def check(
     max_complexity: int,
 ) -> Checked | Refused:
     try:
-        document = parse(query)
-    except GraphQLError as error:
-        return Refused([dict(error.formatted)])
-    invalid = validate(schema, document, VALIDATION_RULES)
-    if invalid:
-        return Refused([dict(error.formatted) for error in invalid])
+        document = (_valid_document if len(query) <= MAX_CACHED_QUERY else _validate)(schema, query)
+    except _Invalid as invalid:
+        return Refused(invalid.errors)
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         message = (

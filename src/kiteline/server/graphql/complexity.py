@@ -55,6 +55,8 @@ class Weight:
 
 #: One response key's fields (several when fragments select it again) and their definition.
 Collected = dict[str, tuple[list[FieldNode], GraphQLField, str]]
+#: A selection's object-valued fields by response key, each with its own selection's plan.
+_Plan = list[tuple[str, "_Plan"]]
 
 
 class _Walker:
@@ -210,19 +212,28 @@ class _Walker:
 
     # -- actual complexity ---------------------------------------------------------------
 
-    def count(self, selections: Sequence[SelectionNode], scope: GraphQLNamedType, data: Any) -> int:
-        if not isinstance(data, dict):
-            return 0
-        total = 0
+    def plan(self, selections: Sequence[SelectionNode], scope: GraphQLNamedType) -> _Plan:
+        """The object-valued fields selected here, each with the plan of its own selections:
+        made once from the document, then followed through every returned item."""
+        planned: _Plan = []
         for key, (nodes, definition, _) in self.collect(selections, scope, None).items():
             named = get_named_type(definition.type)
-            if key not in data or is_leaf_type(named):
-                continue
-            value = data[key]
-            items = value if isinstance(value, list) else [value]
-            children = self._children(nodes)
-            total += 1 + sum(self.count(children, named, item) for item in items)
-        return total
+            if not is_leaf_type(named):
+                planned.append((key, self.plan(self._children(nodes), named)))
+        return planned
+
+
+def _count(plan: _Plan, data: Any) -> int:
+    if not isinstance(data, dict):
+        return 0
+    total = 0
+    for key, children in plan:
+        if key not in data:
+            continue
+        value = data[key]
+        items = value if isinstance(value, list) else [value]
+        total += 1 + sum(_count(children, item) for item in items)
+    return total
 
 
 def _is_connection(named: GraphQLNamedType) -> bool:
@@ -261,4 +272,4 @@ def actual_complexity(
 ) -> int:
     """The complexity of what `operation` returned (`data` of its result)."""
     walker = _Walker(schema, document, operation, variables)
-    return walker.count(operation.selection_set.selections, _root(schema, operation), data)
+    return _count(walker.plan(operation.selection_set.selections, _root(schema, operation)), data)

@@ -7,12 +7,18 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from kiteline.server.graphql.context import Info
 from kiteline.server.kit.errors import BadRequest
@@ -126,22 +132,32 @@ def connection(
     )
 
 
-def _field_names(selections: Sequence[Selection]) -> set[str]:
-    names: set[str] = set()
+def _field_names(
+    selections: Iterable[SelectionNode], fragments: Mapping[str, FragmentDefinitionNode]
+) -> Iterator[str]:
     for selection in selections:
-        if isinstance(selection, SelectedField):
-            names.add(selection.name)
-        elif isinstance(selection, InlineFragment | FragmentSpread):
-            names |= _field_names(selection.selections)
-    return names
+        if isinstance(selection, FieldNode):
+            yield selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _field_names(selection.selection_set.selections, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _field_names(fragment.selection_set.selections, fragments)
 
 
 def selects_items(info: Info) -> bool:
     """Whether the connection's edges (or pageInfo) are asked for, or only its `count`."""
-    names: set[str] = set()
-    for selected in info.selected_fields:
-        names |= _field_names(selected.selections)
-    return bool(names & {"edges", "pageInfo"})
+    # The document's own nodes: strawberry's `selected_fields` converts the whole subtree
+    # below, on every one of the many connections a query may open.
+    raw = info._raw_info
+    selections = (
+        selection
+        for node in raw.field_nodes
+        if node.selection_set is not None
+        for selection in node.selection_set.selections
+    )
+    return any(name in ("edges", "pageInfo") for name in _field_names(selections, raw.fragments))
 
 
 PageFetch = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Slice[R]]]]

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from graphql import OperationType
 
 from kiteline.server.graphql.budget import (
     BudgetExhausted,
@@ -133,17 +134,19 @@ def _default_bucket(principal: Principal, organizations_seen: list[Organization]
 async def answer(request: Request, post: GraphQLPost) -> Answer:
     settings: Settings = request.app.state.settings
     budget: ComplexityBudget | None = request.app.state.graphql_budget
-    async with request_transaction(request) as session:
+    checked = check(
+        schema._schema,
+        post.query,
+        post.variables,
+        post.operation_name,
+        max_complexity=settings.graphql_max_query_complexity,
+    )
+    # Queries never write: on SQLite they then read a snapshot without holding the write lock.
+    read_only = isinstance(checked, Refused) or checked.operation.operation == OperationType.QUERY
+    async with request_transaction(request, read_only=read_only) as session:
         principal = await _caller(request, session)
         seen = await organizations.list_for_user(session, principal.user_id)
         gate = BudgetGate(budget, _default_bucket(principal, seen))
-        checked = check(
-            schema._schema,
-            post.query,
-            post.variables,
-            post.operation_name,
-            max_complexity=settings.graphql_max_query_complexity,
-        )
         if isinstance(checked, Refused):
             return Answer(
                 {"errors": checked.errors}, requested=checked.requested, usage=await gate.peek()

@@ -29,6 +29,7 @@ from kiteline.server.graphql.errors import log_unexpected
 from kiteline.server.graphql.ids import decode_global_id
 from kiteline.server.graphql.node import Node, NodeLookup
 from kiteline.server.graphql.scalars import SCALARS
+from kiteline.server.graphql.shortcuts import take_shortcuts
 from kiteline.server.jobs.graphql import JobMutation, JobQuery, lookup_job
 from kiteline.server.organizations.graphql import OrganizationQuery, lookup_organization
 from kiteline.server.pipelines.graphql import PipelineMutation, PipelineQuery, lookup_pipeline
@@ -120,3 +121,5 @@ schema = KitelineSchema(
     scalar_overrides=SCALARS,
     extensions=[UseCheckedDocument],
 )
+
+take_shortcuts(schema)

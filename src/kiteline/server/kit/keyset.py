@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, union_all
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -108,6 +108,16 @@ def _cursor_condition(
     return or_(*clauses)
 
 
+def _sorter(window: Window) -> Callable[[Any, bool], Any]:
+    """How to sort a column for the window: a backward window reads from the end."""
+    flip = window.backward
+
+    def sort(column: Any, descending: bool) -> Any:
+        return column.desc() if descending != flip else column.asc()
+
+    return sort
+
+
 def _windowed(
     query: Select[Any], model: Any, ordering: Ordering, window: Window
 ) -> tuple[Select[Any], Callable[[Any, bool], Any]]:
@@ -116,12 +126,7 @@ def _windowed(
         query = query.where(_cursor_condition(model, ordering, window.after, after=True))
     if window.before is not None:
         query = query.where(_cursor_condition(model, ordering, window.before, after=False))
-    flip = window.backward
-
-    def sort(column: Any, descending: bool) -> Any:
-        return column.desc() if descending != flip else column.asc()
-
-    return query, sort
+    return query, _sorter(window)
 
 
 def _branch(
@@ -132,19 +137,18 @@ def _branch(
     ordering: Ordering,
     window: Window,
 ) -> Select[Any]:
+    """The ids on one parent's page. Only the ids: each branch's columns are built anew for
+    every parent, and the rows are read once, by id, for all of them."""
     query, sort = _windowed(
-        select(model).where(parent == parent_id, *where), model, ordering, window
+        select(model.id).where(parent == parent_id, *where), model, ordering, window
     )
-    inner = (
+    page = (
         query.order_by(*(sort(column, descending) for column, descending in ordering))
         .limit(window.fetch)
         .subquery()
     )
-    # Numbered after the LIMIT, so the numbering sorts a handful of rows, not the history.
-    position = func.row_number().over(
-        order_by=[sort(inner.c[column.key], descending) for column, descending in ordering]
-    )
-    return select(inner, position.label("window_position"))
+    # SQLite allows ORDER BY and LIMIT in a compound SELECT's members only inside subqueries.
+    return select(page.c.id)
 
 
 def _partitioned(
@@ -154,17 +158,20 @@ def _partitioned(
     where: Sequence[ColumnElement[bool]],
     ordering: Ordering,
     window: Window,
-) -> Any:
-    """Every row of the parents numbered within its parent: one small statement however many
-    parents, for families that stay small (a build's jobs), where reading them all is cheap."""
+) -> Select[Any]:
+    """The ids on every parent's page, from all the parents' rows numbered within their
+    parent: one small statement however many parents, for families that stay small (a
+    build's jobs), where reading them all is cheap. Only ids are numbered and sorted: the
+    database would otherwise carry every column through the window."""
     query, sort = _windowed(
-        select(model).where(parent.in_(parent_ids), *where), model, ordering, window
+        select(model.id).where(parent.in_(parent_ids), *where), model, ordering, window
     )
     position = func.row_number().over(
         partition_by=parent,
         order_by=[sort(column, descending) for column, descending in ordering],
     )
-    return query.add_columns(position.label("window_position")).subquery()
+    numbered = query.add_columns(position.label("window_position")).subquery()
+    return select(numbered.c.id).where(numbered.c.window_position <= window.fetch)
 
 
 async def pages_per_parent(
@@ -188,20 +195,19 @@ async def pages_per_parent(
     unique = list(fetched)
     for start in range(0, len(unique), PARENTS_PER_STATEMENT):
         chunk = unique[start : start + PARENTS_PER_STATEMENT]
+        page_ids: Select[Any] | CompoundSelect[Any]
         if small_families:
-            combined = _partitioned(model, parent, chunk, where, ordering, window)
-            within = combined.c.window_position <= window.fetch
+            page_ids = _partitioned(model, parent, chunk, where, ordering, window)
         else:
             branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
-            combined = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery()
-            within = true()
-        row = aliased(model, combined, adapt_on_names=True)
-        result = await session.execute(
-            select(row)
-            .where(within)
-            .order_by(getattr(combined.c, parent.key), combined.c.window_position)
+            page_ids = branches[0] if len(branches) == 1 else union_all(*branches)
+        sort = _sorter(window)
+        statement = (
+            select(model)
+            .where(model.id.in_(page_ids))
+            .order_by(parent, *(sort(column, descending) for column, descending in ordering))
         )
-        for (item,) in result:
+        for (item,) in await session.execute(statement):
             fetched[getattr(item, parent.key)].append(item)
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
 

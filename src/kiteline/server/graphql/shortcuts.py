@@ -1,0 +1,170 @@
+"""Shortcuts past strawberry's per-field machinery in the schema graphql-core runs.
+
+A dashboard query resolves some 10,000 fields, and for each of them strawberry builds an
+Info, converts arguments and runs an extension chain; it resolves a union member by trying
+the schema's types in turn, and an enum value by scanning the enum. Each of these costs more
+than the field itself. What the shortcuts answer is what strawberry would have answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, cast
+
+import strawberry
+from graphql import (
+    GraphQLAbstractType,
+    GraphQLArgument,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLScalarType,
+    GraphQLSchema,
+    get_nullable_type,
+)
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
+from strawberry.types.arguments import StrawberryArgument, convert_argument
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
+
+_DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+
+
+def take_shortcuts(schema: strawberry.Schema) -> None:
+    """Install the shortcuts in `schema`'s graphql-core schema (once, after it is built)."""
+    graphql_schema = schema._schema
+    for named in graphql_schema.type_map.values():
+        if named.name.startswith("__"):
+            continue
+        if isinstance(named, GraphQLObjectType):
+            _call_resolvers_directly(named, schema.schema_converter)
+        elif isinstance(named, GraphQLAbstractType):
+            _resolve_type_by_class(graphql_schema, named)
+        elif isinstance(named, CustomGraphQLEnumType):
+            _name_members_by_lookup(named)
+
+
+def _call_resolvers_directly(
+    object_type: GraphQLObjectType, converter: GraphQLCoreConverter
+) -> None:
+    """Fields whose method takes `self` (and maybe `info`) besides its arguments, and that
+    have no extensions or permissions: graphql-core calls the method itself, with the
+    arguments converted as strawberry converts them."""
+    for graphql_field in object_type.fields.values():
+        field = (graphql_field.extensions or {}).get(_DEFINITION)
+        if isinstance(field, StrawberryField):
+            direct = _direct_resolver(graphql_field, field, converter)
+            if direct is not None:
+                graphql_field.resolve = direct
+
+
+#: Turns an argument's value, as graphql-core coerced it, into what the method takes.
+Conversion = Callable[[Any, strawberry.Info[Any, Any]], Any]
+
+
+def _direct_resolver(
+    graphql_field: GraphQLField, field: StrawberryField, converter: GraphQLCoreConverter
+) -> Callable[..., Any] | None:
+    resolver = field.base_resolver
+    if (
+        resolver is None
+        or field.extensions
+        or resolver.self_parameter is None
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+    ):
+        return None
+    method = cast(Callable[..., Any], resolver.wrapped_func)
+    info_class = converter.config.info_class
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    if not graphql_field.args:
+        if info_name is None:
+            return lambda source, _info: method(source)
+        return lambda source, info: method(
+            source, **{info_name: info_class(_raw_info=info, _field=field)}
+        )
+    conversions: dict[str, tuple[str, Conversion]] = {}
+    for name, graphql_argument in graphql_field.args.items():
+        argument = (graphql_argument.extensions or {}).get(_DEFINITION)
+        if not isinstance(argument, StrawberryArgument):
+            return None
+        conversions[name] = (
+            argument.python_name,
+            _conversion(name, graphql_argument, argument, converter),
+        )
+
+    def resolve(source: Any, info: GraphQLResolveInfo, **given: Any) -> Any:
+        strawberry_info = info_class(_raw_info=info, _field=field)
+        arguments = {}
+        for name, value in given.items():
+            python_name, convert = conversions[name]
+            arguments[python_name] = convert(value, strawberry_info)
+        if info_name is not None:
+            arguments[info_name] = strawberry_info
+        return method(source, **arguments)
+
+    return resolve
+
+
+def _conversion(
+    name: str,
+    graphql_argument: GraphQLArgument,
+    argument: StrawberryArgument,
+    converter: GraphQLCoreConverter,
+) -> Conversion:
+    """Strawberry's own conversion, but none for a scalar or an enum (graphql-core already
+    coerced enums to their Python members) or a flat list of them, which strawberry passes on
+    as they are (lists copied: a default list is the same object on every request). Relay's
+    GlobalID is the one scalar strawberry converts."""
+    type_ = get_nullable_type(graphql_argument.type)
+    if isinstance(type_, GraphQLList):
+        type_ = get_nullable_type(type_.of_type)
+    if (
+        not argument.is_maybe
+        and isinstance(type_, GraphQLEnumType | GraphQLScalarType)
+        and type_.name != "GlobalID"
+    ):
+        return lambda value, _info: list(value) if isinstance(value, list) else value
+    config, scalars = converter.config, converter.scalar_registry
+    return lambda value, info: convert_argument(
+        value, argument.type, scalars, config, info, path=(name,)
+    )
+
+
+def _resolve_type_by_class(schema: GraphQLSchema, abstract: GraphQLAbstractType) -> None:
+    """An object of a class that is one of the union's (or interface's) types is of that type;
+    anything else (a generic type's object, a cast) still goes through strawberry."""
+    names: dict[type, str] = {}
+    for possible in schema.get_possible_types(abstract):
+        definition = (possible.extensions or {}).get(_DEFINITION)
+        if (
+            isinstance(definition, StrawberryObjectDefinition)
+            and not definition.is_graphql_generic
+            and definition.concrete_of is None
+        ):
+            names[definition.origin] = possible.name
+    resolve_type = abstract.resolve_type
+    if resolve_type is None or not names:
+        return
+
+    def by_class(value: Any, info: GraphQLResolveInfo, type_: GraphQLAbstractType) -> Any:
+        name = names.get(type(value))
+        return name if name is not None else resolve_type(value, info, type_)
+
+    abstract.resolve_type = by_class
+
+
+def _name_members_by_lookup(enum_type: CustomGraphQLEnumType) -> None:
+    """An enum member's GraphQL name by one dict lookup, not a scan of the enum's values."""
+    by_value = {value.value: name for name, value in enum_type.values.items()}
+    members = cast(type[Enum], enum_type.wrapped_cls)
+    names = {member: by_value[member.value] for member in members}
+    coerce = enum_type.coerce_output_value
+
+    def coerce_output_value(value: Any) -> Any:
+        return names[value] if isinstance(value, members) else coerce(value)
+
+    enum_type.coerce_output_value = coerce_output_value  # type: ignore[method-assign, assignment]
