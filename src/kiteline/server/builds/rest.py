@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
+from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import service
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions, truthy
+from kiteline.server.builds.service import BuildListing
 from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import job_json, rest_state
+from kiteline.server.jobs.rest import job_json_at, rest_state
+from kiteline.server.jobs.service import JobListing
 from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
@@ -63,7 +67,7 @@ class BuildCreate(BaseModel):
 async def render_builds(
     session: AsyncSession,
     urls: Urls,
-    builds: list[Build],
+    builds: Sequence[Build | BuildListing],
     *,
     org_slugs: dict[uuid.UUID, str],
     include_jobs: bool = True,
@@ -71,7 +75,12 @@ async def render_builds(
     include_job_state_counts: bool = False,
     include_retried_jobs: bool = False,
 ) -> list[dict[str, Any]]:
-    """Build JSON for many builds with a fixed number of queries, whatever their count."""
+    """Build JSON for many builds with a fixed number of queries, whatever their count.
+
+    A list renders a hundred builds with their jobs on every request, so what several of them
+    share (URL prefixes, users, agents, the pipeline) is rendered once, and nested objects may
+    be shared between builds: serialize the result, don't edit it in place.
+    """
     build_ids = [build.id for build in builds]
     pipeline_rows = await pipelines.get_many(session, {build.pipeline_id for build in builds})
     jobs_by_build = await jobs_service.list_for_builds(session, build_ids)
@@ -98,33 +107,46 @@ async def render_builds(
             session, {b.pipeline_id for b in related.values()} - set(pipeline_rows)
         )
     )
+    users_shown = {user_id: user_json(user) for user_id, user in creators.items()}
+    build_urls = {
+        pipeline.id: (
+            urls.builds(org_slugs.get(pipeline.organization_id, ""), pipeline.slug),
+            urls.builds_web(org_slugs.get(pipeline.organization_id, ""), pipeline.slug),
+        )
+        for pipeline in pipeline_rows.values()
+    }
 
     def reference(build_id: uuid.UUID | None) -> dict[str, Any] | None:
         other = related.get(build_id) if build_id else None
         if other is None:
             return None
-        slug = pipeline_rows[other.pipeline_id].slug
-        org = org_slugs.get(other.organization_id, "")
+        api, web = build_urls[other.pipeline_id]
         return {
             "id": str(other.id),
             "number": other.number,
-            "url": urls.build(org, slug, other.number),
-            "web_url": urls.build_web(org, slug, other.number),
-            "pipeline_slug": slug,
+            "url": f"{api}{other.number}",
+            "web_url": f"{web}{other.number}",
+            "pipeline_slug": pipeline_rows[other.pipeline_id].slug,
         }
 
     pipeline_json: dict[uuid.UUID, dict[str, Any]] = {}
     if include_pipeline:
-        for pipeline in pipeline_rows.values():
-            (pipeline_json[pipeline.id],) = await render_pipelines(
-                session, urls, org_slugs[pipeline.organization_id], [pipeline]
-            )
+        # The listed builds' own pipelines, one rendering (and set of queries) per organization.
+        by_organization: dict[uuid.UUID, list[Pipeline]] = {}
+        for pipeline_id in dict.fromkeys(build.pipeline_id for build in builds):
+            pipeline = pipeline_rows[pipeline_id]
+            by_organization.setdefault(pipeline.organization_id, []).append(pipeline)
+        for organization_id, group in by_organization.items():
+            shown = await render_pipelines(session, urls, org_slugs[organization_id], group)
+            pipeline_json.update(zip([p.id for p in group], shown, strict=True))
+    agents_shown: dict[uuid.UUID, dict[str, Any]] = {}
     rendered = []
     for build in builds:
-        pipeline = pipeline_rows[build.pipeline_id]
         org_slug = org_slugs[build.organization_id]
-        body = build_json(urls, org_slug, pipeline, build)
-        body["creator"] = user_json(creators.get(build.creator_id)) if build.creator_id else None
+        api, web = build_urls[build.pipeline_id]
+        url, web_url = f"{api}{build.number}", f"{web}{build.number}"
+        body = build_json(build, url, web_url)
+        body["creator"] = users_shown.get(build.creator_id) if build.creator_id else None
         body["meta_data"] = meta_data.get(build.id, {})
         origin = reference(build.rebuilt_from_id)
         body["rebuilt_from"] = (
@@ -149,38 +171,47 @@ async def render_builds(
             if include_retried_jobs or not job.retried
         ]
         if include_jobs:
-            body["jobs"] = [
-                job_json(
-                    urls,
-                    org_slug,
-                    pipeline.slug,
-                    build.number,
-                    job,
-                    agent_rows.get(job.agent_id) if job.agent_id else None,
-                    triggered_build=reference(job.triggered_build_id),
-                    unblocked_by=creators.get(job.unblocked_by_id) if job.unblocked_by_id else None,
+            shown = []
+            for job in jobs:
+                agent = None
+                if job.agent_id and job.agent_id in agent_rows:
+                    agent = agents_shown.get(job.agent_id)
+                    if agent is None:
+                        agent = agents_shown[job.agent_id] = agent_json(
+                            urls, org_slug, agent_rows[job.agent_id]
+                        )
+                shown.append(
+                    job_json_at(
+                        url,
+                        web_url,
+                        job,
+                        agent=agent,
+                        triggered_build=reference(job.triggered_build_id),
+                        unblocked_by=(
+                            users_shown.get(job.unblocked_by_id) if job.unblocked_by_id else None
+                        ),
+                    )
                 )
-                for job in jobs
-            ]
+            body["jobs"] = shown
         if include_job_state_counts:
             body["job_state_counts"] = _job_state_counts(jobs)
         if include_pipeline:
-            body["pipeline"] = pipeline_json[pipeline.id]
+            body["pipeline"] = pipeline_json[build.pipeline_id]
         rendered.append(body)
     return rendered
 
 
-def _job_state_counts(jobs: list[Job]) -> dict[str, Any]:
+def _job_state_counts(jobs: list[JobListing]) -> dict[str, Any]:
     counts = Counter(rest_state(job) for job in jobs)
     return {"total": len(jobs), "states": dict(sorted(counts.items()))}
 
 
-def build_json(urls: Urls, org_slug: str, pipeline: Pipeline, build: Build) -> dict[str, Any]:
+def build_json(build: Build | BuildListing, url: str, web_url: str) -> dict[str, Any]:
     return {
         "id": str(build.id),
         "graphql_id": graphql_id("Build", build.id),
-        "url": urls.build(org_slug, pipeline.slug, build.number),
-        "web_url": urls.build_web(org_slug, pipeline.slug, build.number),
+        "url": url,
+        "web_url": web_url,
         "number": build.number,
         "state": build.state,
         "blocked": build.blocked,
@@ -203,6 +234,12 @@ def build_json(urls: Urls, org_slug: str, pipeline: Pipeline, build: Build) -> d
         "cluster_id": None,
         "cluster_url": None,
     }
+
+
+def json_response(body: Any) -> Response:
+    """The bytes FastAPI would send for `body`, without its validating (and copying) the whole
+    body against the `Any` return type first: a page of builds is large."""
+    return Response(to_json(body), media_type="application/json")
 
 
 async def _pipeline_for(
@@ -274,7 +311,7 @@ async def create_build(
 
 @router.get(BUILDS + "/{number}")
 @router.get(BUILDS + "/{number}/", include_in_schema=False)
-async def get_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+async def get_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "read_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         build = await service.get_by_number(
@@ -291,7 +328,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> d
             include_retried_jobs=truthy(query.get("include_retried_jobs")),
             include_job_state_counts=True,
         )
-    return rendered
+    return json_response(rendered)
 
 
 @router.put(BUILDS + "/{number}/cancel")
@@ -329,12 +366,8 @@ async def rebuild_build(request: Request, org: str, pipeline: str, number: str) 
 
 
 async def _list_builds(
-    request: Request,
-    response: Response,
-    *,
-    org: str | None = None,
-    pipeline: str | None = None,
-) -> list[dict[str, Any]]:
+    request: Request, *, org: str | None = None, pipeline: str | None = None
+) -> Response:
     """The three build lists share everything but their scope: all orgs, one org, a pipeline."""
     page = Page.from_request(request)
     urls = Urls(base_url(request))
@@ -369,27 +402,24 @@ async def _list_builds(
             include_pipeline=not options.exclude_pipeline,
             include_retried_jobs=options.include_retried_jobs,
         )
+    response = json_response(body)
     add_link_header(response, request, urls.base, page, has_next=has_next)
-    return body
+    return response
 
 
 @router.get(BUILDS)
 @router.get(BUILDS + "/", include_in_schema=False)
-async def list_pipeline_builds(
-    request: Request, response: Response, org: str, pipeline: str
-) -> list[dict[str, Any]]:
-    return await _list_builds(request, response, org=org, pipeline=pipeline)
+async def list_pipeline_builds(request: Request, org: str, pipeline: str) -> Response:
+    return await _list_builds(request, org=org, pipeline=pipeline)
 
 
 @router.get("/organizations/{org}/builds")
 @router.get("/organizations/{org}/builds/", include_in_schema=False)
-async def list_organization_builds(
-    request: Request, response: Response, org: str
-) -> list[dict[str, Any]]:
-    return await _list_builds(request, response, org=org)
+async def list_organization_builds(request: Request, org: str) -> Response:
+    return await _list_builds(request, org=org)
 
 
 @router.get("/builds")
 @router.get("/builds/", include_in_schema=False)
-async def list_all_builds(request: Request, response: Response) -> list[dict[str, Any]]:
-    return await _list_builds(request, response)
+async def list_all_builds(request: Request) -> Response:
+    return await _list_builds(request)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -232,13 +232,19 @@ async def rebuild(
     )
 
 
-async def advance(session: AsyncSession, build: Build) -> None:
+# Build states in which one more job starting changes nothing about the build.
+UNDER_WAY = frozenset({BuildState.RUNNING, BuildState.FAILING, BuildState.CANCELING})
+
+
+async def advance(session: AsyncSession, build: Build, *, locked: bool = False) -> None:
     """Settle waiting jobs whose dependencies finished, then derive the build's state.
 
     A settled job becomes, by type: a command job `scheduled` for agents, a wait step passed,
     a block or input step `blocked` for a person, a trigger step a new build of its pipeline.
+    `locked`: the caller has just locked (and so re-read) `build` in this transaction.
     """
-    build = await lock(session, build.id)
+    if not locked:
+        build = await lock(session, build.id)
     jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
     now = utcnow()
     current = [job for job in jobs if not job.retried]
@@ -418,7 +424,10 @@ async def start_job(session: AsyncSession, job: Job, started_at: datetime | None
     build = await lock_for(session, job)
     jobs_service.start(job, started_at)
     jobs_service.emit_job_event(session, "job.started", job)
-    await advance(session, build)
+    # A job starting settles no other job, and a build already under way stays as it is.
+    if build.state in UNDER_WAY and not build.blocked:
+        return
+    await advance(session, build, locked=True)
 
 
 async def finish_job(
@@ -448,7 +457,7 @@ async def finish_job(
     jobs_service.emit_job_event(session, "job.finished", job)
     if rule is not None and job.retries_count < int(rule.get("limit", 2)):
         await _start_retry(session, build, job, retry_type="automatic")
-    await advance(session, build)
+    await advance(session, build, locked=True)
 
 
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
@@ -709,6 +718,39 @@ def _apply_filter(query: Select[Any], where: BuildFilter) -> Select[Any]:
     return query
 
 
+class BuildListing(NamedTuple):
+    """The columns of a build that its REST JSON shows, read without the ORM (as
+    `jobs.service.JobListing`, for the same reason: a list page renders a hundred)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    number: int
+    state: str
+    blocked: bool
+    message: str | None
+    commit: str
+    branch: str
+    tag: str | None
+    env: dict[str, str]
+    source: str
+    author: dict[str, Any]
+    pull_request: dict[str, Any] | None
+    creator_id: uuid.UUID | None
+    rebuilt_from_id: uuid.UUID | None
+    triggered_from_job_id: uuid.UUID | None
+    cancel_reason: str | None
+    created_at: datetime
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    failing_at: datetime | None
+    finished_at: datetime | None
+
+
+# Built once: constructing a select of twenty-odd columns is a visible cost per request.
+_LISTING = select(*(getattr(Build, name) for name in BuildListing._fields))
+
+
 async def list_builds(
     session: AsyncSession,
     *,
@@ -717,21 +759,18 @@ async def list_builds(
     where: BuildFilter | None = None,
     offset: int,
     limit: int,
-) -> tuple[list[Build], bool]:
+) -> tuple[list[BuildListing], bool]:
     """Newest first; one page, and whether another follows (counting every matching build on
     each request would make deep histories slow to list)."""
-    query = select(Build).where(Build.organization_id.in_(organization_ids))
+    query = _LISTING.where(Build.organization_id.in_(organization_ids))
     if pipeline_id is not None:
         query = query.where(Build.pipeline_id == pipeline_id)
     query = _apply_filter(query, where or BuildFilter())
-    rows = list(
-        await session.scalars(
-            query.order_by(Build.created_at.desc(), Build.number.desc())
-            .offset(offset)
-            .limit(limit + 1)
-        )
+    rows = await session.execute(
+        query.order_by(Build.created_at.desc(), Build.number.desc()).offset(offset).limit(limit + 1)
     )
-    return rows[:limit], len(rows) > limit
+    builds = [BuildListing._make(row) for row in rows]
+    return builds[:limit], len(builds) > limit
 
 
 async def meta_data_for(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +18,7 @@ from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import JobListing
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound, Unprocessable
@@ -27,6 +26,7 @@ from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_uuid
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
+from kiteline.server.logs import http as log_http
 from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
@@ -37,10 +37,8 @@ from kiteline.server.users.rest import user_json
 
 router = APIRouter(tags=["jobs"])
 
-ANSI_ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b_[^\x07]*\x07")
 
-
-def rest_state(job: Job) -> str:
+def rest_state(job: Job | JobListing) -> str:
     """REST shows a finished job as passed or failed, and concurrency holds as scheduled."""
     state = JobState(job.state)
     if state == JobState.FINISHED:
@@ -57,99 +55,126 @@ def job_json(
     org_slug: str,
     pipeline_slug: str,
     build_number: int,
-    job: Job,
+    job: Job | JobListing,
     agent: Agent | None,
     *,
     unblocked_by: User | None = None,
     triggered_build: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job as REST shows it; each job type has its own set of fields."""
-    build_url = urls.build(org_slug, pipeline_slug, build_number)
-    web_url = f"{urls.build_web(org_slug, pipeline_slug, build_number)}#{job.id}"
-    base: dict[str, Any] = {
-        "id": str(job.id),
+    return job_json_at(
+        urls.build(org_slug, pipeline_slug, build_number),
+        urls.build_web(org_slug, pipeline_slug, build_number),
+        job,
+        agent=agent_json(urls, org_slug, agent) if agent is not None else None,
+        unblocked_by=user_json(unblocked_by),
+        triggered_build=triggered_build,
+    )
+
+
+def job_json_at(
+    build_url: str,
+    build_web_url: str,
+    job: Job | JobListing,
+    *,
+    agent: dict[str, Any] | None,
+    unblocked_by: dict[str, Any] | None,
+    triggered_build: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """`job_json` with its build's URLs, agent and unblocker already rendered: a build list
+    renders many jobs of each build, and many jobs of each agent."""
+    job_id = str(job.id)
+    body: dict[str, Any] = {
+        "id": job_id,
         "graphql_id": graphql_id("Job", job.id),
         "type": job.type,
         "state": rest_state(job),
         "step_key": job.step_key,
         "step": {"id": str(job.step_id), "signature": None},
         "build_url": build_url,
-        "web_url": web_url,
+        "web_url": f"{build_web_url}#{job_id}",
     }
     if job.type == JobType.WAITER:
-        return base
-    url = f"{build_url}/jobs/{job.id}"
+        return body
+    url = f"{build_url}/jobs/{job_id}"
+    definition = job.definition
     if job.type == JobType.MANUAL:
-        return {
-            **base,
-            "label": job.label,
-            "unblocked_by": user_json(unblocked_by) if unblocked_by else None,
-            "unblocked_at": iso(job.unblocked_at),
-            "unblockable": job.state == JobState.BLOCKED,
-            "unblock_url": f"{url}/unblock",
-            "prompt": job.definition.get("prompt"),
-            "fields": job.definition.get("fields", []),
-            "created_at": iso(job.created_at),
-            "runnable_at": iso(job.runnable_at),
-            "finished_at": iso(job.finished_at),
-        }
+        body.update(
+            {
+                "label": job.label,
+                "unblocked_by": unblocked_by,
+                "unblocked_at": iso(job.unblocked_at),
+                "unblockable": job.state == JobState.BLOCKED,
+                "unblock_url": f"{url}/unblock",
+                "prompt": definition.get("prompt"),
+                "fields": definition.get("fields", []),
+                "created_at": iso(job.created_at),
+                "runnable_at": iso(job.runnable_at),
+                "finished_at": iso(job.finished_at),
+            }
+        )
+        return body
     if job.type == JobType.TRIGGER:
-        return {
-            **base,
+        body.update(
+            {
+                "name": job.label,
+                "label": job.label,
+                "async": bool(definition.get("async")),
+                "triggered_build": (
+                    {key: triggered_build[key] for key in ("id", "number", "url", "web_url")}
+                    if triggered_build
+                    else None
+                ),
+                "trigger_error": definition.get("error"),
+                "soft_failed": job.soft_failed,
+                "created_at": iso(job.created_at),
+                "started_at": iso(job.started_at),
+                "finished_at": iso(job.finished_at),
+            }
+        )
+        return body
+    body.update(
+        {
             "name": job.label,
             "label": job.label,
-            "async": bool(job.definition.get("async")),
-            "triggered_build": (
-                {key: triggered_build[key] for key in ("id", "number", "url", "web_url")}
-                if triggered_build
-                else None
-            ),
-            "trigger_error": job.definition.get("error"),
+            "priority": {"number": job.priority},
+            "agent_query_rules": list(job.agent_query_rules),
+            "log_url": f"{url}/log",
+            "raw_log_url": f"{url}/log.txt",
+            "artifacts_url": f"{url}/artifacts",
+            "command": job.command,
             "soft_failed": job.soft_failed,
+            "exit_status": job.exit_status,
+            "signal": job.signal,
+            "signal_reason": job.signal_reason,
+            "artifact_paths": job.artifact_paths or "",
+            "agent": agent,
             "created_at": iso(job.created_at),
+            "scheduled_at": iso(job.scheduled_at),
+            "runnable_at": iso(job.runnable_at),
             "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at),
+            "expired_at": None,
+            "retried": job.retried,
+            "retried_in_job_id": str(job.retried_in_job_id) if job.retried_in_job_id else None,
+            "retries_count": job.retries_count or None,
+            "retry_type": job.retry_type,
+            "retry_source": (
+                {"job_id": str(job.retry_source_job_id), "retry_type": job.retry_type}
+                if job.retry_source_job_id
+                else None
+            ),
+            "parallel_group_index": definition.get("parallel_job"),
+            "parallel_group_total": definition.get("parallel_job_count"),
+            "matrix": definition.get("matrix"),
+            "group_key": job.group_key,
+            "cluster_id": None,
+            "cluster_url": None,
+            "cluster_queue_id": None,
+            "cluster_queue_url": None,
         }
-    return {
-        **base,
-        "name": job.label,
-        "label": job.label,
-        "priority": {"number": job.priority},
-        "agent_query_rules": list(job.agent_query_rules),
-        "log_url": f"{url}/log",
-        "raw_log_url": f"{url}/log.txt",
-        "artifacts_url": f"{url}/artifacts",
-        "command": job.command,
-        "soft_failed": job.soft_failed,
-        "exit_status": job.exit_status,
-        "signal": job.signal,
-        "signal_reason": job.signal_reason,
-        "artifact_paths": job.artifact_paths or "",
-        "agent": agent_json(urls, org_slug, agent) if agent is not None else None,
-        "created_at": iso(job.created_at),
-        "scheduled_at": iso(job.scheduled_at),
-        "runnable_at": iso(job.runnable_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "expired_at": None,
-        "retried": job.retried,
-        "retried_in_job_id": str(job.retried_in_job_id) if job.retried_in_job_id else None,
-        "retries_count": job.retries_count or None,
-        "retry_type": job.retry_type,
-        "retry_source": (
-            {"job_id": str(job.retry_source_job_id), "retry_type": job.retry_type}
-            if job.retry_source_job_id
-            else None
-        ),
-        "parallel_group_index": job.definition.get("parallel_job"),
-        "parallel_group_total": job.definition.get("parallel_job_count"),
-        "matrix": job.definition.get("matrix"),
-        "group_key": job.group_key,
-        "cluster_id": None,
-        "cluster_url": None,
-        "cluster_queue_id": None,
-        "cluster_queue_url": None,
-    }
+    )
+    return body
 
 
 @dataclass(frozen=True)
@@ -316,24 +341,15 @@ async def get_job_log(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        content = await logs.read(
+        layout = await logs.layout(
             session, located.job.id, complete=located.job.finished_at is not None
         )
     if _wants(request, suffix, "txt"):
-        return PlainTextResponse(content, media_type="text/plain; charset=utf-8")
+        return log_http.text_response(request, layout)
     if _wants(request, suffix, "html"):
-        text = ANSI_ESCAPES.sub(b"", content).decode("utf-8", "replace")
-        return HTMLResponse(f'<pre class="term-container">{html.escape(text)}</pre>')
-    urls = Urls(base_url(request))
-    build_url = urls.build(org, located.pipeline.slug, located.build.number)
-    return JSONResponse(
-        {
-            "url": f"{build_url}/jobs/{located.job.id}/log",
-            "content": content.decode("utf-8", "replace"),
-            "size": len(content),
-            "header_times": [],
-        }
-    )
+        return log_http.html_response(request, layout)
+    build_url = Urls(base_url(request)).build(org, located.pipeline.slug, located.build.number)
+    return log_http.json_response(request, layout, url=f"{build_url}/jobs/{located.job.id}/log")
 
 
 @job_route("DELETE", "/log", status_code=204)

@@ -6,9 +6,21 @@ from datetime import UTC, datetime
 
 
 def iso(value: datetime | None) -> str | None:
+    """`2026-01-01T00:00:00.123Z`: milliseconds truncated, as `isoformat` does. A build list
+    formats over a thousand of these, hence %-formatting rather than `isoformat` + edits."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (faster than the others)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond // 1000,
+    )
 
 
 def parse_agent_time(value: object) -> datetime | None:

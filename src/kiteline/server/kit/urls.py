@@ -21,8 +21,15 @@ class Urls:
     def pipeline(self, org: str, pipeline: str) -> str:
         return self.api(f"organizations/{org}/pipelines/{pipeline}")
 
+    def builds(self, org: str, pipeline: str) -> str:
+        """What `build` puts before the number: a list computes it once, not per build."""
+        return f"{self.pipeline(org, pipeline)}/builds/"
+
+    def builds_web(self, org: str, pipeline: str) -> str:
+        return self.web(f"{org}/{pipeline}/builds/")
+
     def build(self, org: str, pipeline: str, number: int) -> str:
-        return f"{self.pipeline(org, pipeline)}/builds/{number}"
+        return f"{self.builds(org, pipeline)}{number}"
 
     def build_web(self, org: str, pipeline: str, number: int) -> str:
-        return self.web(f"{org}/{pipeline}/builds/{number}")
+        return f"{self.builds_web(org, pipeline)}{number}"

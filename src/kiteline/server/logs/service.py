@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import uuid
 import zlib
+from bisect import bisect_right
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,27 +50,106 @@ async def size(session: AsyncSession, job_id: uuid.UUID) -> int:
     return int(end or 0)
 
 
-async def read(session: AsyncSession, job_id: uuid.UUID, *, complete: bool = True) -> bytes:
-    """The log, each chunk placed at its offset.
+@dataclass(frozen=True)
+class Piece:
+    """`length` bytes of one stored chunk, from `skip` into it, shown at `start` in the log."""
+
+    start: int
+    chunk_id: uuid.UUID
+    skip: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
+class LogLayout:
+    """Where each stored chunk's bytes show in the log, worked out from chunk sizes alone.
+
+    The pieces are in log order and cover `0..size` without gaps or overlaps."""
+
+    pieces: list[Piece]
+    size: int
+
+    def within(self, start: int, stop: int) -> list[Piece]:
+        """The pieces, cut to the log bytes `start..stop`."""
+        first = max(bisect_right(self.pieces, start, key=lambda piece: piece.start) - 1, 0)
+        cut: list[Piece] = []
+        for piece in self.pieces[first:]:
+            if piece.start >= stop:
+                break
+            lo, hi = max(piece.start, start), min(piece.end, stop)
+            if lo < hi:
+                cut.append(Piece(lo, piece.chunk_id, piece.skip + lo - piece.start, hi - lo))
+        return cut
+
+
+async def layout(session: AsyncSession, job_id: uuid.UUID, *, complete: bool) -> LogLayout:
+    """The log, each chunk placed at its offset, without reading any chunk's data.
 
     While a job runs (`complete=False`) only the unbroken start is served: a chunk that arrived
     ahead of an earlier one waits for the gap to fill, so that a reader following the log by
     byte offset never sees text that later moves. Once the job has finished nothing more will
-    come, and chunks past a gap that was never filled are appended in order."""
+    come, and chunks past a gap that was never filled are appended in order. A chunk that
+    overlaps text already placed overwrites it."""
     rows = await session.execute(
-        select(LogChunk.offset, LogChunk.data)
+        select(LogChunk.id, LogChunk.offset, LogChunk.size)
         .where(LogChunk.job_id == job_id)
         .order_by(LogChunk.offset, LogChunk.sequence)
     )
-    log = bytearray()
-    for offset, data in rows:
-        if offset > len(log) and not complete:
+    return place(rows, complete=complete)
+
+
+def place(chunks: Iterable[tuple[uuid.UUID, int, int]], *, complete: bool) -> LogLayout:
+    """Lay out chunks given as (id, offset, size) in (offset, sequence) order; see `layout`."""
+    pieces: list[Piece] = []
+    end = 0
+    for chunk_id, offset, length in chunks:
+        if offset > end and not complete:
             break
-        if offset >= len(log):
-            log.extend(data)
+        at = min(offset, end)
+        if length == 0:
+            continue
+        placed = Piece(at, chunk_id, 0, length)
+        if at == end:
+            pieces.append(placed)
         else:
-            log[offset : offset + len(data)] = data
-    return bytes(log)
+            _overwrite(pieces, placed)
+        end = max(end, placed.end)
+    return LogLayout(pieces, end)
+
+
+def _overwrite(pieces: list[Piece], new: Piece) -> None:
+    """Put `new` over the pieces it overlaps, keeping their parts outside it."""
+    first = bisect_right(pieces, new.start, key=lambda piece: piece.start) - 1
+    last = first
+    while last < len(pieces) and pieces[last].start < new.end:
+        last += 1
+    overlapped = pieces[first:last]
+    kept = [
+        Piece(old.start, old.chunk_id, old.skip, new.start - old.start)
+        for old in overlapped
+        if old.start < new.start
+    ]
+    kept.append(new)
+    kept.extend(
+        Piece(new.end, old.chunk_id, old.skip + new.end - old.start, old.end - new.end)
+        for old in overlapped
+        if old.end > new.end
+    )
+    pieces[first:last] = kept
+
+
+async def chunk_data(
+    session: AsyncSession, chunk_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, bytes]:
+    """The stored bytes of these chunks (a chunk deleted since its layout was read is missing)."""
+    rows = await session.execute(
+        select(LogChunk.id, LogChunk.data).where(LogChunk.id.in_(chunk_ids))
+    )
+    return {chunk_id: data for chunk_id, data in rows}
 
 
 async def delete_log(session: AsyncSession, job_id: uuid.UUID) -> None:
