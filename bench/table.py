@@ -93,6 +93,12 @@ def _throughput_row(
             f"started → finished {phases['started_to_finished']:.0f} ms, agent's finish → next "
             f"accept {phases['agent_finished_to_next_accepted']:.0f} ms (medians)"
         )
+    cpu = kiteline.get("cpu_ms_per_job")
+    if cpu:
+        detail += (
+            f"; CPU per job: server {cpu['server']:.0f} ms, agent with its job processes "
+            f"{cpu['agent']:.0f} ms"
+        )
     peer = ratio = MISSING
     met: bool | None = None
     if _measured(buildbot):
