@@ -153,7 +153,7 @@ def main() -> None:
             started = time.monotonic()
             numbers = [create_build(client, batch)["number"] for _ in range(builds)]
             submitted = time.monotonic() - started
-            _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.25)
+            _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.5)
             elapsed = time.monotonic() - started
             cpu_ms_per_job = {
                 "server": round(
