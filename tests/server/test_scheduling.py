@@ -89,7 +89,8 @@ def test_a_job_past_its_timeout_times_out(make_server: Callable[..., LiveServer]
     )
     client.post(f"{ROOT}/p/builds", json={"commit": "HEAD", "branch": "main"})
     agent = ScriptedAgent.register(server.url, agent_token)
-    job = agent.take_job()
+    # Started now by the agent's clock: not yet past its timeout until it is moved back.
+    job = agent.take_job(started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"))
     assert agent.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "running"
 
     async def started_two_minutes_ago(session: Any) -> None:

@@ -43,8 +43,11 @@ class ScriptedAgent:
         response.raise_for_status()
         return response.json()
 
-    def take_job(self, wait: float = 5) -> dict[str, Any]:
-        """Ping until a job is assigned, then accept and start it; returns the Job object."""
+    def take_job(
+        self, wait: float = 5, *, started_at: str = "2026-01-01T00:00:00.000000001Z"
+    ) -> dict[str, Any]:
+        """Ping until a job is assigned, then accept and start it (saying it started at
+        `started_at`, in the agent's nanosecond form); returns the Job object."""
         job = self.ping(wait).get("job")
         assert job is not None, "no job was assigned"
         accepted = self.call("PUT", f"/jobs/{job['id']}/accept")
@@ -54,7 +57,7 @@ class ScriptedAgent:
             "PUT",
             f"/jobs/{body['id']}/start",
             token=body["token"],
-            json={"started_at": "2026-01-01T00:00:00.000000001Z"},
+            json={"started_at": started_at},
         )
         started.raise_for_status()
         return body

@@ -20,6 +20,7 @@ from kiteline.server.agents import service as agents
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
+from kiteline.server.jobs.states import JobState
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.notify import Ticket, dispatch
@@ -139,16 +140,16 @@ async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
                 return {"action": "disconnect", "message": "The agent was asked to stop"}
             if agent.connection_state in ("never_connected", "disconnected", "lost"):
                 agents.connect(session, agent)
-            job = None
+            job_id = None
             if not agent.ignore_in_dispatches:
-                job = await jobs.claim_next(
+                job_id = await jobs.claim_next(
                     session,
                     agent_id=agent.id,
                     organization_id=agent.organization_id,
                     tags=agent.meta_data,
                 )
-        if job is not None:
-            return {"action": "idle", "job": {"id": str(job.id), "state": job.state}}
+        if job_id is not None:
+            return {"action": "idle", "job": {"id": str(job_id), "state": JobState.ASSIGNED.value}}
         remaining = deadline - loop.time()
         if remaining <= 0 or not await _wait_for_work(request, ticket, remaining):
             return {"action": "idle"}

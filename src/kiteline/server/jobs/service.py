@@ -249,15 +249,23 @@ def make_runnable(job: Job, now: datetime) -> None:
 
 async def claim_next(
     session: AsyncSession, *, agent_id: uuid.UUID, organization_id: uuid.UUID, tags: list[str]
-) -> Job | None:
+) -> uuid.UUID | None:
     """Assign the best runnable job this agent's tags match: priority first, then oldest.
+    Returns the id of the job assigned to the agent (`assigned` is then its state).
 
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
     """
-    held = await current_for_agent(session, agent_id)
+    held = (
+        await session.execute(
+            select(Job.id, Job.state)
+            .where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
+            .order_by(Job.assigned_at)
+            .limit(1)
+        )
+    ).first()
     if held is not None:
-        return held if held.state == JobState.ASSIGNED else None
+        return held.id if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
     queue = (
         select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency)
@@ -284,9 +292,7 @@ async def claim_next(
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                job = await session.get(Job, job_id, populate_existing=True)
-                assert job is not None
-                return job
+                return job_id
         if len(candidates) < CLAIM_BATCH:
             break
     return None
