@@ -158,7 +158,8 @@ def _drop_after_commit(session: Session) -> None:
 
 # SQLite's busy handler polls for a contended lock with sleeps of up to 100 ms, so writers of
 # one process queue on an asyncio lock instead and are let in the moment the previous one ends.
-# Another process (a second server, the CLI) still meets SQLite's own locking.
+# Another process (a second server, the CLI) still meets SQLite's own locking, and so does a
+# writer that waited this long in the queue (it then goes on to SQLite's lock, which decides).
 WRITER_QUEUE_TIMEOUT_SECONDS = 30.0
 _writer_locks: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]]
 _writer_locks = weakref.WeakKeyDictionary()
