@@ -208,6 +208,17 @@ def test_job_calls_with_another_agents_token_are_refused(server: LiveServer) -> 
     assert owner.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "running"
 
 
+def test_job_calls_take_the_owning_agents_access_token_too(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    state = agent.call("GET", f"/jobs/{job['id']}")  # the access token: the agent is seen
+    assert state.status_code == 200
+    assert state.json() == {"id": job["id"], "state": "running"}
+    assert agent.call("POST", f"/jobs/{job['id']}/header_times", json={}).json() == {}
+
+
 def test_accepting_a_job_twice_is_422(server: LiveServer) -> None:
     identity, client = _setup(server)
     _create_build(client)

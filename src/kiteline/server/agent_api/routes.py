@@ -206,7 +206,7 @@ async def start(request: Request, job_id: str) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}")
 async def job_state(request: Request, job_id: str) -> dict[str, Any]:
-    async with request_transaction(request, read_only=True) as session:
+    async with request_transaction(request) as session:
         job = await auth.job(session, request, job_id)
     return {"id": str(job.id), "state": job.state}
 
@@ -226,7 +226,7 @@ async def upload_chunk(
 
 @router.post("/jobs/{job_id}/header_times")
 async def header_times(request: Request, job_id: str) -> dict[str, Any]:
-    async with request_transaction(request, read_only=True) as session:
+    async with request_transaction(request) as session:
         await auth.job(session, request, job_id)
     return {}
 
