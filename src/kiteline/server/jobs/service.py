@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
@@ -149,13 +149,19 @@ async def get_by_token(session: AsyncSession, token: str) -> Job | None:
     return await session.scalar(select(Job).where(Job.token_hash == hash_token(token)))
 
 
-async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job | None:
-    return await session.scalar(
-        select(Job)
+def _current_of(agent_id: uuid.UUID, *columns: Any) -> Select[Any]:
+    """The agent's current job (the oldest assignment still on it), as `columns`."""
+    return (
+        select(*columns)
         .where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
         .order_by(Job.assigned_at)
         .limit(1)
     )
+
+
+async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job | None:
+    job: Job | None = await session.scalar(_current_of(agent_id, Job))
+    return job
 
 
 async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
@@ -256,14 +262,7 @@ async def claim_next(
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
     """
-    held = (
-        await session.execute(
-            select(Job.id, Job.state)
-            .where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
-            .order_by(Job.assigned_at)
-            .limit(1)
-        )
-    ).first()
+    held = (await session.execute(_current_of(agent_id, Job.id, Job.state))).first()
     if held is not None:
         return held.id if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
