@@ -28,7 +28,9 @@ import httpx
 import uvicorn
 from common import (
     ORG,
+    WARM_UP_REQUESTS,
     Kiteline,
+    cpu_seconds,
     create_pipeline,
     database,
     database_info,
@@ -196,7 +198,8 @@ def main() -> None:
         results = {}
         for clients in (1, 8):
             progress(f"graphql: {clients} client(s)")
-            results[f"clients_{clients}"] = load(
+            cpu_before = cpu_seconds(k.server.pid)
+            result = load(
                 k.url,
                 k.api_token,
                 send=send,
@@ -205,6 +208,11 @@ def main() -> None:
                 requests=args.requests,
                 duration=args.duration,
             )
+            # The server's own CPU per answer (the load client shares the machine's cores).
+            served = result["requests"] + WARM_UP_REQUESTS
+            cpu = cpu_seconds(k.server.pid) - cpu_before
+            result["server_cpu_ms_per_request"] = round(cpu * 1000 / served, 1)
+            results[f"clients_{clients}"] = result
             progress(f"graphql: {results[f'clients_{clients}']}")
         info = database_info(url)
     emit(

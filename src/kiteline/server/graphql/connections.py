@@ -132,18 +132,31 @@ def connection(
     )
 
 
-def _field_names(
+def _fields(
     selections: Iterable[SelectionNode], fragments: Mapping[str, FragmentDefinitionNode]
-) -> Iterator[str]:
+) -> Iterator[FieldNode]:
     for selection in selections:
         if isinstance(selection, FieldNode):
-            yield selection.name.value
+            yield selection
         elif isinstance(selection, InlineFragmentNode):
-            yield from _field_names(selection.selection_set.selections, fragments)
+            yield from _fields(selection.selection_set.selections, fragments)
         elif isinstance(selection, FragmentSpreadNode):
             fragment = fragments.get(selection.name.value)
             if fragment is not None:
-                yield from _field_names(fragment.selection_set.selections, fragments)
+                yield from _fields(fragment.selection_set.selections, fragments)
+
+
+def _below(
+    nodes: Iterable[FieldNode], name: str, fragments: Mapping[str, FragmentDefinitionNode]
+) -> list[FieldNode]:
+    """The fields called `name` selected under any of `nodes`."""
+    selections = (
+        selection
+        for node in nodes
+        if node.selection_set is not None
+        for selection in node.selection_set.selections
+    )
+    return [field for field in _fields(selections, fragments) if field.name.value == name]
 
 
 def selects_items(info: Info) -> bool:
@@ -151,13 +164,14 @@ def selects_items(info: Info) -> bool:
     # The document's own nodes: strawberry's `selected_fields` converts the whole subtree
     # below, on every one of the many connections a query may open.
     raw = info._raw_info
-    selections = (
-        selection
-        for node in raw.field_nodes
-        if node.selection_set is not None
-        for selection in node.selection_set.selections
-    )
-    return any(name in ("edges", "pageInfo") for name in _field_names(selections, raw.fragments))
+    return any(_below(raw.field_nodes, name, raw.fragments) for name in ("edges", "pageInfo"))
+
+
+def selects_on_nodes(info: Info, name: str) -> bool:
+    """Whether `edges { node { <name> } }` is asked for (in any fragment)."""
+    raw, fragments = info._raw_info, info._raw_info.fragments
+    nodes = _below(_below(raw.field_nodes, "edges", fragments), "node", fragments)
+    return bool(_below(nodes, name, fragments))
 
 
 PageFetch = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Slice[R]]]]
@@ -173,13 +187,26 @@ async def paged(
     counts: CountFetch,
     wrap: Callable[[R], T],
     kind: type[Connection[Any]] = Connection,
+    prefetch: Mapping[str, Callable[[list[R]], Awaitable[None]]] | None = None,
 ) -> Connection[T]:
     """A connection from rows paged in SQL, batched with its siblings' under `key` (which
-    must identify every argument that `pages` and `counts` were made with)."""
+    must identify every argument that `pages` and `counts` were made with).
+
+    `prefetch` names fields of the nodes whose rows are better loaded with the pages (of all
+    the siblings, in one batch, before any of them resumes) than by each node: given the
+    pages' rows, it loads what that field reads."""
     ctx = info.context
     page: Slice[R] | None = None
     if selects_items(info):
-        page = await ctx.loader(("pages", key), pages).load(parent_id)
+        wanted = [fetch for name, fetch in (prefetch or {}).items() if selects_on_nodes(info, name)]
+
+        async def then(slices: Mapping[uuid.UUID, Slice[R]]) -> None:
+            rows = [row for found in slices.values() for row in found.items]
+            for fetch in wanted:
+                await fetch(rows)
+
+        loader = ctx.loader(("pages", key), pages, then=then if wanted else None)
+        page = await loader.load(parent_id)
 
     async def count() -> int:
         return await ctx.loader(("counts", key), counts).load(parent_id) or 0

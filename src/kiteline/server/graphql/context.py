@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import strawberry
 from fastapi import Request
@@ -26,6 +27,7 @@ from kiteline.server.organizations.models import Organization
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 R = TypeVar("R", bound="OrganizationOwned")
 
 #: Loads many keys at once: `fetch(session, keys)` maps each found key to its value.
@@ -63,13 +65,23 @@ class GraphQLContext:
             async with self.session.begin_nested():
                 return await change(self.session)
 
-    def loader(self, key: Hashable, fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
-        """The request's loader named `key`: keys loaded in the same tick share one fetch."""
+    def loader(
+        self,
+        key: Hashable,
+        fetch: Fetch[K, V],
+        then: Callable[[Mapping[K, V]], Awaitable[None]] | None = None,
+    ) -> DataLoader[K, V | None]:
+        """The request's loader named `key`: keys loaded in the same tick share one fetch.
+
+        `then` (given by whoever creates the loader) runs after each fetch, before the values
+        are handed out: loads it makes are done when every waiting caller resumes."""
         found = self._loaders.get(key)
         if found is None:
 
             async def load(keys: list[K]) -> Sequence[V | None]:
                 values = await self.read(lambda session: fetch(session, keys))
+                if then is not None:
+                    await then(values)
                 return [values.get(k) for k in keys]
 
             found = self._loaders[key] = DataLoader(load_fn=load)
@@ -79,10 +91,41 @@ class GraphQLContext:
         """The row with this id, batched with every other load through `get_many`."""
         if id_ is None:
             return None
-        loader: DataLoader[uuid.UUID, V | None] = self.loader(
-            get_many, lambda session, ids: get_many(session, set(ids))
-        )
-        return await loader.load(id_)
+        return await self._get_many_loader(get_many).load(id_)
+
+    def _get_many_loader(self, get_many: GetMany[V]) -> DataLoader[uuid.UUID, V | None]:
+        return self.loader(get_many, lambda session, ids: get_many(session, set(ids)))
+
+    async def prefetch(self, get_many: GetMany[V], ids: Iterable[uuid.UUID | None]) -> None:
+        """Load these rows now, in one batch with every other load through `get_many`, so
+        that `loaded` finds them. A failure is left for the fields that ask to report."""
+        wanted = {id_ for id_ in ids if id_ is not None}
+        if wanted:
+            with suppress(Exception):
+                await self._get_many_loader(get_many).load_many(wanted)
+
+    def loaded(
+        self, get_many: GetMany[V], id_: uuid.UUID | None, wrap: Callable[[V], T]
+    ) -> T | None:
+        """`wrap(row)` for the row with this id, at once when this request has already
+        loaded it (see `prefetch`), else as an awaitable, which graphql-core awaits: a field
+        of every item of a page then costs no coroutine and no task per item.
+
+        Typed as the value for the field's annotation (strawberry's schema reads it)."""
+        if id_ is None:
+            return None
+        loader = self._get_many_loader(get_many)
+        future = loader.cache_map.get(id_)
+        done = future is not None and future.done() and not future.cancelled()
+        if done and future is not None and future.exception() is None:
+            row = future.result()
+            return wrap(row) if row is not None else None
+
+        async def later() -> T | None:
+            row = await loader.load(id_)
+            return wrap(row) if row is not None else None
+
+        return cast("T | None", later())
 
     @property
     def organization_ids(self) -> list[uuid.UUID]:

@@ -26,6 +26,7 @@ from kiteline.server.builds.graphql import (
 )
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.errors import log_unexpected
+from kiteline.server.graphql.execution import KitelineExecutionContext
 from kiteline.server.graphql.ids import decode_global_id
 from kiteline.server.graphql.node import Node, NodeLookup
 from kiteline.server.graphql.scalars import SCALARS
@@ -120,6 +121,7 @@ schema = KitelineSchema(
     ],
     scalar_overrides=SCALARS,
     extensions=[UseCheckedDocument],
+    execution_context_class=KitelineExecutionContext,
 )
 
 take_shortcuts(schema)

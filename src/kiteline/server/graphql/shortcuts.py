@@ -4,12 +4,16 @@ A dashboard query resolves some 10,000 fields, and for each of them strawberry b
 Info, converts arguments and runs an extension chain; it resolves a union member by trying
 the schema's types in turn, and an enum value by scanning the enum. Each of these costs more
 than the field itself. What the shortcuts answer is what strawberry would have answered.
+
+Resolvers that need only their source are also recorded (`plain_resolver`): the execution
+context calls them without building graphql-core's `info` at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from operator import attrgetter
 from typing import Any, cast
 
 import strawberry
@@ -31,6 +35,19 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 _DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+
+#: id(graphql-core's resolve function) -> (that function, the same called with the source only).
+_PLAIN_RESOLVERS: dict[int, tuple[Callable[..., Any], Callable[[Any], Any]]] = {}
+
+
+def plain_resolver(field: GraphQLField) -> Callable[[Any], Any] | None:
+    """The field's resolver as a function of the source alone, if it needs nothing else."""
+    found = _PLAIN_RESOLVERS.get(id(field.resolve))
+    return found[1] if found is not None and found[0] is field.resolve else None
+
+
+def _record_plain(resolve: Callable[..., Any], plain: Callable[[Any], Any]) -> None:
+    _PLAIN_RESOLVERS[id(resolve)] = (resolve, plain)
 
 
 def take_shortcuts(schema: strawberry.Schema) -> None:
@@ -55,10 +72,31 @@ def _call_resolvers_directly(
     arguments converted as strawberry converts them."""
     for graphql_field in object_type.fields.values():
         field = (graphql_field.extensions or {}).get(_DEFINITION)
-        if isinstance(field, StrawberryField):
-            direct = _direct_resolver(graphql_field, field, converter)
-            if direct is not None:
-                graphql_field.resolve = direct
+        if not isinstance(field, StrawberryField):
+            continue
+        if _is_basic(graphql_field, field):
+            # strawberry's own resolver for an attribute: `default_resolver(source, name)`
+            _record_plain(graphql_field.resolve, _attribute_reader(field))
+            continue
+        direct = _direct_resolver(graphql_field, field, converter)
+        if direct is not None:
+            graphql_field.resolve = direct
+
+
+def _is_basic(graphql_field: GraphQLField, field: StrawberryField) -> bool:
+    """A field without a resolver, which strawberry reads as an attribute without an info."""
+    return (
+        field.base_resolver is None
+        and graphql_field.resolve is not None
+        and getattr(graphql_field.resolve, "_is_default", False)
+    )
+
+
+def _attribute_reader(field: StrawberryField) -> Callable[[Any], Any]:
+    default, name = field.default_resolver, field.python_name
+    if default is getattr:
+        return attrgetter(name)
+    return lambda source: default(source, name)
 
 
 #: Turns an argument's value, as graphql-core coerced it, into what the method takes.
@@ -82,7 +120,9 @@ def _direct_resolver(
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
     if not graphql_field.args:
         if info_name is None:
-            return lambda source, _info: method(source)
+            plain: Callable[..., Any] = lambda source, _info: method(source)  # noqa: E731
+            _record_plain(plain, method)
+            return plain
         return lambda source, info: method(
             source, **{info_name: info_class(_raw_info=info, _field=field)}
         )

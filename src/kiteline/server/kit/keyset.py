@@ -4,6 +4,10 @@ Cursors are row keys (keyset pagination), so a page deep in a long history costs
 first page costs: each parent's rows come from an index range scan with a LIMIT, and the
 parents' pages are glued together with UNION ALL (SQLite has no LATERAL). Totals are a
 separate, optional query: counting a long history is the expensive part, done only on request.
+
+The pages' rows are read-only views of the model's columns (`RowView`), each value converted
+from the database's form (UUIDs, JSON, times) when first read: a page of jobs has some 50
+columns of which a query reads a few, and converting them all cost more than the SQL.
 """
 
 from __future__ import annotations
@@ -11,10 +15,25 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, func, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Numeric,
+    Select,
+    and_,
+    func,
+    inspect,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.types import NullType
 
 T = TypeVar("T")
 
@@ -174,6 +193,64 @@ def _partitioned(
     return select(numbered.c.id).where(numbered.c.window_position <= window.fetch)
 
 
+class RowView:
+    """A row of a model's table, read-only, with the model's column attributes; each value
+    is converted as SQLAlchemy would convert it, on first read."""
+
+    __slots__ = ("__dict__", "_raw")
+
+    def __init__(self, raw: Sequence[Any]) -> None:
+        self._raw = raw
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {getattr(self, 'id', '?')}>"
+
+
+class _LazyColumn:
+    """One column of a RowView: converted once, then kept in the instance's __dict__ (which
+    a non-data descriptor gives way to)."""
+
+    __slots__ = ("index", "name", "process")
+
+    def __init__(self, name: str, index: int, process: Callable[[Any], Any] | None) -> None:
+        self.name, self.index, self.process = name, index, process
+
+    def __get__(self, row: RowView | None, owner: type | None = None) -> Any:
+        if row is None:
+            return self
+        value = row._raw[self.index]
+        if self.process is not None:
+            value = self.process(value)
+        row.__dict__[self.name] = value
+        return value
+
+
+#: Per dialect (its JSON and time conversions are the engine's): model -> its RowView class.
+_VIEWS: WeakKeyDictionary[Dialect, dict[type, tuple[type[RowView], list[Any]] | None]] = (
+    WeakKeyDictionary()
+)
+
+
+def _view_of(model: Any, dialect: Dialect) -> tuple[type[RowView], list[Any]] | None:
+    """The model's RowView class and the raw (unconverted) columns to select for it; None
+    for a model with a column whose conversion depends on the driver's type code (numeric)."""
+    views = _VIEWS.setdefault(dialect, {})
+    if model in views:
+        return views[model]
+    attributes, raw = {}, []
+    for index, prop in enumerate(inspect(model).column_attrs):
+        column = prop.columns[0]
+        if isinstance(column.type, Numeric):
+            views[model] = None
+            return None
+        process = column.type._cached_result_processor(dialect, None)
+        attributes[prop.key] = _LazyColumn(prop.key, index, process)
+        raw.append(type_coerce(getattr(model, prop.key), NullType()).label(prop.key))
+    view = type(f"{model.__name__}View", (RowView,), {"__slots__": (), **attributes})
+    views[model] = (view, raw)
+    return views[model]
+
+
 async def pages_per_parent(
     session: AsyncSession,
     model: Any,
@@ -202,12 +279,19 @@ async def pages_per_parent(
             branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
             page_ids = branches[0] if len(branches) == 1 else union_all(*branches)
         sort = _sorter(window)
-        statement = (
-            select(model)
-            .where(model.id.in_(page_ids))
-            .order_by(parent, *(sort(column, descending) for column, descending in ordering))
+        order = (parent, *(sort(column, descending) for column, descending in ordering))
+        view = _view_of(model, session.get_bind().dialect)
+        if view is None:
+            statement = select(model).where(model.id.in_(page_ids)).order_by(*order)
+            for (item,) in await session.execute(statement):
+                fetched[getattr(item, parent.key)].append(item)
+            continue
+        row_view, columns = view
+        rows = await session.execute(
+            select(*columns).where(model.id.in_(page_ids)).order_by(*order)
         )
-        for (item,) in await session.execute(statement):
+        for raw in rows:
+            item = row_view(raw)
             fetched[getattr(item, parent.key)].append(item)
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
 
