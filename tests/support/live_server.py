@@ -15,6 +15,7 @@ import uvicorn
 
 from kiteline.server import admin
 from kiteline.server.app import create_app
+from kiteline.server.kit.serving import OnePieceHttpToolsProtocol
 from kiteline.settings import Settings
 
 
@@ -86,7 +87,12 @@ def start_live_server(database_url: str, data_dir: Path, **overrides: Any) -> Li
         data_dir=data_dir, database_url=database_url, host="127.0.0.1", port=port, **overrides
     )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        http=OnePieceHttpToolsProtocol,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"kiteline-{port}", daemon=True)

@@ -40,20 +40,32 @@ async def agent(session: AsyncSession, request: Request) -> Agent:
     return found
 
 
-async def job(session: AsyncSession, request: Request, job_id: str) -> Job:
+async def caller(session: AsyncSession, request: Request) -> agents.Caller:
+    """The calling agent's columns that ping and accept need (it is marked seen)."""
+    found = await agents.identify(session, agent_token_from(request))
+    if found is None:
+        raise Unauthorized("Invalid agent access token")
+    return found
+
+
+async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.JobRef:
     """The job named in the path, for its own job token or the access token of its agent."""
     token = agent_token_from(request)
     try:
         parsed = uuid.UUID(job_id)
     except ValueError as error:
         raise NotFound.of("job") from error
-    found = await jobs.get(session, parsed)
+    found = await jobs.ref(session, parsed)
     if found.token_hash is not None and found.token_hash == hash_token(token):
         return found
-    owner = await agents.authenticate(session, token)
+    owner = await agents.identify(session, token)
     if owner is None:
         raise Unauthorized("Invalid agent or job access token")
     if found.agent_id != owner.id:
         raise NotFound.of("job")
-    agents.touch(owner)
     return found
+
+
+async def job(session: AsyncSession, request: Request, job_id: str) -> Job:
+    """As `job_ref`, the whole job loaded."""
+    return await jobs.get(session, (await job_ref(session, request, job_id)).id)

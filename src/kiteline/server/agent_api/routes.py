@@ -134,12 +134,12 @@ async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
     while True:
         ticket = dispatch.ticket()
         async with request_transaction(request) as session:
-            agent = await auth.agent(session, request)
+            agent = await auth.caller(session, request)
             if agent.connection_state == "stopping":
                 await jobs.release_assigned(session, agent.id)
                 return {"action": "disconnect", "message": "The agent was asked to stop"}
             if agent.connection_state in ("never_connected", "disconnected", "lost"):
-                agents.connect(session, agent)
+                agents.connect(session, await agents.load(session, agent.id))
             job_id = None
             if not agent.ignore_in_dispatches:
                 job_id = await jobs.claim_next(
@@ -177,7 +177,7 @@ async def _disconnected(request: Request) -> None:
 async def accept(request: Request, job_id: str) -> dict[str, Any]:
     settings = request.app.state.settings
     async with request_transaction(request) as session:
-        agent = await auth.agent(session, request)
+        agent = await auth.caller(session, request)
         job, job_token = await jobs.accept(session, job_id=_uuid(job_id), agent_id=agent.id)
         env = await environment_for(session, job, agent, Urls(base_url(request)))
     return {
@@ -199,15 +199,15 @@ async def accept(request: Request, job_id: str) -> dict[str, Any]:
 async def start(request: Request, job_id: str) -> dict[str, Any]:
     body = await _json_object(request)
     async with request_transaction(request) as session:
-        job = await auth.job(session, request, job_id)
-        await builds.start_job(session, job, parse_agent_time(body.get("started_at")))
+        ref = await auth.job_ref(session, request, job_id)
+        job = await builds.start_job(session, ref, parse_agent_time(body.get("started_at")))
     return {"id": str(job.id), "state": job.state}
 
 
 @router.get("/jobs/{job_id}")
 async def job_state(request: Request, job_id: str) -> dict[str, Any]:
     async with request_transaction(request) as session:
-        job = await auth.job(session, request, job_id)
+        job = await auth.job_ref(session, request, job_id)
     return {"id": str(job.id), "state": job.state}
 
 
@@ -219,7 +219,7 @@ async def upload_chunk(
     if size is not None and size != len(data):
         raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
     async with request_transaction(request) as session:
-        job = await auth.job(session, request, job_id)
+        job = await auth.job_ref(session, request, job_id)
         await logs.append_chunk(session, job_id=job.id, sequence=sequence, offset=offset, data=data)
     return Response(status_code=201)
 
@@ -227,7 +227,7 @@ async def upload_chunk(
 @router.post("/jobs/{job_id}/header_times")
 async def header_times(request: Request, job_id: str) -> dict[str, Any]:
     async with request_transaction(request) as session:
-        await auth.job(session, request, job_id)
+        await auth.job_ref(session, request, job_id)
     return {}
 
 
@@ -240,10 +240,10 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
             f"exit_status must be a decimal integer, got {body.exit_status!r}"
         ) from error
     async with request_transaction(request) as session:
-        job = await auth.job(session, request, job_id)
-        await builds.finish_job(
+        ref = await auth.job_ref(session, request, job_id)
+        job = await builds.finish_job(
             session,
-            job,
+            ref,
             exit_status=exit_status,
             signal=body.signal or None,
             signal_reason=body.signal_reason or None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
@@ -27,6 +27,7 @@ from kiteline.server.builds.states import FINISHED, FINISHED_FILTER, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
 from kiteline.server.kit.db import after_commit, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
@@ -36,6 +37,7 @@ from kiteline.server.organizations import service as organizations_service
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users.models import User
 
 
 @dataclass(frozen=True)
@@ -420,29 +422,30 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
     await advance(session, await get_by_id(session, job.build_id))
 
 
-async def start_job(session: AsyncSession, job: Job, started_at: datetime | None) -> None:
-    build = await lock_for(session, job)
-    jobs_service.start(job, started_at)
-    jobs_service.emit_job_event(session, "job.started", job)
+async def start_job(session: AsyncSession, job: Job | JobRef, started_at: datetime | None) -> Job:
+    build, started = await lock_for(session, job)
+    jobs_service.start(started, started_at)
+    jobs_service.emit_job_event(session, "job.started", started)
     # A job starting settles no other job, and a build already under way stays as it is.
-    if build.state in UNDER_WAY and not build.blocked:
-        return
-    await advance(session, build, locked=True)
+    if build.state not in UNDER_WAY or build.blocked:
+        await advance(session, build, locked=True)
+    return started
 
 
 async def finish_job(
     session: AsyncSession,
-    job: Job,
+    job: Job | JobRef,
     *,
     exit_status: int,
     signal: str | None = None,
     signal_reason: str | None = None,
     finished_at: datetime | None = None,
     chunks_failed_count: int = 0,
-) -> None:
+) -> Job:
     """Record an attempt's outcome; a matching `retry.automatic` rule starts the next attempt,
-    else a matching `soft_fail` rule keeps the failure from failing the build."""
-    build = await lock_for(session, job)
+    else a matching `soft_fail` rule keeps the failure from failing the build. Returns the job
+    as recorded."""
+    build, job = await lock_for(session, job)
     jobs_service.finish(
         job,
         exit_status=exit_status,
@@ -457,7 +460,35 @@ async def finish_job(
     jobs_service.emit_job_event(session, "job.finished", job)
     if rule is not None and job.retries_count < int(rule.get("limit", 2)):
         await _start_retry(session, build, job, retry_type="automatic")
+    elif await _still_running_as_is(session, build, job):
+        return job
     await advance(session, build, locked=True)
+    return job
+
+
+async def _still_running_as_is(session: AsyncSession, build: Build, job: Job) -> bool:
+    """Whether `advance` after `job` finished would change nothing, told by counting the
+    build's jobs by state rather than loading them: the build is running, the job succeeded,
+    no job waits on a dependency, and another job is still under way. (Most jobs of a build
+    finish so: only the last one, a failure, or one that others wait for moves the build.)"""
+    if build.state != BuildState.RUNNING or build.blocked or not outcomes.job_succeeded(job):
+        return False
+    rows = await session.execute(_STATE_COUNTS, {"build_id": build.id})
+    counts: dict[str, int] = {state: count for state, count in rows}
+    if counts.get(JobState.WAITING):
+        return False
+    return any(
+        count
+        for state, count in counts.items()
+        if state not in TERMINAL and state not in (JobState.BLOCKED, JobState.WAITING)
+    )
+
+
+_STATE_COUNTS = (
+    select(Job.state, func.count())
+    .where(Job.build_id == bindparam("build_id"), Job.retried.is_(False))
+    .group_by(Job.state)
+)
 
 
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
@@ -465,7 +496,7 @@ RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED,
 
 async def retry_job(session: AsyncSession, job: Job) -> Job:
     """A new attempt of the job's step; the old job is marked `retried` and points at it."""
-    build = await lock_for(session, job)
+    build, job = await lock_for(session, job)
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
         raise Unprocessable("Jobs from canceled builds cannot be retried")
     if job.type != JobType.SCRIPT:
@@ -516,7 +547,7 @@ async def unblock_job(
     """Unblock a block/input step: its field values become build meta-data."""
     if job.type != JobType.MANUAL:
         raise BadRequest("This job type cannot be unblocked")
-    build = await lock_for(session, job)
+    build, job = await lock_for(session, job)
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
         raise Unprocessable("Jobs from canceled builds cannot be unblocked")
     if job.state != JobState.BLOCKED:
@@ -576,7 +607,7 @@ async def time_out_job(session: AsyncSession, job: Job) -> None:
 
 
 async def expire_job(session: AsyncSession, job: Job) -> None:
-    build = await lock_for(session, job)
+    build, job = await lock_for(session, job)
     if job.state != JobState.SCHEDULED:  # taken by an agent after all
         return
     jobs_service.expire(job, utcnow())
@@ -596,7 +627,7 @@ async def lose_jobs_of(session: AsyncSession, agent_id: uuid.UUID) -> None:
 
 async def cancel_job(session: AsyncSession, job: Job) -> None:
     """Cancel one job (an agent being force-stopped, or a job cancel from the API)."""
-    build = await lock_for(session, job)
+    build, job = await lock_for(session, job)
     if not _cancel_one(session, job, utcnow()):
         raise Unprocessable(f"Job can't be canceled because it's {job.state}")
     await advance(session, build)
@@ -641,12 +672,14 @@ async def lock(session: AsyncSession, build_id: uuid.UUID) -> Build:
     return build
 
 
-async def lock_for(session: AsyncSession, job: Job) -> Build:
-    """Lock the job's build before changing the job, then re-read the job: it may have been
-    changed (canceled, timed out) since it was loaded."""
+async def lock_for(session: AsyncSession, job: Job | JobRef) -> tuple[Build, Job]:
+    """Lock the job's build before changing the job, then (re-)read the job: it may have been
+    changed (canceled, timed out) since it was looked at. A loaded `Job` is refreshed in place."""
     build = await lock(session, job.build_id)
-    await session.refresh(job)
-    return build
+    current = await session.get(Job, job.id, populate_existing=True)
+    if current is None:
+        raise NotFound.of("job")
+    return build, current
 
 
 async def get_by_id(session: AsyncSession, build_id: uuid.UUID) -> Build:
@@ -654,6 +687,30 @@ async def get_by_id(session: AsyncSession, build_id: uuid.UUID) -> Build:
     if build is None:
         raise NotFound.of("build")
     return build
+
+
+class Surroundings(NamedTuple):
+    build: Build
+    pipeline: Pipeline
+    organization: Organization
+    creator: User | None
+
+
+async def with_surroundings(session: AsyncSession, build_id: uuid.UUID) -> Surroundings:
+    """The build with its pipeline, organization and creator, in one statement (a job's
+    environment needs all four on every accept)."""
+    row = (
+        await session.execute(
+            select(Build, Pipeline, Organization, User)
+            .join(Pipeline, Pipeline.id == Build.pipeline_id)
+            .join(Organization, Organization.id == Build.organization_id)
+            .outerjoin(User, User.id == Build.creator_id)
+            .where(Build.id == build_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound.of("build")
+    return Surroundings._make(row)
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Build]:

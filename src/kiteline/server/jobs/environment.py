@@ -7,15 +7,13 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
+from kiteline.server.agents.service import Caller
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
-from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 
 
@@ -29,7 +27,7 @@ def job_environment(
     build: Build,
     pipeline: Pipeline,
     organization: Organization,
-    agent: Agent | None,
+    agent: Agent | Caller | None,
     creator: User | None,
     build_url: str,
 ) -> dict[str, str]:
@@ -84,13 +82,10 @@ def job_environment(
 
 
 async def environment_for(
-    session: AsyncSession, job: Job, agent: Agent | None, urls: Urls
+    session: AsyncSession, job: Job, agent: Agent | Caller | None, urls: Urls
 ) -> dict[str, str]:
     """Everything `job_environment` needs, looked up through the owning services."""
-    build = await builds.get_by_id(session, job.build_id)
-    pipeline = await pipelines.get_by_id(session, build.pipeline_id)
-    organization = await organizations.get(session, build.organization_id)
-    creator = await users.get(session, build.creator_id) if build.creator_id else None
+    build, pipeline, organization, creator = await builds.with_surroundings(session, job.build_id)
     return job_environment(
         job=job,
         build=build,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
@@ -44,6 +44,29 @@ async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
     if job is None:
         raise NotFound.of("job")
     return job
+
+
+class JobRef(NamedTuple):
+    """Who a job belongs to and where it stands, read without loading the whole row: the agent
+    API checks these on every call a running job makes (log chunks, state polls)."""
+
+    id: uuid.UUID
+    build_id: uuid.UUID
+    organization_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    state: str
+    token_hash: str | None
+
+
+# Built once, with parameters: constructing a statement costs about as much as running it.
+_REF = select(*(getattr(Job, name) for name in JobRef._fields)).where(Job.id == bindparam("job_id"))
+
+
+async def ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef:
+    row = (await session.execute(_REF, {"job_id": job_id})).first()
+    if row is None:
+        raise NotFound.of("job")
+    return JobRef._make(row)
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
@@ -149,7 +172,7 @@ async def get_by_token(session: AsyncSession, token: str) -> Job | None:
     return await session.scalar(select(Job).where(Job.token_hash == hash_token(token)))
 
 
-def _current_of(agent_id: uuid.UUID, *columns: Any) -> Select[Any]:
+def _current_of(agent_id: Any, *columns: Any) -> Select[Any]:
     """The agent's current job (the oldest assignment still on it), as `columns`."""
     return (
         select(*columns)
@@ -253,6 +276,27 @@ def make_runnable(job: Job, now: datetime) -> None:
     job.runnable_at = now
 
 
+# The statements of a claim, built once (see _REF).
+_HELD = _current_of(bindparam("agent_id"), Job.id, Job.state)
+_QUEUE = (
+    select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency)
+    .where(
+        Job.organization_id == bindparam("organization_id"),
+        Job.state == JobState.SCHEDULED,
+        Job.type == JobType.SCRIPT,
+    )
+    .order_by(Job.priority.desc(), Job.runnable_at, Job.position, Job.id)
+    .offset(bindparam("skip"))
+    .limit(bindparam("take"))
+)
+_CLAIM = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.state == JobState.SCHEDULED)
+    .values(state=JobState.ASSIGNED, agent_id=bindparam("agent_id"), assigned_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def claim_next(
     session: AsyncSession, *, agent_id: uuid.UUID, organization_id: uuid.UUID, tags: list[str]
 ) -> uuid.UUID | None:
@@ -262,33 +306,25 @@ async def claim_next(
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
     """
-    held = (await session.execute(_current_of(agent_id, Job.id, Job.state))).first()
+    held = (await session.execute(_HELD, {"agent_id": agent_id})).first()
     if held is not None:
         return held.id if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
-    queue = (
-        select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency)
-        .where(
-            Job.organization_id == organization_id,
-            Job.state == JobState.SCHEDULED,
-            Job.type == JobType.SCRIPT,
-        )
-        .order_by(Job.priority.desc(), Job.runnable_at, Job.position, Job.id)
-    )
     now = utcnow()
     # Usually the first candidate fits: read the queue a few at a time, not all of it.
     for offset in range(0, CLAIM_CANDIDATES, CLAIM_BATCH):
-        candidates = (await session.execute(queue.offset(offset).limit(CLAIM_BATCH))).all()
+        candidates = (
+            await session.execute(
+                _QUEUE, {"organization_id": organization_id, "skip": offset, "take": CLAIM_BATCH}
+            )
+        ).all()
         for job_id, rules, group, limit in candidates:
             if not rules_match(rules or [], agent_tags):
                 continue
             if group and limit and await _group_is_full(session, organization_id, group, limit):
                 continue
             claimed = await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == JobState.SCHEDULED)
-                .values(state=JobState.ASSIGNED, agent_id=agent_id, assigned_at=now)
-                .execution_options(synchronize_session=False)
+                _CLAIM, {"job_id": job_id, "agent_id": agent_id, "now": now}
             )
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
                 return job_id

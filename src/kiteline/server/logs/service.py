@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import BadRequest
@@ -32,15 +33,13 @@ async def append_chunk(
     """Store a chunk once per (job, sequence); a retried upload of the same chunk is a no-op."""
     if sequence < 0 or offset < 0:
         raise BadRequest("sequence and offset must be non-negative integers")
-    exists = await session.scalar(
-        select(LogChunk.id).where(LogChunk.job_id == job_id, LogChunk.sequence == sequence)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stored = await session.execute(
+        insert(LogChunk)
+        .values(job_id=job_id, sequence=sequence, offset=offset, size=len(data), data=data)
+        .on_conflict_do_nothing(index_elements=["job_id", "sequence"])
     )
-    if exists is not None:
-        return False
-    session.add(
-        LogChunk(job_id=job_id, sequence=sequence, offset=offset, size=len(data), data=data)
-    )
-    return True
+    return bool(stored.rowcount)  # type: ignore[attr-defined]
 
 
 async def size(session: AsyncSession, job_id: uuid.UUID) -> int:
