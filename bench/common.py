@@ -185,6 +185,88 @@ def load(
     return asyncio.run(_load(url, token, send, check, concurrency, requests, duration))
 
 
+# wrk's Lua hooks: count answers that are not 2xx (wrk itself counts only >= 400), and print
+# one JSON line at the end with the totals and latency percentiles (microseconds).
+_WRK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) non_2xx = 0 end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non_2xx = non_2xx + 1 end
+end
+function done(summary, latency, requests)
+  local non_2xx_total = 0
+  for _, thread in ipairs(threads) do non_2xx_total = non_2xx_total + thread:get("non_2xx") end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "non_2xx": %d, '
+      .. '"socket_errors": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, summary.bytes, non_2xx_total,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk_load(
+    url: str, token: str, *, path: str, concurrency: int, duration: float
+) -> dict[str, Any]:
+    """`GET path` from `concurrency` connections at once for `duration` seconds with `wrk`
+    (a C load generator: the Python client tops out near the rate it is meant to measure).
+
+    Returns what `load` returns; an answer that is not 2xx, or a socket error (connect, read,
+    write, timeout), counts as failed. The caller checks the answers' content separately.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT)
+    try:
+        completed = subprocess.run(
+            [
+                "wrk",
+                f"-c{concurrency}",
+                f"-t{min(concurrency, 2)}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "30s",
+                "-H",
+                f"Authorization: Bearer {token}",
+                "-s",
+                script.name,
+                f"{url}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=False,
+        )
+    finally:
+        os.unlink(script.name)
+    line = next(
+        (line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT ")), None
+    )
+    if completed.returncode != 0 or line is None:
+        raise SystemExit(
+            f"wrk failed ({completed.returncode}): {completed.stderr or completed.stdout}"
+        )
+    measured = json.loads(line.removeprefix("WRK_RESULT "))
+    failed = measured["non_2xx"] + measured["socket_errors"]
+    result: dict[str, Any] = {
+        "requests": measured["requests"],
+        "req_per_s": round(measured["requests"] / (measured["duration_us"] / 1e6), 1),
+        "p50_ms": round(measured["p50_us"] / 1000, 2),
+        "p99_ms": round(measured["p99_us"] / 1000, 2),
+        "failed": failed,
+    }
+    if failed:
+        result["first_failure"] = (
+            f"{measured['non_2xx']} answers not 2xx, {measured['socket_errors']} socket errors"
+        )
+    return result
+
+
 def _sql(dsn: str, statement: str) -> None:
     import asyncpg
 

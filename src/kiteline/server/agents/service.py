@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.events import service as events
-from kiteline.server.kit.db import after_commit, utcnow
+from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
@@ -125,13 +125,13 @@ SEEN_RESOLUTION = timedelta(seconds=1)
 
 async def identify(session: AsyncSession, access_token: str) -> Caller | None:
     """The agent with this access token, marked seen (see SEEN_RESOLUTION), or None."""
-    row = (await session.execute(_CALLER, {"token_hash": hash_token(access_token)})).first()
+    row = (await execute_core(session, _CALLER, {"token_hash": hash_token(access_token)})).first()
     if row is None:
         return None
     caller = Caller._make(row)
     now = utcnow()
     if caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION:
-        await session.execute(_SEEN, {"agent_id": caller.id, "now": now})
+        await execute_core(session, _SEEN, {"agent_id": caller.id, "now": now})
     return caller
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    literal_column,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,6 +64,13 @@ class Build(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every UPDATE of the row, ORM flush or Core `update()` alike (and by a change
+    # of the build's meta-data): with its jobs' revisions, what says a rendered build is
+    # still current (see builds/rendering.py). Read it with a query: after a flush the
+    # loaded attribute is expired.
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
+    )
 
 
 class BuildMetaData(Base):

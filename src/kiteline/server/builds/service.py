@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
@@ -110,7 +110,8 @@ async def create(
     _add_jobs(session, build, planned, first_position=0, now=now)
     await session.flush()
     _emit_build_event(session, "build.scheduled", build)
-    await advance(session, build)
+    # Nobody else sees the build before this transaction commits: no lock to take.
+    await advance(session, build, locked=True)
     return build
 
 
@@ -243,7 +244,8 @@ async def advance(session: AsyncSession, build: Build, *, locked: bool = False) 
 
     A settled job becomes, by type: a command job `scheduled` for agents, a wait step passed,
     a block or input step `blocked` for a person, a trigger step a new build of its pipeline.
-    `locked`: the caller has just locked (and so re-read) `build` in this transaction.
+    `locked`: the caller has just locked (and so re-read) `build` in this transaction, or
+    created it.
     """
     if not locked:
         build = await lock(session, build.id)
@@ -883,6 +885,14 @@ async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[
             raise ValidationFailed.field("key", "can't be blank")
         if not str(value).strip():
             raise ValidationFailed.field("value", f"can't be blank (key {key!r})")
+    # Build JSON shows the meta-data: a new build revision says a cached rendering is stale.
+    # The build row first, as every writer locks a build before what hangs off it.
+    await session.execute(
+        update(Build)
+        .where(Build.id == build_id)
+        .values(revision=Build.revision + 1)
+        .execution_options(synchronize_session=False)
+    )
     for key, value in items.items():
         row = await session.get(BuildMetaData, (build_id, key))
         if row is None:

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
@@ -79,3 +89,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every UPDATE of the row, ORM flush or Core `update()` alike: what says a
+    # rendered job is still current (see builds/rendering.py). Read it with a query: after a
+    # flush the loaded attribute is expired.
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
+    )

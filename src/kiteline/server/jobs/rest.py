@@ -61,7 +61,8 @@ def job_json(
     unblocked_by: User | None = None,
     triggered_build: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A job as REST shows it; each job type has its own set of fields."""
+    """A job as REST shows it; each job type has its own set of fields. `triggered_build` is
+    the build a trigger job started, as `{id, number, url, web_url}`."""
     return job_json_at(
         urls.build(org_slug, pipeline_slug, build_number),
         urls.build_web(org_slug, pipeline_slug, build_number),
@@ -77,12 +78,13 @@ def job_json_at(
     build_web_url: str,
     job: Job | JobListing,
     *,
-    agent: dict[str, Any] | None,
-    unblocked_by: dict[str, Any] | None,
-    triggered_build: dict[str, Any] | None,
+    agent: Any,
+    unblocked_by: Any,
+    triggered_build: Any,
 ) -> dict[str, Any]:
-    """`job_json` with its build's URLs, agent and unblocker already rendered: a build list
-    renders many jobs of each build, and many jobs of each agent."""
+    """`job_json` with its build's URLs, agent, unblocker and triggered build already rendered
+    (or, for builds/rendering.py, marks where they go): a build list renders many jobs of each
+    build, and many jobs of each agent."""
     job_id = str(job.id)
     body: dict[str, Any] = {
         "id": job_id,
@@ -120,11 +122,7 @@ def job_json_at(
                 "name": job.label,
                 "label": job.label,
                 "async": bool(definition.get("async")),
-                "triggered_build": (
-                    {key: triggered_build[key] for key in ("id", "number", "url", "web_url")}
-                    if triggered_build
-                    else None
-                ),
+                "triggered_build": triggered_build,
                 "trigger_error": definition.get("error"),
                 "soft_failed": job.soft_failed,
                 "created_at": iso(job.created_at),

@@ -19,7 +19,7 @@ from kiteline.server.events import service as events
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.secrets import generate_token, hash_token
@@ -63,7 +63,7 @@ _REF = select(*(getattr(Job, name) for name in JobRef._fields)).where(Job.id == 
 
 
 async def ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef:
-    row = (await session.execute(_REF, {"job_id": job_id})).first()
+    row = (await execute_core(session, _REF, {"job_id": job_id})).first()
     if row is None:
         raise NotFound.of("job")
     return JobRef._make(row)
@@ -306,27 +306,28 @@ async def claim_next(
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
     """
-    held = (await session.execute(_HELD, {"agent_id": agent_id})).first()
+    held = (await execute_core(session, _HELD, {"agent_id": agent_id})).first()
     if held is not None:
         return held.id if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
     now = utcnow()
     # Usually the first candidate fits: read the queue a few at a time, not all of it.
     for offset in range(0, CLAIM_CANDIDATES, CLAIM_BATCH):
-        candidates = (
-            await session.execute(
-                _QUEUE, {"organization_id": organization_id, "skip": offset, "take": CLAIM_BATCH}
-            )
-        ).all()
+        found = await execute_core(
+            session,
+            _QUEUE,
+            {"organization_id": organization_id, "skip": offset, "take": CLAIM_BATCH},
+        )
+        candidates: list[Any] = list(found)
         for job_id, rules, group, limit in candidates:
             if not rules_match(rules or [], agent_tags):
                 continue
             if group and limit and await _group_is_full(session, organization_id, group, limit):
                 continue
-            claimed = await session.execute(
-                _CLAIM, {"job_id": job_id, "agent_id": agent_id, "now": now}
+            claimed = await execute_core(
+                session, _CLAIM, {"job_id": job_id, "agent_id": agent_id, "now": now}
             )
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            if claimed.rowcount == 1:
                 return job_id
         if len(candidates) < CLAIM_BATCH:
             break

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 from sqlalchemy.util.concurrency import in_greenlet
@@ -134,6 +135,17 @@ def asyncpg_dsn(engine: AsyncEngine) -> str:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+async def execute_core(
+    session: AsyncSession, statement: Executable, parameters: dict[str, Any]
+) -> CursorResult[Any]:
+    """A Core statement on the session's connection, without the ORM's work per statement
+    (about 90 us of 200 for a small select). That work includes the autoflush, so changes
+    pending in the session are not written first: only for statements they cannot affect
+    (the agent API's first lookups, rows the session has not loaded)."""
+    connection = await session.connection()
+    return await connection.execute(statement, parameters)
 
 
 AfterCommit = Callable[[], None]
