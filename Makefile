@@ -30,6 +30,8 @@ test: lint check-types check-imports
 
 # The benchmarks of docs/performance.md, against Buildbot in the same run (about 15 minutes).
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1; } \
+		|| echo "wrk not found (Debian package wrk): bench/rest.py falls back to its Python client"
 	$(BIN)/python bench/run_all.py
 
 clean:
