@@ -107,11 +107,12 @@ async def create(
     session.add(build)
     for key, value in new.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
-    _add_jobs(session, build, planned, first_position=0, now=now)
+    added = _add_jobs(session, build, planned, first_position=0, now=now)
     await session.flush()
     _emit_build_event(session, "build.scheduled", build)
-    # Nobody else sees the build before this transaction commits: no lock to take.
-    await advance(session, build, locked=True)
+    # Nobody else sees the build before this transaction commits: no lock to take, and its
+    # jobs are the ones just added.
+    await advance(session, build, locked=True, jobs=added)
     return build
 
 
@@ -239,17 +240,20 @@ async def rebuild(
 UNDER_WAY = frozenset({BuildState.RUNNING, BuildState.FAILING, BuildState.CANCELING})
 
 
-async def advance(session: AsyncSession, build: Build, *, locked: bool = False) -> None:
+async def advance(
+    session: AsyncSession, build: Build, *, locked: bool = False, jobs: list[Job] | None = None
+) -> None:
     """Settle waiting jobs whose dependencies finished, then derive the build's state.
 
     A settled job becomes, by type: a command job `scheduled` for agents, a wait step passed,
     a block or input step `blocked` for a person, a trigger step a new build of its pipeline.
     `locked`: the caller has just locked (and so re-read) `build` in this transaction, or
-    created it.
+    created it; `jobs`: all of the build's jobs, when the caller has just created them.
     """
     if not locked:
         build = await lock(session, build.id)
-    jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
+    if jobs is None:
+        jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
     now = utcnow()
     current = [job for job in jobs if not job.retried]
     by_step: dict[str, list[Job]] = {}
