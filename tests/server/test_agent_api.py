@@ -247,6 +247,52 @@ def test_cancel_reaches_the_agent_through_the_job_state(server: LiveServer) -> N
     assert again.json() == {"message": "Build can't be canceled because it's canceled"}
 
 
+def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    first_agent = ScriptedAgent.register(server.url, identity.agent_token)
+    second_agent = ScriptedAgent.register(server.url, identity.agent_token)
+    first_agent.take_job(started_at="2026-11-29T10:00:00Z")
+    assert _build(client)["state"] == "running"
+
+    second = second_agent.take_job(started_at="2026-11-29T10:00:05.25Z")
+    build = _build(client)
+    assert build["state"] == "running"
+    assert [job["state"] for job in build["jobs"]] == ["running", "running", "waiting", "waiting"]
+    assert build["jobs"][1]["started_at"] == "2026-11-29T10:00:05.250Z"
+    state = second_agent.call("GET", f"/jobs/{second['id']}", token=second["token"])
+    assert state.json() == {"id": second["id"], "state": "running"}
+    again = second_agent.call("PUT", f"/jobs/{second['id']}/start", token=second["token"], json={})
+    assert again.status_code == 422
+    assert again.json() == {"message": "Job can't be started: its state is running"}
+
+
+def test_a_job_canceled_between_accept_and_start_is_not_started(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    first_agent = ScriptedAgent.register(server.url, identity.agent_token)
+    second_agent = ScriptedAgent.register(server.url, identity.agent_token)
+    first_agent.take_job()
+    assigned = second_agent.ping()["job"]
+    accepted = second_agent.call("PUT", f"/jobs/{assigned['id']}/accept").json()
+    assert client.put("/v2/organizations/acme/pipelines/demo/builds/1/cancel").status_code == 200
+
+    started = second_agent.call(
+        "PUT", f"/jobs/{accepted['id']}/start", token=accepted["token"], json={}
+    )
+    assert started.status_code == 422
+    assert started.json() == {"message": "Job can't be started: its state is canceling"}
+    build = _build(client)
+    assert build["state"] == "canceling"
+    assert [job["state"] for job in build["jobs"]] == [
+        "canceling",
+        "canceling",
+        "canceled",
+        "canceled",
+    ]
+    assert build["jobs"][1]["started_at"] is None
+
+
 def test_agents_only_get_jobs_their_tags_match(server: LiveServer) -> None:
     identity, client = _setup(
         server, "steps:\n  - command: echo mac\n    agents:\n      queue: mac\n"

@@ -29,7 +29,7 @@ from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
-from kiteline.server.kit.db import after_commit, utcnow
+from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.notify import dispatch
@@ -428,7 +428,17 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
     await advance(session, await get_by_id(session, job.build_id))
 
 
-async def start_job(session: AsyncSession, job: Job | JobRef, started_at: datetime | None) -> Job:
+async def start_job(
+    session: AsyncSession, job: Job | JobRef, started_at: datetime | None
+) -> Job | JobRef:
+    if isinstance(job, JobRef):
+        build_now = (await execute_core(session, _STATE, {"build_id": job.build_id})).one()
+        if build_now.state in UNDER_WAY and not build_now.blocked:
+            # Nothing to settle: the job alone changes, in one conditional statement (a job
+            # canceled meanwhile is no longer `accepted`, and the statement says so).
+            running = await jobs_service.start_accepted(session, job, started_at or utcnow())
+            jobs_service.emit_job_event(session, "job.started", running)
+            return running
     build, started = await lock_for(session, job)
     jobs_service.start(started, started_at)
     jobs_service.emit_job_event(session, "job.started", started)
@@ -661,6 +671,9 @@ async def cancel(session: AsyncSession, build: Build) -> Build:
     after_commit(session, dispatch.notify)
     await advance(session, build)
     return build
+
+
+_STATE = select(Build.state, Build.blocked).where(Build.id == bindparam("build_id"))
 
 
 async def lock(session: AsyncSession, build_id: uuid.UUID) -> Build:

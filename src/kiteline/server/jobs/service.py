@@ -29,7 +29,7 @@ CLAIM_CANDIDATES = 200
 CLAIM_BATCH = 10
 
 
-def emit_job_event(session: AsyncSession, name: str, job: Job) -> None:
+def emit_job_event(session: AsyncSession, name: str, job: Job | JobRef) -> None:
     events.emit(
         session,
         name,
@@ -373,6 +373,23 @@ async def accept(
     job.accepted_at = utcnow()
     job.token_hash = hash_token(token)
     return job, token
+
+
+_START = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.state == JobState.ACCEPTED)
+    .values(state=JobState.RUNNING, started_at=bindparam("started_at"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def start_accepted(session: AsyncSession, job: JobRef, started_at: datetime) -> JobRef:
+    """`accepted` → `running` in one statement, the job not loaded (see `start`)."""
+    started = await execute_core(session, _START, {"job_id": job.id, "started_at": started_at})
+    if started.rowcount != 1:
+        current = await ref(session, job.id)
+        raise Unprocessable(f"Job can't be started: its state is {current.state}")
+    return job._replace(state=JobState.RUNNING)
 
 
 def start(job: Job, started_at: datetime | None) -> None:
