@@ -15,7 +15,6 @@ import uvicorn
 
 from kiteline.server import admin
 from kiteline.server.app import create_app
-from kiteline.server.kit.serving import OnePieceHttpToolsProtocol
 from kiteline.settings import Settings
 
 
@@ -92,7 +91,6 @@ def start_live_server(database_url: str, data_dir: Path, **overrides: Any) -> Li
         port=port,
         log_level="warning",
         lifespan="on",
-        http=OnePieceHttpToolsProtocol,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"kiteline-{port}", daemon=True)

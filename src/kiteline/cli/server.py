@@ -19,7 +19,6 @@ def serve(
     import uvicorn
 
     from kiteline.server.app import create_app, freeze_startup_heap
-    from kiteline.server.kit.serving import OnePieceHttpToolsProtocol
 
     settings = Settings(host=host, port=port)
     app = create_app(settings)
@@ -29,7 +28,6 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        http=OnePieceHttpToolsProtocol,
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

@@ -22,7 +22,6 @@ from kiteline.cli.output import console
 from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS
 from kiteline.server import admin
 from kiteline.server.app import create_app, freeze_startup_heap
-from kiteline.server.kit.serving import OnePieceHttpToolsProtocol
 from kiteline.settings import Settings
 
 CREDENTIALS_FILE = "credentials.json"
@@ -127,7 +126,6 @@ async def start_server(
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        http=OnePieceHttpToolsProtocol,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = _Server(config)
