@@ -28,6 +28,7 @@ class Job(Base):
         Index("ix_jobs_dispatch", "organization_id", "state", "priority", "runnable_at"),
         Index("ix_jobs_build_position", "build_id", "position"),
         Index("ix_jobs_agent_state", "agent_id", "state"),
+        Index("ix_jobs_pipeline_state", "pipeline_id", "state"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -35,7 +36,7 @@ class Job(Base):
         Uuid, ForeignKey("organizations.id", ondelete="CASCADE")
     )
     pipeline_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("pipelines.id", ondelete="CASCADE")
     )
     build_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("builds.id", ondelete="CASCADE"))
     # Every attempt of one step shares its step_id; dependencies point at steps, not attempts.
