@@ -247,14 +247,18 @@ def test_cancel_reaches_the_agent_through_the_job_state(server: LiveServer) -> N
     assert again.json() == {"message": "Build can't be canceled because it's canceled"}
 
 
-def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) -> None:
+def _running_build_and_a_second_agent(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent]:
+    """A build whose first job is running on one agent, and another agent to take the next."""
     identity, client = _setup(server)
     _create_build(client)
     first_agent = ScriptedAgent.register(server.url, identity.agent_token)
-    second_agent = ScriptedAgent.register(server.url, identity.agent_token)
     first_agent.take_job(started_at="2026-11-29T10:00:00Z")
     assert _build(client)["state"] == "running"
+    return client, ScriptedAgent.register(server.url, identity.agent_token)
 
+
+def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) -> None:
+    client, second_agent = _running_build_and_a_second_agent(server)
     second = second_agent.take_job(started_at="2026-11-29T10:00:05.25Z")
     build = _build(client)
     assert build["state"] == "running"
@@ -268,11 +272,7 @@ def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) 
 
 
 def test_a_job_canceled_between_accept_and_start_is_not_started(server: LiveServer) -> None:
-    identity, client = _setup(server)
-    _create_build(client)
-    first_agent = ScriptedAgent.register(server.url, identity.agent_token)
-    second_agent = ScriptedAgent.register(server.url, identity.agent_token)
-    first_agent.take_job()
+    client, second_agent = _running_build_and_a_second_agent(server)
     assigned = second_agent.ping()["job"]
     accepted = second_agent.call("PUT", f"/jobs/{assigned['id']}/accept").json()
     assert client.put("/v2/organizations/acme/pipelines/demo/builds/1/cancel").status_code == 200
