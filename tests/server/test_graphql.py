@@ -528,7 +528,7 @@ def test_pipeline_create_update_delete(server: LiveServer) -> None:
         mutation Create($input: PipelineCreateInput!) {
           pipelineCreate(input: $input) {
             pipeline { id slug name defaultBranch repository { url } steps { yaml } }
-            pipelineEdge { node { slug } }
+            pipelineEdge { cursor node { slug } }
             organization { slug }
           }
         }
@@ -547,6 +547,8 @@ def test_pipeline_create_update_delete(server: LiveServer) -> None:
     assert created["organization"] == {"slug": "acme"}
     rest = org.get("pipelines/web-app")
     assert rest["graphql_id"] == pipeline["id"]
+    cursor = base64.b64decode(created["pipelineEdge"]["cursor"]).decode()
+    assert cursor == f"cursor:{rest['id']}"
     assert (rest["repository"], rest["default_branch"]) == ("https://example.com/web.git", "trunk")
     assert rest["configuration"] == pipeline["steps"]["yaml"]
 

@@ -14,7 +14,7 @@ from kiteline.server.annotations.models import Annotation
 from kiteline.server.annotations.shapes import annotation_json
 from kiteline.server.builds import graphql as build_types
 from kiteline.server.builds import service as builds
-from kiteline.server.graphql.connections import Connection, Edge, encode_cursor, paged
+from kiteline.server.graphql.connections import Connection, Edge, paged, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import AnnotationOrder, AnnotationScope, AnnotationStyle
 from kiteline.server.graphql.ids import GlobalId
@@ -147,6 +147,6 @@ class AnnotationMutation:
         return BuildAnnotatePayload(
             client_mutation_id=input.client_mutation_id,
             annotation=node,
-            annotation_edge=Edge(cursor=encode_cursor(annotation.id), node=node),
+            annotation_edge=row_edge(annotation, node),
             build=build_types.BuildNode(row=build),
         )

@@ -224,15 +224,24 @@ class _Walker:
 
 
 def _count(plan: _Plan, data: Any) -> int:
+    """1 for each planned key present in `data`, plus what its object (or each object of
+    its list) counts; an object whose plan is empty counts nothing more."""
     if not isinstance(data, dict):
         return 0
     total = 0
     for key, children in plan:
         if key not in data:
             continue
+        total += 1
+        if not children:
+            continue
         value = data[key]
-        items = value if isinstance(value, list) else [value]
-        total += 1 + sum(_count(children, item) for item in items)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    total += _count(children, item)
+        elif isinstance(value, dict):
+            total += _count(children, value)
     return total
 
 

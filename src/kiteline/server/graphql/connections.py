@@ -35,12 +35,29 @@ MAX_META_DATA_PAGE_SIZE = 10_000
 _CURSOR_PREFIX = "cursor:"
 
 
+def _edge_cursor(self: Edge[Any]) -> str:
+    return encode_cursor(self.key(self.item))
+
+
+def _start_cursor(self: PageInfo) -> str | None:
+    edges = self.edges
+    return _edge_cursor(edges[0]) if edges and edges[0] else None
+
+
+def _end_cursor(self: PageInfo) -> str | None:
+    edges = self.edges
+    return _edge_cursor(edges[-1]) if edges and edges[-1] else None
+
+
 @strawberry.type(name="PageInfo")
 class PageInfo:
+    """Cursors are encoded only when asked for, from the edges' keys."""
+
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    start_cursor: str | None = strawberry.field(resolver=_start_cursor)
+    end_cursor: str | None = strawberry.field(resolver=_end_cursor)
+    edges: strawberry.Private[Sequence[Edge[Any] | None]]
 
 
 @strawberry.interface(name="Connection")
@@ -55,8 +72,13 @@ class ConnectionInterface:
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    """A node and the item it was made from, whose key (`key(item)`) is encoded as the
+    edge's cursor only when asked for."""
+
+    cursor: str = strawberry.field(resolver=_edge_cursor)
     node: T | None
+    item: strawberry.Private[Any]
+    key: strawberry.Private[Callable[[Any], Hashable]]
 
 
 @strawberry.type
@@ -117,19 +139,19 @@ def connection(
     count: Callable[[], Awaitable[int]],
     kind: type[Connection[Any]] = Connection,
 ) -> Connection[T]:
-    edges: list[Edge[T] | None] = [
-        Edge(cursor=encode_cursor(key(item)), node=wrap(item)) for item in page.items
-    ]
+    edges: list[Edge[T] | None] = [Edge(node=wrap(item), item=item, key=key) for item in page.items]
     return kind(
         counter=count,
         edges=edges,
         page_info=PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=edges[0].cursor if edges and edges[0] else None,
-            end_cursor=edges[-1].cursor if edges and edges[-1] else None,
+            has_next_page=page.has_next, has_previous_page=page.has_previous, edges=edges
         ),
     )
+
+
+def row_edge(row: Any, node: T) -> Edge[T]:
+    """The edge of a row's node, its cursor made from the row's id."""
+    return Edge(node=node, item=row, key=_row_id)
 
 
 def _fields(
@@ -164,14 +186,24 @@ def selects_items(info: Info) -> bool:
     # The document's own nodes: strawberry's `selected_fields` converts the whole subtree
     # below, on every one of the many connections a query may open.
     raw = info._raw_info
-    return any(_below(raw.field_nodes, name, raw.fragments) for name in ("edges", "pageInfo"))
+    return info.context.remembered(
+        ("selects_items", *map(id, raw.field_nodes)),
+        raw.field_nodes,
+        lambda: any(_below(raw.field_nodes, name, raw.fragments) for name in ("edges", "pageInfo")),
+    )
 
 
 def selects_on_nodes(info: Info, name: str) -> bool:
     """Whether `edges { node { <name> } }` is asked for (in any fragment)."""
     raw, fragments = info._raw_info, info._raw_info.fragments
-    nodes = _below(_below(raw.field_nodes, "edges", fragments), "node", fragments)
-    return bool(_below(nodes, name, fragments))
+
+    def selects() -> bool:
+        nodes = _below(_below(raw.field_nodes, "edges", fragments), "node", fragments)
+        return bool(_below(nodes, name, fragments))
+
+    return info.context.remembered(
+        ("selects_on_nodes", name, *map(id, raw.field_nodes)), raw.field_nodes, selects
+    )
 
 
 PageFetch = Callable[[AsyncSession, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Slice[R]]]]

@@ -52,6 +52,18 @@ class GraphQLContext:
     document: DocumentNode  # parsed and validated by the endpoint, run by the schema
     _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+    _remembered: dict[Hashable, tuple[Sequence[Any], Any]] = field(default_factory=dict)
+
+    def remembered(self, key: Hashable, nodes: Sequence[Any], compute: Callable[[], T]) -> T:
+        """`compute()`, once per request for `key`, which names `nodes` of the document by
+        their ids (kept here with the answer, so those ids can't be reused meanwhile): what a
+        field's selection asks for, the same under each of a hundred parents."""
+        found = self._remembered.get(key)
+        if found is not None:
+            return cast(T, found[1])
+        value = compute()
+        self._remembered[key] = (list(nodes), value)
+        return value
 
     async def read(self, query: Callable[[AsyncSession], Awaitable[V]]) -> V:
         async with self._turn:

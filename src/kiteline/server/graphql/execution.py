@@ -8,7 +8,16 @@ and coerced directly; anything out of the ordinary (an exception, a null where n
 allowed, an awaitable, a value its type refuses) is handed to graphql-core's own completion,
 so answers and errors are exactly what graphql-core would produce.
 
-Mirrors `Executor.execute_fields` and the end of `Executor.execute_field` (graphql-core 3.3).
+Object-valued fields read from their source (a connection's `edges`, an edge's `node`) and
+lists of objects are completed the same way: the object's type found from its class (for a
+union or interface, `shortcuts.runtime_types`; strawberry's `is_type_of` asked without an
+info), its sub-selection collected by graphql-core (memoized) and executed here. An item or
+value this can't place (an unknown class, a refused `is_type_of`, a null where none is
+allowed, an awaitable, deferred fragments, `@stream`) goes through graphql-core's completion
+instead; errors raised below are handled at the same paths and types as there.
+
+Mirrors `Executor.execute_fields`, the end of `Executor.execute_field`, `complete_value`
+for objects and `complete_iterable_value` (graphql-core 3.3).
 """
 
 from __future__ import annotations
@@ -17,20 +26,28 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from graphql import (
+    FieldNode,
+    GraphQLAbstractType,
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
     Undefined,
+    UndefinedType,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetails, FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import gather_with_cancel, to_nodes
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
+from graphql.type.scalars import serialize_boolean, serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from kiteline.server.graphql.shortcuts import plain_resolver
+from kiteline.server.graphql.shortcuts import plain_is_type_of, plain_resolver, runtime_types
 
 #: Values that are never awaitable nor exceptions: no need to ask.
 _PLAIN_VALUES = frozenset({str, int, bool, float})
@@ -45,6 +62,42 @@ class _LeafStep(NamedTuple):
     resolve: Callable[[Any], Any]
     leaf_type: GraphQLLeafType
     non_null: bool
+    #: The class whose values `leaf_type` serializes as they are (a str for a String).
+    unchanged: type | None
+
+
+#: graphql-core's serializers that return a value of this class as it is.
+_UNCHANGED: dict[Callable[[Any], Any], type] = {
+    serialize_string: str,
+    serialize_id: str,
+    serialize_boolean: bool,
+}
+
+
+#: An object's GraphQL type from the object alone; None when only graphql-core can tell.
+_RuntimeType = Callable[[Any], GraphQLObjectType | None]
+
+
+class _ObjectStep(NamedTuple):
+    """An object (or list of objects) field whose resolver needs only its source, without
+    arguments or directives."""
+
+    response_name: str
+    field_details_list: FieldDetailsList
+    field_def: GraphQLField
+    resolve: Callable[[Any], Any]
+    non_null: bool
+    #: For a list: the type of its items, else None.
+    item_type: GraphQLOutputType | None
+    item_non_null: bool
+    runtime_type: _RuntimeType
+
+
+class _Slow:
+    """Returned by the direct completion before it has done anything: graphql-core's turn."""
+
+
+_SLOW = _Slow()
 
 
 class _FieldStep(NamedTuple):
@@ -54,7 +107,46 @@ class _FieldStep(NamedTuple):
     field_details_list: FieldDetailsList
 
 
-_Plan = list[_LeafStep | _FieldStep]
+_Plan = list[_LeafStep | _ObjectStep | _FieldStep]
+
+
+def _runtime_type(named: Any, schema: GraphQLSchema) -> _RuntimeType | None:
+    """How to tell the object type of a value of the named type `named`, if it can be told."""
+    if isinstance(named, GraphQLObjectType):
+        if named.is_type_of is None:
+            return lambda _value: named
+        is_type_of = plain_is_type_of(named)
+        if is_type_of is None:
+            return None
+        check: Callable[[Any], Any] = is_type_of
+        return lambda value: named if check(value) is True else None
+    if not isinstance(named, GraphQLAbstractType):
+        return None
+    names = runtime_types(named)
+    if names is None:
+        return None
+    by_class: dict[type, tuple[GraphQLObjectType, Callable[[Any], Any] | None]] = {}
+    for cls, name in names.items():
+        object_type = schema.get_type(name)
+        if not isinstance(object_type, GraphQLObjectType) or not schema.is_sub_type(
+            named, object_type
+        ):
+            continue
+        if object_type.is_type_of is None:
+            by_class[cls] = (object_type, None)
+        else:
+            plain = plain_is_type_of(object_type)
+            if plain is not None:
+                by_class[cls] = (object_type, plain)
+
+    def runtime_type(value: Any) -> GraphQLObjectType | None:
+        found = by_class.get(type(value))
+        if found is None:
+            return None
+        object_type, is_type_of = found
+        return object_type if is_type_of is None or is_type_of(value) is True else None
+
+    return runtime_type
 
 
 class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -62,6 +154,10 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         # Keyed by the identity of graphql-core's memoized field sets, kept alive with them.
         self._plans: dict[tuple[str, int], tuple[GroupedFieldSet, _Plan]] = {}
+        #: The plans of the objects completed here, keyed like graphql-core's memoized
+        #: `collect_subfields` (None: deferred fragments, left to graphql-core).
+        self._arguments_by_node: dict[int, tuple[FieldNode, GraphQLField, dict[str, Any]]] = {}
+        self._object_plans: dict[tuple[str, int], tuple[FieldDetailsList, _Plan | None]] = {}
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
         key = (parent_type.name, id(grouped_field_set))
@@ -70,6 +166,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return cached[1]
         plan: _Plan = [
             self._leaf_step(parent_type, response_name, field_details_list)
+            or self._object_step(parent_type, response_name, field_details_list)
             or _FieldStep(response_name, field_details_list)
             for response_name, field_details_list in grouped_field_set.items()
         ]
@@ -93,7 +190,49 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if resolve is None or not is_leaf_type(leaf_type):
             return None
         assert isinstance(leaf_type, GraphQLLeafType)
-        return _LeafStep(response_name, field_details_list, field_def, resolve, leaf_type, non_null)
+        unchanged = _UNCHANGED.get(leaf_type.coerce_output_value)
+        return _LeafStep(
+            response_name, field_details_list, field_def, resolve, leaf_type, non_null, unchanged
+        )
+
+    def _object_step(
+        self,
+        parent_type: GraphQLObjectType,
+        response_name: str,
+        field_details_list: FieldDetailsList,
+    ) -> _ObjectStep | None:
+        if any(details.node.directives for details in field_details_list):
+            return None  # @stream, and whatever else may come: graphql-core's
+        node = field_details_list[0].node
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        if field_def is None or field_def.args or node.arguments:
+            return None
+        resolve = plain_resolver(field_def)
+        if resolve is None:
+            return None
+        return_type = field_def.type
+        non_null = isinstance(return_type, GraphQLNonNull)
+        nullable = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        item_type: GraphQLOutputType | None = None
+        item_non_null = False
+        named: Any = nullable
+        if isinstance(nullable, GraphQLList):
+            item_type = nullable.of_type
+            item_non_null = isinstance(item_type, GraphQLNonNull)
+            named = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        runtime_type = _runtime_type(named, self.schema)
+        if runtime_type is None:
+            return None
+        return _ObjectStep(
+            response_name,
+            field_details_list,
+            field_def,
+            resolve,
+            non_null,
+            item_type,
+            item_non_null,
+            runtime_type,
+        )
 
     def execute_fields(
         self,
@@ -108,11 +247,28 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
+        return self._execute_plan(
+            parent_type,
+            source_value,
+            path,
+            self._plan(parent_type, grouped_field_set),
+            position_context,
+        )
+
+    def _execute_plan(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        plan: _Plan,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """`execute_fields` of a planned field set."""
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for step in self._plan(parent_type, grouped_field_set):
+            for step in plan:
                 response_name = step.response_name
                 if isinstance(step, _LeafStep):
                     try:
@@ -125,6 +281,9 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             Path(path, response_name, parent_type.name),
                         )
                         results[response_name] = None
+                        continue
+                    if value.__class__ is step.unchanged:
+                        results[response_name] = value
                         continue
                     if value is None:
                         if not step.non_null:
@@ -148,8 +307,12 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         value,
                         position_context,
                     )
+                elif isinstance(step, _ObjectStep):
+                    result = self._execute_object_field(
+                        step, parent_type, source_value, path, position_context
+                    )
                 else:
-                    result = self.execute_field(
+                    result = self._execute_field(
                         parent_type,
                         source_value,
                         step.field_details_list,
@@ -181,6 +344,235 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _execute_object_field(
+        self,
+        step: _ObjectStep,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        field_path = Path(path, step.response_name, parent_type.name)
+        return_type = step.field_def.type
+        try:
+            value = step.resolve(source_value)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, step.field_details_list, field_path)
+            return None
+        completed: Any = _SLOW
+        if value is None:
+            if not step.non_null:
+                return None
+        elif not (isinstance(value, Exception) or self.is_awaitable(value)):
+            try:
+                if step.item_type is None:
+                    completed = self._complete_object(
+                        step.runtime_type(value),
+                        step.field_details_list,
+                        field_path,
+                        value,
+                        position_context,
+                    )
+                elif value.__class__ is list or value.__class__ is tuple:
+                    completed = self._complete_list(
+                        step, parent_type, field_path, value, position_context
+                    )
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, return_type, step.field_details_list, field_path)
+                return None
+        if completed is _SLOW:
+            return self._complete_resolved(
+                parent_type,
+                step.field_def,
+                step.field_details_list,
+                field_path,
+                value,
+                position_context,
+            )
+        if self.is_awaitable(completed):
+            return self._await_completed(
+                completed, return_type, step.field_details_list, field_path
+            )
+        return completed
+
+    def _complete_object(
+        self,
+        object_type: GraphQLObjectType | None,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """`complete_object_value` for a value of a known type, or _SLOW."""
+        if object_type is None or position_context is not None:
+            return _SLOW
+        key = (object_type.name, id(field_details_list))
+        cached = self._object_plans.get(key)
+        if cached is None or cached[0] is not field_details_list:
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+                object_type, field_details_list
+            )
+            plan = None if new_defer_usages else self._plan(object_type, grouped_field_set)
+            cached = self._object_plans[key] = (field_details_list, plan)
+        plan = cached[1]
+        if plan is None:  # deferred fragments: graphql-core's
+            return _SLOW
+        return self._execute_plan(object_type, value, path, plan, position_context)
+
+    def _complete_list(
+        self,
+        step: _ObjectStep,
+        parent_type: GraphQLObjectType,
+        path: Path,
+        items: list[Any] | tuple[Any, ...],
+        position_context: Any,
+    ) -> AwaitableOrValue[list[Any]]:
+        """`complete_iterable_value` for a list of objects (no @stream: see `_object_step`)."""
+        item_type = step.item_type
+        assert item_type is not None
+        field_details_list = step.field_details_list
+        runtime_type = step.runtime_type
+        is_awaitable = self.is_awaitable
+        info: GraphQLResolveInfo | None = None
+        completed_results: list[Any] = []
+        append = completed_results.append
+        awaitable_indices: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                item_path = Path(path, index, None)
+                completed: Any = _SLOW
+                if item is None:
+                    if not step.item_non_null:
+                        append(None)
+                        continue
+                elif not (isinstance(item, Exception) or is_awaitable(item)):
+                    try:
+                        completed = self._complete_object(
+                            runtime_type(item),
+                            field_details_list,
+                            item_path,
+                            item,
+                            position_context,
+                        )
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                        append(None)
+                        continue
+                    if completed is not _SLOW:
+                        if is_awaitable(completed):
+                            append(
+                                self._await_completed(
+                                    completed, item_type, field_details_list, item_path
+                                )
+                            )
+                            awaitable_indices.append(index)
+                        else:
+                            append(completed)
+                        continue
+                # graphql-core's own completion of the item
+                if info is None:
+                    info = self.build_resolve_info(
+                        step.field_def, to_nodes(field_details_list), parent_type, path
+                    )
+                if is_awaitable(item):
+                    append(
+                        self.complete_awaitable_list_item_value(
+                            item, item_type, field_details_list, info, item_path, position_context
+                        )
+                    )
+                    awaitable_indices.append(index)
+                elif self.complete_list_item_value(
+                    item,
+                    completed_results,
+                    item_type,
+                    field_details_list,
+                    info,
+                    item_path,
+                    position_context,
+                ):
+                    awaitable_indices.append(index)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed_results[i] for i in awaitable_indices])
+            raise
+
+        if not awaitable_indices:
+            return completed_results
+
+        async def get_completed_results() -> list[Any]:
+            if len(awaitable_indices) == 1:
+                index = awaitable_indices[0]
+                completed_results[index] = await completed_results[index]
+            else:
+                awaited_results = await gather_with_cancel(
+                    *(completed_results[index] for index in awaitable_indices)
+                )
+                for index, sub_result in zip(awaitable_indices, awaited_results, strict=True):
+                    completed_results[index] = sub_result
+            return completed_results
+
+        return get_completed_results()
+
+    def _execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any] | UndefinedType:
+        """`Executor.execute_field` (without middleware: see `execute_fields`), a field's
+        arguments coerced once per request, not for every parent (a connection's page
+        arguments under each of a hundred builds)."""
+        first_field_details = field_details_list[0]
+        first_field_node = first_field_details.node
+        field_def = self.schema.get_field(parent_type, first_field_node.name.value)
+        if not field_def:
+            return Undefined
+        return_type = field_def.type
+        resolve_fn = field_def.resolve or self.field_resolver
+        info = self.build_resolve_info(field_def, to_nodes(field_details_list), parent_type, path)
+        try:
+            if field_def.args or first_field_node.arguments:
+                args = self._arguments(field_def, first_field_details)
+            else:
+                args = {}
+            result = resolve_fn(source, info, **args)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+            if self.is_awaitable(completed):
+                return self._await_completed(completed, return_type, field_details_list, path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        return completed
+
+    def _arguments(self, field_def: GraphQLField, field_details: FieldDetails) -> dict[str, Any]:
+        """`get_argument_values`, remembered for the request by field node (the variables
+        are the request's), except under fragment variables. Resolvers get them as keyword
+        arguments: a new dict each time."""
+        node = field_details.node
+        cacheable = field_details.fragment_variable_values is None
+        if cacheable:
+            cached = self._arguments_by_node.get(id(node))
+            if cached is not None and cached[0] is node and cached[1] is field_def:
+                return cached[2]
+        args = get_argument_values(
+            field_def,
+            node,
+            self.variable_values,
+            field_details.fragment_variable_values,
+            self.hide_suggestions,
+        )
+        if cacheable:
+            self._arguments_by_node[id(node)] = (node, field_def, args)
+        return args
 
     def _complete_resolved(
         self,

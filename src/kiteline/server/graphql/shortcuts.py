@@ -5,13 +5,14 @@ Info, converts arguments and runs an extension chain; it resolves a union member
 the schema's types in turn, and an enum value by scanning the enum. Each of these costs more
 than the field itself. What the shortcuts answer is what strawberry would have answered.
 
-Resolvers that need only their source are also recorded (`plain_resolver`): the execution
-context calls them without building graphql-core's `info` at all.
+Resolvers that need only their source are also recorded (`plain_resolver`), and so are the
+ways to tell an object's GraphQL type without an `info` (`runtime_types`, `plain_is_type_of`):
+the execution context calls them without building graphql-core's `info` at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from operator import attrgetter
 from typing import Any, cast
@@ -48,6 +49,31 @@ def plain_resolver(field: GraphQLField) -> Callable[[Any], Any] | None:
 
 def _record_plain(resolve: Callable[..., Any], plain: Callable[[Any], Any]) -> None:
     _PLAIN_RESOLVERS[id(resolve)] = (resolve, plain)
+
+
+#: id(an abstract type's resolve_type) -> (that function, the object type name by class).
+_RUNTIME_TYPES: dict[int, tuple[Callable[..., Any], Mapping[type, str]]] = {}
+
+#: strawberry's own `is_type_of` (for types with interfaces): it never reads its `info`.
+_STRAWBERRY_IS_TYPE_OF = (
+    "GraphQLCoreConverter.from_object.<locals>._get_is_type_of.<locals>.is_type_of"
+)
+
+
+def runtime_types(abstract: GraphQLAbstractType) -> Mapping[type, str] | None:
+    """The names `abstract.resolve_type` gives objects of these classes (without an info)."""
+    found = _RUNTIME_TYPES.get(id(abstract.resolve_type))
+    return found[1] if found is not None and found[0] is abstract.resolve_type else None
+
+
+def plain_is_type_of(object_type: GraphQLObjectType) -> Callable[[Any], Any] | None:
+    """`object_type.is_type_of` as a function of the value alone, when strawberry made it
+    (it ignores its `info`); None for any other (or none: the caller need not ask)."""
+    is_type_of = object_type.is_type_of
+    if is_type_of is None or getattr(is_type_of, "__qualname__", "") != _STRAWBERRY_IS_TYPE_OF:
+        return None
+    no_info = cast(GraphQLResolveInfo, None)
+    return lambda value: is_type_of(value, no_info)
 
 
 def take_shortcuts(schema: strawberry.Schema) -> None:
@@ -195,6 +221,7 @@ def _resolve_type_by_class(schema: GraphQLSchema, abstract: GraphQLAbstractType)
         return name if name is not None else resolve_type(value, info, type_)
 
     abstract.resolve_type = by_class
+    _RUNTIME_TYPES[id(by_class)] = (by_class, names)
 
 
 def _name_members_by_lookup(enum_type: CustomGraphQLEnumType) -> None:

@@ -90,6 +90,10 @@ class JobConcurrency:
     limit: int
 
 
+#: A stored state's member, without an enum call per job.
+_JOB_STATES = {state.value: state for state in JobStates}
+
+
 @strawberry.interface(name="JobInterface", description="What every job knows of its retries")
 class JobInterface:
     row: strawberry.Private[JobRow]
@@ -126,7 +130,8 @@ class JobFields:
 
     @strawberry.field
     def state(self) -> JobStates:
-        return JobStates(self.row.state)
+        state = self.row.state
+        return _JOB_STATES.get(state) or JobStates(state)
 
     @strawberry.field
     async def build(self, info: Info) -> BuildRef | None:
@@ -326,6 +331,7 @@ _TYPES: dict[JobType, type[JobTypeCommand | JobTypeWait | JobTypeBlock | JobType
     JobType.MANUAL: JobTypeBlock,
     JobType.TRIGGER: JobTypeTrigger,
 }
+_TYPES_BY_VALUE = {kind.value: node_type for kind, node_type in _TYPES.items()}
 _TYPE_NAMES = {
     JobType.SCRIPT: "JobTypeCommand",
     JobType.WAITER: "JobTypeWait",
@@ -339,7 +345,8 @@ def _agent_node(agent: agent_types.Agent) -> agent_types.AgentNode:
 
 
 def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTypeTrigger:
-    return _TYPES[JobType(job.type)](row=job)
+    node_type = _TYPES_BY_VALUE.get(job.type)  # no enum call per job
+    return (node_type or _TYPES[JobType(job.type)])(row=job)
 
 
 async def job_url(ctx: GraphQLContext, job: JobRow) -> str:

@@ -290,9 +290,17 @@ async def pages_per_parent(
         rows = await session.execute(
             select(*columns).where(model.id.in_(page_ids)).order_by(*order)
         )
+        # Rows come grouped by parent: its column is converted once per parent, not per row.
+        parent_column = getattr(row_view, parent.key)
+        index, process = parent_column.index, parent_column.process
+        by_raw: dict[Any, list[Any]] = {}
         for raw in rows:
-            item = row_view(raw)
-            fetched[getattr(item, parent.key)].append(item)
+            raw_parent = raw[index]
+            siblings = by_raw.get(raw_parent)
+            if siblings is None:
+                parent_id = process(raw_parent) if process is not None else raw_parent
+                siblings = by_raw[raw_parent] = fetched[parent_id]
+            siblings.append(row_view(raw))
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
 
 

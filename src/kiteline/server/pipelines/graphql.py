@@ -13,8 +13,8 @@ from kiteline.server.builds import graphql as build_types
 from kiteline.server.graphql.connections import (
     Connection,
     Edge,
-    encode_cursor,
     paged,
+    row_edge,
     window_from,
 )
 from kiteline.server.graphql.context import GraphQLContext, Info
@@ -400,7 +400,7 @@ class PipelineMutation:
         return PipelineCreatePayload(
             client_mutation_id=input.client_mutation_id,
             pipeline=node,
-            pipeline_edge=Edge(cursor=encode_cursor(pipeline.id), node=node),
+            pipeline_edge=row_edge(pipeline, node),
             organization=organization_types.OrganizationNode(row=organization),
         )
 
