@@ -117,6 +117,11 @@ def _throughput_row(
     return (measure, target, mine, peer, ratio, _ok(met))
 
 
+def _server_cpu(load: dict[str, Any]) -> str:
+    cpu = load.get("server_cpu_ms_per_request")
+    return f", server CPU {cpu:.1f} ms per request" if cpu is not None else ""
+
+
 def _rest_rows(rest: dict[str, Any] | None) -> list[Row]:
     if not _measured(rest):
         return [_not_measured("list builds, per_page=100", "≥ 500 req/s", rest)]
@@ -131,11 +136,13 @@ def _rest_rows(rest: dict[str, Any] | None) -> list[Row]:
             failed = f", {load['failed']} failed" if load.get("failed") else ""
             cells.append(
                 f"{int(size):,} builds: {load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms"
-                f"{failed}"
+                f"{_server_cpu(load)}{failed}"
             )
         rows.append(
             (
-                f"list builds, per_page=100, {clients} client{'s' if clients > 1 else ''}",
+                f"list builds, per_page=100, {clients} "
+                f"{'connection' if rest.get('client') == 'wrk' else 'client'}"
+                f"{'s' if clients > 1 else ''} ({rest.get('client', 'httpx')})",
                 "≥ 500 req/s",
                 "; ".join(cells),
                 MISSING,
@@ -170,7 +177,8 @@ def _graphql_rows(graphql: dict[str, Any] | None) -> list[Row]:
         failed = f", {load['failed']} failed" if load.get("failed") else ""
         loads.append(
             f"{clients} client{'s' if clients > 1 else ''}: {load['req_per_s']} req/s, "
-            f"p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} ms{failed}"
+            f"p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} ms{_server_cpu(load)}"
+            f"{failed}"
         )
     return [
         (
