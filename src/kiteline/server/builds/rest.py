@@ -111,9 +111,7 @@ BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
 
 @router.post(BUILDS, status_code=201)
 @router.post(BUILDS + "/", status_code=201, include_in_schema=False)
-async def create_build(
-    request: Request, org: str, pipeline: str, body: BuildCreate
-) -> dict[str, Any]:
+async def create_build(request: Request, org: str, pipeline: str, body: BuildCreate) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         author = body.author.model_dump(exclude_none=True) if body.author else {}
@@ -143,10 +141,37 @@ async def create_build(
                 pull_request=pull_request,
             ),
         )
-        (rendered,) = await render_builds(
-            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
-        )
-    return rendered
+        return await _changed_build(request, session, org, organization, found, build, status=201)
+
+
+async def _changed_build(
+    request: Request,
+    session: AsyncSession,
+    org: str,
+    organization: Organization,
+    pipeline: Pipeline,
+    build: Build,
+    *,
+    status: int = 200,
+) -> Response:
+    """The answer to a call that changed `build`: its JSON as the transaction now has it
+    (not cached: the transaction may yet roll back)."""
+    page = await rendering.render(
+        session,
+        Urls(base_url(request)),
+        await rendering.listed_by_id(session, [build.id]),
+        org_slugs={organization.id: org},
+        shape=rendering.Shape(
+            include_jobs=True,
+            include_pipeline=True,
+            include_job_state_counts=False,
+            include_retried_jobs=False,
+        ),
+        cache=None,
+        pipelines_known=[pipeline],
+    )
+    (rendered,) = page.each()
+    return Response(rendered, status_code=status, media_type="application/json")
 
 
 @router.get(BUILDS + "/{number}")
@@ -177,21 +202,18 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
 
 
 @router.put(BUILDS + "/{number}/cancel")
-async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         build = await service.get_by_number(
             session, pipeline_id=found.id, number=_build_number(number)
         )
         await service.cancel(session, build)
-        (rendered,) = await render_builds(
-            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
-        )
-    return rendered
+        return await _changed_build(request, session, org, organization, found, build)
 
 
 @router.put(BUILDS + "/{number}/rebuild")
-async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> dict[str, Any]:
+async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         original = await service.get_by_number(
@@ -204,10 +226,7 @@ async def rebuild_build(request: Request, org: str, pipeline: str, number: str) 
             original=original,
             creator_id=principal.user_id,
         )
-        (rendered,) = await render_builds(
-            session, Urls(base_url(request)), [build], org_slugs={organization.id: org}
-        )
-    return rendered
+        return await _changed_build(request, session, org, organization, found, build)
 
 
 async def _list_builds(
