@@ -59,27 +59,34 @@ async def render_builds(
     builds: Sequence[Build | BuildListing],
     *,
     org_slugs: dict[uuid.UUID, str],
-    include_jobs: bool = True,
-    include_pipeline: bool = True,
-    include_job_state_counts: bool = False,
-    include_retried_jobs: bool = False,
+    shape: rendering.Shape = rendering.Shape(),
 ) -> list[dict[str, Any]]:
     """Build JSON as dicts, rendered from the rows as the database has them now (for callers
     that change it: webhook payloads). Routes send `rendering.render`'s bytes instead."""
-    rendered = await rendering.render(
+    rendered = await _render_uncached(session, urls, builds, org_slugs=org_slugs, shape=shape)
+    return [json.loads(body) for body in rendered.each()]
+
+
+async def _render_uncached(
+    session: AsyncSession,
+    urls: Urls,
+    builds: Sequence[Build | BuildListing],
+    *,
+    org_slugs: dict[uuid.UUID, str],
+    shape: rendering.Shape,
+    pipelines_known: Sequence[Pipeline] = (),
+) -> rendering.RenderedPage:
+    """Builds rendered from their rows, the cache neither used nor filled (the transaction
+    may have changed them, and may yet roll back)."""
+    return await rendering.render(
         session,
         urls,
         await rendering.listed_by_id(session, [build.id for build in builds]),
         org_slugs=org_slugs,
-        shape=rendering.Shape(
-            include_jobs=include_jobs,
-            include_pipeline=include_pipeline,
-            include_job_state_counts=include_job_state_counts,
-            include_retried_jobs=include_retried_jobs,
-        ),
+        shape=shape,
         cache=None,
+        pipelines_known=pipelines_known,
     )
-    return [json.loads(body) for body in rendered.each()]
 
 
 async def _pipeline_for(
@@ -154,20 +161,13 @@ async def _changed_build(
     *,
     status: int = 200,
 ) -> Response:
-    """The answer to a call that changed `build`: its JSON as the transaction now has it
-    (not cached: the transaction may yet roll back)."""
-    page = await rendering.render(
+    """The answer to a call that changed `build`: its JSON as the transaction now has it."""
+    page = await _render_uncached(
         session,
         Urls(base_url(request)),
-        await rendering.listed_by_id(session, [build.id]),
+        [build],
         org_slugs={organization.id: org},
-        shape=rendering.Shape(
-            include_jobs=True,
-            include_pipeline=True,
-            include_job_state_counts=False,
-            include_retried_jobs=False,
-        ),
-        cache=None,
+        shape=rendering.Shape(),
         pipelines_known=[pipeline],
     )
     (rendered,) = page.each()

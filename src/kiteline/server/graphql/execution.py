@@ -539,19 +539,10 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             else:
                 args = {}
             result = resolve_fn(source, info, **args)
-            if self.is_awaitable(result):
-                return self.complete_awaitable_value(
-                    return_type, field_details_list, info, path, result, position_context
-                )
-            completed = self.complete_value(
-                return_type, field_details_list, info, path, result, position_context
-            )
-            if self.is_awaitable(completed):
-                return self._await_completed(completed, return_type, field_details_list, path)
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
-        return completed
+        return self._complete(return_type, field_details_list, info, path, result, position_context)
 
     def _arguments(self, field_def: GraphQLField, field_details: FieldDetails) -> dict[str, Any]:
         """`get_argument_values`, remembered for the request by field node (the variables
@@ -584,8 +575,21 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> AwaitableOrValue[Any]:
         """What `execute_field` does with a field's resolved value."""
-        return_type = field_def.type
         info = self.build_resolve_info(field_def, to_nodes(field_details_list), parent_type, path)
+        return self._complete(
+            field_def.type, field_details_list, info, path, result, position_context
+        )
+
+    def _complete(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """The completion half of `execute_field`: errors in it are the field's errors."""
         try:
             if self.is_awaitable(result):
                 return self.complete_awaitable_value(

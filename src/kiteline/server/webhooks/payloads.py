@@ -15,6 +15,7 @@ from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.models import Build
+from kiteline.server.builds.rendering import Shape
 from kiteline.server.builds.rest import render_builds
 from kiteline.server.events.models import Event
 from kiteline.server.jobs import service as jobs
@@ -82,7 +83,7 @@ class Renderer:
                 self._urls,
                 [build],
                 org_slugs={organization.id: organization.slug},
-                include_retried_jobs=True,
+                shape=Shape(include_retried_jobs=True),
             )
         shown = copy.deepcopy(self._builds[build.id])
         pipeline = shown.pop("pipeline")
