@@ -823,32 +823,6 @@ class BuildListing(NamedTuple):
     finished_at: datetime | None
 
 
-# Built once: constructing a select of twenty-odd columns is a visible cost per request.
-_LISTING = select(*(getattr(Build, name) for name in BuildListing._fields))
-
-
-async def list_builds(
-    session: AsyncSession,
-    *,
-    organization_ids: Sequence[uuid.UUID],
-    pipeline_id: uuid.UUID | None = None,
-    where: BuildFilter | None = None,
-    offset: int,
-    limit: int,
-) -> tuple[list[BuildListing], bool]:
-    """Newest first; one page, and whether another follows (counting every matching build on
-    each request would make deep histories slow to list)."""
-    query = _LISTING.where(Build.organization_id.in_(organization_ids))
-    if pipeline_id is not None:
-        query = query.where(Build.pipeline_id == pipeline_id)
-    query = _apply_filter(query, where or BuildFilter())
-    rows = await session.execute(
-        query.order_by(Build.created_at.desc(), Build.number.desc()).offset(offset).limit(limit + 1)
-    )
-    builds = [BuildListing._make(row) for row in rows]
-    return builds[:limit], len(builds) > limit
-
-
 async def meta_data_for(
     session: AsyncSession, build_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, str]]:

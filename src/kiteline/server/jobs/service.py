@@ -134,25 +134,6 @@ class JobListing(NamedTuple):
     finished_at: datetime | None
 
 
-# Built once: constructing a select of thirty-odd columns is a visible cost per request.
-_LISTING = select(*(getattr(Job, name) for name in JobListing._fields))
-
-
-async def list_for_builds(
-    session: AsyncSession, build_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[JobListing]]:
-    result: dict[uuid.UUID, list[JobListing]] = {build_id: [] for build_id in build_ids}
-    if not build_ids:
-        return result
-    rows = await session.execute(
-        _LISTING.where(Job.build_id.in_(build_ids)).order_by(Job.position, Job.created_at)
-    )
-    for row in rows:
-        job = JobListing._make(row)
-        result[job.build_id].append(job)
-    return result
-
-
 async def ids_for_step(session: AsyncSession, *, build_id: uuid.UUID, step: str) -> list[uuid.UUID]:
     """Jobs of a build's step named by its key or its step id (`artifact search --step`)."""
     query = select(Job.id).where(Job.build_id == build_id)
