@@ -232,7 +232,7 @@ async def test_checkouts_are_reused_per_ref_and_recloned_when_fresh_is_asked(
     assert ["git clone" in log for log in logs] == [True, False, True, True]
     short = git(plugin, "rev-parse", "--short=7", "v1.0.0^{commit}")
     assert f'# Plugin "{plugin}#v1.0.0" already checked out ({short})\n' in logs[1]
-    assert "# BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH is true; removing previous checkout" in logs[3]
+    assert "# BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH is true; removed previous checkout" in logs[3]
 
 
 async def test_a_plugin_that_cannot_be_fetched_fails_the_job(
@@ -405,3 +405,17 @@ async def test_each_spawned_worker_keeps_its_own_checkouts(
         "test-agent-1",
         "test-agent-2",
     ]
+
+
+async def test_a_plugins_path_that_cannot_be_written_fails_the_job(
+    fake_api, run_jobs, plugins_root, tmp_path
+):
+    plugin = make_plugin(plugins_root / "any", {})
+    not_a_directory = tmp_path / "plugins-file"
+    not_a_directory.write_text("in the way\n")
+    job = fake_api.add_job("echo command: never", env=plugins_env(f"{plugin}#v1.0.0"))
+    await run_jobs(job, plugins_path=not_a_directory)
+
+    assert job.finish is not None and job.finish["exit_status"] == "1"
+    assert "🚨 Error: Failed to checkout plugin any: [Errno " in job.log()
+    assert hook_lines(job.log()) == []

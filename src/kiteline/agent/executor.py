@@ -64,7 +64,8 @@ class JobExecutor:
     pre-artifact, upload, post-artifact (with BUILDKITE_ARTIFACT_PATHS) → pre-exit.
 
     Where several run, the agent's hook comes first, then the repository's
-    (`.buildkite/hooks`, once checked out), then each plugin's in the step's order.
+    (`.buildkite/hooks`, once checked out), then each plugin's in the step's order, vendored
+    plugins after the others.
 
     A failing phase skips the later ones except pre-exit; post-command and the artifact phase
     run even when the command failed, and a failed upload fails a job whose command passed.

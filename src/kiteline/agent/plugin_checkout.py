@@ -87,21 +87,12 @@ async def checkout_plugin(
         raise PluginCheckoutError(f"Failed to checkout plugin {plugin.name}: {error}") from error
     directory = plugins_dir / plugin.identifier
     checkout = PluginCheckout(plugin, directory / subdirectory / "hooks")
-    await asyncio.to_thread(plugins_dir.mkdir, parents=True, exist_ok=True)
-    async with _locked(shell, plugins_dir / f"{plugin.identifier}.lock", plugin):
-        if is_true(env.get("BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH")) and directory.exists():
-            shell.say(
-                "# BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH is true; removing previous checkout "
-                f"of plugin {plugin.label}"
-            )
-            await asyncio.to_thread(shutil.rmtree, directory)
-        if (directory / ".git").is_dir():
-            head = await _short_head(directory)
-            shell.say(f'# Plugin "{plugin.label}" already checked out ({head})')
-        else:
-            if directory.exists():  # a clone interrupted before it was moved into place
-                await asyncio.to_thread(shutil.rmtree, directory)
-            await _clone(shell, plugin, repository, directory=directory, env=env)
+    try:
+        await asyncio.to_thread(plugins_dir.mkdir, parents=True, exist_ok=True)
+        async with _locked(shell, plugins_dir / f"{plugin.identifier}.lock", plugin):
+            await _make_checkout(shell, plugin, repository, directory=directory, env=env)
+    except OSError as error:  # an unwritable plugins path, a full disk
+        raise PluginCheckoutError(f"Failed to checkout plugin {plugin.name}: {error}") from error
     if not checkout.hooks_dir.is_dir():
         hooks = (Path(subdirectory) / "hooks").as_posix()
         raise PluginCheckoutError(
@@ -127,6 +118,36 @@ def vendored_plugin(plugin: Plugin, checkout_root: Path) -> PluginCheckout:
             "directory within the checked-out repository"
         )
     return PluginCheckout(plugin, hooks)
+
+
+async def _make_checkout(
+    shell: Shell, plugin: Plugin, repository: str, *, directory: Path, env: Mapping[str, str]
+) -> None:
+    fresh = is_true(env.get("BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH"))
+    removed, reusable = await asyncio.to_thread(_clear_unless_reusable, directory, fresh=fresh)
+    if removed:
+        shell.say(
+            "# BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH is true; removed previous checkout of "
+            f"plugin {plugin.label}"
+        )
+    if reusable:
+        head = await _short_head(directory)
+        shell.say(f'# Plugin "{plugin.label}" already checked out ({head})')
+    else:
+        await _clone(shell, plugin, repository, directory=directory, env=env)
+
+
+def _clear_unless_reusable(directory: Path, *, fresh: bool) -> tuple[bool, bool]:
+    """(removed for a fresh clone, a whole checkout is there to reuse). A directory without
+    `.git` (made by hand, or by another tool) is removed so a clone can take its place."""
+    if fresh and directory.exists():
+        shutil.rmtree(directory)
+        return True, False
+    if (directory / ".git").is_dir():
+        return False, True
+    if directory.exists():
+        shutil.rmtree(directory)
+    return False, False
 
 
 async def _clone(
