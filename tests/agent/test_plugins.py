@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kiteline.agent.job_env import job_environment
 from kiteline.agent.plugin_checkout import checkout_plugin
 from kiteline.agent.plugin_source import parse_plugins
 from kiteline.agent.process import Shell
@@ -419,3 +420,18 @@ async def test_a_plugins_path_that_cannot_be_written_fails_the_job(
     assert job.finish is not None and job.finish["exit_status"] == "1"
     assert "🚨 Error: Failed to checkout plugin any: [Errno " in job.log()
     assert hook_lines(job.log()) == []
+
+
+def test_plugins_come_from_the_job_never_from_the_agents_own_environment() -> None:
+    parent = {"PATH": "/usr/bin", "BUILDKITE_PLUGINS": '["outer-ci-job-plugin#v1"]'}
+    assert "BUILDKITE_PLUGINS" not in job_environment({}, {}, parent=parent)
+    job = job_environment({"BUILDKITE_PLUGINS": '["mine#v1"]'}, {}, parent=parent)
+    assert job["BUILDKITE_PLUGINS"] == '["mine#v1"]'
+
+
+async def test_null_plugins_are_no_plugins(fake_api, run_jobs):
+    job = fake_api.add_job("echo command: ran", env={"BUILDKITE_PLUGINS": "null"})
+    await run_jobs(job)
+
+    assert job.finish is not None and job.finish["exit_status"] == "0"
+    assert "Preparing plugins" not in job.log()

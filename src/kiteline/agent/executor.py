@@ -121,7 +121,7 @@ class JobExecutor:
     async def _plugin_phase(self) -> ExitStatus:
         # Read after the agent's environment hook, which may change or vet the list.
         definition = self.env.get("BUILDKITE_PLUGINS", "").strip()
-        if not definition:
+        if definition in ("", "null"):
             return PASSED
         self._shell.say("~~~ Preparing plugins")
         if not self._settings.plugins_enabled:

@@ -27,6 +27,8 @@ AGENT_OWNED = frozenset(
     }
 )
 REMOVED = frozenset({"BUILDKITE_AGENT_TOKEN"})  # the registration token never reaches a job
+# The job's alone: an agent started inside another CI job must not run that job's plugins.
+NEVER_INHERITED = frozenset({"BUILDKITE_PLUGINS"})
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -80,7 +82,7 @@ def job_environment(
     inherited = {
         name: value
         for name, value in (os.environ if parent is None else parent).items()
-        if not agent_owned(name)
+        if not agent_owned(name) and name not in NEVER_INHERITED
     }
     ignored = sorted(name for name in server_env if agent_owned(name))
     env = {
