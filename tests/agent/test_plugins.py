@@ -435,3 +435,37 @@ async def test_null_plugins_are_no_plugins(fake_api, run_jobs):
 
     assert job.finish is not None and job.finish["exit_status"] == "0"
     assert "Preparing plugins" not in job.log()
+
+
+async def test_a_plugin_listed_twice_is_checked_out_once_and_runs_with_each_configuration(
+    fake_api, run_jobs, plugins_root
+):
+    plugin = make_plugin(
+        plugins_root / "twice", {"pre-command": 'echo "hook: twice $BUILDKITE_PLUGIN_TWICE_N"\n'}
+    )
+    job = fake_api.add_job(
+        "echo command: ran",
+        env=plugins_env({f"{plugin}#v1.0.0": {"n": 1}}, {f"{plugin}#v1.0.0": {"n": 2}}),
+    )
+    await run_jobs(job)
+
+    assert hook_lines(job.log()) == ["hook: twice 1", "hook: twice 2", "command: ran"]
+    assert job.log().count("git clone") == 1
+
+
+async def test_a_null_in_the_configuration_leaves_the_hooks_without_it(
+    fake_api, run_jobs, plugins_root
+):
+    plugin = make_plugin(
+        plugins_root / "nullable",
+        {"pre-command": 'echo "hook: nullable ${BUILDKITE_PLUGIN_NULLABLE_A:-no variables}"\n'},
+    )
+    job = fake_api.add_job(
+        "echo command: ran", env=plugins_env({f"{plugin}#v1.0.0": {"a": "x", "b": None}})
+    )
+    await run_jobs(job)
+
+    assert "⚠️ Warning: Error configuring plugin environment: unknown type <nil> <nil>\n" in (
+        job.log()
+    )
+    assert hook_lines(job.log()) == ["hook: nullable no variables", "command: ran"]

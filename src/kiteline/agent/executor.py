@@ -29,8 +29,12 @@ from kiteline.agent.plugin_checkout import (
     checkout_plugin,
     vendored_plugin,
 )
-from kiteline.agent.plugin_source import DEFAULT_PLUGINS_BASE_URL, Plugin, PluginSourceError
-from kiteline.agent.plugin_source import parse_plugins as parse_plugin_list
+from kiteline.agent.plugin_source import (
+    DEFAULT_PLUGINS_BASE_URL,
+    Plugin,
+    PluginSourceError,
+    parse_plugins,
+)
 from kiteline.agent.process import CANCELLED_BEFORE_START, ExitStatus, ProcessStartError, Shell
 from kiteline.agent.redactor import REDACTOR_FILE_ENV, Redactor
 
@@ -127,7 +131,7 @@ class JobExecutor:
         if not self._settings.plugins_enabled:
             return self._fail("Plugins have been disabled on this agent with `--no-plugins`")
         try:
-            self._plugins = parse_plugin_list(definition)
+            self._plugins = parse_plugins(definition)
         except PluginSourceError as error:
             return self._fail(f"Failed to parse a plugin definition: {error}")
         by_label: dict[str, PluginCheckout] = {}
