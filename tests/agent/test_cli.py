@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tests.agent.fake_agent_api import REGISTRATION_TOKEN, FakeAgentApi, eventually
+from tests.support.plugins import make_plugin
 
 START = [sys.executable, "-c", "from kiteline.cli.agent import app; app()", "start"]
 
@@ -112,3 +113,32 @@ async def test_a_missing_token_is_a_usage_error(tmp_path: Path):
 
     assert process.returncode == 2
     assert "pass --token or set BUILDKITE_AGENT_TOKEN" in stderr.decode()
+
+
+async def test_plugin_options_come_from_flags_and_env_vars(fake_api: FakeAgentApi, tmp_path: Path):
+    mirror = tmp_path / "mirror"
+    make_plugin(mirror / "acme" / "hello-buildkite-plugin", {"pre-command": "echo plugin-hook\n"})
+    job = fake_api.add_job(
+        'echo "plugins at $BUILDKITE_PLUGINS_PATH, fresh=$BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH"',
+        env={"BUILDKITE_PLUGINS": '["acme/hello#v1.0.0"]'},
+    )
+    plugins_path = tmp_path / "plugins"
+    async with agent_process(
+        "--endpoint", fake_api.url,
+        "--token", REGISTRATION_TOKEN,
+        "--name", "cli-agent",
+        "--build-path", str(tmp_path / "builds"),
+        "--plugins-path", str(plugins_path),
+        env=clean_env(
+            KITELINE_PLUGINS_BASE_URL=f"file://{mirror}",
+            BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH="true",
+        ),
+    ) as process:  # fmt: skip
+        await eventually(lambda: job.finish is not None)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 20)
+
+    assert job.finish is not None and job.finish["exit_status"] == "0", job.log()
+    assert "plugin-hook\n" in job.log()
+    assert f"plugins at {plugins_path}, fresh=true\n" in job.log()
+    assert (plugins_path / "cli-agent" / "github-com-acme-hello-buildkite-plugin-v1-0-0").is_dir()

@@ -24,7 +24,7 @@ def checkout_wanted(env: Mapping[str, str]) -> bool:
 
 async def checkout(shell: Shell, *, env: Mapping[str, str], directory: Path) -> ExitStatus:
     """Make `directory` a clean checkout of BUILDKITE_COMMIT (or BUILDKITE_BRANCH at `HEAD`)."""
-    git = _Git(shell, env={**env, "GIT_TERMINAL_PROMPT": "0"}, cwd=directory)
+    git = Git(shell, env={**env, "GIT_TERMINAL_PROMPT": "0"}, cwd=directory)
     repo = env["BUILDKITE_REPO"]
     commit = env.get("BUILDKITE_COMMIT") or "HEAD"
     branch = env.get("BUILDKITE_BRANCH", "")
@@ -65,7 +65,9 @@ async def checkout(shell: Shell, *, env: Mapping[str, str], directory: Path) -> 
     return status
 
 
-class _Git:
+class Git:
+    """Runs git in `cwd`, each command shown in the log as `$ git …` first."""
+
     def __init__(self, shell: Shell, *, env: Mapping[str, str], cwd: Path) -> None:
         self._shell = shell
         self._env = env

@@ -6,6 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kiteline.agent.plugin_source import DEFAULT_PLUGINS_BASE_URL
+
 DEFAULT_NAME = "%hostname-%spawn"
 DEFAULT_SHELL = "/bin/bash -e -c"
 DEFAULT_PING_WAIT_SECONDS = 10.0
@@ -27,6 +29,15 @@ class AgentConfig:
     hooks_path: Path | None = None
     bin_path: Path | None = None
     """Directory of in-job commands put first on PATH; `<build_path>/.bin` when unset."""
+    plugins_path: Path | None = None
+    """Where plugins are checked out (`<plugins_path>/<agent name>/<plugin id>`);
+    `<build_path>/.plugins` when unset."""
+    plugins_base_url: str = DEFAULT_PLUGINS_BASE_URL
+    """Where scheme-less `github.com/<org>/<repo>` plugin sources are cloned from."""
+    plugins_enabled: bool = True
+    plugins_always_clone_fresh: bool = False
+    local_hooks_enabled: bool = True
+    strict_single_hooks: bool = False
     shell: str = DEFAULT_SHELL
     cancel_grace_period: float = DEFAULT_CANCEL_GRACE_PERIOD_SECONDS
     ping_wait: float = DEFAULT_PING_WAIT_SECONDS
@@ -38,6 +49,10 @@ class AgentConfig:
         # Agent directories under build_path are sanitised names (no leading dot), so `.bin`
         # can never collide with one.
         return self.bin_path or self.build_path / ".bin"
+
+    @property
+    def resolved_plugins_path(self) -> Path:
+        return self.plugins_path or self.build_path / ".plugins"
 
     @property
     def meta_data(self) -> list[str]:

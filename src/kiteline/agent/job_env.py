@@ -19,11 +19,16 @@ AGENT_OWNED = frozenset(
         "BUILDKITE_BUILD_PATH",
         "BUILDKITE_BUILD_CHECKOUT_PATH",
         "BUILDKITE_HOOKS_PATH",
+        "BUILDKITE_LOCAL_HOOKS_ENABLED",
+        "BUILDKITE_PLUGINS_ENABLED",
+        "BUILDKITE_PLUGINS_PATH",
         "BUILDKITE_SHELL",
         "BUILDKITE_REDACTOR_FILE",
     }
 )
 REMOVED = frozenset({"BUILDKITE_AGENT_TOKEN"})  # the registration token never reaches a job
+# The job's alone: an agent started inside another CI job must not run that job's plugins.
+NEVER_INHERITED = frozenset({"BUILDKITE_PLUGINS"})
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -77,7 +82,7 @@ def job_environment(
     inherited = {
         name: value
         for name, value in (os.environ if parent is None else parent).items()
-        if not agent_owned(name)
+        if not agent_owned(name) and name not in NEVER_INHERITED
     }
     ignored = sorted(name for name in server_env if agent_owned(name))
     env = {

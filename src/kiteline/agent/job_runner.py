@@ -10,7 +10,7 @@ from functools import partial
 
 from kiteline.agent.api import AgentApi, ApiError, Job, JobFinish, utc_timestamp
 from kiteline.agent.config import AgentConfig
-from kiteline.agent.executor import JobExecutor
+from kiteline.agent.executor import HookSettings, JobExecutor
 from kiteline.agent.job_env import checkout_path, job_environment, request_header_env
 from kiteline.agent.log_streamer import LogStreamer
 from kiteline.agent.process import ExitStatus, Shell
@@ -118,13 +118,25 @@ class JobRunner:
                 redactor,
                 env=env,
                 build_path=self._config.build_path,
-                hooks_path=self._config.hooks_path,
+                settings=self._hook_settings(),
             )
             return JobOutcome(status=await executor.run())
         except Exception as exc:  # anything here is the agent failing to run the job
             log.exception("%s could not run job %s", self._agent_name, self.job.id)
             shell.error(f"The agent could not run this job: {exc}")
             return JobOutcome(status=AGENT_FAILURE, signal_reason=SIGNAL_REASON_PROCESS_RUN_ERROR)
+
+    def _hook_settings(self) -> HookSettings:
+        config = self._config
+        return HookSettings(
+            # Per worker, as buildkite-agent: workers never wait on each other's clones.
+            plugins_dir=config.resolved_plugins_path / self._agent_name,
+            hooks_path=config.hooks_path,
+            plugins_base_url=config.plugins_base_url,
+            plugins_enabled=config.plugins_enabled,
+            local_hooks_enabled=config.local_hooks_enabled,
+            strict_single_hooks=config.strict_single_hooks,
+        )
 
     def _environment(self) -> dict[str, str]:
         config = self._config
@@ -138,10 +150,16 @@ class JobRunner:
             ),
             "BUILDKITE_BIN_PATH": str(config.resolved_bin_path),
             "BUILDKITE_SHELL": config.shell,
+            "BUILDKITE_PLUGINS_PATH": str(config.resolved_plugins_path),
+            "BUILDKITE_PLUGINS_ENABLED": _go_bool(config.plugins_enabled),
+            "BUILDKITE_LOCAL_HOOKS_ENABLED": _go_bool(config.local_hooks_enabled),
             **request_header_env(self._api.session.request_headers),
         }
         if config.hooks_path is not None:
             agent_values["BUILDKITE_HOOKS_PATH"] = str(config.hooks_path)
+        if config.plugins_always_clone_fresh:
+            # Otherwise the pipeline's env may turn it on, as on buildkite-agent.
+            agent_values["BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH"] = "true"
         return job_environment(self.job.env, agent_values)
 
     async def _watch_state(self) -> None:
@@ -163,3 +181,7 @@ class JobRunner:
                     log.info("%s job %s is %s; cancelling", self._agent_name, self.job.id, state)
                     self.cancel(SIGNAL_REASON_CANCEL)
                     return
+
+
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"

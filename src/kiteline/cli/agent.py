@@ -42,6 +42,7 @@ from kiteline.agent.in_job.context import InJobError, JobEnvironment, job_api
 from kiteline.agent.in_job.redactor import RedactionFormat, add_redactions
 from kiteline.agent.in_job.stdin import piped_stdin
 from kiteline.agent.in_job.step import step_attribute
+from kiteline.agent.plugin_source import DEFAULT_PLUGINS_BASE_URL
 from kiteline.agent.pool import run_agent
 from kiteline.cli import api as rest
 from kiteline.client import Agent
@@ -126,6 +127,41 @@ def start(
     hooks_path: Path | None = typer.Option(
         None, "--hooks-path", envvar="BUILDKITE_HOOKS_PATH", help="Directory of agent hooks."
     ),
+    plugins_path: Path | None = typer.Option(
+        None,
+        "--plugins-path",
+        envvar="BUILDKITE_PLUGINS_PATH",
+        help="Where plugins are checked out [default: <build-path>/.plugins].",
+        show_default=False,
+    ),
+    plugins_base_url: str = typer.Option(
+        DEFAULT_PLUGINS_BASE_URL,
+        "--plugins-base-url",
+        envvar="KITELINE_PLUGINS_BASE_URL",
+        help="Where `org/name` and scheme-less github.com/… plugin sources are cloned from "
+        "(a mirror, an internal host, a file:// directory).",
+    ),
+    no_plugins: bool = typer.Option(
+        False, "--no-plugins", envvar="BUILDKITE_NO_PLUGINS", help="Refuse jobs' plugins."
+    ),
+    plugins_always_clone_fresh: bool = typer.Option(
+        False,
+        "--plugins-always-clone-fresh",
+        envvar="BUILDKITE_PLUGINS_ALWAYS_CLONE_FRESH",
+        help="Clone plugins anew for every job instead of reusing earlier checkouts.",
+    ),
+    no_local_hooks: bool = typer.Option(
+        False,
+        "--no-local-hooks",
+        envvar="BUILDKITE_NO_LOCAL_HOOKS",
+        help="Refuse to run the repository's .buildkite/hooks.",
+    ),
+    strict_single_hooks: bool = typer.Option(
+        False,
+        "--strict-single-hooks",
+        envvar="BUILDKITE_STRICT_SINGLE_HOOKS",
+        help="Run only the first plugin's checkout and command hooks.",
+    ),
     shell: str = typer.Option(
         DEFAULT_SHELL, "--shell", envvar="BUILDKITE_SHELL", help="Shell that runs commands."
     ),
@@ -155,6 +191,12 @@ def start(
         spawn=spawn,
         build_path=(build_path or Path(".kiteline") / "builds").absolute(),
         hooks_path=hooks_path.absolute() if hooks_path else None,
+        plugins_path=plugins_path.absolute() if plugins_path else None,
+        plugins_base_url=plugins_base_url,
+        plugins_enabled=not no_plugins,
+        plugins_always_clone_fresh=plugins_always_clone_fresh,
+        local_hooks_enabled=not no_local_hooks,
+        strict_single_hooks=strict_single_hooks,
         shell=shell,
         cancel_grace_period=cancel_grace_period,
     )
