@@ -15,11 +15,12 @@ from html import escape
 from markupsafe import Markup
 
 # CSI (ESC [ … final byte), OSC/APC/DCS/PM/SOS strings (ESC ] _ P ^ X … BEL or ESC \), other
-# two-byte escapes; Buildkite's agent puts `ESC _ bk;t=<ms> BEL` timestamps in logs.
+# escapes (ESC, intermediate bytes, a final byte: `ESC ( B`, `ESC =`). Buildkite's agent puts
+# `ESC _ bk;t=<ms> BEL` timestamps in logs.
 _SEQUENCE = re.compile(
     r"\x1b\[(?P<csi>[0-?]*)[ -/]*(?P<final>[@-~])"
     r"|\x1b[\]_P^X][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[@-Z\\-_]?"
+    r"|\x1b[ -/]*[0-~]?"
 )
 
 

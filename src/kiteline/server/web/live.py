@@ -261,16 +261,18 @@ async def event_stream(
 ) -> AsyncIterator[bytes]:
     """The body of a page's Server-Sent Events response: events since `after_id` (when given),
     then each new one of `topics`, until `stream_seconds` have passed."""
-    yield f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()
     deadline = time.monotonic() + stream_seconds
     async with hub.subscribe(topics) as subscription:
         already_sent: set[int] = set()
+        missed: list[LiveMessage] = []
         if after_id is not None:
             missed, already_sent = await hub.catch_up(
                 subscription, organization_id=organization_id, after_id=after_id
             )
-            for message in missed:
-                yield message.encode()
+        # Sent once listening: from here on nothing of these topics is missed.
+        yield f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()
+        for message in missed:
+            yield message.encode()
         while (left := deadline - time.monotonic()) > 0:
             received = await subscription.next(min(HEARTBEAT_SECONDS, left))
             if received is None:
