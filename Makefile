@@ -35,8 +35,8 @@ up: $(STAMP)
 	$(BIN)/kiteline up
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 check-types: $(STAMP)
 	$(BIN)/mypy

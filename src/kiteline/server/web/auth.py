@@ -52,13 +52,24 @@ class SignInRequired(KitelineError):
 
 
 @dataclass(frozen=True)
+class OrganizationLink:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Viewer:
-    """The signed-in user of a request, with the organizations they may see."""
+    """The signed-in user of a request, with the organizations they may see. The layout reads
+    only plain values (`name`, `email`, `links`), so that an error page can still show them
+    after the request's transaction rolled back."""
 
     user: User
     web_session: WebSession
     csrf_token: str
     organizations: list[Organization]
+    name: str
+    email: str
+    links: tuple[OrganizationLink, ...]
 
     def organization(self, slug: str) -> Organization:
         """One of the viewer's organizations; another's, or none, is a 404 (never a 403, so
@@ -151,12 +162,18 @@ async def find_viewer(session: AsyncSession, request: Request) -> Viewer | None:
     if found is None:
         return None
     web_session, user = found
-    return Viewer(
+    memberships = await organizations.list_for_user(session, user.id)
+    viewer = Viewer(
         user=user,
         web_session=web_session,
         csrf_token=csrf_token_for(request, cookie),
-        organizations=await organizations.list_for_user(session, user.id),
+        organizations=memberships,
+        name=user.name,
+        email=user.email,
+        links=tuple(OrganizationLink(o.slug, o.name) for o in memberships),
     )
+    request.state.viewer = viewer  # for an error page of this request
+    return viewer
 
 
 @asynccontextmanager

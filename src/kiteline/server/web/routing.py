@@ -43,6 +43,7 @@ def error_page(request: Request, status: int, message: str) -> Response | None:
     return render(
         request,
         "error.html",
+        viewer=getattr(request.state, "viewer", None),
         status=status,
         title=TITLES.get(status, "Error"),
         message=message,

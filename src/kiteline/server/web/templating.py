@@ -20,13 +20,14 @@ from kiteline.server.web.markup import markdown_to_safe_html
 STATIC_DIR = Path(__file__).parent / "static"
 
 # No inline script or style anywhere: every script is a file under /static (so no nonce is
-# needed), and `style-src 'self'` keeps injected <style> out. Swagger UI's icons are data: SVGs.
+# needed), and `style-src 'self'` keeps injected <style> out. Swagger UI's icons are data: SVGs;
+# annotations may show images from other hosts (an image cannot run script).
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: https:",
         "font-src 'self'",
         "connect-src 'self'",
         "object-src 'none'",
