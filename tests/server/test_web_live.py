@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import Identity, LiveServer
 from tests.support.web import PASSWORD, give_password, http_sign_in
 
@@ -151,3 +152,28 @@ def test_a_stream_of_one_build_hears_its_jobs(server: LiveServer, kind: str) -> 
         assert heard[0]["event"] == "build.scheduled"  # replayed from after=0
     else:
         assert {message["job_id"] for message in heard} == {job_id}
+
+
+def test_a_followed_log_reports_its_size_as_chunks_arrive(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    client = signed_in(server, identity)
+    create_pipeline(server, identity, "Hello")
+    create_build(server, identity, "hello")
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert agent.log(job, 0, 0, b"first line\n").status_code < 300
+    with stream(client, f"/organizations/acme/live?log={job['id']}") as messages:
+        first = next(messages)  # what arrived before the page followed
+        assert agent.log(job, 1, 11, b"second\n").status_code < 300
+        second = next(messages)
+    assert first == {"event": "log", "job_id": job["id"], "size": 11}
+    assert second == {"event": "log", "job_id": job["id"], "size": 18}
+
+
+def test_another_organizations_log_cannot_be_followed(server: LiveServer) -> None:
+    acme = server.identity("acme")
+    globex = server.identity("globex")
+    create_pipeline(server, globex, "Secret")
+    foreign_job = create_build(server, globex, "secret")["jobs"][0]["id"]
+    client = signed_in(server, acme)
+    assert client.get(f"/organizations/acme/live?log={foreign_job}").status_code == 404

@@ -1,5 +1,5 @@
 """Live updates for web pages: one reader of the events outbox per process, fanned out by
-topic to the pages' Server-Sent Event streams.
+topic to the pages' Server-Sent Event streams; and the sizes of the logs pages follow.
 
 The outbox is the only source: a page learns what the webhooks learn, in the same order, and
 a replica that missed a wake-up still finds the events in the table. Wake-ups (`kit/notify`'s
@@ -29,6 +29,7 @@ from kiteline.server.events import outbox as events
 from kiteline.server.events.models import Event
 from kiteline.server.kit.db import transaction
 from kiteline.server.kit.notify import Notifier, outbox
+from kiteline.server.logs import service as logs
 
 log = logging.getLogger("kiteline.web.live")
 
@@ -59,6 +60,27 @@ SUBJECT_KEYS = {
     "job_id": "job",
     "agent_id": "agent",
 }
+
+#: A job's log grows by chunks that are not outbox events (one a second per running job):
+#: pages following a log hear `{"event": "log", "job_id", "size"}` from a look at the chunk
+#: table this often, made only while some page follows a log.
+LOG_POLL_SECONDS = 0.5
+LOG_KIND = "log"
+
+
+def log_topic(organization_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    """Callers check that the job is the organization's: log sizes are read by job id alone."""
+    return subject_topic(organization_id, LOG_KIND, job_id)
+
+
+def _job_of_log_topic(topic: str) -> uuid.UUID | None:
+    parts = topic.split(":")
+    if len(parts) != 4 or parts[2] != LOG_KIND:
+        return None
+    try:
+        return uuid.UUID(parts[3])
+    except ValueError:
+        return None
 
 
 def topics_of(event: Event) -> list[str]:
@@ -100,6 +122,7 @@ class Subscription:
         self.topics = topics
         self.queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self.overflowed = False
+        self.log_sizes_told: dict[str, int] = {}
 
     def offer(self, message: LiveMessage) -> None:
         if self.overflowed:
@@ -138,6 +161,7 @@ class LiveHub:
         self._by_topic: dict[str, set[Subscription]] = defaultdict(set)
         self._count = 0
         self._reader: asyncio.Task[None] | None = None
+        self._log_watcher: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._last_id = 0
         self._gaps: dict[int, float] = {}
@@ -158,6 +182,9 @@ class LiveHub:
             if self._reader is None or self._reader.done():
                 self._ready = asyncio.Event()
                 self._reader = asyncio.create_task(self._read_while_listened())
+            follows_a_log = any(_job_of_log_topic(t) for t in subscription.topics)
+            if follows_a_log and (self._log_watcher is None or self._log_watcher.done()):
+                self._log_watcher = asyncio.create_task(self._watch_logs_while_followed())
             await self._ready.wait()
             yield subscription
         finally:
@@ -235,11 +262,41 @@ class LiveHub:
             for subscription in receivers:
                 subscription.offer(message)
 
+    def _followed_logs(self) -> dict[uuid.UUID, str]:
+        followed = {}
+        for topic in self._by_topic:
+            job_id = _job_of_log_topic(topic)
+            if job_id is not None:
+                followed[job_id] = topic
+        return followed
+
+    async def _watch_logs_while_followed(self) -> None:
+        """Tell each follower of a log its size when it differs from what that follower was
+        last told (so also once when it starts following: a page catches up with what
+        arrived since it rendered)."""
+        while followed := self._followed_logs():
+            try:
+                async with transaction(self._sessions, read_only=True) as session:
+                    found = await logs.sizes(session, followed.keys())
+            except Exception:  # the database may be restarting: followers hear later
+                log.warning("could not read log sizes for live pages", exc_info=True)
+            else:
+                for job_id, topic in followed.items():
+                    self._tell_log_size(topic, job_id, found.get(job_id, 0))
+            await asyncio.sleep(LOG_POLL_SECONDS)
+
+    def _tell_log_size(self, topic: str, job_id: uuid.UUID, size: int) -> None:
+        for follower in self._by_topic.get(topic, ()):
+            if follower.log_sizes_told.get(topic) != size:
+                follower.log_sizes_told[topic] = size
+                follower.offer(LiveMessage(None, LOG_KIND, {"job_id": str(job_id), "size": size}))
+
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        for task in (self._reader, self._log_watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
 
 #: A comment line now and then keeps proxies from closing a quiet stream and lets the server

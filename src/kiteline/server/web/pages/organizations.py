@@ -10,12 +10,15 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from kiteline.server.builds import service as builds
 from kiteline.server.events import outbox
+from kiteline.server.jobs import service as jobs
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.web.auth import find_viewer, page_transaction
 from kiteline.server.web.live import (
     LiveHub,
     event_stream,
+    log_topic,
     organization_topic,
     subject_topic,
 )
@@ -43,23 +46,29 @@ async def live_events(
     build: list[uuid.UUID] = Query([]),
     job: list[uuid.UUID] = Query([]),
     agent: list[uuid.UUID] = Query([]),
+    job_log: list[uuid.UUID] = Query([], alias="log"),
     after: int | None = Query(None, ge=0),
 ) -> Response:
     """Server-Sent Events for a page: the organization's events, or only those of the named
-    pipelines, builds, jobs and agents. `after` (the outbox position the page was rendered at,
-    see `live_position`) or the browser's Last-Event-ID replays what came in between."""
+    pipelines, builds, jobs and agents, and the sizes of the named jobs' logs. `after` (the
+    outbox position the page was rendered at, see `live_position`) or the browser's
+    Last-Event-ID replays the events that came in between."""
     async with request_transaction(request, read_only=True) as session:
         viewer = await find_viewer(session, request)
-    if viewer is None:
-        # 204 tells EventSource to stop reconnecting; the page's next request signs in again.
-        return Response(status_code=204)
-    organization = viewer.organization(org)
+        if viewer is None:
+            # 204 tells EventSource to stop reconnecting; the page's next request signs in.
+            return Response(status_code=204)
+        organization = viewer.organization(org)
+        for job_id in job_log:  # log sizes are read by job id: only the organization's jobs
+            if (await jobs.get(session, job_id)).organization_id != organization.id:
+                raise NotFound.of("job")
     subjects = [("pipeline", pipeline), ("build", build), ("job", job), ("agent", agent)]
     topics = [
         subject_topic(organization.id, kind, subject_id)
         for kind, ids in subjects
         for subject_id in ids
-    ] or [organization_topic(organization.id)]
+    ] + [log_topic(organization.id, job_id) for job_id in job_log]
+    topics = topics or [organization_topic(organization.id)]
     last_event_id = request.headers.get("Last-Event-ID", "")
     hub: LiveHub = request.app.state.live
     return StreamingResponse(
