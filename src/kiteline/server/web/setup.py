@@ -6,16 +6,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kiteline.server.web.auth import SignInRequired
-from kiteline.server.web.pages import api_docs, organizations, sign_in
+from kiteline.server.web.pages import live, organizations, sign_in, site
 from kiteline.server.web.routing import error_page, sign_in_redirect
 from kiteline.server.web.templating import STATIC_DIR
 
 # Matched in this order, after the APIs' routes: fixed paths first, then `/organizations/…`
-# and `/user/…`, and the patterns that start with an organization's slug (`/{org}`,
-# `/{org}/{pipeline}`, …) last.
+# and `/user/…` (their first segments are reserved slugs), and the patterns that start with an
+# organization's slug (`/{org}`, `/{org}/{pipeline}`, …) last.
 PAGE_ROUTERS = (
-    api_docs.router,
+    site.router,
     sign_in.router,
+    live.router,
     organizations.router,
 )
 
