@@ -105,9 +105,7 @@ def free_port() -> int:
 
 def start_server(data_dir: Path) -> tuple[str, Callable[[], None]]:
     port = free_port()
-    settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", port=port, rate_limit_org_per_minute=0
-    )
+    settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, rate_limit_org_per_minute=0)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
