@@ -1,5 +1,9 @@
-"""Browser tests: one Chromium for the whole session, a new context (cookies, storage) for each
-test, against a live server on each test database."""
+"""Browser tests: one Chromium for all of tests/web, a new context (cookies, storage) for each
+test, against a live server on each test database.
+
+Package-scoped rather than session-scoped: while Playwright's synchronous API is open it keeps
+an event loop running in the test thread, which async tests elsewhere in the suite must not
+meet. Browser tests belong in tests/web."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from tests.support.live_server import LiveServer
 from tests.support.web import CHROMIUM_ARGS, WebUi, chromium_path, give_password
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
