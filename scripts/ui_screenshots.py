@@ -55,6 +55,7 @@ class Shot:
     dark: bool = False
     phone: bool = False
     full_page: bool = False
+    click: str | None = None  # the accessible name of a control to click first (a menu)
 
 
 SHOTS = [
@@ -62,6 +63,7 @@ SHOTS = [
     Shot("pipelines", "/default"),
     Shot("pipelines-dark", "/default", dark=True),
     Shot("pipelines-phone", "/default", phone=True),
+    Shot("user-menu", "/default", click="User menu"),
     Shot("not-found", "/another-organization"),
     Shot("api-docs", "/v2/docs", signed_in=False),
 ]
@@ -165,6 +167,8 @@ def take(url: str, shots: list[Shot]) -> None:
                 page.wait_for_url("**/default")
             page.goto(shot.path)
             page.wait_for_load_state("networkidle")
+            if shot.click:
+                page.get_by_label(shot.click).click()
             page.screenshot(path=str(OUT / f"{shot.name}.png"), full_page=shot.full_page)
             print(f"docs/ui/{shot.name}.png  {shot.path}")
             context.close()
