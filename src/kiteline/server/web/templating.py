@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
 from kiteline import __version__
 from kiteline.server.kit.timefmt import iso
@@ -50,6 +52,13 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
 
+@pass_context
+def csrf_input(context: Context) -> Markup:
+    """The hidden field every state-changing form carries: `{{ csrf_input() }}`."""
+    token = escape(context.get("csrf_token") or "")
+    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">')
+
+
 environment = Environment(
     loader=PackageLoader("kiteline.server.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -57,7 +66,7 @@ environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-environment.globals.update(static=static_url, version=__version__, csrf_field_name=CSRF_FIELD)
+environment.globals.update(static=static_url, version=__version__, csrf_input=csrf_input)
 environment.filters.update(ansi=ansi_to_html, markdown=markdown_to_safe_html, iso=iso)
 
 
