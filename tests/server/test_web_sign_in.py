@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server import admin
 from kiteline.server.kit.db import utcnow
@@ -18,6 +19,11 @@ from tests.support.live_server import LiveServer
 from tests.support.web import PASSWORD, csrf_token, give_password, http_sign_in
 
 HTML = {"Accept": "text/html"}
+
+
+async def expire_every_session(session: AsyncSession) -> None:
+    """What time does to sessions, without waiting for it."""
+    await session.execute(update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1)))
 
 
 def browser_client(server: LiveServer) -> httpx.Client:
@@ -134,13 +140,7 @@ def test_an_expired_session_is_sent_to_sign_in_again(server: LiveServer) -> None
     with browser_client(server) as client:
         http_sign_in(client, identity.email, PASSWORD)
         assert client.get("/acme").status_code == 200
-
-        async def expire(session: object) -> None:
-            await session.execute(  # type: ignore[attr-defined]
-                update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1))
-            )
-
-        server.admin(expire)
+        server.admin(expire_every_session)
         response = client.get("/acme")
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Facme"
@@ -191,3 +191,17 @@ def test_next_is_only_ever_a_local_path(target: str | None, expected: str) -> No
 def test_an_organization_cannot_take_a_path_of_the_server(server: LiveServer) -> None:
     with pytest.raises(Exception, match="Validation Failed"):
         server.admin(lambda s: admin.create_org(s, "login", None))
+
+
+def test_expired_sessions_are_cleared_at_the_next_sign_in(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    give_password(server, identity)
+    with browser_client(server) as old, browser_client(server) as new:
+        http_sign_in(old, identity.email, PASSWORD)
+        server.admin(expire_every_session)
+        http_sign_in(new, identity.email, PASSWORD)
+
+        async def count(session: AsyncSession) -> int:
+            return len((await session.execute(select(WebSession.id))).all())
+
+        assert server.admin(count) == 1
