@@ -4,13 +4,24 @@ comes from standard input, and it signs the user in to the web UI."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.support.databases import fresh_database
 from tests.support.live_server import LiveServer
 from tests.support.processes import kiteline_command, kiteline_env
 from tests.support.web import http_sign_in
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite only: what these commands do does not depend on the database (the service they
+    call is tested on both), and each is a whole process start."""
+    with fresh_database("sqlite", tmp_path) as url:
+        yield url
 
 
 def admin(
