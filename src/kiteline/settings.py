@@ -93,6 +93,22 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Requests one worker process has in flight at once"
     )
 
+    # The web UI.
+    session_lifetime_seconds: int = Field(
+        default=14 * 24 * 3600, ge=60, description="A web sign-in lasts this long, then expires"
+    )
+    login_attempts_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Sign-in attempts per email and per client address per minute (0: off)",
+    )
+    live_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Live pages also look at the events outbox this often, catching changes "
+        "made by processes whose wake-ups do not reach this one (SQLite, `kiteline worker`)",
+    )
+
     log_sql: bool = False
 
     @property

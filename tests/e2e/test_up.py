@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.live_server import free_port
 from tests.support.processes import kiteline_command, kiteline_env, stop, wait_until
+from tests.support.web import http_sign_in
 
 
 def _healthy(url: str) -> bool:
@@ -40,6 +41,14 @@ def test_up_runs_server_and_agents_and_a_triggered_build_passes(tmp_path: Path) 
         wait_until(lambda: _healthy(url), timeout=90, what="kiteline up to serve")
         credentials = json.loads((data_dir / "credentials.json").read_text())
         assert (data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
+        # The banner leads into the web UI, and its login works.
+        banner = (tmp_path / "up.log").read_text()
+        assert f"Web UI        {url}/" in banner
+        assert f"Password      {credentials['password']}" in banner
+        with httpx.Client(base_url=url, timeout=30) as browser:
+            signed_in = http_sign_in(browser, credentials["user"], credentials["password"])
+            assert signed_in.status_code == 303
+            assert browser.get("/").headers["location"] == "/default"
         client = httpx.Client(
             base_url=url,
             headers={"Authorization": f"Bearer {credentials['api_token']}"},
@@ -75,9 +84,15 @@ def test_up_runs_server_and_agents_and_a_triggered_build_passes(tmp_path: Path) 
 def test_second_start_reuses_the_stored_credentials(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = kiteline_env(data_dir)
-    tokens = []
-    for _ in range(2):
+    path = data_dir / "credentials.json"
+    stored = []
+    for start in range(2):
         port = free_port()
+        if start == 1:
+            # Made before the web UI existed: the next start adds a password.
+            old = json.loads(path.read_text())
+            del old["password"]
+            path.write_text(json.dumps(old))
         process = subprocess.Popen(
             kiteline_command("up", "--port", str(port), "--agents", "0"),
             env=env,
@@ -87,10 +102,13 @@ def test_second_start_reuses_the_stored_credentials(tmp_path: Path) -> None:
         )
         try:
             wait_until(lambda p=port: _healthy(f"http://127.0.0.1:{p}"), timeout=90, what="up")
-            tokens.append(json.loads((data_dir / "credentials.json").read_text())["api_token"])
+            stored.append(json.loads(path.read_text()))
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+                signed_in = http_sign_in(browser, stored[-1]["user"], stored[-1]["password"])
+                assert signed_in.status_code == 303
         finally:
             stop(process)
-    assert tokens[0] == tokens[1]
+    assert stored[0]["api_token"] == stored[1]["api_token"]
 
 
 def _children(pid: int) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from kiteline.settings import normalize_database_url
+from tests.support.run_async import run_async
 
 POSTGRES_URL = os.environ.get("KITELINE_TEST_DATABASE_URL")
 
@@ -28,18 +28,12 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
     assert POSTGRES_URL, "KITELINE_TEST_DATABASE_URL is not set"
     admin_url = make_url(normalize_database_url(POSTGRES_URL))
     name = f"kiteline_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(
-        _execute(admin_url.render_as_string(hide_password=False), f'CREATE DATABASE "{name}"')
-    )
+    admin_dsn = admin_url.render_as_string(hide_password=False)
+    run_async(lambda: _execute(admin_dsn, f'CREATE DATABASE "{name}"'))
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(
-            _execute(
-                admin_url.render_as_string(hide_password=False),
-                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-            )
-        )
+        run_async(lambda: _execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _execute(url: str, statement: str) -> None:

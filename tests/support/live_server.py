@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ import uvicorn
 from kiteline.server import admin
 from kiteline.server.app import create_app
 from kiteline.settings import Settings
+from tests.support.run_async import run_async
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ class LiveServer:
     identities: list[Identity] = field(default_factory=list)
 
     def admin(self, action: Any) -> Any:
-        return asyncio.run(admin.run_in_transaction(self.settings, action))
+        return run_async(lambda: admin.run_in_transaction(self.settings, action))
 
     def identity(self, org: str, *, scopes: list[str] | None = None) -> Identity:
         email = f"{org}-{len(self.identities)}@example.com"

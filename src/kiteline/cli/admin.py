@@ -1,8 +1,9 @@
-"""`kiteline admin …`: create organizations, users, API tokens and agent tokens."""
+"""`kiteline admin …`: create organizations, users, API tokens and agent tokens; set passwords."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,15 +43,41 @@ def create_org(
     emit(result, as_json=as_json, text=f"created organization [bold]{result['slug']}[/bold]")
 
 
+def read_password() -> str:
+    """The password from standard input: typed twice at a terminal, else its first line (so
+    `echo "$PASSWORD" | kiteline admin …` works and a trailing newline is not part of it)."""
+    if sys.stdin.isatty():
+        entered: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return entered
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 @app.command("create-user")
 def create_user(
     email: str,
     name: str | None = typer.Option(None, help="Display name."),
     org: str | None = typer.Option(None, help="Organization slug to add the user to."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read a web UI password from standard input."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    result = _run(lambda s: admin.create_user(s, email, name, org))
+    password = read_password() if password_stdin else None
+    result = _run(lambda s: admin.create_user(s, email, name, org, password))
     emit(result, as_json=as_json, text=f"created user [bold]{result['email']}[/bold]")
+
+
+@app.command("set-password")
+def set_password(email: str, as_json: bool = JSON_OPTION) -> None:
+    """Set the user's web UI password (read from standard input); signs them out everywhere."""
+    password = read_password()
+    result = _run(lambda s: admin.set_password(s, email, password))
+    emit(
+        result,
+        as_json=as_json,
+        text=f"password set for [bold]{result['email']}[/bold] "
+        f"({result['sessions_ended']} session(s) signed out)",
+    )
 
 
 @app.command("create-token")

@@ -22,6 +22,7 @@ from kiteline.cli.output import console
 from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS
 from kiteline.server import admin
 from kiteline.server.app import create_app, freeze_startup_heap
+from kiteline.server.kit.passwords import generate_password
 from kiteline.settings import Settings
 
 CREDENTIALS_FILE = "credentials.json"
@@ -40,12 +41,26 @@ class _Server(uvicorn.Server):
 def load_or_create_credentials(settings: Settings) -> tuple[dict[str, Any], bool]:
     path = settings.data_dir / CREDENTIALS_FILE
     if path.exists():
-        return json.loads(path.read_text()), False
+        credentials = json.loads(path.read_text())
+        if "password" not in credentials:  # made before the web UI: give the user a password
+            credentials["password"] = generate_password()
+            asyncio.run(
+                admin.run_in_transaction(
+                    settings,
+                    lambda s: admin.set_password(s, credentials["user"], credentials["password"]),
+                )
+            )
+            _write_credentials(path, credentials)
+        return credentials, False
     credentials = asyncio.run(admin.run_in_transaction(settings, admin.first_start))
+    _write_credentials(path, credentials)
+    return credentials, True
+
+
+def _write_credentials(path: Path, credentials: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(credentials, indent=2) + "\n")
     path.chmod(0o600)
-    return credentials, True
 
 
 def _banner(credentials: dict[str, Any], url: str, created: bool, agents: int) -> None:
@@ -54,12 +69,15 @@ def _banner(credentials: dict[str, Any], url: str, created: bool, agents: int) -
         f"[bold green]Kiteline is up[/bold green] at {url}"
         + (" (first start: credentials created)" if created else "")
     )
+    console.print(f"  Web UI        {url}/   (sign in below)")
     console.print(f"  REST API      {url}/v2   (try {url}/v2/organizations/{org}/pipelines)")
     console.print(f"  Agent API     {url}/v3   ({agents} agent(s) running)")
     console.print(f"  Health        {url}/healthz")
     console.print(f"  API token     {credentials['api_token']}")
     console.print(f"  Agent token   {credentials['agent_token']}")
-    console.print(f"  Organization  {org}   user {credentials['user']}")
+    console.print(f"  Email         {credentials['user']}")
+    console.print(f"  Password      {credentials['password']}")
+    console.print(f"  Organization  {org}")
     console.print("Press Ctrl-C to stop.")
 
 

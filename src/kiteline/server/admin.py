@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.kit.db import create_engine, create_sessionmaker, transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.migrate import upgrade
+from kiteline.server.kit.passwords import generate_password
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
+from kiteline.server.sessions import service as sessions
 from kiteline.server.tokens import service as tokens
 from kiteline.server.users import service as users
 from kiteline.settings import Settings
@@ -50,13 +52,29 @@ async def create_org(session: AsyncSession, slug: str, name: str | None) -> dict
 
 
 async def create_user(
-    session: AsyncSession, email: str, name: str | None, org: str | None
+    session: AsyncSession,
+    email: str,
+    name: str | None,
+    org: str | None,
+    password: str | None = None,
 ) -> dict[str, Any]:
     user = await users.create(session, email=email, name=name)
+    if password is not None:
+        await users.set_password(session, user, password)
     if org is not None:
         organization = await organizations.get_by_slug(session, org)
         await organizations.add_member(session, organization_id=organization.id, user_id=user.id)
     return {"id": str(user.id), "email": user.email, "name": user.name}
+
+
+async def set_password(session: AsyncSession, email: str, password: str) -> dict[str, Any]:
+    """A new web UI password; the user's open sessions end (signed out everywhere)."""
+    user = await users.get_by_email(session, email)
+    if user is None:
+        raise NotFound.of("user")
+    await users.set_password(session, user, password)
+    ended = await sessions.end_all_for_user(session, user.id)
+    return {"id": str(user.id), "email": user.email, "sessions_ended": ended}
 
 
 async def create_token(
@@ -82,10 +100,13 @@ async def create_agent_token(
 
 
 async def first_start(session: AsyncSession) -> dict[str, Any]:
-    """What `kiteline up` creates the first time: org `default`, a user, both tokens and a
-    `hello` pipeline to trigger."""
+    """What `kiteline up` creates the first time: org `default`, a user with a web UI
+    password, both tokens and a `hello` pipeline to trigger."""
     org = await create_org(session, "default", "Default")
-    user = await create_user(session, "admin@kiteline.local", "Kiteline Admin", "default")
+    password = generate_password()
+    user = await create_user(
+        session, "admin@kiteline.local", "Kiteline Admin", "default", password=password
+    )
     api = await create_token(session, user["email"], list(SCOPES), "kiteline up")
     agent = await create_agent_token(session, "default", "kiteline up")
     organization = await organizations.get_by_slug(session, "default")
@@ -100,6 +121,7 @@ async def first_start(session: AsyncSession) -> dict[str, Any]:
     return {
         "organization": org["slug"],
         "user": user["email"],
+        "password": password,
         "api_token": api["token"],
         "agent_token": agent["token"],
     }

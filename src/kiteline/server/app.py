@@ -1,4 +1,5 @@
-"""Builds the ASGI app: /v2 REST, /v3 agent API, /healthz; opens the database in its lifespan."""
+"""Builds the ASGI app: /v2 REST, /v1 GraphQL, /v3 agent API, /healthz, the web UI at `/`;
+opens the database in its lifespan."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
+from kiteline.server.web.live import LiveHub
+from kiteline.server.web.setup import install_web
 from kiteline.server.webhooks.rest import router as webhooks_router
 from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
@@ -80,7 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.blobs = FilesystemBlobStore(settings.resolved_blob_dir)
-        app.state.signer = UrlSigner(load_or_create_secret(settings.secret_key, settings.data_dir))
+        app.state.secret_key = load_or_create_secret(settings.secret_key, settings.data_dir)
+        app.state.signer = UrlSigner(app.state.secret_key)
+        app.state.live = LiveHub(app.state.sessions, poll_seconds=settings.live_poll_seconds)
         relay = None
         if engine.dialect.name == "postgresql":
             relay = PostgresRelay(asyncpg_dsn(engine))
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop_workers.set()
+            await app.state.live.aclose()
             if workers is not None:
                 await workers
             if relay is not None:
@@ -107,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         openapi_url="/v2/openapi.json",
-        docs_url="/v2/docs",
+        docs_url=None,  # served by the web UI, from the package
         redoc_url=None,
         strict_content_type=False,
     )
@@ -134,4 +140,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     install_openapi(app)
+    install_web(app)  # last: its `/{org}…` patterns must not shadow the APIs' routes
     return app

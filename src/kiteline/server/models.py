@@ -11,6 +11,7 @@ from kiteline.server.logs.models import LogChunk
 from kiteline.server.organizations.models import Membership, Organization
 from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.sessions.models import WebSession
 from kiteline.server.tokens.models import AgentToken, ApiToken
 from kiteline.server.users.models import User
 from kiteline.server.webhooks.models import (
@@ -38,6 +39,7 @@ __all__ = [
     "Pipeline",
     "PipelineUpload",
     "User",
+    "WebSession",
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",

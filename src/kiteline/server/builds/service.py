@@ -61,7 +61,12 @@ def _emit_build_event(session: AsyncSession, name: str, build: Build) -> None:
         name,
         organization_id=build.organization_id,
         subject_id=build.id,
-        data={"build_id": str(build.id), "state": build.state, "blocked": build.blocked},
+        data={
+            "build_id": str(build.id),
+            "pipeline_id": str(build.pipeline_id),
+            "state": build.state,
+            "blocked": build.blocked,
+        },
     )
 
 

@@ -1,11 +1,14 @@
-"""Reading the outbox, for the consumers that turn its events into effects (webhooks)."""
+"""Reading the outbox, for the consumers that turn its events into effects (webhooks, live
+web pages)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events.models import Event
@@ -30,3 +33,28 @@ async def newest_id_before(session: AsyncSession, cutoff: datetime, *, after_id:
     return await session.scalar(
         select(func.max(Event.id)).where(Event.id > after_id, Event.created_at < cutoff)
     )
+
+
+async def latest_id(session: AsyncSession) -> int:
+    """The id of the newest event, 0 when there is none."""
+    return int(await session.scalar(select(func.max(Event.id))) or 0)
+
+
+async def newer(
+    session: AsyncSession,
+    *,
+    after_id: int,
+    also_ids: Collection[int] = (),
+    organization_id: uuid.UUID | None = None,
+    limit: int,
+) -> list[Event]:
+    """Events above `after_id` and those of `also_ids` (ids a reader saw skipped, which may
+    still commit), of one organization or all, oldest first."""
+    where = Event.id > after_id
+    if also_ids:
+        where = or_(where, Event.id.in_(list(also_ids)))
+    query = select(Event).where(where)
+    if organization_id is not None:
+        query = query.where(Event.organization_id == organization_id)
+    rows = await session.scalars(query.order_by(Event.id).limit(limit))
+    return list(rows)

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events.models import Event
+from kiteline.server.kit.db import after_commit_once
+from kiteline.server.kit.notify import outbox
 
 
 def emit(
@@ -23,4 +25,5 @@ def emit(
         name=name, organization_id=organization_id, subject_id=subject_id, data=data or {}
     )
     session.add(event)
+    after_commit_once(session, outbox.notify)  # one wake-up however many events it writes
     return event

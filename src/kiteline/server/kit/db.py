@@ -156,6 +156,13 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.sync_session.info.setdefault("after_commit", []).append(callback)
 
 
+def after_commit_once(session: AsyncSession, callback: AfterCommit) -> None:
+    """`after_commit`, unless this transaction already has `callback` (equal bound methods count
+    as one)."""
+    if callback not in session.sync_session.info.get("after_commit", []):
+        after_commit(session, callback)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])

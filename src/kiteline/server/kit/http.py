@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,58 +40,79 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _kiteline_error(_request: Request, error: Exception) -> JSONResponse:
+#: Set on `app.state.error_page` by the web UI: an HTML page for an error on one of its
+#: paths, None elsewhere (the APIs answer with JSON).
+ErrorPage = Callable[[Request, int, str], Response | None]
+
+
+def _error_response(
+    request: Request,
+    body: dict[str, Any],
+    status: int,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if error_page is not None:
+        page = error_page(request, status, str(body.get("message", "")))
+        if page is not None:
+            return page
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _kiteline_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, KitelineError)
-    return JSONResponse(error.body(), status_code=error.status)
+    return _error_response(request, error.body(), error.status)
 
 
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         detail = next(p for p in problems if p.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
-        return JSONResponse({"message": f"Problems parsing JSON: {reason}"}, status_code=400)
+        return _error_response(request, {"message": f"Problems parsing JSON: {reason}"}, 400)
     errors = [
         {"field": _field_name(tuple(problem.get("loc", ()))), "code": str(problem.get("msg"))}
         for problem in problems
     ]
-    return JSONResponse({"message": "Validation Failed", "errors": errors}, status_code=422)
+    return _error_response(request, {"message": "Validation Failed", "errors": errors}, 422)
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     message = {404: "Not Found", 405: "Method Not Allowed"}.get(
         error.status_code, str(error.detail)
     )
-    return JSONResponse({"message": message}, status_code=error.status_code, headers=error.headers)
+    return _error_response(request, {"message": message}, error.status_code, error.headers)
 
 
-async def _database_error(_request: Request, error: Exception) -> JSONResponse:
+async def _database_error(request: Request, error: Exception) -> Response:
     """Values the database refuses (too long, a NUL character, a lost race on a unique key)
     are the client's to fix, not a server error; the transaction has been rolled back."""
     assert isinstance(error, DBAPIError)
     code = str(getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None) or "")
     if code.startswith("22"):
-        return JSONResponse(
+        return _error_response(
+            request,
             {
                 "message": "A value in the request can't be stored: it is too long, out of "
                 "range, or contains a NUL character"
             },
-            status_code=422,
+            422,
         )
     if code.startswith("23"):
-        return JSONResponse(
+        return _error_response(
+            request,
             {"message": "The request conflicts with a record created at the same time; retry it"},
-            status_code=409,
+            409,
         )
-    return await _unexpected_error(_request, error)
+    return await _unexpected_error(request, error)
 
 
-async def _unexpected_error(_request: Request, error: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
-    return JSONResponse(
-        {"message": "Internal Server Error: the error was logged on the server"}, status_code=500
+    return _error_response(
+        request, {"message": "Internal Server Error: the error was logged on the server"}, 500
     )
 
 

@@ -1,22 +1,23 @@
-"""Wakes long-polling agent pings the moment a job becomes runnable, in this process and, on
-PostgreSQL, in every other replica (LISTEN/NOTIFY).
+"""Wake-ups after a commit, in this process and, on PostgreSQL, in every other replica
+(LISTEN/NOTIFY): `dispatch` wakes long-polling agent pings the moment a job becomes runnable;
+`outbox` wakes the readers of the events outbox that feed live web pages.
 
-A ping takes a ticket *before* it looks for work, so a job committed between the look and
-the wait still wakes it. Tickets are per event loop, because tests run several servers in
-one process.
+A wake-up carries nothing: it says "look again", and the reader finds what changed in the
+database. A waiter takes a ticket *before* it looks, so a commit between the look and the
+wait still wakes it. Tickets are per event loop, because tests run several servers in one
+process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("kiteline.notify")
-
-CHANNEL = "kiteline_dispatch"
 
 
 class Ticket:
@@ -27,7 +28,8 @@ class Ticket:
 
 
 class Notifier:
-    def __init__(self) -> None:
+    def __init__(self, channel: str) -> None:
+        self.channel = channel  # the PostgreSQL NOTIFY channel that carries it to replicas
         self._current: dict[asyncio.AbstractEventLoop, Ticket] = {}
         self._broadcasters: dict[
             asyncio.AbstractEventLoop, Callable[[], Coroutine[Any, Any, None]]
@@ -79,50 +81,58 @@ class Notifier:
 
 
 #: Signalled after any commit that made a job runnable or changed what an agent should do.
-dispatch = Notifier()
+dispatch = Notifier("kiteline_dispatch")
+#: Signalled after any commit that wrote events to the outbox (live web pages read them).
+outbox = Notifier("kiteline_outbox")
+
+CHANNEL = dispatch.channel
 
 
 class PostgresRelay:
-    """One LISTEN connection per process: NOTIFYs from other replicas wake local pings, and
-    local wake-ups are sent to them."""
+    """One LISTEN connection per process: NOTIFYs from other replicas wake local waiters, and
+    local wake-ups are sent to them, for each notifier."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, notifiers: tuple[Notifier, ...] = (dispatch, outbox)) -> None:
         self._dsn = dsn
         self._connection: Any = None
-        self._wanted = False
+        self._notifiers = {notifier.channel: notifier for notifier in notifiers}
+        self._wanted: set[str] = set()
         self._sending = False
 
     async def start(self) -> None:
         import asyncpg
 
         self._connection = await asyncpg.connect(self._dsn)
-        await self._connection.add_listener(CHANNEL, self._received)
-        dispatch.set_broadcaster(self._send)
+        for channel, notifier in self._notifiers.items():
+            await self._connection.add_listener(channel, self._received)
+            notifier.set_broadcaster(functools.partial(self._send, channel))
 
-    def _received(self, *_args: object) -> None:
-        dispatch.wake_local()
+    def _received(self, _connection: object, _pid: object, channel: str, _payload: object) -> None:
+        notifier = self._notifiers.get(channel)
+        if notifier is not None:
+            notifier.wake_local()
 
-    async def _send(self) -> None:
+    async def _send(self, channel: str = CHANNEL) -> None:
         """NOTIFY the other replicas. One connection runs one statement at a time, so wake-ups
-        asked for while one is being sent are folded into a single one sent after it: a
+        asked for while one is being sent are folded into one per channel sent after it: a
         wake-up only has to follow the latest commit."""
-        self._wanted = True
+        self._wanted.add(channel)
         if self._sending:
             return
         self._sending = True
         try:
             while self._wanted:
-                self._wanted = False
+                wanted = sorted(self._wanted)
+                self._wanted.clear()
                 try:
-                    await self._connection.execute(f"NOTIFY {CHANNEL}")
+                    await self._connection.execute("; ".join(f"NOTIFY {c}" for c in wanted))
                 except Exception:  # a lost relay only slows other replicas to their next check
-                    log.warning(
-                        "could not send the dispatch wake-up to other replicas", exc_info=True
-                    )
+                    log.warning("could not send wake-ups to other replicas", exc_info=True)
         finally:
             self._sending = False
 
     async def stop(self) -> None:
-        dispatch.set_broadcaster(None)
+        for notifier in self._notifiers.values():
+            notifier.set_broadcaster(None)
         if self._connection is not None:
             await self._connection.close()

@@ -49,6 +49,18 @@ async def size(session: AsyncSession, job_id: uuid.UUID) -> int:
     return int(end or 0)
 
 
+async def sizes(session: AsyncSession, job_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many bytes of each job's log have arrived (jobs without any are left out)."""
+    if not job_ids:
+        return {}
+    rows = await session.execute(
+        select(LogChunk.job_id, func.max(LogChunk.offset + LogChunk.size))
+        .where(LogChunk.job_id.in_(list(job_ids)))
+        .group_by(LogChunk.job_id)
+    )
+    return {job_id: int(end or 0) for job_id, end in rows}
+
+
 @dataclass(frozen=True)
 class Piece:
     """`length` bytes of one stored chunk, from `skip` into it, shown at `start` in the log."""

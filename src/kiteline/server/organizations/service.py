@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.urls import RESERVED_SLUGS
 from kiteline.server.organizations.models import Membership, Organization
 from kiteline.server.users.models import User
 
@@ -21,6 +22,8 @@ async def create(session: AsyncSession, *, slug: str, name: str | None = None) -
         raise ValidationFailed.field(
             "slug", "must be lowercase letters, digits and dashes, starting with a letter or digit"
         )
+    if slug in RESERVED_SLUGS:
+        raise ValidationFailed.field("slug", f"is reserved: /{slug} is a path of Kiteline's own")
     if await session.scalar(select(Organization.id).where(Organization.slug == slug)):
         raise ValidationFailed.field("slug", "has already been taken")
     organization = Organization(slug=slug, name=name or slug)

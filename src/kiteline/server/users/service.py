@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.passwords import hash_password, password_problem, verify_password
 from kiteline.server.users.models import User
 
 
@@ -39,3 +40,19 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
         return {}
     users = await session.scalars(select(User).where(User.id.in_(ids)))
     return {user.id: user for user in users}
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    """Give the user a web UI password (callers revoke the user's sessions when it changes)."""
+    problem = password_problem(password)
+    if problem is not None:
+        raise ValidationFailed.field("password", problem)
+    user.password_hash = await hash_password(password)
+    await session.flush()
+
+
+async def authenticate_password(session: AsyncSession, email: str, password: str) -> User | None:
+    """The user whose email and password these are, or None (one answer for both mistakes)."""
+    user = await get_by_email(session, email)
+    matched = await verify_password(user.password_hash if user else None, password)
+    return user if matched else None

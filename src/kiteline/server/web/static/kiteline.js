@@ -1,0 +1,79 @@
+// Kiteline's own JavaScript, loaded by every page (the Content-Security-Policy allows no inline
+// script): the CSRF header on htmx requests, and live updates over Server-Sent Events.
+(function () {
+  "use strict";
+
+  // htmx requests that change state carry the session's CSRF token, as forms do in a field.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) {
+      event.detail.headers["X-CSRF-Token"] = meta.content;
+    }
+  });
+
+  // A page with <body data-live-url="…"> listens to that event stream. Each message (an
+  // outbox event, or "resync") fires a `live` event on <body>, at most one per
+  // REFRESH_DELAY_MS with the latest coming last: live regions declare
+  // hx-get="<this page>" hx-trigger="live from:body" and are re-rendered by the server.
+  // Pages that need the event itself listen to `kiteline:event` on document.
+  var REFRESH_DELAY_MS = 250;
+
+  function startLive() {
+    var url = document.body.dataset.liveUrl;
+    if (!url || !window.EventSource) {
+      return;
+    }
+    var pending = null;
+    var dropped = false;
+    var source = new EventSource(url);
+
+    function refresh() {
+      if (pending !== null) {
+        return;
+      }
+      pending = window.setTimeout(function () {
+        pending = null;
+        document.body.dispatchEvent(new CustomEvent("live"));
+      }, REFRESH_DELAY_MS);
+    }
+
+    source.onopen = function () {
+      document.body.dataset.liveConnected = "true";
+      if (dropped) {
+        // Reconnected: anything missed meanwhile is replayed from Last-Event-ID, but a
+        // refresh costs little and also covers a server that restarted.
+        dropped = false;
+        refresh();
+      }
+    };
+    source.onerror = function () {
+      delete document.body.dataset.liveConnected;
+      dropped = true;
+    };
+    source.onmessage = function (message) {
+      var data = {};
+      try {
+        data = JSON.parse(message.data);
+      } catch (error) {
+        return;
+      }
+      document.dispatchEvent(new CustomEvent("kiteline:event", { detail: data }));
+      refresh();
+    };
+  }
+
+  // A click outside an open menu (<details class="menu">) closes it.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) {
+        menu.removeAttribute("open");
+      }
+    });
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", startLive);
+  } else {
+    startLive();
+  }
+})();
