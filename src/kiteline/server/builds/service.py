@@ -618,8 +618,9 @@ def validate_block_fields(
 
 
 async def time_out_job(session: AsyncSession, job: Job) -> None:
+    """The agent sees `timing_out` on its next job-state poll; nothing became runnable, so no
+    held ping is woken."""
     jobs_service.time_out(job)
-    after_commit(session, dispatch.notify)
 
 
 async def expire_job(session: AsyncSession, job: Job) -> None:

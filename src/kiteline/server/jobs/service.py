@@ -19,9 +19,10 @@ from kiteline.server.events import service as events
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
-from kiteline.server.kit.db import execute_core, utcnow
+from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
+from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
 
 #: How many runnable jobs a ping looks at before giving up on finding one its tags match.
@@ -169,12 +170,14 @@ async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job |
 
 
 async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
-    """Hand a job assigned to this agent (but not yet accepted) back to the queue."""
+    """Hand a job assigned to this agent (but not yet accepted) back to the queue, waking
+    held pings once that commits: an idle agent takes it at once, not at its next poll."""
     job = await current_for_agent(session, agent_id)
     if job is not None and job.state == JobState.ASSIGNED:
         job.state = JobState.SCHEDULED
         job.agent_id = None
         job.assigned_at = None
+        after_commit(session, dispatch.notify)
 
 
 def add(session: AsyncSession, **fields: Any) -> Job:
