@@ -36,6 +36,7 @@ from kiteline.server.pipelines.rest import router as pipelines_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
 from kiteline.server.webhooks.rest import router as webhooks_router
+from kiteline.server.workers.presence import serving_presence
 from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
@@ -86,17 +87,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relay = PostgresRelay(asyncpg_dsn(engine))
             await relay.start()
         stop_workers = asyncio.Event()
-        workers = (
-            asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
-            if settings.run_workers
-            else None
-        )
         try:
-            yield
+            # Announced before the sweeps start: the lost-agent sweep counts silence from it.
+            async with serving_presence(app.state.sessions):
+                workers = (
+                    asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
+                    if settings.run_workers
+                    else None
+                )
+                try:
+                    yield
+                finally:
+                    stop_workers.set()
+                    if workers is not None:
+                        await workers
         finally:
-            stop_workers.set()
-            if workers is not None:
-                await workers
             if relay is not None:
                 await relay.stop()
             await app.state.rate_limiter.aclose()

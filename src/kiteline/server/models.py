@@ -1,6 +1,6 @@
 """Every table, imported in one place so that Alembic and the tests see the whole schema."""
 
-from kiteline.server.agents.models import Agent
+from kiteline.server.agents.models import Agent, ServingProcess
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.builds.models import Build, BuildMetaData
@@ -37,6 +37,7 @@ __all__ = [
     "Organization",
     "Pipeline",
     "PipelineUpload",
+    "ServingProcess",
     "User",
     "Webhook",
     "WebhookAttempt",
