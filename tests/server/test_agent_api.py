@@ -180,6 +180,20 @@ def test_a_finished_jobs_log_keeps_the_text_past_a_chunk_that_never_came(
     assert client.get(url).json()["content"] == "one\nthree\n"
 
 
+def test_a_finished_job_refuses_further_chunks_as_buildkite_does(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert agent.log(job, 1, 0, b"done\n").status_code == 201
+    assert agent.finish(job, "0").status_code == 200
+    late = agent.log(job, 2, 5, b"too late\n")
+    assert late.status_code == 400
+    assert late.json() == {"message": "Job can't have chunks: its state is finished"}
+    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
+    assert client.get(url + ".txt").text == "done\n"
+
+
 def test_finish_takes_exit_status_as_string(server: LiveServer) -> None:
     identity, client = _setup(server)
     _create_build(client)

@@ -19,6 +19,9 @@ from kiteline.agent.redactor import Redactor
 log = logging.getLogger("kiteline.agent")
 
 CANCEL_STATES = frozenset({"canceling", "canceled", "timing_out", "timed_out"})
+#: The server closed the job without this agent (it took the agent for lost, or the job
+#: expired): nobody wants its result any more, and its log and finish would be refused.
+CLOSED_STATES = frozenset({"finished", "expired"})
 SIGNAL_REASON_CANCEL = "cancel"
 SIGNAL_REASON_AGENT_STOP = "agent_stop"
 SIGNAL_REASON_PROCESS_RUN_ERROR = "process_run_error"
@@ -161,5 +164,14 @@ class JobRunner:
             else:
                 if state in CANCEL_STATES:
                     log.info("%s job %s is %s; cancelling", self._agent_name, self.job.id, state)
+                    self.cancel(SIGNAL_REASON_CANCEL)
+                    return
+                if state in CLOSED_STATES:
+                    log.warning(
+                        "%s job %s was closed by the server (%s) while it ran here; stopping it",
+                        self._agent_name,
+                        self.job.id,
+                        state,
+                    )
                     self.cancel(SIGNAL_REASON_CANCEL)
                     return
