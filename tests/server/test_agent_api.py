@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -192,6 +193,26 @@ def test_a_finished_job_refuses_further_chunks_as_buildkite_does(server: LiveSer
     assert late.json() == {"message": "Job can't have chunks: its state is finished"}
     url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
     assert client.get(url + ".txt").text == "done\n"
+
+
+def test_finished_at_is_the_agents_finish_time_within_the_servers_clock(
+    server: LiveServer,
+) -> None:
+    identity, client = _setup(server, "steps:\n  - command: a\n  - command: b\n  - command: c\n")
+    _create_build(client)
+    agents = [ScriptedAgent.register(server.url, identity.agent_token) for _ in range(3)]
+    jobs = [agent.take_job(started_at="2026-11-29T10:00:00Z") for agent in agents]
+    reported = ["2026-11-29T10:00:20.5Z", "2026-11-29T09:00:00Z", "2999-01-01T00:00:00Z"]
+    before = datetime.now(UTC)
+    for agent, job, finished_at in zip(agents, jobs, reported, strict=True):
+        assert agent.finish(job, "0", finished_at=finished_at).status_code == 200
+    after = datetime.now(UTC)
+    stored = {job["id"]: job["finished_at"] for job in _build(client)["jobs"]}
+    as_reported, before_start, in_the_future = (stored[job["id"]] for job in jobs)
+    assert as_reported == "2026-11-29T10:00:20.500Z"
+    assert before_start == "2026-11-29T10:00:00.000Z"  # not before the job started
+    server_time = datetime.fromisoformat(in_the_future.replace("Z", "+00:00"))
+    assert before - timedelta(milliseconds=1) <= server_time <= after  # not in the future
 
 
 def test_finish_takes_exit_status_as_string(server: LiveServer) -> None:

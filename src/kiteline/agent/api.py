@@ -184,6 +184,8 @@ class JobFinish:
     signal: str | None
     signal_reason: str | None
     chunks_failed_count: int
+    finished_at: str
+    """When the job ended here (`utc_timestamp`), not when the finish call gets through."""
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"exit_status": str(self.exit_status)}
@@ -191,7 +193,7 @@ class JobFinish:
             body["signal"] = self.signal
         if self.signal_reason:
             body["signal_reason"] = self.signal_reason
-        body["finished_at"] = utc_timestamp()
+        body["finished_at"] = self.finished_at
         body["chunks_failed_count"] = self.chunks_failed_count
         return body
 

@@ -89,6 +89,9 @@ class JobRunner:
         watcher = asyncio.create_task(self._watch_state())
         try:
             outcome = await self._execute(self._shell, redactor)
+            # Its end, as buildkite-agent reports it: before the log is flushed, which may
+            # wait out a server outage.
+            finished_at = utc_timestamp()
         finally:
             watcher.cancel()
             redactor.flush()
@@ -98,6 +101,7 @@ class JobRunner:
             signal=outcome.status.signal,
             signal_reason=outcome.signal_reason or self._signal_reason,
             chunks_failed_count=chunks_failed,
+            finished_at=finished_at,
         )
         try:
             await self._api.finish_job(self.job.id, finish)

@@ -436,7 +436,9 @@ async def start_job(
         if build_now.state in UNDER_WAY and not build_now.blocked:
             # Nothing to settle: the job alone changes, in one conditional statement (a job
             # canceled meanwhile is no longer `accepted`, and the statement says so).
-            running = await jobs_service.start_accepted(session, job, started_at or utcnow())
+            running = await jobs_service.start_accepted(
+                session, job, jobs_service.reported_time(started_at, now=utcnow())
+            )
             jobs_service.emit_job_event(session, "job.started", running)
             return running
     build, started = await lock_for(session, job)

@@ -376,11 +376,22 @@ async def start_accepted(session: AsyncSession, job: JobRef, started_at: datetim
     return job._replace(state=JobState.RUNNING)
 
 
+def reported_time(
+    reported: datetime | None, *, now: datetime, not_before: datetime | None = None
+) -> datetime:
+    """A time an agent reports by its own clock (a job's start or finish), kept within what
+    the server knows: never later than `now`, never before `not_before`; `now` if unreported."""
+    if reported is None:
+        return now
+    bounded = min(reported, now)
+    return max(bounded, not_before) if not_before is not None else bounded
+
+
 def start(job: Job, started_at: datetime | None) -> None:
     if job.state != JobState.ACCEPTED:
         raise Unprocessable(f"Job can't be started: its state is {job.state}")
     job.state = JobState.RUNNING
-    job.started_at = started_at or utcnow()
+    job.started_at = reported_time(started_at, now=utcnow())
 
 
 def finish(
@@ -402,7 +413,9 @@ def finish(
     job.exit_status = exit_status
     job.signal = signal
     job.signal_reason = signal_reason
-    job.finished_at = finished_at or utcnow()
+    # The agent's finish time, not when the call got through (it may have waited out an
+    # outage); bounded by the server's clock.
+    job.finished_at = reported_time(finished_at, now=utcnow(), not_before=job.started_at)
     job.chunks_failed_count = chunks_failed_count
     job.passed = exit_status == 0 and job.state == JobState.FINISHED
 
