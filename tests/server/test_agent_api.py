@@ -301,9 +301,43 @@ def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) 
     assert build["jobs"][1]["started_at"] == "2026-11-29T10:00:05.250Z"
     state = second_agent.call("GET", f"/jobs/{second['id']}", token=second["token"])
     assert state.json() == {"id": second["id"], "state": "running"}
-    again = second_agent.call("PUT", f"/jobs/{second['id']}/start", token=second["token"], json={})
-    assert again.status_code == 422
-    assert again.json() == {"message": "Job can't be started: its state is running"}
+
+
+def test_accept_start_and_finish_repeated_by_the_agent_answer_as_the_first_time(
+    server: LiveServer,
+) -> None:
+    # As when a server is killed after committing a call and before answering it: the agent
+    # retries, and must not drop (or strand) the job for a refusal.
+    identity, client = _setup(server, "steps:\n  - command: a\n")
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job_id = agent.ping()["job"]["id"]
+    first = agent.call("PUT", f"/jobs/{job_id}/accept")
+    again = agent.call("PUT", f"/jobs/{job_id}/accept")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json()["state"] == "accepted"
+    token = again.json()["token"]
+    assert token != first.json()["token"]  # the one the agent got replaces the lost one
+    lost_token = agent.call("GET", f"/jobs/{job_id}", token=first.json()["token"])
+    assert lost_token.status_code == 401
+    for _ in range(2):
+        started = agent.call(
+            "PUT", f"/jobs/{job_id}/start", token=token, json={"started_at": "2026-11-29T10:00:00Z"}
+        )
+        assert started.json() == {"id": job_id, "state": "running"}
+    for _ in range(2):
+        finished = agent.call(
+            "PUT", f"/jobs/{job_id}/finish", token=token, json={"exit_status": "0"}
+        )
+        assert finished.json() == {"id": job_id, "state": "finished"}
+    other = agent.call("PUT", f"/jobs/{job_id}/finish", token=token, json={"exit_status": "1"})
+    assert other.status_code == 422
+    assert other.json() == {"message": "Job can't be finished: its state is finished"}
+    build = _build(client)
+    assert (build["state"], build["jobs"][0]["started_at"]) == (
+        "passed",
+        "2026-11-29T10:00:00.000Z",
+    )
 
 
 def test_a_job_canceled_between_accept_and_start_is_not_started(server: LiveServer) -> None:

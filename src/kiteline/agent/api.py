@@ -98,8 +98,9 @@ JOB_STATE = RetryPolicy(attempts=1, delay=0)  # polled again on the next tick an
 FINISH = RetryPolicy(attempts=12, delay=1, backoff=2, max_delay=120)
 DISCONNECT = RetryPolicy(attempts=4, delay=1)
 # `buildkite-agent <subcommand>` calls from inside a job, and artifact transfers: waits of
-# 1, 2, 4, 8, 16, 16 s, so a command gives up after about a minute of server trouble.
-IN_JOB = RetryPolicy(attempts=7, delay=1, backoff=2, max_delay=16)
+# 1, 2, 4, 8, 16, then 30 s, so a command rides out a server restart of a minute or two and
+# gives up after about two and a half minutes of server trouble.
+IN_JOB = RetryPolicy(attempts=10, delay=1, backoff=2, max_delay=30)
 
 BACKOFF_SEQUENCE_HEADER = "X-Buildkite-Backoff-Sequence"
 

@@ -431,6 +431,10 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
 async def start_job(
     session: AsyncSession, job: Job | JobRef, started_at: datetime | None
 ) -> Job | JobRef:
+    """`accepted` → `running`. A job already running is answered as started: its agent
+    retrying a start whose answer was lost (a restart) would otherwise drop the job."""
+    if job.state == JobState.RUNNING:
+        return job
     if isinstance(job, JobRef):
         build_now = (await execute_core(session, _STATE, {"build_id": job.build_id})).one()
         if build_now.state in UNDER_WAY and not build_now.blocked:
@@ -464,6 +468,8 @@ async def finish_job(
     else a matching `soft_fail` rule keeps the failure from failing the build. Returns the job
     as recorded."""
     build, job = await lock_for(session, job)
+    if jobs_service.repeats_finish(job, exit_status):
+        return job
     jobs_service.finish(
         job,
         exit_status=exit_status,

@@ -346,15 +346,21 @@ async def _group_is_full(
 async def accept(
     session: AsyncSession, *, job_id: uuid.UUID, agent_id: uuid.UUID
 ) -> tuple[Job, str]:
-    """`assigned` → `accepted`; returns the job and its freshly issued job token."""
+    """`assigned` → `accepted`; returns the job and its freshly issued job token.
+
+    Its agent accepting it again is answered as the first time, with a new token that
+    replaces the first: the first answer was lost (a server restart, a dropped connection),
+    and without a token the agent could never start or finish the job.
+    """
     job = await session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise NotFound.of("job")
-    if job.agent_id != agent_id or job.state != JobState.ASSIGNED:
+    if job.agent_id != agent_id or job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
         raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
     token = generate_token("bkaj_")
-    job.state = JobState.ACCEPTED
-    job.accepted_at = utcnow()
+    if job.state == JobState.ASSIGNED:
+        job.state = JobState.ACCEPTED
+        job.accepted_at = utcnow()
     job.token_hash = hash_token(token)
     return job, token
 
@@ -418,6 +424,17 @@ def finish(
     job.finished_at = reported_time(finished_at, now=utcnow(), not_before=job.started_at)
     job.chunks_failed_count = chunks_failed_count
     job.passed = exit_status == 0 and job.state == JobState.FINISHED
+
+
+def repeats_finish(job: Job, exit_status: int) -> bool:
+    """Whether a finish call repeats the one that finished the job: its agent retrying a call
+    whose answer was lost (a server restart, a dropped connection). A job the server finished
+    for a lost agent is not the agent's finish."""
+    return (
+        job.state in (JobState.FINISHED, JobState.CANCELED, JobState.TIMED_OUT)
+        and job.exit_status == exit_status
+        and job.signal_reason != "agent_lost"
+    )
 
 
 def cancel(job: Job, now: datetime) -> bool:
