@@ -15,6 +15,7 @@ from kiteline.agent.job_env import checkout_path, job_environment, request_heade
 from kiteline.agent.log_streamer import LogStreamer
 from kiteline.agent.process import ExitStatus, Shell
 from kiteline.agent.redactor import Redactor
+from kiteline.agent.watchdog import Watchdog
 
 log = logging.getLogger("kiteline.agent")
 
@@ -45,8 +46,10 @@ class JobRunner:
         config: AgentConfig,
         agent_name: str,
         job_status_interval: float,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.job = job
+        self._watchdog = watchdog
         self._api = api.with_token(job.token or api.token)
         self._config = config
         self._agent_name = agent_name
@@ -84,6 +87,7 @@ class JobRunner:
             redactor.write,
             cancelled=self._cancelled,
             grace_period=self._config.cancel_grace_period,
+            watchdog=self._watchdog,
         )
         streamer.start()
         watcher = asyncio.create_task(self._watch_state())
