@@ -11,7 +11,9 @@ however it went, the watchdog reads the end of the pipe, sends SIGTERM to every 
 registered, and SIGKILL after GRACE seconds to what is left, as a cancel does.
 
 The agent registers a group right after its fork, before anything else runs in the agent
-(`Shell.run` starts processes synchronously for that reason), so no job process escapes.
+(`Shell.run` starts processes synchronously for that reason). An agent killed in the few
+microseconds between the two would leave that one group behind; a job process that starts
+a session of its own (`setsid`) escapes too, as it escapes a cancel.
 Linux and macOS alike: nothing here is specific to one kernel (unlike PR_SET_PDEATHSIG,
 which would also reach only the first process, not the processes it starts).
 """
