@@ -82,9 +82,9 @@ class Shell:
         if self.cancelled.is_set():
             return CANCELLED_BEFORE_START
         try:
-            # Started synchronously (as asyncio would, inside its transport) so that the
-            # watchdog hears of the new group before anything else runs in the agent: an
-            # agent killed at any moment leaves no job process behind.
+            # Started synchronously (as asyncio does too, inside its transport) so that the
+            # watchdog hears of the new group before any other task of the agent runs: an
+            # agent killed from then on leaves none of the group's processes behind.
             process = subprocess.Popen(  # noqa: ASYNC220 (see above)
                 list(argv),
                 stdin=subprocess.DEVNULL,
