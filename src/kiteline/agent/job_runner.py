@@ -110,7 +110,15 @@ class JobRunner:
         try:
             await self._api.finish_job(self.job.id, finish)
         except ApiError as exc:
-            log.error("%s could not finish job %s: %s", self._agent_name, self.job.id, exc)
+            if exc.status == 422:  # closed without this agent (taken for lost, canceled)
+                log.warning(
+                    "%s job %s had been closed by the server: %s",
+                    self._agent_name,
+                    self.job.id,
+                    exc,
+                )
+            else:
+                log.error("%s could not finish job %s: %s", self._agent_name, self.job.id, exc)
             return
         log.info(
             "%s finished job %s with exit status %s%s",

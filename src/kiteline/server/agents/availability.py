@@ -15,11 +15,11 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import ServingProcess
-from kiteline.server.kit.db import execute_core
+from kiteline.server.kit.db import UTCDateTime, execute_core
 
 #: How often a serving process renews its sign of life.
 PRESENCE_INTERVAL = timedelta(seconds=1)
@@ -56,7 +56,8 @@ async def keep_alive(session: AsyncSession, process_id: uuid.UUID, now: datetime
         .values(
             alive_at=now,
             serving_since=case(
-                (ServingProcess.alive_at < now - PRESENCE_TIMEOUT, now),
+                # Typed as the column, so that SQLite stores it as it stores every time.
+                (ServingProcess.alive_at < now - PRESENCE_TIMEOUT, literal(now, UTCDateTime)),
                 else_=ServingProcess.serving_since,
             ),
         )
