@@ -5,8 +5,12 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: `agent_lost_after_seconds` is at least this many heartbeat intervals: an agent may miss one
+#: heartbeat (a retry, a slow server) and still be heard from before it is declared lost.
+LOST_AFTER_HEARTBEATS = 2
 
 
 class Settings(BaseSettings):
@@ -64,7 +68,9 @@ class Settings(BaseSettings):
     run_workers: bool = True
     worker_interval_seconds: float = 1.0
     agent_lost_after_seconds: float = Field(
-        default=120.0, description="An agent silent this long is lost and its job finished -1"
+        default=120.0,
+        description="An agent silent this long is lost and its job finished -1; at least "
+        "LOST_AFTER_HEARTBEATS heartbeat intervals",
     )
     job_expiry_seconds: float = Field(
         default=30 * 24 * 3600, description="A job no agent took for this long expires"
@@ -111,6 +117,19 @@ class Settings(BaseSettings):
 
     log_sql: bool = False
 
+    @model_validator(mode="after")
+    def _lost_after_outlasts_heartbeats(self) -> Settings:
+        heartbeat = max(self.agent_heartbeat_interval, 1)  # as agents are told on register
+        least = LOST_AFTER_HEARTBEATS * heartbeat
+        if self.agent_lost_after_seconds < least:
+            raise ValueError(
+                f"KITELINE_AGENT_LOST_AFTER_SECONDS ({self.agent_lost_after_seconds:g}) must be "
+                f"at least {least:g}: {LOST_AFTER_HEARTBEATS} times "
+                f"KITELINE_AGENT_HEARTBEAT_INTERVAL ({heartbeat}), so that a live agent whose "
+                "heartbeat is late or lost once is not declared lost"
+            )
+        return self
+
     @property
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.data_dir / "blobs"
@@ -135,6 +154,18 @@ def normalize_database_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming each setting that is wrong and why (pydantic's own text is a block)."""
+    problems = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in problem["loc"]]
+        if fields:
+            message = f"KITELINE_{'_'.join(fields).upper()}: {message}"
+        problems.append(message)
+    return "invalid configuration: " + "; ".join(problems)
 
 
 def get_settings() -> Settings:

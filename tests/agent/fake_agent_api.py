@@ -64,6 +64,7 @@ class Recorded:
     job_id: str | None
     received_at: float
     path_params: dict[str, str] = field(default_factory=dict)  # URL-decoded
+    received_at_wall: float = 0.0  # time.time(), to compare with times the agent reports
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -321,6 +322,7 @@ class FakeAgentApi:
             job_id=job_id,
             received_at=time.monotonic(),
             path_params=path_params,
+            received_at_wall=time.time(),
         )
         with self._lock:
             self.requests.append(request)

@@ -119,3 +119,23 @@ async def test_a_second_stop_cancels_the_running_job_as_agent_stop(fake_api, sta
         "agent_stop",
     )
     assert fake_api.sequence()[-2:] == ["finish", "disconnect"]
+
+
+async def test_a_job_the_server_closed_meanwhile_is_stopped(fake_api, start_agent, tmp_path):
+    # As when the server took the agent for lost and finished the job with -1: its result is
+    # no longer wanted, so its processes are not left running.
+    child_pid = tmp_path / "child.pid"
+    job = fake_api.add_job(
+        f"sleep 300 & echo $! > {child_pid}.tmp; mv {child_pid}.tmp {child_pid}; wait"
+    )
+    agent = start_agent(cancel_grace_period=0.5)
+    await eventually(child_pid.exists)
+    pid = int(child_pid.read_text())
+
+    fake_api.set_state(job, "finished")
+    await eventually(lambda: job.finish is not None)
+    await agent.stopped()
+
+    assert job.finish is not None
+    assert (job.finish["exit_status"], job.finish["signal_reason"]) == ("143", "cancel")
+    await eventually(lambda: process_is_gone(pid), within=5)

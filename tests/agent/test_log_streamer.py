@@ -61,3 +61,25 @@ async def test_undeliverable_chunks_are_counted() -> None:
     streamer.write(b"aaaabbbbcccc")
 
     assert await streamer.close() == 1
+
+
+async def test_once_the_server_closes_the_log_no_further_chunk_is_sent() -> None:
+    attempted: list[int] = []
+
+    async def upload(chunk: LogChunk) -> None:
+        attempted.append(chunk.sequence)
+        raise ApiError(
+            "POST jobs/x/chunks: HTTP 400: Job can't have chunks: its state is finished",
+            status=400,
+            retryable=False,
+            reason="Job can't have chunks: its state is finished",
+        )
+
+    streamer = LogStreamer(upload, max_chunk_size=4, interval=60)
+    streamer.write(b"aaaa")
+    await asyncio.sleep(0)  # the first upload is refused before more output comes
+    await asyncio.sleep(0)
+    streamer.write(b"bbbbcccc")
+
+    assert await streamer.close() == 3  # every chunk is counted as not delivered...
+    assert attempted == [1]  # ...but only the first was sent

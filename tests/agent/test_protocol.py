@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 
 from kiteline import __version__
 from tests.agent.fake_agent_api import REGISTRATION_TOKEN, eventually
@@ -117,6 +118,18 @@ async def test_start_body_and_finish_body_of_a_passing_job(fake_api, run_jobs):
     assert job.finish["exit_status"] == "0"
     assert job.finish["chunks_failed_count"] == 0
     assert job.finish["finished_at"].endswith("Z")
+
+
+async def test_finished_at_is_when_the_job_ended_not_when_its_log_got_through(fake_api, run_jobs):
+    job = fake_api.add_job("echo hello")
+    fake_api.fail_next("chunks", 503)  # the last of the log waits for a retry
+    await run_jobs(job)
+
+    delivered = fake_api.calls("chunks")[-1]
+    assert job.finish is not None
+    finished_at = datetime.fromisoformat(job.finish["finished_at"].replace("Z", "+00:00"))
+    assert finished_at.timestamp() < delivered.received_at_wall
+    assert b"".join(chunk.data for chunk in job.chunks).endswith(b"$ echo hello\nhello\n")
 
 
 async def test_failing_command_finishes_with_its_exit_status_as_a_string(fake_api, run_jobs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -180,6 +181,40 @@ def test_a_finished_jobs_log_keeps_the_text_past_a_chunk_that_never_came(
     assert client.get(url).json()["content"] == "one\nthree\n"
 
 
+def test_a_finished_job_refuses_further_chunks_as_buildkite_does(server: LiveServer) -> None:
+    identity, client = _setup(server)
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()
+    assert agent.log(job, 1, 0, b"done\n").status_code == 201
+    assert agent.finish(job, "0").status_code == 200
+    late = agent.log(job, 2, 5, b"too late\n")
+    assert late.status_code == 400
+    assert late.json() == {"message": "Job can't have chunks: its state is finished"}
+    url = f"/v2/organizations/acme/pipelines/demo/builds/1/jobs/{job['id']}/log"
+    assert client.get(url + ".txt").text == "done\n"
+
+
+def test_finished_at_is_the_agents_finish_time_within_the_servers_clock(
+    server: LiveServer,
+) -> None:
+    identity, client = _setup(server, "steps:\n  - command: a\n  - command: b\n  - command: c\n")
+    _create_build(client)
+    agents = [ScriptedAgent.register(server.url, identity.agent_token) for _ in range(3)]
+    jobs = [agent.take_job(started_at="2026-11-29T10:00:00Z") for agent in agents]
+    reported = ["2026-11-29T10:00:20.5Z", "2026-11-29T09:00:00Z", "2999-01-01T00:00:00Z"]
+    before = datetime.now(UTC)
+    for agent, job, finished_at in zip(agents, jobs, reported, strict=True):
+        assert agent.finish(job, "0", finished_at=finished_at).status_code == 200
+    after = datetime.now(UTC)
+    stored = {job["id"]: job["finished_at"] for job in _build(client)["jobs"]}
+    as_reported, before_start, in_the_future = (stored[job["id"]] for job in jobs)
+    assert as_reported == "2026-11-29T10:00:20.500Z"
+    assert before_start == "2026-11-29T10:00:00.000Z"  # not before the job started
+    server_time = datetime.fromisoformat(in_the_future.replace("Z", "+00:00"))
+    assert before - timedelta(milliseconds=1) <= server_time <= after  # not in the future
+
+
 def test_finish_takes_exit_status_as_string(server: LiveServer) -> None:
     identity, client = _setup(server)
     _create_build(client)
@@ -266,9 +301,43 @@ def test_a_job_starts_on_its_own_in_a_build_already_running(server: LiveServer) 
     assert build["jobs"][1]["started_at"] == "2026-11-29T10:00:05.250Z"
     state = second_agent.call("GET", f"/jobs/{second['id']}", token=second["token"])
     assert state.json() == {"id": second["id"], "state": "running"}
-    again = second_agent.call("PUT", f"/jobs/{second['id']}/start", token=second["token"], json={})
-    assert again.status_code == 422
-    assert again.json() == {"message": "Job can't be started: its state is running"}
+
+
+def test_accept_start_and_finish_repeated_by_the_agent_answer_as_the_first_time(
+    server: LiveServer,
+) -> None:
+    # As when a server is killed after committing a call and before answering it: the agent
+    # retries, and must not drop (or strand) the job for a refusal.
+    identity, client = _setup(server, "steps:\n  - command: a\n")
+    _create_build(client)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job_id = agent.ping()["job"]["id"]
+    first = agent.call("PUT", f"/jobs/{job_id}/accept")
+    again = agent.call("PUT", f"/jobs/{job_id}/accept")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json()["state"] == "accepted"
+    token = again.json()["token"]
+    assert token != first.json()["token"]  # the one the agent got replaces the lost one
+    lost_token = agent.call("GET", f"/jobs/{job_id}", token=first.json()["token"])
+    assert lost_token.status_code == 401
+    for _ in range(2):
+        started = agent.call(
+            "PUT", f"/jobs/{job_id}/start", token=token, json={"started_at": "2026-11-29T10:00:00Z"}
+        )
+        assert started.json() == {"id": job_id, "state": "running"}
+    for _ in range(2):
+        finished = agent.call(
+            "PUT", f"/jobs/{job_id}/finish", token=token, json={"exit_status": "0"}
+        )
+        assert finished.json() == {"id": job_id, "state": "finished"}
+    other = agent.call("PUT", f"/jobs/{job_id}/finish", token=token, json={"exit_status": "1"})
+    assert other.status_code == 422
+    assert other.json() == {"message": "Job can't be finished: its state is finished"}
+    build = _build(client)
+    assert (build["state"], build["jobs"][0]["started_at"]) == (
+        "passed",
+        "2026-11-29T10:00:00.000Z",
+    )
 
 
 def test_a_job_canceled_between_accept_and_start_is_not_started(server: LiveServer) -> None:

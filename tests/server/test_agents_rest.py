@@ -108,3 +108,38 @@ def test_stop_wakes_an_idle_agents_held_ping(make_server: Callable[..., LiveServ
     assert client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False}).status_code == 204
     thread.join(timeout=60)
     assert answers == [{"action": "disconnect", "message": "The agent was asked to stop"}]
+
+
+def test_a_job_released_by_a_stopping_agent_wakes_an_idle_agents_held_ping(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    # Pings may be held for ten minutes: only a wake-up can hand the job over within the join.
+    server = make_server(agent_ping_max_wait=600)
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    client.post(
+        "/v2/organizations/acme/pipelines",
+        json={"name": "P", "configuration": "steps:\n  - command: echo hi\n"},
+    )
+    client.post(
+        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
+    )
+    stopping = ScriptedAgent.register(server.url, identity.agent_token, name="stopping")
+    assigned = stopping.ping()["job"]  # assigned to it, never accepted
+    idle = ScriptedAgent.register(server.url, identity.agent_token, name="idle")
+    assert idle.ping() == {"action": "idle"}
+    answers: list[dict[str, Any]] = []
+    waiting = threading.Barrier(2)
+
+    def poll() -> None:
+        waiting.wait()
+        answers.append(idle.ping(wait=600))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    waiting.wait()
+    assert client.put(f"{AGENTS}/{stopping.id}/stop", json={"force": False}).status_code == 204
+    # Its next ping tells it to go and hands the job back to the queue.
+    assert stopping.ping()["action"] == "disconnect"
+    thread.join(timeout=60)
+    assert answers == [{"action": "idle", "job": {"id": assigned["id"], "state": "assigned"}}]

@@ -17,6 +17,12 @@ from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
 ROOT = "/v2/organizations/acme/pipelines"
+#: The smallest lost-agent threshold the settings allow with one-second heartbeats.
+QUICKLY_LOST = {
+    "agent_lost_after_seconds": 2.0,
+    "agent_heartbeat_interval": 1,
+    "worker_interval_seconds": 0.1,
+}
 
 
 def _pipeline(server: LiveServer, configuration: str) -> tuple[httpx.Client, str]:
@@ -42,7 +48,7 @@ def _eventually(check: Callable[[], Any], seconds: float = 30) -> Any:
 def test_a_lost_agents_job_finishes_with_minus_one_and_is_retried(
     make_server: Callable[..., LiveServer],
 ) -> None:
-    server = make_server(agent_lost_after_seconds=1.0, worker_interval_seconds=0.1)
+    server = make_server(**QUICKLY_LOST)
     client, agent_token = _pipeline(
         server,
         "steps:\n  - command: sleep 100\n    retry:\n      automatic:\n        - exit_status: -1\n"
@@ -72,6 +78,33 @@ def test_a_lost_agents_job_finishes_with_minus_one_and_is_retried(
     rescuer = ScriptedAgent.register(server.url, agent_token, name="rescuer")
     rescuer.finish(rescuer.take_job(), "0")
     assert _build(client)["state"] == "passed"
+
+
+def test_an_agent_whose_job_keeps_calling_is_alive_without_heartbeats(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(**QUICKLY_LOST)
+    client, agent_token = _pipeline(server, "steps:\n  - command: sleep 100\n")
+    client.post(f"{ROOT}/p/builds", json={"commit": "HEAD", "branch": "main"})
+    busy = ScriptedAgent.register(server.url, agent_token, name="busy")
+    job = busy.take_job()
+    agent_url = f"/v2/organizations/acme/agents/{busy.id}"
+    # Only the job's token is heard from, for several times the lost-agent threshold: log
+    # chunks and state polls, no ping, no heartbeat.
+    offset = 0
+    for sequence in range(1, 41):
+        line = f"line {sequence}\n".encode()
+        assert busy.log(job, sequence, offset, line).status_code == 201
+        offset += len(line)
+        assert busy.call("GET", f"/jobs/{job['id']}", token=job["token"]).json() == {
+            "id": job["id"],
+            "state": "running",
+        }
+        time.sleep(0.2)
+    assert client.get(agent_url).json()["connection_state"] == "connected"
+    # Silent at last: now it is lost.
+    _eventually(lambda: client.get(agent_url).json()["connection_state"] == "lost")
+    assert _build(client)["jobs"][0]["signal_reason"] == "agent_lost"
 
 
 def test_jobs_nobody_takes_expire(make_server: Callable[..., LiveServer]) -> None:

@@ -87,15 +87,37 @@ def server_process(
 ) -> Iterator[str]:
     """A `kiteline server` process; `settings` become KITELINE_<NAME> variables."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # Tests poll builds faster than Buildkite's 200 requests a minute would allow.
+    with server_on(port, data_dir, database_url, log_dir / "server.log", **settings):
+        yield f"http://127.0.0.1:{port}"
+
+
+def settings_env(data_dir: Path, database_url: str | None, **settings: str) -> dict[str, str]:
+    """The environment of a server-side process: `settings` become KITELINE_<NAME> variables;
+    no rate limit (tests poll builds faster than Buildkite's 200 requests a minute allow)."""
     settings = {"rate_limit_org_per_minute": "0", **settings}
-    env = kiteline_env(
+    return kiteline_env(
         data_dir, database_url, **{f"KITELINE_{k.upper()}": v for k, v in settings.items()}
     )
-    with running(["server", "--port", str(port)], env, log_dir / "server.log"):
+
+
+@contextmanager
+def server_on(
+    port: int, data_dir: Path, database_url: str, log: Path, **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A `kiteline server` process on `port`, once it answers (a test may kill it and start
+    another on the same port, where its agents look for it)."""
+    url = f"http://127.0.0.1:{port}"
+    with running(
+        ["server", "--port", str(port)], settings_env(data_dir, database_url, **settings), log
+    ) as process:
         wait_until(lambda: _healthy(url), timeout=60, what="the server to answer /healthz")
-        yield url
+        yield process
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """`kill -9` of the process and everything in its group, reaped."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
 
 def _healthy(url: str) -> bool:

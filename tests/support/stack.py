@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server import admin
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.settings import Settings
-from tests.support.processes import kiteline_env, running, server_process, wait_until
+from tests.support.live_server import free_port
+from tests.support.processes import kiteline_env, running, server_on, settings_env, wait_until
 
 ORG = "acme"
 
@@ -32,6 +33,32 @@ class Stack:
     client: httpx.Client
     _exits: ExitStack
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    database_url: str = ""
+    port: int = 0
+    settings: dict[str, str] = field(default_factory=dict)
+    server: subprocess.Popen[bytes] | None = None
+    _server_starts: int = 0
+
+    def start_server(self) -> subprocess.Popen[bytes]:
+        """A `kiteline server` on the stack's port (again, after `kill(stack.server)`)."""
+        self._server_starts += 1
+        suffix = "" if self._server_starts == 1 else f"-{self._server_starts}"
+        self.server = self._exits.enter_context(
+            server_on(
+                self.port,
+                self.data_dir,
+                self.database_url,
+                self.work_dir / f"server{suffix}.log",
+                **self.settings,
+            )
+        )
+        return self.server
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """A `kiteline worker` (run servers with `run_workers="false"` beside it)."""
+        env = settings_env(self.data_dir, self.database_url, **self.settings)
+        log = self.work_dir / f"worker-{len(list(self.work_dir.glob('worker*.log')))}.log"
+        return self._exits.enter_context(running(["worker"], env, log))
 
     def pipeline(self, name: str, configuration: str, **fields: Any) -> str:
         response = self.client.post(
@@ -113,10 +140,24 @@ def stack(database_url: str, work_dir: Path, **settings: str) -> Iterator[Stack]
         admin.run_in_transaction(Settings(data_dir=data_dir, database_url=database_url), _setup)
     )
     with ExitStack() as exits:
-        url = exits.enter_context(server_process(data_dir, database_url, work_dir, **settings))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
         client = exits.enter_context(
             httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {token['token']}"}, timeout=30
             )
         )
-        yield Stack(url, token["token"], agent["token"], data_dir, work_dir, client, exits)
+        made = Stack(
+            url,
+            token["token"],
+            agent["token"],
+            data_dir,
+            work_dir,
+            client,
+            exits,
+            database_url=database_url,
+            port=port,
+            settings=settings,
+        )
+        made.start_server()
+        yield made

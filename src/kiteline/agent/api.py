@@ -86,20 +86,23 @@ class RetryPolicy:
         return min(self.max_delay, self.delay * self.backoff ** (attempt - 2))
 
 
-# Spec §2.0. Exponential policies: start/chunks/finish; chunks and finish come to ~10 minutes.
+# Spec §2.0. Exponential policies: start/chunks/finish, as long in all as buildkite-agent's
+# (start about 2 minutes, chunks and finish about 10), but with waits capped at 16 s: after a
+# server restart the agent is back within 16 s, not the minute or two doubling would reach.
 REGISTER = RetryPolicy(attempts=30, delay=10)
 CONNECT = RetryPolicy(attempts=10, delay=5)
 HEARTBEAT = RetryPolicy(attempts=10, delay=5)
 PING = RetryPolicy(attempts=1, delay=0)  # the worker's ping loop backs off itself
 ACCEPT = RetryPolicy(attempts=30, delay=5, network_only=True)
-START = RetryPolicy(attempts=7, delay=2, backoff=2)
-CHUNK = RetryPolicy(attempts=12, delay=1, backoff=2, max_delay=120)
+START = RetryPolicy(attempts=11, delay=2, backoff=2, max_delay=16)
+CHUNK = RetryPolicy(attempts=42, delay=1, backoff=2, max_delay=16)
 JOB_STATE = RetryPolicy(attempts=1, delay=0)  # polled again on the next tick anyway
-FINISH = RetryPolicy(attempts=12, delay=1, backoff=2, max_delay=120)
+FINISH = RetryPolicy(attempts=42, delay=1, backoff=2, max_delay=16)
 DISCONNECT = RetryPolicy(attempts=4, delay=1)
 # `buildkite-agent <subcommand>` calls from inside a job, and artifact transfers: waits of
-# 1, 2, 4, 8, 16, 16 s, so a command gives up after about a minute of server trouble.
-IN_JOB = RetryPolicy(attempts=7, delay=1, backoff=2, max_delay=16)
+# 1, 2, 4, 8, then 16 s, so a command rides out a server restart of a minute or two and
+# gives up after about two and a half minutes of server trouble.
+IN_JOB = RetryPolicy(attempts=13, delay=1, backoff=2, max_delay=16)
 
 BACKOFF_SEQUENCE_HEADER = "X-Buildkite-Backoff-Sequence"
 
@@ -184,6 +187,8 @@ class JobFinish:
     signal: str | None
     signal_reason: str | None
     chunks_failed_count: int
+    finished_at: str
+    """When the job ended here (`utc_timestamp`), not when the finish call gets through."""
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"exit_status": str(self.exit_status)}
@@ -191,7 +196,7 @@ class JobFinish:
             body["signal"] = self.signal
         if self.signal_reason:
             body["signal_reason"] = self.signal_reason
-        body["finished_at"] = utc_timestamp()
+        body["finished_at"] = self.finished_at
         body["chunks_failed_count"] = self.chunks_failed_count
         return body
 

@@ -15,10 +15,14 @@ from kiteline.agent.job_env import checkout_path, job_environment, request_heade
 from kiteline.agent.log_streamer import LogStreamer
 from kiteline.agent.process import ExitStatus, Shell
 from kiteline.agent.redactor import Redactor
+from kiteline.agent.watchdog import Watchdog
 
 log = logging.getLogger("kiteline.agent")
 
 CANCEL_STATES = frozenset({"canceling", "canceled", "timing_out", "timed_out"})
+#: The server closed the job without this agent (it took the agent for lost, or the job
+#: expired): nobody wants its result any more, and its log and finish would be refused.
+CLOSED_STATES = frozenset({"finished", "expired"})
 SIGNAL_REASON_CANCEL = "cancel"
 SIGNAL_REASON_AGENT_STOP = "agent_stop"
 SIGNAL_REASON_PROCESS_RUN_ERROR = "process_run_error"
@@ -42,8 +46,10 @@ class JobRunner:
         config: AgentConfig,
         agent_name: str,
         job_status_interval: float,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.job = job
+        self._watchdog = watchdog
         self._api = api.with_token(job.token or api.token)
         self._config = config
         self._agent_name = agent_name
@@ -81,11 +87,15 @@ class JobRunner:
             redactor.write,
             cancelled=self._cancelled,
             grace_period=self._config.cancel_grace_period,
+            watchdog=self._watchdog,
         )
         streamer.start()
         watcher = asyncio.create_task(self._watch_state())
         try:
             outcome = await self._execute(self._shell, redactor)
+            # Its end, as buildkite-agent reports it: before the log is flushed, which may
+            # wait out a server outage.
+            finished_at = utc_timestamp()
         finally:
             watcher.cancel()
             redactor.flush()
@@ -95,11 +105,20 @@ class JobRunner:
             signal=outcome.status.signal,
             signal_reason=outcome.signal_reason or self._signal_reason,
             chunks_failed_count=chunks_failed,
+            finished_at=finished_at,
         )
         try:
             await self._api.finish_job(self.job.id, finish)
         except ApiError as exc:
-            log.error("%s could not finish job %s: %s", self._agent_name, self.job.id, exc)
+            if exc.status == 422:  # closed without this agent (taken for lost, canceled)
+                log.warning(
+                    "%s job %s had been closed by the server: %s",
+                    self._agent_name,
+                    self.job.id,
+                    exc,
+                )
+            else:
+                log.error("%s could not finish job %s: %s", self._agent_name, self.job.id, exc)
             return
         log.info(
             "%s finished job %s with exit status %s%s",
@@ -179,6 +198,15 @@ class JobRunner:
             else:
                 if state in CANCEL_STATES:
                     log.info("%s job %s is %s; cancelling", self._agent_name, self.job.id, state)
+                    self.cancel(SIGNAL_REASON_CANCEL)
+                    return
+                if state in CLOSED_STATES:
+                    log.warning(
+                        "%s job %s was closed by the server (%s) while it ran here; stopping it",
+                        self._agent_name,
+                        self.job.id,
+                        state,
+                    )
                     self.cancel(SIGNAL_REASON_CANCEL)
                     return
 

@@ -17,6 +17,14 @@ DEFAULT_CHUNK_SIZE = 100 * 1024  # used when the server sends no chunks_max_size
 
 UploadChunk = Callable[[LogChunk], Awaitable[None]]
 
+#: How Buildkite (and Kiteline) refuse a chunk for a job that is no longer running.
+LOG_CLOSED_REASON = "Job can't have chunks"
+
+
+def log_closed(error: ApiError) -> bool:
+    """Whether the server refused a chunk because the job's log is closed."""
+    return error.status == 400 and error.reason.startswith(LOG_CLOSED_REASON)
+
 
 class LogStreamer:
     """Collects output via `write`; cuts a chunk every `interval` seconds or at `max_chunk_size`.
@@ -37,6 +45,7 @@ class LogStreamer:
         self._uploads: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.failed_count = 0
+        self._log_closed = False
 
     def start(self) -> None:
         self._ticker = asyncio.create_task(self._flush_periodically())
@@ -81,8 +90,21 @@ class LogStreamer:
 
     async def _send(self, chunk: LogChunk) -> None:
         async with self._slots:
+            if self._log_closed:
+                self.failed_count += 1
+                return
             try:
                 await self._upload(chunk)
             except ApiError as exc:
                 self.failed_count += 1
-                log.warning("log chunk %d dropped: %s", chunk.sequence, exc)
+                if not log_closed(exc):
+                    log.warning("log chunk %d dropped: %s", chunk.sequence, exc)
+                elif not self._log_closed:
+                    # The job is over on the server (lost, canceled): every later chunk would
+                    # be refused the same way, so none is sent, and this is said once.
+                    self._log_closed = True
+                    log.warning(
+                        "log chunk %d refused, the rest of the log is not sent: %s",
+                        chunk.sequence,
+                        exc,
+                    )

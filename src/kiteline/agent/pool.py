@@ -10,6 +10,7 @@ import httpx
 
 from kiteline.agent.config import AgentConfig
 from kiteline.agent.shims import prepare_shims
+from kiteline.agent.watchdog import Watchdog
 from kiteline.agent.worker import AgentWorker
 
 log = logging.getLogger("kiteline.agent")
@@ -37,8 +38,15 @@ class AgentPool:
         # Every worker holds a long-polling ping open, so the pool must allow one connection
         # per worker beyond the job calls.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=2 * len(self.workers))
-        async with httpx.AsyncClient(limits=limits) as http:
-            results = await asyncio.gather(*(worker.run(http) for worker in self.workers))
+        # Kills the jobs' processes should this process die without stopping them.
+        watchdog = Watchdog.start(self.config.cancel_grace_period)
+        try:
+            async with httpx.AsyncClient(limits=limits) as http:
+                results = await asyncio.gather(
+                    *(worker.run(http, watchdog) for worker in self.workers)
+                )
+        finally:
+            await asyncio.to_thread(watchdog.close)
         return 0 if all(results) else 1
 
 

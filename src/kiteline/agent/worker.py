@@ -17,6 +17,7 @@ import httpx
 from kiteline.agent.api import AgentApi, ApiError, Ping, RegisterRequest, Session, go_arch
 from kiteline.agent.config import AgentConfig
 from kiteline.agent.job_runner import SIGNAL_REASON_AGENT_STOP, JobRunner
+from kiteline.agent.watchdog import Watchdog
 
 log = logging.getLogger("kiteline.agent")
 
@@ -51,6 +52,7 @@ class AgentWorker:
         self._forced = False
         self._job: JobRunner | None = None
         self._failed = False
+        self._watchdog: Watchdog | None = None
 
     def stop(self, *, force: bool = False) -> None:
         """Graceful: finish the current job, then disconnect. Forced: cancel it first."""
@@ -60,7 +62,8 @@ class AgentWorker:
             if self._job:
                 self._job.cancel(SIGNAL_REASON_AGENT_STOP)
 
-    async def run(self, http: httpx.AsyncClient) -> bool:
+    async def run(self, http: httpx.AsyncClient, watchdog: Watchdog | None = None) -> bool:
+        self._watchdog = watchdog
         api = AgentApi(http, Session(self.config.endpoint), self.config.token)
         request = RegisterRequest(
             name=self.name,
@@ -172,6 +175,7 @@ class AgentWorker:
             config=self.config,
             agent_name=self.name,
             job_status_interval=job_status_interval,
+            watchdog=self._watchdog,
         )
         if self._forced:
             self._job.cancel(SIGNAL_REASON_AGENT_STOP)

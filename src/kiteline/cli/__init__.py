@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from kiteline.cli import artifacts, builds, graphql, jobs, pipelines
 from kiteline.cli.agent import app as agent_app
@@ -96,7 +97,16 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def main() -> None:
     args = hoist_global_options(sys.argv[1:])
-    build_app(client_only=_command_name(args) in CLIENT_COMMANDS)(args=args, prog_name="kiteline")
+    try:
+        build_app(client_only=_command_name(args) in CLIENT_COMMANDS)(
+            args=args, prog_name="kiteline"
+        )
+    except ValidationError as error:
+        if error.title != "Settings":  # KITELINE_* variables, read by server-side commands
+            raise
+        from kiteline.settings import describe_settings_error
+
+        sys.exit(f"kiteline: {describe_settings_error(error)}")
 
 
 def _command_name(args: list[str]) -> str | None:

@@ -39,6 +39,7 @@ from kiteline.server.users.rest import router as users_router
 from kiteline.server.web.live import LiveHub
 from kiteline.server.web.setup import install_web
 from kiteline.server.webhooks.rest import router as webhooks_router
+from kiteline.server.workers.presence import serving_presence
 from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
@@ -91,18 +92,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             relay = PostgresRelay(asyncpg_dsn(engine))
             await relay.start()
         stop_workers = asyncio.Event()
-        workers = (
-            asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
-            if settings.run_workers
-            else None
-        )
         try:
-            yield
+            # Announced before the sweeps start: the lost-agent sweep counts silence from it.
+            async with serving_presence(app.state.sessions):
+                workers = (
+                    asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
+                    if settings.run_workers
+                    else None
+                )
+                try:
+                    yield
+                finally:
+                    stop_workers.set()
+                    if workers is not None:
+                        await workers
         finally:
-            stop_workers.set()
             await app.state.live.aclose()
-            if workers is not None:
-                await workers
             if relay is not None:
                 await relay.stop()
             await app.state.rate_limiter.aclose()

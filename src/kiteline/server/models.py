@@ -1,6 +1,6 @@
 """Every table, imported in one place so that Alembic and the tests see the whole schema."""
 
-from kiteline.server.agents.models import Agent
+from kiteline.server.agents.models import Agent, ServingProcess
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.builds.models import Build, BuildMetaData
@@ -38,6 +38,7 @@ __all__ = [
     "Organization",
     "Pipeline",
     "PipelineUpload",
+    "ServingProcess",
     "User",
     "WebSession",
     "Webhook",

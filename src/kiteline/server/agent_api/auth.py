@@ -57,12 +57,21 @@ async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.
         raise NotFound.of("job") from error
     found = await jobs.ref(session, parsed)
     if found.token_hash is not None and found.token_hash == hash_token(token):
+        await agents.seen_through_job(session, found.agent_id)
         return found
     owner = await agents.identify(session, token)
     if owner is None:
         raise Unauthorized("Invalid agent or job access token")
     if found.agent_id != owner.id:
         raise NotFound.of("job")
+    return found
+
+
+async def job_of_token(session: AsyncSession, request: Request) -> Job | None:
+    """The job whose token the request carries (its agent marked seen), or None."""
+    found = await jobs.get_by_token(session, agent_token_from(request))
+    if found is not None:
+        await agents.seen_through_job(session, found.agent_id)
     return found
 
 

@@ -61,8 +61,7 @@ async def _build_of_job(session: AsyncSession, request: Request, job_id: str) ->
 
 async def build_for_caller(session: AsyncSession, request: Request, build_id: str) -> Build:
     """`--build <uuid>`: any build of the organization the caller's job or agent belongs to."""
-    token = auth.agent_token_from(request)
-    caller = await jobs.get_by_token(session, token) or await auth.agent(session, request)
+    caller = await auth.job_of_token(session, request) or await auth.agent(session, request)
     try:
         build = await builds.get_by_id(session, uuid.UUID(build_id))
     except ValueError as error:
@@ -214,7 +213,7 @@ def _outcome(states: list[Job]) -> str:
 async def export_step(request: Request, step: str, body: StepExportRequest) -> dict[str, Any]:
     """`buildkite-agent step get ATTRIBUTE --step KEY`: a step of the caller's build."""
     async with request_transaction(request) as session:
-        caller = await jobs.get_by_token(session, auth.agent_token_from(request))
+        caller = await auth.job_of_token(session, request)
         if body.build_id:
             build = await build_for_caller(session, request, body.build_id)
         elif caller is not None:

@@ -20,7 +20,7 @@ from kiteline.server.agents import service as agents
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
-from kiteline.server.jobs.states import JobState
+from kiteline.server.jobs.states import ON_AGENT, JobState
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.notify import Ticket, dispatch
@@ -220,6 +220,10 @@ async def upload_chunk(
         raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
     async with request_transaction(request) as session:
         job = await auth.job_ref(session, request, job_id)
+        if job.state not in ON_AGENT:
+            # As Buildkite: the log closed with the job (finished, lost, canceled, expired).
+            # The agent drops the chunk and counts it in `chunks_failed_count`.
+            raise BadRequest(f"Job can't have chunks: its state is {job.state}")
         await logs.append_chunk(session, job_id=job.id, sequence=sequence, offset=offset, data=data)
     return Response(status_code=201)
 

@@ -44,3 +44,19 @@ class Agent(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_job_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ServingProcess(Base):
+    """A process serving the agent API (`kiteline server`, `up`, `run`) and its signs of life:
+    agents can only be heard from while one serves, so the lost-agent sweep counts their
+    silence from the latest (re)start of a serving process (see `agents.availability`)."""
+
+    __tablename__ = "serving_processes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: Start of its current uninterrupted stretch of serving: its start, or its recovery from a
+    #: stretch without signs of life (a stalled loop, an unreachable database).
+    serving_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    alive_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -123,6 +123,32 @@ _SEEN = update(Agent).where(Agent.id == bindparam("agent_id")).values(last_seen_
 SEEN_RESOLUTION = timedelta(seconds=1)
 
 
+_SEEN_IF_STALE = (
+    update(Agent)
+    .where(
+        Agent.id == bindparam("agent_id"),
+        or_(Agent.last_seen_at.is_(None), Agent.last_seen_at <= bindparam("stale_at")),
+    )
+    .values(last_seen_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def seen_through_job(session: AsyncSession, agent_id: uuid.UUID | None) -> None:
+    """The agent running a job is alive while the job's own calls reach the server (log
+    chunks, state polls, meta-data, annotations, artifact and pipeline uploads, all made with
+    the job's token): marked seen as `identify` marks it, at most once per SEEN_RESOLUTION,
+    by one conditional statement that writes nothing when the mark is recent."""
+    if agent_id is None:
+        return
+    now = utcnow()
+    await execute_core(
+        session,
+        _SEEN_IF_STALE,
+        {"agent_id": agent_id, "stale_at": now - SEEN_RESOLUTION, "now": now},
+    )
+
+
 async def identify(session: AsyncSession, access_token: str) -> Caller | None:
     """The agent with this access token, marked seen (see SEEN_RESOLUTION), or None."""
     row = (await execute_core(session, _CALLER, {"token_hash": hash_token(access_token)})).first()

@@ -436,12 +436,18 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
 async def start_job(
     session: AsyncSession, job: Job | JobRef, started_at: datetime | None
 ) -> Job | JobRef:
+    """`accepted` → `running`. A job already running is answered as started: its agent
+    retrying a start whose answer was lost (a restart) would otherwise drop the job."""
+    if job.state == JobState.RUNNING:
+        return job
     if isinstance(job, JobRef):
         build_now = (await execute_core(session, _STATE, {"build_id": job.build_id})).one()
         if build_now.state in UNDER_WAY and not build_now.blocked:
             # Nothing to settle: the job alone changes, in one conditional statement (a job
             # canceled meanwhile is no longer `accepted`, and the statement says so).
-            running = await jobs_service.start_accepted(session, job, started_at or utcnow())
+            running = await jobs_service.start_accepted(
+                session, job, jobs_service.reported_time(started_at, now=utcnow())
+            )
             jobs_service.emit_job_event(session, "job.started", running)
             return running
     build, started = await lock_for(session, job)
@@ -467,6 +473,8 @@ async def finish_job(
     else a matching `soft_fail` rule keeps the failure from failing the build. Returns the job
     as recorded."""
     build, job = await lock_for(session, job)
+    if jobs_service.repeats_finish(job, exit_status):
+        return job
     jobs_service.finish(
         job,
         exit_status=exit_status,
@@ -623,8 +631,9 @@ def validate_block_fields(
 
 
 async def time_out_job(session: AsyncSession, job: Job) -> None:
+    """The agent sees `timing_out` on its next job-state poll; nothing became runnable, so no
+    held ping is woken."""
     jobs_service.time_out(job)
-    after_commit(session, dispatch.notify)
 
 
 async def expire_job(session: AsyncSession, job: Job) -> None:

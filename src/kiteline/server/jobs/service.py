@@ -19,9 +19,10 @@ from kiteline.server.events import service as events
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
-from kiteline.server.kit.db import execute_core, utcnow
+from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
+from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
 
 #: How many runnable jobs a ping looks at before giving up on finding one its tags match.
@@ -169,12 +170,14 @@ async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job |
 
 
 async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
-    """Hand a job assigned to this agent (but not yet accepted) back to the queue."""
+    """Hand a job assigned to this agent (but not yet accepted) back to the queue, waking
+    held pings once that commits: an idle agent takes it at once, not at its next poll."""
     job = await current_for_agent(session, agent_id)
     if job is not None and job.state == JobState.ASSIGNED:
         job.state = JobState.SCHEDULED
         job.agent_id = None
         job.assigned_at = None
+        after_commit(session, dispatch.notify)
 
 
 def add(session: AsyncSession, **fields: Any) -> Job:
@@ -343,15 +346,21 @@ async def _group_is_full(
 async def accept(
     session: AsyncSession, *, job_id: uuid.UUID, agent_id: uuid.UUID
 ) -> tuple[Job, str]:
-    """`assigned` → `accepted`; returns the job and its freshly issued job token."""
+    """`assigned` → `accepted`; returns the job and its freshly issued job token.
+
+    Its agent accepting it again is answered as the first time, with a new token that
+    replaces the first: the first answer was lost (a server restart, a dropped connection),
+    and without a token the agent could never start or finish the job.
+    """
     job = await session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise NotFound.of("job")
-    if job.agent_id != agent_id or job.state != JobState.ASSIGNED:
+    if job.agent_id != agent_id or job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
         raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
     token = generate_token("bkaj_")
-    job.state = JobState.ACCEPTED
-    job.accepted_at = utcnow()
+    if job.state == JobState.ASSIGNED:
+        job.state = JobState.ACCEPTED
+        job.accepted_at = utcnow()
     job.token_hash = hash_token(token)
     return job, token
 
@@ -373,11 +382,22 @@ async def start_accepted(session: AsyncSession, job: JobRef, started_at: datetim
     return job._replace(state=JobState.RUNNING)
 
 
+def reported_time(
+    reported: datetime | None, *, now: datetime, not_before: datetime | None = None
+) -> datetime:
+    """A time an agent reports by its own clock (a job's start or finish), kept within what
+    the server knows: never later than `now`, never before `not_before`; `now` if unreported."""
+    if reported is None:
+        return now
+    bounded = min(reported, now)
+    return max(bounded, not_before) if not_before is not None else bounded
+
+
 def start(job: Job, started_at: datetime | None) -> None:
     if job.state != JobState.ACCEPTED:
         raise Unprocessable(f"Job can't be started: its state is {job.state}")
     job.state = JobState.RUNNING
-    job.started_at = started_at or utcnow()
+    job.started_at = reported_time(started_at, now=utcnow())
 
 
 def finish(
@@ -399,9 +419,22 @@ def finish(
     job.exit_status = exit_status
     job.signal = signal
     job.signal_reason = signal_reason
-    job.finished_at = finished_at or utcnow()
+    # The agent's finish time, not when the call got through (it may have waited out an
+    # outage); bounded by the server's clock.
+    job.finished_at = reported_time(finished_at, now=utcnow(), not_before=job.started_at)
     job.chunks_failed_count = chunks_failed_count
     job.passed = exit_status == 0 and job.state == JobState.FINISHED
+
+
+def repeats_finish(job: Job, exit_status: int) -> bool:
+    """Whether a finish call repeats the one that finished the job: its agent retrying a call
+    whose answer was lost (a server restart, a dropped connection). A job the server finished
+    for a lost agent is not the agent's finish."""
+    return (
+        job.state in (JobState.FINISHED, JobState.CANCELED, JobState.TIMED_OUT)
+        and job.exit_status == exit_status
+        and job.signal_reason != "agent_lost"
+    )
 
 
 def cancel(job: Job, now: datetime) -> bool:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.agents import availability
 from kiteline.server.agents import service as agents
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
@@ -24,8 +25,14 @@ async def time_out_jobs(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 async def lose_silent_agents(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
-    cutoff = utcnow() - timedelta(seconds=settings.agent_lost_after_seconds)
+    """Agents silent for `lost_after` while the agent API was served: none while no process
+    serves it, and none until `lost_after` has passed since the latest (re)start of one."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.agent_lost_after_seconds)
     async with transaction(sessions) as session:
+        serving_since = await availability.serving_since(session, now)
+        if serving_since is None or serving_since > cutoff:
+            return 0
         silent = await agents.silent_since(session, cutoff)
         for agent in silent:
             agents.mark_lost(session, agent)
