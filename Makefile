@@ -3,6 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make up PORT=8081 AGENTS=4`
+PORT ?= 8080
+AGENTS ?= 2
 
 .PHONY: up test lint check-types check-imports bench clean
 
@@ -13,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/kiteline up
+	$(BIN)/kiteline up --port $(PORT) --agents $(AGENTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
