@@ -19,7 +19,7 @@ from tests.support.stack import ORG, Stack, stack
 GREEN = """\
 steps:
   - label: ":wave: greet"
-    command: echo "hello from the CLI, build $BUILDKITE_BUILD_NUMBER"
+    command: echo "hello from the CLI, build $$BUILDKITE_BUILD_NUMBER"
   - label: produce
     artifact_paths: "out/*"
     command: |
@@ -36,7 +36,7 @@ steps:
 FLAKY = """\
 steps:
   - label: flaky
-    command: test "$BUILDKITE_RETRY_COUNT" -gt 0
+    command: test "$$BUILDKITE_RETRY_COUNT" -gt 0
 """
 GATE = """\
 steps:
