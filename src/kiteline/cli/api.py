@@ -99,19 +99,24 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
 def describe(error: Exception) -> str:
     """The server's own message, its validation details, and what was asked of whom."""
     if isinstance(error, ApiError):
-        details = ""
-        if isinstance(error, Unprocessable) and error.errors:
-            details = ": " + "; ".join(f"{e.get('field')} {e.get('code')}" for e in error.errors)
         where = ""
         if error.url:
             parts = urlsplit(error.url)
             where = f", {error.method} {parts.scheme}://{parts.netloc}{parts.path}"
-        return f"{error.message}{details} ({error.status}{where})"
+        return f"{refusal(error)} ({error.status}{where})"
     if isinstance(error, GraphQLError):
         return f"GraphQL: {error}"
     if isinstance(error, ConfigurationError) and str(error).startswith("no organization"):
         return "no organization: pass --org, or set KITELINE_ORG or BUILDKITE_ORGANIZATION_SLUG"
     return str(error)
+
+
+def refusal(error: ApiError) -> str:
+    """The server's message and its validation details: `Validation Failed: version required`."""
+    if isinstance(error, Unprocessable) and error.errors:
+        details = "; ".join(f"{e.get('field')} {e.get('code')}" for e in error.errors)
+        return f"{error.message}: {details}"
+    return error.message
 
 
 def failure(message: str) -> typer.Exit:
