@@ -85,6 +85,12 @@ def test_api_commands_find_the_credentials_up_wrote_with_nothing_exported(up: Up
     ]
 
 
+def test_webhook_commands_find_them_too(up: Up) -> None:
+    listed = up.run("webhook", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"items": []}
+
+
 def test_verbose_says_which_credentials_were_used(up: Up) -> None:
     listed = up.run("pipeline", "list", "-v")
     assert listed.returncode == 0, listed.stderr
@@ -120,3 +126,16 @@ def test_login_keeps_a_checked_token_for_other_folders(up: Up, tmp_path: Path) -
     assert listed.returncode == 0, listed.stderr
     assert [p["slug"] for p in json.loads(listed.stdout)["pipelines"]] == ["hello"]
     assert listed.stderr.strip().endswith(f"from {login_file}")
+
+
+def test_make_up_passes_port_and_agents_on() -> None:
+    root = Path(__file__).resolve().parents[2]
+    shown = subprocess.run(
+        ["make", "-n", "up", "PORT=8123", "AGENTS=3"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[-1] == ".venv/bin/kiteline up --port 8123 --agents 3"

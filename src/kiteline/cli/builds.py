@@ -212,11 +212,7 @@ def unblock_hints(pipeline: str, build: Build) -> list[Text]:
     for job in build.jobs:
         if job.type != "manual" or job.state != "blocked":
             continue
-        fields = [
-            str(field["key"])
-            for field in (job.model_extra or {}).get("fields") or []
-            if isinstance(field, dict) and field.get("key")
-        ]
+        fields = [str(field["key"]) for field in job.fields if field.get("key")]
         command = f"kiteline job unblock {pipeline} {build.number} {job.id}"
         command += "".join(f" --field {key}=VALUE" for key in fields)
         hints.append(

@@ -469,11 +469,12 @@ def _agent_groups(tags: list[str]) -> list[dict[str, str]]:
         raise fail(f"--tag: {error}", USAGE_ERROR) from error
     queues = ["default"]
     others: dict[str, str] = {}
-    for key, value in (tag.partition("=")[::2] for tag in parsed):
-        if key.strip() == "queue":
-            queues.append(value.strip())
-        else:
-            others[key.strip()] = value.strip()
+    for tag in parsed:  # one at a time: each queue=NAME adds a queue
+        for key, value in key_values([tag], "--tag").items():
+            if key == "queue":
+                queues.append(value)
+            else:
+                others[key] = value
     return [{"queue": queue, **others} for queue in dict.fromkeys(queues)]
 
 
