@@ -12,6 +12,9 @@ VENDOR_FILES := \
 	node_modules/swagger-ui-dist/swagger-ui-bundle.js \
 	node_modules/swagger-ui-dist/swagger-ui.css \
 	node_modules/swagger-ui-dist/LICENSE:swagger-ui.LICENSE
+# `make up PORT=8081 AGENTS=4`
+PORT ?= 8080
+AGENTS ?= 2
 
 .PHONY: up test lint check-types check-imports bench clean
 
@@ -32,7 +35,7 @@ $(VENDOR_STAMP): package.json package-lock.json
 	touch $(VENDOR_STAMP)
 
 up: $(STAMP)
-	$(BIN)/kiteline up
+	$(BIN)/kiteline up --port $(PORT) --agents $(AGENTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

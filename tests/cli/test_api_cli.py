@@ -19,7 +19,7 @@ from tests.support.stack import ORG, Stack, stack
 GREEN = """\
 steps:
   - label: ":wave: greet"
-    command: echo "hello from the CLI, build $BUILDKITE_BUILD_NUMBER"
+    command: echo "hello from the CLI, build $$BUILDKITE_BUILD_NUMBER"
   - label: produce
     artifact_paths: "out/*"
     command: |
@@ -36,7 +36,7 @@ steps:
 FLAKY = """\
 steps:
   - label: flaky
-    command: test "$BUILDKITE_RETRY_COUNT" -gt 0
+    command: test "$$BUILDKITE_RETRY_COUNT" -gt 0
 """
 GATE = """\
 steps:
@@ -288,3 +288,42 @@ def test_without_a_kiteline_url_the_buildkite_settings_are_used(cli: Cli, green:
     listed = cli.run("build", "list", "green", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     assert [b["number"] for b in json.loads(listed.stdout)["builds"]] == [1]
+
+
+def test_build_watch_stopped_at_a_block_step_prints_the_command_that_unblocks_it(
+    cli: Cli,
+) -> None:
+    slug = cli.stack.pipeline("Held", GATE)
+    watched = cli.run("build", "create", slug, "--watch")
+    assert watched.returncode == 1, watched.stderr
+    build = cli.stack.build(slug, 1)
+    (block,) = [job for job in build["jobs"] if job["type"] == "manual"]
+    command = f"kiteline job unblock {slug} 1 {block['id']} --field version=VALUE"
+    assert f"Release? is waiting to be unblocked: {command}" in watched.stdout.splitlines()
+    unblocked = cli.run(*command.replace("VALUE", "2.0").split()[1:])
+    assert unblocked.returncode == 0, unblocked.stderr
+    assert cli.stack.finished(slug, 1)["meta_data"] == {"version": "2.0"}
+
+
+def test_tables_at_80_columns_keep_ids_and_paths_whole(cli: Cli, green: Watched) -> None:
+    narrow = cli.env | {"COLUMNS": "80"}
+    (artifact,) = cli.json("artifact", "list", "green", "1")["artifacts"]
+    listed = cli.run("artifact", "list", "green", "1", env=narrow)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if artifact["id"] in line]
+    assert row.split()[0] == "out/data.bin"
+    (agent,) = cli.json("agent", "list", "--name", AGENT)["agents"]
+    shown = cli.run("agent", "list", "--name", AGENT, env=narrow)
+    (row,) = [line for line in shown.stdout.splitlines() if agent["id"] in line]
+    assert row.split()[:2] == [AGENT, "connected"]
+
+
+def test_a_malformed_key_value_is_a_usage_error_naming_the_option(cli: Cli) -> None:
+    for args in (
+        ("build", "create", "green", "--env", "NO_EQUALS"),
+        ("job", "unblock", "green", "1", "some-job", "--field", "=value"),
+        ("graphql", "{ viewer { user { email } } }", "--var", "novalue"),
+    ):
+        refused = cli.run(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert f"Invalid value for {args[-2]}: expected KEY=VALUE" in refused.stderr, refused.stderr

@@ -23,6 +23,16 @@ def test_global_options_move_in_front_of_the_command() -> None:
     assert hoist_global_options(["x", "--", "--data-dir", "d"]) == ["x", "--", "--data-dir", "d"]
 
 
+def test_verbose_moves_in_front_of_the_command_too() -> None:
+    assert hoist_global_options(["build", "list", "-v", "--json"]) == [
+        "-v",
+        "build",
+        "list",
+        "--json",
+    ]
+    assert _command_name(["--verbose", "--data-dir", "d", "run"]) == "run"
+
+
 def test_command_name_skips_global_option_values() -> None:
     assert _command_name(["--data-dir", "agent", "server"]) == "server"
     assert _command_name(["--data-dir=d", "agent", "start"]) == "agent"

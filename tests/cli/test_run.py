@@ -92,6 +92,8 @@ def _repository(path: Path, files: dict[str, str]) -> Path:
 
 def _kiteline_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KITELINE_", "BUILDKITE_"))}
+    # The default artifacts folder is in the user's cache: here, the test's own.
+    env["XDG_CACHE_HOME"] = str(cwd.parent / "cache")
     return subprocess.run(
         kiteline_command("run", *args),
         cwd=cwd,
@@ -169,7 +171,13 @@ def test_the_artifact_is_saved_with_its_content(release: Run) -> None:
 def test_json_summarises_the_build(release: Run) -> None:
     summary = release.summary
     assert len(summary.pop("commit")) == 40
-    script = {"type": "script", "state": "passed", "exit_status": 0, "retried": False}
+    script = {
+        "type": "script",
+        "state": "passed",
+        "soft_failed": False,
+        "exit_status": 0,
+        "retried": False,
+    }
     assert summary == {
         "number": 1,
         "state": "passed",
@@ -184,6 +192,7 @@ def test_json_summarises_the_build(release: Run) -> None:
                 "type": "manual",
                 "step_key": None,
                 "state": "unblocked",
+                "soft_failed": False,
                 "exit_status": None,
                 "retried": False,
             },
@@ -199,6 +208,7 @@ def test_json_summarises_the_build(release: Run) -> None:
             }
         ],
         "artifacts_dir": str(release.artifacts),
+        "agents_per_queue": os.cpu_count(),
         "data_dir": None,
         "error": None,
     }
@@ -272,3 +282,115 @@ def test_outside_a_git_repository_it_says_so(tmp_path: Path) -> None:
     completed = _kiteline_run(tmp_path, "pipeline.yml")
     assert completed.returncode == 2
     assert "is not inside the working tree of one" in " ".join(completed.stderr.split())
+
+
+SHARDS = """\
+steps:
+  - label: "shard %n of %t"
+    command: echo "shard says $$BUILDKITE_PARALLEL_JOB"
+    parallelism: 2
+  - label: lenient
+    command: echo "not quite"; exit 4
+    soft_fail: true
+  - label: produce
+    artifact_paths: "out/*"
+    command: mkdir -p out && echo made > out/made.txt
+"""
+
+
+def _headers(shown: str, label: str) -> int:
+    """How many times a job's log header (a rule naming it) was printed."""
+    return sum(1 for line in shown.splitlines() if line.startswith(f"{label} ─"))
+
+
+@dataclass
+class Shards:
+    repo: Path
+    completed: subprocess.CompletedProcess[str]
+
+    @property
+    def stderr(self) -> str:
+        return self.completed.stderr
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads(self.completed.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Shards:
+    repo = _repository(
+        tmp_path_factory.mktemp("shards") / "repo", {".buildkite/pipeline.yml": SHARDS}
+    )
+    return Shards(repo, _kiteline_run(repo, "--json"))
+
+
+def test_parallel_labels_soft_failures_and_agents_per_cpu(shards: Shards) -> None:
+    assert shards.completed.returncode == 0, shards.stderr
+    summary = shards.summary
+    assert summary["agents_per_queue"] == os.cpu_count()
+    assert [(job["label"], job["state"], job["soft_failed"]) for job in summary["jobs"]] == [
+        (":pipeline: Upload .buildkite/pipeline.yml", "passed", False),
+        ("shard 0 of 2", "passed", False),
+        ("shard 1 of 2", "passed", False),
+        ("lenient", "failed", True),
+        ("produce", "passed", False),
+    ]
+    assert "⚠ lenient soft_failed (exit status 4)" in shards.stderr
+
+
+def test_each_job_has_one_header_and_its_checkout_folded_away(shards: Shards) -> None:
+    shown = shards.stderr
+    for shard in (0, 1):
+        assert f"shard says {shard}" in shown
+        assert _headers(shown, f"shard {shard} of 2") == 1
+    assert "Preparing working directory" not in shown
+    assert "git clone" not in shown
+    assert "detached HEAD" not in shown
+    assert "Uploading artifacts" not in shown
+
+
+def test_verbose_shows_the_checkout_and_a_failed_job_shows_its_folded_lines(
+    tmp_path: Path,
+) -> None:
+    repo = _repository(tmp_path / "repo", {"pipeline.yml": "steps:\n  - command: exit 3\n"})
+    failed = _kiteline_run(repo, "pipeline.yml")
+    assert failed.returncode == 1
+    # The upload job passed: its checkout stays folded; the failed job's is shown at its end.
+    assert failed.stdout.count("~~~ Preparing working directory") == 1
+    assert "folded line(s) of exit 3:" in failed.stdout
+    verbose = _kiteline_run(repo, "pipeline.yml", "-v")
+    assert verbose.stdout.count("~~~ Preparing working directory") == 2
+
+
+def test_an_ignored_artifacts_folder_in_the_repository_does_not_trip_the_run(
+    tmp_path: Path,
+) -> None:
+    repo = _repository(
+        tmp_path / "repo",
+        {
+            ".gitignore": "kiteline-artifacts/\n",
+            ".buildkite/pipeline.yml": SHARDS.split("  - label: lenient")[0]
+            + "  - artifact_paths: out/*\n    command: mkdir -p out && echo new > out/made.txt\n",
+        },
+    )
+    (repo / "kiteline-artifacts" / "out").mkdir(parents=True)
+    (repo / "kiteline-artifacts" / "out" / "made.txt").write_text("from the last run\n")
+    for _ in range(2):
+        completed = _kiteline_run(repo, "--artifacts", "kiteline-artifacts", "--json")
+        assert completed.returncode == 0, completed.stderr
+        assert (repo / "kiteline-artifacts" / "out" / "made.txt").read_text() == "new\n"
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_artifacts_default_to_a_folder_outside_the_repository(shards: Shards) -> None:
+    digest = hashlib.sha1(str(shards.repo.resolve()).encode()).hexdigest()[:8]
+    cache = shards.repo.parent / "cache"
+    folder = cache / "kiteline" / "run" / f"repo-{digest}" / "artifacts"
+    summary = shards.summary
+    assert summary["artifacts_dir"] == str(folder)
+    assert [artifact["file"] for artifact in summary["artifacts"]] == [
+        str(folder / "out" / "made.txt")
+    ]
+    assert (folder / "out" / "made.txt").read_text() == "made\n"
+    assert _git(shards.repo, "status", "--porcelain") == ""

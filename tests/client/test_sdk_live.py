@@ -14,7 +14,16 @@ import httpx
 import pytest
 from limits import RateLimitItemPerMinute
 
-from kiteline.client import AsyncClient, Build, ChecksumMismatch, Client, RateLimited
+from kiteline.client import (
+    Artifact,
+    AsyncClient,
+    Build,
+    ChecksumMismatch,
+    Client,
+    KitelineClientError,
+    RateLimited,
+)
+from kiteline.client.operations.artifacts import artifact_destination
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.stack import ORG, Stack, stack
@@ -327,3 +336,25 @@ async def test_rate_limited_is_raised_once_retries_are_spent(limited: RateLimite
         with pytest.raises(RateLimited) as refused:
             await client.organization(ORG)
     assert (refused.value.status, statuses) == (429, [429])
+
+
+def test_a_block_steps_prompt_and_fields_are_typed(kiteline: Stack) -> None:
+    gate = (
+        "steps:\n  - block: Release?\n    prompt: Which version?\n"
+        "    fields:\n      - text: Version\n        key: version\n        default: '1.0'\n"
+    )
+    with Client(kiteline.url, kiteline.api_token, org=ORG) as client:
+        client.create_pipeline("Gate", configuration=gate)
+        (job,) = client.trigger_build("gate").jobs
+    assert (job.type, job.state, job.prompt) == ("manual", "blocked", "Which version?")
+    assert [(field["key"], field["text"], field["default"]) for field in job.fields] == [
+        ("version", "Version", "1.0")
+    ]
+
+
+def test_artifact_destination_keeps_paths_inside_the_folder(tmp_path: Path) -> None:
+    inside = Artifact(id="a", path="out/report.txt")
+    assert artifact_destination(tmp_path, inside) == tmp_path / "out" / "report.txt"
+    for path in ("../escape.txt", "/etc/passwd"):
+        with pytest.raises(KitelineClientError, match="outside"):
+            artifact_destination(tmp_path, Artifact(id="b", path=path))

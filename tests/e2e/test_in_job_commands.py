@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tests.support.stack import ORG, stack
 
-# The first step writes and uploads the rest of the pipeline. In dynamic.yml, ${…} is filled in
-# by `pipeline upload` (from the job's env) and $$ leaves a `$` for the shell.
+# The first step writes and uploads the rest of the pipeline. These saved steps are interpolated
+# when the build is created, as on Buildkite, so dynamic.yml gets ${…} from `$${…}` (then filled
+# in by `pipeline upload` from the job's env) and `$$` from `$$$$` (a `$` for the shell).
 DYNAMIC = """
 steps:
   - label: generate
@@ -22,20 +23,20 @@ steps:
           artifact_paths: "out/*.txt"
           command: |
             mkdir -p out
-            echo "artifact-content-${BUILDKITE_BUILD_NUMBER}" > out/result.txt
-            buildkite-agent meta-data set release-name "kite-${BUILDKITE_BUILD_NUMBER}"
-            echo "**Released** kite-${BUILDKITE_BUILD_NUMBER}" |
+            echo "artifact-content-$${BUILDKITE_BUILD_NUMBER}" > out/result.txt
+            buildkite-agent meta-data set release-name "kite-$${BUILDKITE_BUILD_NUMBER}"
+            echo "**Released** kite-$${BUILDKITE_BUILD_NUMBER}" |
               buildkite-agent annotate --style success --context release
         - wait
         - label: consume
           command: |
-            name="$$(buildkite-agent meta-data get release-name)"
-            echo "meta-data says $$name"
+            name="$$$$(buildkite-agent meta-data get release-name)"
+            echo "meta-data says $$$$name"
             buildkite-agent artifact download "out/*.txt" downloaded
-            content="$$(cat downloaded/out/result.txt)"
-            echo "artifact says $$content"
-            test "$$content" = "artifact-content-1"
-            echo "produce outcome: $$(buildkite-agent step get outcome --step produce)"
+            content="$$$$(cat downloaded/out/result.txt)"
+            echo "artifact says $$$$content"
+            test "$$$$content" = "artifact-content-1"
+            echo "produce outcome: $$$$(buildkite-agent step get outcome --step produce)"
       YAML
       buildkite-agent pipeline upload dynamic.yml
 """

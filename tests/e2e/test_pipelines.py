@@ -47,7 +47,7 @@ steps:
           limit: 2
 """
     with stack(database_url, tmp_path) as s:
-        s.pipeline("Flaky", configuration.replace("$$", "$"))
+        s.pipeline("Flaky", configuration)
         s.start_agent("runner")
         s.trigger("flaky")
         build = s.finished("flaky", 1)
@@ -123,8 +123,8 @@ def test_a_killed_agents_job_is_lost_and_retried_elsewhere(
     configuration = """
 steps:
   - command: |
-      if [ "$BUILDKITE_AGENT_NAME" = "victim" ]; then sleep 300; fi
-      echo "ran on $BUILDKITE_AGENT_NAME"
+      if [ "$$BUILDKITE_AGENT_NAME" = "victim" ]; then sleep 300; fi
+      echo "ran on $$BUILDKITE_AGENT_NAME"
     retry:
       automatic:
         - exit_status: -1
@@ -193,7 +193,7 @@ steps:
     command: echo "matrix {{matrix}}"
     matrix: [linux, mac]
   - label: shard
-    command: echo "shard $BUILDKITE_PARALLEL_JOB of $BUILDKITE_PARALLEL_JOB_COUNT"
+    command: echo "shard $$BUILDKITE_PARALLEL_JOB of $$BUILDKITE_PARALLEL_JOB_COUNT"
     parallelism: 2
 """
     with stack(database_url, tmp_path) as s:
@@ -212,7 +212,7 @@ def test_a_non_async_trigger_waits_for_the_triggered_build(
     database_url: str, tmp_path: Path
 ) -> None:
     with stack(database_url, tmp_path) as s:
-        s.pipeline("Child", 'steps:\n  - command: echo "child got $DEPLOY_TO"\n')
+        s.pipeline("Child", 'steps:\n  - command: echo "child got $$DEPLOY_TO"\n')
         s.pipeline(
             "Parent",
             "steps:\n  - trigger: child\n    build:\n      env:\n        DEPLOY_TO: staging\n"
@@ -230,7 +230,7 @@ def test_a_non_async_trigger_waits_for_the_triggered_build(
 
 def test_secrets_are_redacted_from_logs(database_url: str, tmp_path: Path) -> None:
     with stack(database_url, tmp_path) as s:
-        s.pipeline("Secret", 'steps:\n  - command: echo "token is $DEPLOY_TOKEN"\n')
+        s.pipeline("Secret", 'steps:\n  - command: echo "token is $$DEPLOY_TOKEN"\n')
         s.start_agent("runner")
         s.trigger("secret", env={"DEPLOY_TOKEN": "s3cr3t-value-123"})
         build = s.finished("secret", 1)
@@ -297,3 +297,39 @@ def test_jobs_check_out_the_builds_commit_of_the_repository(
         latest = s.log(s.finished("repo", 2)["jobs"][0])
     assert f"at {first}: one" in pinned
     assert "two" in latest
+
+
+# The same step, saved with the pipeline and uploaded from the repository: Buildkite
+# interpolates both the same way, `$$` escaping a `$` and `%N`/`%t` numbering parallel jobs.
+STEP = """\
+  - label: "{where} %N of %t"
+    command: echo '{where} costs $$5 on ${{BUILDKITE_BRANCH}}, shard' "$$BUILDKITE_PARALLEL_JOB"
+    parallelism: 2
+"""
+
+
+def test_saved_and_uploaded_steps_are_interpolated_and_labelled_alike(
+    database_url: str, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".buildkite").mkdir(parents=True)
+    (repo / ".buildkite" / "more.yml").write_text("steps:\n" + STEP.format(where="uploaded"))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "steps")
+    saved = "steps:\n" + STEP.format(where="saved")
+    saved += "  - command: buildkite-agent pipeline upload .buildkite/more.yml\n"
+    with stack(database_url, tmp_path) as s:
+        s.pipeline("Alike", saved, repository=f"file://{repo}")
+        s.start_agent("runner", spawn=2)
+        s.trigger("alike")
+        build = s.finished("alike", 1)
+        shards = [job for job in build["jobs"] if job.get("parallel_group_total") == 2]
+        logs = {job["name"]: s.log(job) for job in shards}
+    assert build["state"] == "passed"
+    assert sorted(logs) == ["saved 1 of 2", "saved 2 of 2", "uploaded 1 of 2", "uploaded 2 of 2"]
+    for where in ("saved", "uploaded"):
+        commands = {job["command"] for job in shards if job["name"].startswith(where)}
+        assert commands == {f"echo '{where} costs $5 on main, shard' \"$BUILDKITE_PARALLEL_JOB\""}
+        for shard in (1, 2):
+            assert f"{where} costs $5 on main, shard {shard - 1}" in logs[f"{where} {shard} of 2"]

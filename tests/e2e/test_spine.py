@@ -20,10 +20,10 @@ PIPELINE = """
 steps:
   - label: ":wave: greet"
     key: greet
-    command: echo "hello from $BUILDKITE_PIPELINE_SLUG build $BUILDKITE_BUILD_NUMBER"
+    command: echo "hello from $BUILDKITE_PIPELINE_SLUG build $$BUILDKITE_BUILD_NUMBER"
   - label: hold
     command: |
-      while [ ! -f "$RELEASE_FILE" ]; do sleep 0.05; done
+      while [ ! -f "$$RELEASE_FILE" ]; do sleep 0.05; done
       echo released
   - wait
   - label: fail

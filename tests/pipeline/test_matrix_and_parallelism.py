@@ -147,6 +147,15 @@ def test_parallelism_makes_indexed_copies():
     assert all(job.matrix is None for job in jobs)
 
 
+def test_parallel_label_placeholders_are_the_index_from_0_and_1_and_the_total():
+    step = command_step('steps: [{label: "Test %n: %N of %t", command: x, parallelism: 3}]')
+    assert [job.label for job in expand_command_step(step)] == [
+        "Test 0: 1 of 3",
+        "Test 1: 2 of 3",
+        "Test 2: 3 of 3",
+    ]
+
+
 def test_no_parallelism_means_no_parallel_index():
     [job] = expand_command_step(command_step("steps: [{command: x}]"))
     assert (job.parallel_job, job.parallel_job_count) == (None, None)

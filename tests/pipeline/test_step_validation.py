@@ -2,7 +2,7 @@
 
 import pytest
 
-from kiteline.pipeline import PipelineError, PipelineIssue, parse_pipeline
+from kiteline.pipeline import PipelineError, PipelineIssue, check_pipeline, parse_pipeline
 
 
 def issues_of(source) -> list[PipelineIssue]:
@@ -293,3 +293,44 @@ def test_a_key_written_twice_in_one_step_is_an_issue():
 def test_invalid_if_in_a_notification_is_an_issue():
     issue = only_issue("notify: [{email: a@b.c, if: build.state ==}]\nsteps: [wait]")
     assert issue.path == "notify[0].if"
+
+
+def test_a_map_without_step_keys_suggests_the_one_it_almost_has():
+    issue = only_issue("steps:\n  - commandd: make\n")
+    assert str(issue) == (
+        "Step 1: has none of the keys that make a step "
+        '(command, wait, block, input, trigger or group); did you mean "command"?'
+    )
+
+
+def test_a_misspelt_step_key_is_refused_with_the_key_it_almost_is():
+    issue = only_issue("steps:\n  - command: make\n    key: build\n    timeout_in_minute: 5\n")
+    assert str(issue) == (
+        'Step 1 ("build"): "timeout_in_minute" is not a key of a command step; '
+        'did you mean "timeout_in_minutes"?'
+    )
+    assert issue.path == 'steps[0] (key "build").timeout_in_minute'
+
+
+def test_an_unknown_key_unlike_any_known_one_is_kept():
+    [step] = parse_pipeline("steps: [{command: make, x_team_note: flaky on mondays}]").steps
+    assert step.raw["x_team_note"] == "flaky on mondays"
+
+
+def test_check_pipeline_refuses_depends_on_a_key_no_step_has_with_the_nearest_one():
+    with pytest.raises(PipelineError) as caught:
+        check_pipeline(
+            "steps:\n  - command: make\n    key: tests\n"
+            "  - label: deploy\n    command: ship\n    depends_on: test\n"
+        )
+    assert str(caught.value) == (
+        'Step 2 ("deploy"): depends_on names "test", but no step has that key; '
+        'did you mean "tests"?'
+    )
+
+
+def test_check_pipeline_refuses_steps_that_wait_for_each_other():
+    with pytest.raises(PipelineError, match="depends_on makes steps wait for each other"):
+        check_pipeline(
+            "steps: [{key: a, command: x, depends_on: b}, {key: b, command: y, depends_on: a}]"
+        )

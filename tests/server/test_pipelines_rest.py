@@ -117,3 +117,62 @@ def test_list_filters_by_name_and_repository_ignoring_case(server: LiveServer) -
     assert slugs(repository="GITHUB.com:acme") == ["web-app"]
     assert slugs(name="web", repository="api") == []
     assert slugs(name="%") == []
+
+
+DANGLING = "steps:\n  - label: deploy\n    command: ship\n    depends_on: tests\n"
+
+
+def test_create_refuses_depends_on_a_key_no_step_has_naming_the_step(server: LiveServer) -> None:
+    client = server.client(server.identity("acme").api_token)
+    response = client.post(ROOT, json={"name": "Dangling", "configuration": DANGLING})
+    assert response.status_code == 422
+    assert response.json() == {
+        "message": "Validation Failed",
+        "errors": [
+            {
+                "field": "configuration",
+                "code": 'Step 1 ("deploy"): depends_on names "tests", but no step has that key',
+            }
+        ],
+    }
+    assert client.get(f"{ROOT}/dangling").status_code == 404
+
+
+def test_patch_refuses_a_misspelt_step_key_with_a_suggestion(server: LiveServer) -> None:
+    client = _client(server)
+    response = client.patch(f"{ROOT}/p", json={"configuration": "steps:\n  - commandd: echo hi\n"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "configuration",
+            "code": "Step 1: has none of the keys that make a step "
+            '(command, wait, block, input, trigger or group); did you mean "command"?',
+        }
+    ]
+    assert client.get(f"{ROOT}/p").json()["configuration"] == PIPELINE
+
+
+def test_saved_steps_are_interpolated_when_a_build_is_created(server: LiveServer) -> None:
+    client = server.client(server.identity("acme").api_token)
+    configuration = (
+        "env:\n  GREETING: hi from ${BUILDKITE_PIPELINE_SLUG}\n"
+        "steps:\n  - command: echo '$$HOME' \"$GREETING on $BUILDKITE_BRANCH\"\n"
+    )
+    created = client.post(ROOT, json={"name": "Saved", "configuration": configuration})
+    assert created.status_code == 201, created.text
+    build = client.post(f"{ROOT}/saved/builds", json={"commit": "HEAD", "branch": "topic"})
+    assert build.status_code == 201, build.text
+    assert build.json()["jobs"][0]["command"] == "echo '$HOME' \"hi from saved on topic\""
+
+
+def test_a_required_variable_missing_from_saved_steps_refuses_the_build(server: LiveServer) -> None:
+    client = server.client(server.identity("acme").api_token)
+    configuration = "steps:\n  - command: deploy ${TARGET?choose a target}\n"
+    assert (
+        client.post(ROOT, json={"name": "Req", "configuration": configuration}).status_code == 201
+    )
+    build = client.post(f"{ROOT}/req/builds", json={"commit": "HEAD", "branch": "main"})
+    assert build.status_code == 422
+    assert build.json()["errors"] == [
+        {"field": "configuration", "code": "$TARGET: choose a target"}
+    ]

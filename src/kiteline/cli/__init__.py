@@ -8,13 +8,13 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from kiteline.cli import artifacts, builds, graphql, jobs, pipelines
+from kiteline.cli import artifacts, builds, graphql, jobs, login, output, pipelines
 from kiteline.cli.agent import app as agent_app
 
 #: The commands that only talk to a server over HTTP. They are built without the rest, so that
 #: an agent or an API call never imports the server (FastAPI, SQLAlchemy): that would take
 #: seconds per command.
-CLIENT_COMMANDS = frozenset({"agent", "artifact", "build", "graphql", "job", "pipeline"})
+CLIENT_COMMANDS = frozenset({"agent", "artifact", "build", "graphql", "job", "login", "pipeline"})
 
 
 def build_app(*, client_only: bool = False) -> typer.Typer:
@@ -34,6 +34,7 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
     app.add_typer(artifacts.app, name="artifact")
     app.add_typer(pipelines.app, name="pipeline")
     app.command("graphql")(graphql.graphql)
+    app.command("login")(login.login)
     if client_only:
         return app
     from kiteline.cli import admin, db, run, server, up, webhook, worker
@@ -51,6 +52,8 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
 
 
 GLOBAL_OPTIONS = ("--data-dir", "--database-url")
+#: Global flags (no value), hoisted like the options.
+GLOBAL_FLAGS = ("-v", "--verbose")
 
 
 def _global_options(
@@ -62,9 +65,13 @@ def _global_options(
         "--database-url",
         help="Database URL (default SQLite in the data dir, or KITELINE_DATABASE_URL).",
     ),
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Say what was decided on the way (e.g. which server)."
+    ),
 ) -> None:
     """Export the global options as KITELINE_* so the settings, and every process a command
     starts, see them."""
+    output.verbose = verbose
     if data_dir is not None:
         os.environ["KITELINE_DATA_DIR"] = data_dir
     if database_url is not None:
@@ -83,7 +90,9 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest.extend(argv[index:])
             break
         name = arg.split("=", 1)[0]
-        if name in GLOBAL_OPTIONS:
+        if arg in GLOBAL_FLAGS:
+            hoisted.append(arg)
+        elif name in GLOBAL_OPTIONS:
             if "=" in arg:
                 hoisted.append(arg)
             else:
@@ -112,6 +121,11 @@ def main() -> None:
 def _command_name(args: list[str]) -> str | None:
     """The first word after the (hoisted) global options."""
     index = 0
-    while index < len(args) and args[index].split("=", 1)[0] in GLOBAL_OPTIONS:
-        index += 1 if "=" in args[index] else 2
+    while index < len(args):
+        if args[index] in GLOBAL_FLAGS:
+            index += 1
+        elif args[index].split("=", 1)[0] in GLOBAL_OPTIONS:
+            index += 1 if "=" in args[index] else 2
+        else:
+            break
     return args[index] if index < len(args) else None

@@ -45,6 +45,7 @@ from kiteline.agent.in_job.step import step_attribute
 from kiteline.agent.plugin_source import DEFAULT_PLUGINS_BASE_URL
 from kiteline.agent.pool import run_agent
 from kiteline.cli import api as rest
+from kiteline.cli import display
 from kiteline.client import Agent
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
@@ -267,7 +268,7 @@ def stop(
             "Agent ",
             (agent.name or agent.id, "bold"),
             " is ",
-            rest.state_text(agent.connection_state),
+            display.state_text(agent.connection_state),
         ),
     )
 
@@ -279,8 +280,8 @@ def _agents_table(agents: list[Agent]) -> Table:
     for agent in agents:
         table.add_row(
             Text(agent.name or ""),
-            rest.state_text(agent.connection_state),
-            Text(rest.job_label(agent.job) if agent.job else ""),
+            display.state_text(agent.connection_state),
+            Text(display.job_label(agent.job) if agent.job else ""),
             Text(agent.hostname or ""),
             Text(agent.version or ""),
             Text(" ".join(agent.meta_data)),

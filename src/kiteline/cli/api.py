@@ -1,10 +1,6 @@
-"""What the API client commands share: a `Client` made from `--url`/`--token`/`--org`, any
-failure as one red line and exit status 1, `--json` output, and tables of builds, jobs and
-states in colour.
-
-The options are resolved by the SDK, not by Typer's `envvar`: KITELINE_URL picks a Kiteline
-server, and without it the commands talk to api.buildkite.com with BUILDKITE_API_TOKEN, never
-sending KITELINE_TOKEN there.
+"""What the API client commands share: a `Client` made from `--url`/`--token`/`--org` (or
+what `kiteline.cli.credentials` finds), any failure as one red line and exit status 1,
+`--json` output, and tables of builds and jobs that widen rather than cut ids and paths.
 """
 
 from __future__ import annotations
@@ -12,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,9 +16,20 @@ import typer
 from pydantic import BaseModel
 from rich.console import RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from kiteline.cli import credentials, output
+from kiteline.cli.display import (
+    build_state,
+    duration,
+    first_line,
+    job_label,
+    job_state,
+    state_text,
+    when,
+)
 from kiteline.cli.output import console, errors
 from kiteline.client import (
     ApiError,
@@ -38,58 +44,27 @@ from kiteline.client.models import Build, Job
 URL = typer.Option(
     None,
     "--url",
-    help="A Kiteline server's URL [env: KITELINE_URL]; without one, api.buildkite.com.",
+    help="A Kiteline server's URL [env: KITELINE_URL; else .kiteline/credentials.json, else "
+    "`kiteline login`'s; else api.buildkite.com].",
     show_default=False,
 )
 TOKEN = typer.Option(
     None,
     "--token",
-    help="API access token [env: KITELINE_TOKEN with a Kiteline URL, else BUILDKITE_API_TOKEN].",
+    help="API access token [env: KITELINE_TOKEN with a Kiteline URL; else the stored one; "
+    "else BUILDKITE_API_TOKEN].",
     show_default=False,
 )
 ORG = typer.Option(
     None,
     "--org",
-    help="Organization slug [env: KITELINE_ORG or BUILDKITE_ORGANIZATION_SLUG].",
+    help="Organization slug [env: KITELINE_ORG; else the stored one; else "
+    "BUILDKITE_ORGANIZATION_SLUG].",
     show_default=False,
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.")
 PIPELINE = typer.Argument(..., help="The pipeline's slug.")
 NUMBER = typer.Argument(..., help="The build's number.")
-
-STATE_STYLES = {
-    "passed": "green",
-    "unblocked": "green",
-    "finished": "green",
-    "connected": "green",
-    "failed": "red",
-    "failing": "red",
-    "broken": "red",
-    "canceled": "red",
-    "canceling": "red",
-    "timed_out": "red",
-    "timing_out": "red",
-    "expired": "red",
-    "waiting_failed": "red",
-    "blocked_failed": "red",
-    "unblocked_failed": "red",
-    "error": "red",
-    "lost": "red",
-    "running": "yellow",
-    "scheduled": "yellow",
-    "creating": "yellow",
-    "assigned": "yellow",
-    "accepted": "yellow",
-    "reserved": "yellow",
-    "limiting": "yellow",
-    "limited": "yellow",
-    "stopping": "yellow",
-    "new": "yellow",
-    "blocked": "cyan",
-}
-#: States not named above (skipped, not_run, waiting, pending, disconnected...) are dim.
-OTHER_STATE_STYLE = "bright_black"
-
 
 # -- the client and its failures ------------------------------------------------------------
 
@@ -98,13 +73,22 @@ OTHER_STATE_STYLE = "bright_black"
 def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Client]:
     """A client for one command; whatever the SDK raises ends the command with one red line
     and exit status 1, never a traceback."""
+    found = credentials.resolve(url, token, org)
     try:
-        client = Client(url, token, org=org)
+        client = Client(found.url, found.token, org=found.org)
     except ConfigurationError as error:
         raise failure(
-            "no API token: pass --token, or set KITELINE_TOKEN (with --url or KITELINE_URL), "
-            "or BUILDKITE_API_TOKEN for api.buildkite.com"
+            "no API token: run `kiteline up` here first (it keeps .kiteline/credentials.json), "
+            "or `kiteline login URL`, or pass --url and --token (or set KITELINE_URL and "
+            "KITELINE_TOKEN); BUILDKITE_API_TOKEN talks to api.buildkite.com"
         ) from error
+    if output.verbose:
+        where = client.config.rest_url.removesuffix("/v2")
+        org_shown = client.config.org or "no default organization"
+        errors.print(
+            Text(f"Using {where} as {org_shown}, from {found.source}", style="dim"),
+            soft_wrap=True,
+        )
     try:
         with client:
             yield client
@@ -115,19 +99,24 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
 def describe(error: Exception) -> str:
     """The server's own message, its validation details, and what was asked of whom."""
     if isinstance(error, ApiError):
-        details = ""
-        if isinstance(error, Unprocessable) and error.errors:
-            details = ": " + "; ".join(f"{e.get('field')} {e.get('code')}" for e in error.errors)
         where = ""
         if error.url:
             parts = urlsplit(error.url)
             where = f", {error.method} {parts.scheme}://{parts.netloc}{parts.path}"
-        return f"{error.message}{details} ({error.status}{where})"
+        return f"{refusal(error)} ({error.status}{where})"
     if isinstance(error, GraphQLError):
         return f"GraphQL: {error}"
     if isinstance(error, ConfigurationError) and str(error).startswith("no organization"):
         return "no organization: pass --org, or set KITELINE_ORG or BUILDKITE_ORGANIZATION_SLUG"
     return str(error)
+
+
+def refusal(error: ApiError) -> str:
+    """The server's message and its validation details: `Validation Failed: version required`."""
+    if isinstance(error, Unprocessable) and error.errors:
+        details = "; ".join(f"{e.get('field')} {e.get('code')}" for e in error.errors)
+        return f"{error.message}: {details}"
+    return error.message
 
 
 def failure(message: str) -> typer.Exit:
@@ -144,7 +133,22 @@ def show(data: dict[str, Any], *, as_json: bool, view: Callable[[], RenderableTy
     if as_json:
         typer.echo(json.dumps(data))
     else:
-        console.print(view())
+        print_wide(view())
+
+
+def print_wide(renderable: RenderableType) -> None:
+    """Print as wide as the terminal, or wider when a table's ids and paths need it: the
+    terminal then folds the long lines, and nothing is cut to `…`."""
+    needed = Measurement.get(console, console.options.update_width(10_000), renderable).minimum
+    terminal = console.width
+    if needed <= terminal:
+        console.print(renderable)
+        return
+    console.width = needed  # `print(width=...)` only ever narrows
+    try:
+        console.print(renderable, crop=False)
+    finally:
+        console.width = terminal
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -162,63 +166,6 @@ def read_text(path: Path) -> str:
         return typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
     except OSError as error:
         raise failure(f"could not read {path}: {error.strerror}") from error
-
-
-def key_values(values: list[str] | None, option: str) -> dict[str, str]:
-    """`K=V` option values as a dict; anything else is a usage error naming the option."""
-    pairs: dict[str, str] = {}
-    for value in values or []:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
-        pairs[key] = rest
-    return pairs
-
-
-def state_text(state: str | None) -> Text:
-    shown = state or "unknown"
-    return Text(shown, style=STATE_STYLES.get(shown, OTHER_STATE_STYLE))
-
-
-def build_state(build: Build) -> str:
-    """The state to show: a build waiting at a block step is `blocked` (Buildkite's REST says
-    `passed` with `blocked: true`)."""
-    if build.blocked and build.state != "failed":
-        return "blocked"
-    return build.state or "unknown"
-
-
-def when(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def duration(start: datetime | None, end: datetime | None) -> str:
-    """How long from `start` to `end` (or until now, while it runs)."""
-    if start is None:
-        return ""
-    seconds = int(max(((end or datetime.now(UTC)) - start).total_seconds(), 0))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def first_line(text: str | None) -> str:
-    return (text or "").strip().split("\n", 1)[0]
-
-
-def job_label(job: Job) -> str:
-    """What Buildkite shows for a job: its label, else its command's first line."""
-    label = job.label or job.name or first_line(job.command)
-    if label:
-        return label
-    return {"waiter": "wait", "manual": "block", "trigger": "trigger"}.get(job.type or "", job.id)
-
-
-def shown_jobs(build: Build) -> list[Job]:
-    """The jobs worth a row: wait steps are left out."""
-    return [job for job in build.jobs if job.type != "waiter"]
 
 
 def builds_table(builds: Iterable[Build]) -> Table:
@@ -249,7 +196,7 @@ def jobs_table(jobs: Iterable[Job]) -> Table:
     for job in jobs:
         table.add_row(
             Text(job_label(job), style="strike" if job.retried else ""),
-            state_text(job.state),
+            state_text(job_state(job)),
             "" if job.exit_status is None else str(job.exit_status),
             duration(job.started_at, job.finished_at),
             job.id,

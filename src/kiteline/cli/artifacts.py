@@ -20,6 +20,8 @@ from kiteline.cli.api import (
     dump_all,
     failure,
     show,
+)
+from kiteline.cli.display import (
     state_text,
 )
 from kiteline.client import Artifact

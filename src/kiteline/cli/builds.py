@@ -18,22 +18,25 @@ from kiteline.cli.api import (
     PIPELINE,
     TOKEN,
     URL,
-    build_state,
     builds_table,
     connect,
     dump,
     dump_all,
-    duration,
     fields_grid,
-    first_line,
     jobs_table,
-    key_values,
     show,
+)
+from kiteline.cli.display import (
+    build_state,
+    duration,
+    first_line,
+    job_label,
+    key_values,
     shown_jobs,
     state_text,
     when,
 )
-from kiteline.cli.output import console
+from kiteline.cli.output import console, errors
 from kiteline.client import Build, Client
 
 app = typer.Typer(
@@ -198,7 +201,26 @@ def _watch(client: Client, pipeline: str, number: int, *, as_json: bool) -> int:
             build = _wait(client, pipeline, number, on_progress=display.update)
         if not console.is_terminal:  # Rich ends the display's last line on terminals only
             console.line()
+    for line in unblock_hints(pipeline, build):
+        (errors if as_json else console).print(line, soft_wrap=True)
     return 0 if build_state(build) == "passed" else 1
+
+
+def unblock_hints(pipeline: str, build: Build) -> list[Text]:
+    """For each block step the build waits at, the command that unblocks it."""
+    hints = []
+    for job in build.jobs:
+        if job.type != "manual" or job.state != "blocked":
+            continue
+        fields = [str(field["key"]) for field in job.fields if field.get("key")]
+        command = f"kiteline job unblock {pipeline} {build.number} {job.id}"
+        command += "".join(f" --field {key}=VALUE" for key in fields)
+        hints.append(
+            Text.assemble(
+                (f"{job_label(job)} is waiting to be unblocked: ", "magenta"), (command, "bold")
+            )
+        )
+    return hints
 
 
 def _wait(

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from rich.json import JSON
 
-from kiteline.cli.api import JSON_OPTION, TOKEN, URL, connect, key_values, read_text, show
+from kiteline.cli.api import JSON_OPTION, TOKEN, URL, connect, read_text, show
+from kiteline.cli.display import key_values
 
 
 def graphql(

@@ -16,9 +16,11 @@ from kiteline.cli.api import (
     URL,
     connect,
     dump,
+    show,
+)
+from kiteline.cli.display import (
     job_label,
     key_values,
-    show,
     state_text,
 )
 

@@ -1,4 +1,5 @@
-"""How commands print: `--json` prints exactly one JSON object on stdout, else readable text."""
+"""How commands print: `--json` prints exactly one JSON object on stdout, else readable text;
+`-v` (`verbose`) adds what a command decided on the way, on stderr."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from rich.console import Console
 
 console = Console()
 errors = Console(stderr=True)
+#: Set by the global `-v`/`--verbose` option before any command runs.
+verbose = False
 
 
 def emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
@@ -20,5 +23,5 @@ def emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from kiteline.cli.api import (
     read_text,
     show,
 )
+from kiteline.cli.output import console, errors
 from kiteline.client import Pipeline
+from kiteline.pipeline import PipelineError, check_pipeline
 
 app = typer.Typer(
-    rich_markup_mode=None, help="List, view and create pipelines", no_args_is_help=True
+    rich_markup_mode=None, help="List, view, create and validate pipelines", no_args_is_help=True
 )
 
 
@@ -84,6 +87,35 @@ def create(
         as_json=as_json,
         view=lambda: Text.assemble("Created pipeline ", (pipeline.slug, "bold")),
     )
+
+
+@app.command("validate")
+def validate(
+    file: Path = typer.Argument(..., help="The pipeline file (YAML or JSON), or - for stdin."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a pipeline file here, as the server checks a pipeline's steps when it is created
+    or changed: every step, and every depends_on against the file's step keys.
+
+    Exit status 0 when it is valid, 1 listing every problem."""
+    text = read_text(file)
+    try:
+        steps = len(check_pipeline(text).steps)
+    except PipelineError as error:
+        issues = [
+            {"where": issue.where, "path": issue.path, "message": issue.message}
+            for issue in error.issues
+        ]
+        if as_json:
+            typer.echo(json.dumps({"valid": False, "issues": issues}))
+        else:
+            for issue in error.issues:
+                errors.print(Text(f"{file}: {issue}", style="red"), soft_wrap=True)
+        raise typer.Exit(1) from error
+    if as_json:
+        typer.echo(json.dumps({"valid": True, "issues": []}))
+    else:
+        console.print(Text(f"{file}: valid, {steps} top-level step(s)"), soft_wrap=True)
 
 
 def _table(pipelines: Iterable[Pipeline]) -> Table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -15,10 +16,9 @@ import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import typer
 import uvicorn
 from rich.console import Console
@@ -27,19 +27,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.agent.config import parse_tags
 from kiteline.agent.in_job.pipeline import DEFAULT_FILES
-from kiteline.cli import up
-from kiteline.cli.output import console, errors, fail
-from kiteline.cli.run_api import ApiError, RunApi
-from kiteline.cli.run_display import (
-    BuildView,
+from kiteline.cli import output, up
+from kiteline.cli.credentials import DEFAULT_DATA_DIR
+from kiteline.cli.display import (
+    build_state,
     duration,
     job_label,
+    key_values,
     shown_jobs,
+    state_text,
 )
+from kiteline.cli.output import console, errors, fail
+from kiteline.cli.run_display import BuildView
 from kiteline.cli.run_follow import Follower
 from kiteline.cli.run_git import GitError, Snapshot, find_repository, is_ignored, snapshot
+from kiteline.client import AsyncClient, KitelineClientError
+from kiteline.client.models import Build
+from kiteline.client.operations.artifacts import artifact_destination
 from kiteline.server import admin
-from kiteline.server.jobs.matching import tags_to_map
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.settings import Settings
 
@@ -61,7 +66,12 @@ Without PIPELINE_FILE, the first of these in the repository is run:
 {", ".join(DEFAULT_FILES)}.
 
 The checkout is the git repository you are in, as it is now (committed, uncommitted and
-untracked files; ignored ones left out), captured without touching your working tree.
+untracked files; ignored ones, the artifacts folder and .kiteline left out), captured
+without touching your working tree.
+
+The artifacts are saved under ~/.cache/kiteline/run (a folder per repository, emptied at the
+start of each run), or in --artifacts DIR. Each job's checkout and the agent's own lines are
+folded away unless the job fails, or with -v (`kiteline run -v`).
 
 Block steps: on a terminal, each field is asked for; `--unblock KEY=VALUE` answers a field
 without asking. Without a terminal, block steps are unblocked with the --unblock values and
@@ -83,17 +93,20 @@ class Plan:
     env: dict[str, str]
     meta_data: dict[str, str]
     unblock: dict[str, str]
-    agent_groups: list[list[str]]
+    agent_groups: list[dict[str, str]]
     """The tags of each group of local agents: one group per queue."""
     spawn: int
     data_dir: Path
     artifacts_dir: Path
+    clear_artifacts: bool
+    """The artifacts folder is the default one, emptied before this run's are saved."""
     interactive: bool
+    verbose: bool
 
 
 @dataclass
 class Outcome:
-    build: dict[str, Any] | None = None
+    build: Build | None = None
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     error: str | None = None
@@ -102,7 +115,7 @@ class Outcome:
     def exit_code(self) -> int:
         if self.interrupted:
             return INTERRUPTED
-        passed = self.build is not None and self.build["state"] == "passed"
+        passed = self.build is not None and self.build.state == "passed"
         return 0 if passed and self.error is None else 1
 
 
@@ -119,10 +132,20 @@ def run(
     meta_data: list[str] = typer.Option(
         [], "--meta-data", "-m", metavar="KEY=VALUE", help="Build meta-data (repeatable)."
     ),
-    artifacts: Path = typer.Option(
-        Path("kiteline-artifacts"), "--artifacts", help="Where the build's artifacts are saved."
+    artifacts: Path | None = typer.Option(
+        None,
+        "--artifacts",
+        help="Where the build's artifacts are saved [default: a folder of this repository's "
+        "under ~/.cache/kiteline/run].",
+        show_default=False,
     ),
-    spawn: int = typer.Option(1, "--spawn", min=1, help="Agents per queue (jobs in parallel)."),
+    spawn: int | None = typer.Option(
+        None,
+        "--spawn",
+        min=1,
+        help="Agents per queue, the jobs that run at once [default: the number of CPUs].",
+        show_default=False,
+    ),
     tag: list[str] = typer.Option(
         [],
         "--tag",
@@ -137,9 +160,9 @@ def run(
         False, "--json", help="Print one JSON object at the end (the rest goes to stderr)."
     ),
 ) -> None:
-    build_env = _pairs(env, "--env")
-    build_meta_data = _pairs(meta_data, "--meta-data")
-    answers = _pairs(unblock, "--unblock")
+    build_env = key_values(env, "--env")
+    build_meta_data = key_values(meta_data, "--meta-data")
+    answers = key_values(unblock, "--unblock")
     agent_groups = _agent_groups(tag)
     cwd = Path.cwd()
     try:
@@ -147,9 +170,9 @@ def run(
     except GitError as error:
         raise fail(str(error), USAGE_ERROR) from error
     pipeline_path = _pipeline_file(root, cwd, pipeline_file)
-    artifacts_dir = artifacts.absolute()
+    artifacts_dir = artifacts.absolute() if artifacts else _default_artifacts_dir(root)
     try:
-        taken = snapshot(root, exclude=[artifacts_dir])
+        taken = snapshot(root, exclude=[artifacts_dir, root / DEFAULT_DATA_DIR])
     except GitError as error:
         raise fail(str(error)) from error
     shown_path = _shown(pipeline_path, root)
@@ -162,10 +185,12 @@ def run(
         meta_data=build_meta_data,
         unblock=answers,
         agent_groups=agent_groups,
-        spawn=spawn,
+        spawn=spawn or os.cpu_count() or 1,
         data_dir=data_dir,
         artifacts_dir=artifacts_dir,
+        clear_artifacts=artifacts is None,
         interactive=sys.stdin.isatty(),
+        verbose=output.verbose,
     )
     screen = errors if as_json else console
     try:
@@ -198,9 +223,9 @@ class LocalRun:
         agents: list[asyncio.subprocess.Process] = []
         try:
             async with contextlib.AsyncExitStack() as stack:
-                api = await self._start(stack, agents)
-                await self._build(api, agents)
-        except (ApiError, httpx.HTTPError, up.ServerDidNotStart) as error:
+                client = await self._start(stack, agents)
+                await self._build(client, agents)
+        except (KitelineClientError, up.ServerDidNotStart) as error:
             self.outcome.error = f"The embedded server failed: {error or 'it did not start'}"
             self.screen.print(Text(self.outcome.error, style="red"), soft_wrap=True)
         finally:
@@ -212,7 +237,7 @@ class LocalRun:
 
     async def _start(
         self, stack: contextlib.AsyncExitStack, agents: list[asyncio.subprocess.Process]
-    ) -> RunApi:
+    ) -> AsyncClient:
         """Agents, then the server (stopped after them); a client for the server. The agents
         start first, their Python starting while the server does: their first requests wait
         in the bound socket's backlog until it serves."""
@@ -229,9 +254,9 @@ class LocalRun:
         for tags in self.plan.agent_groups:
             agents.append(await self._start_agents(url, credentials, tags, agent_log))
         served.append(await up.start_server(settings, sockets=[listener]))
-        api = RunApi(url, token=credentials["api_token"], org=ORG)
-        stack.push_async_callback(api.aclose)
-        return api
+        client = AsyncClient(url, credentials["api_token"], org=ORG)
+        stack.push_async_callback(client.aclose)
+        return client
 
     def _interrupt(self) -> None:
         if self.stop.is_set():
@@ -239,43 +264,44 @@ class LocalRun:
         self.stop.set()
 
     async def _start_agents(
-        self, url: str, credentials: dict[str, Any], tags: list[str], output: IO[bytes]
+        self, url: str, credentials: dict[str, Any], tags: dict[str, str], output: IO[bytes]
     ) -> asyncio.subprocess.Process:
-        queue = tags_to_map(tags)["queue"]
+        queue = tags["queue"]
         return await up.start_agents(
             url,
             credentials["agent_token"],
             count=self.plan.spawn,
             name="local-%spawn" if queue == "default" else f"local-{queue}-%spawn",
             build_path=self.plan.data_dir / "builds",
-            tags=tags,
+            tags=[f"{key}={value}" for key, value in tags.items()],
             env=_agent_env(),
             output=output,
         )
 
-    async def _build(self, api: RunApi, agents: list[asyncio.subprocess.Process]) -> None:
+    async def _build(self, client: AsyncClient, agents: list[asyncio.subprocess.Process]) -> None:
         plan = self.plan
-        pipeline = await api.create_pipeline(
-            name=plan.snapshot.root.name or "local",
+        pipeline = await client.create_pipeline(
+            plan.snapshot.root.name or "local",
             configuration=_upload_configuration(plan.upload_path, plan.shown_path),
             repository=str(plan.snapshot.root),
         )
-        build = await api.create_build(
-            pipeline["slug"],
-            commit=plan.snapshot.commit,
-            branch=plan.snapshot.branch,
+        build = await client.trigger_build(
+            pipeline.slug,
+            plan.snapshot.commit,
+            plan.snapshot.branch,
             message=plan.snapshot.message,
             author=plan.snapshot.author,
             env=plan.env,
             meta_data=plan.meta_data,
         )
-        self.screen.print(_introduction(plan, build["number"]), soft_wrap=True)
-        with BuildView(self.screen, title=f"Build #{build['number']}") as view:
+        self.screen.print(_introduction(plan, build.number), soft_wrap=True)
+        title = f"Build #{build.number}"
+        with BuildView(self.screen, title=title, verbose=plan.verbose) as view:
             follower = Follower(
-                api,
+                client,
                 view,
-                pipeline=pipeline["slug"],
-                number=build["number"],
+                pipeline=pipeline.slug,
+                number=build.number,
                 agents=agents,
                 agent_groups=plan.agent_groups,
                 answers=plan.unblock,
@@ -292,7 +318,7 @@ class LocalRun:
         if self.force.is_set() or follower.build is None:
             return
         self.outcome.artifacts = await _download_artifacts(
-            api, pipeline["slug"], build["number"], plan.artifacts_dir, self.screen
+            client, pipeline.slug, build.number, plan, self.screen
         )
         _conclusion(self.screen, follower.build, self.outcome)
 
@@ -305,35 +331,33 @@ class LocalRun:
 
 
 async def _download_artifacts(
-    api: RunApi, pipeline: str, number: int, directory: Path, screen: Console
+    client: AsyncClient, pipeline: str, number: int, plan: Plan, screen: Console
 ) -> list[dict[str, Any]]:
+    """Each uploaded artifact saved at its path under the artifacts folder, its SHA-1 checked."""
+    directory = plan.artifacts_dir
+    if plan.clear_artifacts:
+        shutil.rmtree(directory, ignore_errors=True)
     saved = []
-    for artifact in await api.artifacts(pipeline, number):
-        if artifact["state"] != "finished":
+    async for artifact in client.artifacts(pipeline, number):
+        if artifact.state != "finished":
             continue
-        destination = _inside(directory, artifact["path"])
-        if destination is None:
+        try:
+            destination = artifact_destination(directory, artifact)
+        except KitelineClientError:
             screen.print(
-                f"Skipped the artifact {artifact['path']!r}: it would land outside {directory}"
+                f"Skipped the artifact {artifact.path!r}: it would land outside {directory}"
             )
             continue
-        await api.download(artifact, destination)
+        await client.download_artifact(artifact, destination)
         saved.append(
             {
-                "path": artifact["path"],
+                "path": artifact.path,
                 "file": str(destination),
-                "size": artifact["file_size"],
-                "sha1sum": artifact["sha1sum"],
+                "size": artifact.file_size,
+                "sha1sum": artifact.sha1sum,
             }
         )
     return saved
-
-
-def _inside(directory: Path, artifact_path: str) -> Path | None:
-    relative = PurePosixPath(artifact_path.replace("\\", "/"))
-    if relative.is_absolute() or ".." in relative.parts:
-        return None
-    return directory.joinpath(*relative.parts)
 
 
 def _introduction(plan: Plan, number: int) -> Text:
@@ -348,39 +372,43 @@ def _introduction(plan: Plan, number: int) -> Text:
     )
 
 
-def _conclusion(screen: Console, build: dict[str, Any], outcome: Outcome) -> None:
-    state = build["state"]
-    style = {"passed": "bold green", "failed": "bold red"}.get(state, "bold yellow")
-    took = duration(build.get("started_at"), build.get("finished_at"))
+def _conclusion(screen: Console, build: Build, outcome: Outcome) -> None:
+    took = duration(build.started_at, build.finished_at)
     screen.print(
-        Text.assemble(f"Build #{build['number']} ", (state, style), f" in {took}" if took else "")
+        Text.assemble(
+            f"Build #{build.number} ",
+            state_text(build_state(build), bold=True),
+            f" in {took}" if took else "",
+        )
     )
     for artifact in outcome.artifacts:
         screen.print(f"  artifact {artifact['path']} -> {artifact['file']}", soft_wrap=True)
 
 
 def _summary(plan: Plan, outcome: Outcome, *, keep: bool) -> dict[str, Any]:
-    build = outcome.build or {}
+    build = outcome.build
     return {
-        "number": build.get("number"),
-        "state": build.get("state"),
-        "blocked": bool(build.get("blocked")),
+        "number": build.number if build else None,
+        "state": build.state if build else None,
+        "blocked": bool(build and build.blocked),
         "branch": plan.snapshot.branch,
         "commit": plan.snapshot.commit,
         "uncommitted_changes": plan.snapshot.dirty,
         "jobs": [
             {
                 "label": job_label(job),
-                "type": job["type"],
-                "step_key": job.get("step_key"),
-                "state": job["state"],
-                "exit_status": job.get("exit_status"),
-                "retried": bool(job.get("retried")),
+                "type": job.type,
+                "step_key": job.step_key,
+                "state": job.state,
+                "soft_failed": bool(job.soft_failed),
+                "exit_status": job.exit_status,
+                "retried": bool(job.retried),
             }
-            for job in shown_jobs(build)
+            for job in (shown_jobs(build) if build else [])
         ],
         "artifacts": outcome.artifacts,
         "artifacts_dir": str(plan.artifacts_dir),
+        "agents_per_queue": plan.spawn,
         "data_dir": str(plan.data_dir) if keep else None,
         "error": outcome.error,
     }
@@ -424,40 +452,38 @@ def _shown(path: Path, root: Path) -> str:
 
 
 def _upload_configuration(upload_path: str, shown_path: str) -> str:
-    """The step every Buildkite pipeline starts with; JSON is YAML."""
+    """The step every Buildkite pipeline starts with; JSON is YAML. Saved steps are
+    interpolated when the build is created, so a `$` in a path is written `$$`."""
     step = {
-        "label": f":pipeline: Upload {shown_path}",
-        "command": f"buildkite-agent pipeline upload {shlex.quote(upload_path)}",
+        "label": f":pipeline: Upload {shown_path}".replace("$", "$$"),
+        "command": f"buildkite-agent pipeline upload {shlex.quote(upload_path)}".replace("$", "$$"),
     }
     return json.dumps({"steps": [step]}, indent=2)
 
 
-def _pairs(values: list[str], option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise fail(f"{option} takes KEY=VALUE, got {value!r}", USAGE_ERROR)
-        pairs[key] = rest
-    return pairs
-
-
-def _agent_groups(tags: list[str]) -> list[list[str]]:
+def _agent_groups(tags: list[str]) -> list[dict[str, str]]:
     """queue=default agents, and agents for each other queue named; every other tag on all."""
     try:
-        parsed = list(parse_tags(",".join(tags)))
+        parsed = parse_tags(",".join(tags))
     except ValueError as error:
         raise fail(f"--tag: {error}", USAGE_ERROR) from error
     queues = ["default"]
-    others = []
-    for item in parsed:
-        key, _, value = item.partition("=")
-        if key.strip() == "queue":
-            if value.strip() not in queues:
-                queues.append(value.strip())
-        else:
-            others.append(item)
-    return [[f"queue={queue}", *others] for queue in queues]
+    others: dict[str, str] = {}
+    for tag in parsed:  # one at a time: each queue=NAME adds a queue
+        for key, value in key_values([tag], "--tag").items():
+            if key == "queue":
+                queues.append(value)
+            else:
+                others[key] = value
+    return [{"queue": queue, **others} for queue in dict.fromkeys(queues)]
+
+
+def _default_artifacts_dir(root: Path) -> Path:
+    """A folder of this repository's in the user's cache: outside the repository, so that no
+    ignore rule is needed, and one per repository (named after it, told apart by its path)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha1(str(root.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]
+    return cache / "kiteline" / "run" / f"{root.name or 'repository'}-{digest}" / "artifacts"
 
 
 def _settings(data_dir: Path) -> Settings:

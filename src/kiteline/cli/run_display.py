@@ -1,83 +1,52 @@
-"""What `kiteline run` shows while the build runs: a live table of its jobs, each job's log as
-it arrives, a line as each job finishes."""
+"""What `kiteline run` shows while the build runs: a live table of its jobs, each job's log in
+segments under one header, the agent's checkout and plumbing folded away (shown when the job
+fails, or always with `-v`), and a line as each job finishes."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from kiteline.client.models import FINISHED_JOB_STATES
+from kiteline.cli.display import (
+    FAILED_MARK,
+    MARKS,
+    build_state,
+    duration,
+    job_label,
+    job_state,
+    shown_jobs,
+    state_style,
+    state_text,
+)
+from kiteline.client.models import FINISHED_JOB_STATES, Build, Job
 
 #: REST job states after which nothing more happens to the job (an unblocked block step too).
 FINISHED_STATES = FINISHED_JOB_STATES | {"unblocked"}
-STATE_STYLES = {
-    "passed": "green",
-    "unblocked": "green",
-    "failed": "bold red",
-    "timed_out": "bold red",
-    "broken": "red",
-    "expired": "red",
-    "waiting_failed": "red",
-    "blocked_failed": "red",
-    "unblocked_failed": "red",
-    "running": "yellow",
-    "canceling": "yellow",
-    "timing_out": "yellow",
-    "assigned": "yellow",
-    "accepted": "yellow",
-    "blocked": "bold magenta",
-    "canceled": "bright_black",
-    "skipped": "bright_black",
-}
-BUILD_STYLES = {
-    "passed": "bold green",
-    "failed": "bold red",
-    "canceled": "bold yellow",
-    "blocked": "bold magenta",
-}
-MARKS = {"passed": "✔ ", "unblocked": "✔ ", "canceled": "■ ", "skipped": "- "}
-SECTION_HEADER = re.compile(r"^(~~~|---|\+\+\+) ")
+SECTION_HEADER = re.compile(r"^(~~~|---|\+\+\+) (.*)$")
+#: The sections the agent itself writes around a job's command: folded unless `-v`.
+PLUMBING_SECTIONS = re.compile(
+    r"^(Preparing working directory|Running agent [\w-]+ hook|Uploading artifacts)$"
+)
+#: The agent's header of the command's own output: the `$ command` line after it is kept.
+COMMAND_SECTION = "Running commands"
+#: Buildkite's log markup re-opening the section above (after an error): not for people.
+REOPEN_MARKER = "^^^ +++"
+#: Jobs whose end is worth showing folded lines for.
+PASSING_STATES = frozenset({"passed", "soft_failed"})
+#: A job keeps the screen while it has written something this recently; then another job
+#: with output waiting may take it (one header per stretch of one job's output).
+QUIET_SECONDS = 2.0
 # Escapes Rich does not draw: Buildkite's APC timestamps and OSC links/commands.
 NON_SGR_ESCAPES = re.compile(r"\x1b[_\]][^\x07\x1b]*(\x07|\x1b\\)")
-
-
-def job_label(job: dict[str, Any]) -> str:
-    label = job.get("label") or job.get("name")
-    if label:
-        return str(label)
-    if job.get("type") == "manual":
-        return "Block"
-    first_line = str(job.get("command") or "").strip().splitlines()
-    return first_line[0] if first_line else str(job.get("step_key") or job["id"])
-
-
-def shown_jobs(build: dict[str, Any]) -> list[dict[str, Any]]:
-    """The jobs worth a row: every job but the wait steps."""
-    return [job for job in build.get("jobs", []) if job.get("type") != "waiter"]
-
-
-def duration(start: str | None, end: str | None, *, now: datetime | None = None) -> str:
-    if not start:
-        return ""
-    began = datetime.fromisoformat(start)
-    ended = datetime.fromisoformat(end) if end else (now or datetime.now(UTC))
-    seconds = max((ended - began).total_seconds(), 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
-def styled_state(state: str) -> Text:
-    return Text(state, style=STATE_STYLES.get(state, "bright_black"))
 
 
 class _JobsTable:
@@ -85,13 +54,12 @@ class _JobsTable:
 
     def __init__(self, title: str) -> None:
         self.title = title
-        self.build: dict[str, Any] | None = None
+        self.build: Build | None = None
 
     def __rich__(self) -> RenderableType:
-        build = self.build or {}
-        state = "blocked" if build.get("blocked") else str(build.get("state", "creating"))
+        state = build_state(self.build) if self.build else "creating"
         table = Table(
-            title=Text.assemble(self.title, " ", Text(state, style=BUILD_STYLES.get(state, ""))),
+            title=Text.assemble(self.title, " ", state_text(state, bold=True)),
             title_justify="left",
             expand=False,
         )
@@ -99,23 +67,41 @@ class _JobsTable:
         table.add_column("State")
         table.add_column("Time", justify="right")
         table.add_column("Exit", justify="right")
-        for job in shown_jobs(build):
-            exit_status = job.get("exit_status")
-            label = Text(job_label(job), style="strike" if job.get("retried") else "")
+        for job in shown_jobs(self.build) if self.build else []:
             table.add_row(
-                label,
-                styled_state(str(job["state"])),
-                duration(job.get("started_at"), job.get("finished_at")),
-                "" if exit_status is None else str(exit_status),
+                Text(job_label(job), style="strike" if job.retried else ""),
+                state_text(job_state(job)),
+                duration(job.started_at, job.finished_at),
+                "" if job.exit_status is None else str(job.exit_status),
             )
         return table
 
 
-class BuildView:
-    """The live table plus the logs printed above it."""
+@dataclass
+class _JobLog:
+    """One job's log as far as it has been read, and how much of it has been shown."""
 
-    def __init__(self, console: Console, *, title: str) -> None:
+    job: Job
+    content: str = ""
+    complete: bool = False
+    shown: int = 0
+    folding: bool = False
+    """Inside a plumbing section."""
+    folded: list[str] = field(default_factory=list)
+    announced: bool = False
+
+    def ready(self) -> str:
+        """What is new and may be printed: whole lines only while the job runs."""
+        new = self.content[self.shown :]
+        return new if self.complete else new[: new.rfind("\n") + 1]
+
+
+class BuildView:
+    """The live table, with the jobs' logs and their outcomes printed above it."""
+
+    def __init__(self, console: Console, *, title: str, verbose: bool = False) -> None:
         self.console = console
+        self.verbose = verbose
         self._table = _JobsTable(title)
         self._live = Live(
             self._table,
@@ -124,9 +110,10 @@ class BuildView:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._printed: dict[str, int] = {}
+        self._logs: dict[str, _JobLog] = {}
         self._speaking: str | None = None
-        self._announced: set[str] = set()
+        """The job whose lines were printed last (its header is on screen)."""
+        self._spoke_at = 0.0
 
     def __enter__(self) -> BuildView:
         self._live.start()
@@ -135,7 +122,7 @@ class BuildView:
     def __exit__(self, *exc: object) -> None:
         self._stop()
 
-    def update(self, build: dict[str, Any]) -> None:
+    def update(self, build: Build) -> None:
         self._table.build = build
         self._live.refresh()
 
@@ -154,43 +141,113 @@ class BuildView:
         if not self.console.is_terminal:  # Rich ends the table's last line on terminals only
             self.console.line()
 
-    def log(self, job: dict[str, Any], content: bytes, *, complete: bool) -> None:
-        """Print what of `content` is new; a running job's last partial line waits."""
-        shown = self._printed.get(job["id"], 0)
-        new = content[shown:]
-        if not complete:
-            new = new[: new.rfind(b"\n") + 1]
-        if not new:
-            return
-        self._printed[job["id"]] = shown + len(new)
-        if self._speaking != job["id"]:
-            self.console.rule(Text(job_label(job), style="bold"), align="left")
-            self._speaking = job["id"]
-        for line in new.decode("utf-8", "replace").splitlines():
-            self.console.print(_log_line(line), soft_wrap=True)
+    def log(self, job: Job, content: str, *, complete: bool) -> None:
+        """The job's log as read now (all of it); printed by `show_logs`."""
+        entry = self._logs.setdefault(job.id, _JobLog(job))
+        entry.job, entry.content, entry.complete = job, content, complete
 
-    def finished(self, job: dict[str, Any]) -> None:
-        """One line when a job ends (once per job; an unblock has said its own)."""
-        if job["id"] in self._announced or job["state"] == "unblocked":
+    def show_logs(self, *, everything: bool = False) -> None:
+        """Print what may be printed: the speaking job's new lines while it keeps talking,
+        else the waiting output of the job that started first (`everything`: all that waits,
+        one job after another); a job's end once all its log is out."""
+        now = time.monotonic()
+        current = self._logs.get(self._speaking or "")
+        if current is not None and current.ready():
+            self._print_lines(current, now)
+        elif current is None or current.complete or now - self._spoke_at >= QUIET_SECONDS:
+            self._print_next(now)
+        while everything and self._print_next(now):
+            pass
+        for entry in self._logs.values():
+            if entry.complete and not entry.ready() and not entry.announced:
+                self._announce(entry)
+
+    def _print_next(self, now: float) -> bool:
+        waiting = [entry for entry in self._logs.values() if entry.ready()]
+        if waiting:
+            self._print_lines(min(waiting, key=_started), now)
+        return bool(waiting)
+
+    def _print_lines(self, entry: _JobLog, now: float) -> None:
+        text = entry.ready()
+        entry.shown += len(text)
+        lines = [line for line in text.splitlines() if self._kept(entry, line)]
+        if lines and self._speaking != entry.job.id:
+            self.console.rule(Text(job_label(entry.job), style="bold"), align="left")
+            self._speaking = entry.job.id
+        if lines:
+            self._spoke_at = now
+        for line in lines:
+            self.console.print(_log_line(line), soft_wrap=True)
+        if entry.complete and not entry.announced:
+            self._announce(entry)
+
+    def _kept(self, entry: _JobLog, line: str) -> bool:
+        """Whether a line is shown now; plumbing lines are kept aside (all shown with `-v`)."""
+        plain = _plain(line)
+        if plain.strip() == REOPEN_MARKER:
+            return False
+        if self.verbose:
+            return True
+        header = SECTION_HEADER.match(plain)
+        if header is not None:
+            title = header.group(2).strip()
+            entry.folding = bool(PLUMBING_SECTIONS.match(title))
+            if entry.folding or title == COMMAND_SECTION:
+                entry.folded.append(line)
+                return False
+            return True
+        if entry.folding:
+            entry.folded.append(line)
+            return False
+        return True
+
+    def finished(self, job: Job) -> None:
+        """A job has ended: said at once when it wrote no log (block, trigger, never
+        started), else once its log is all out."""
+        entry = self._logs.setdefault(job.id, _JobLog(job, complete=True))
+        entry.job = job
+        if (job.type != "script" or job.started_at is None) and not entry.announced:
+            self._announce(entry)
+
+    def _announce(self, entry: _JobLog) -> None:
+        """One line when a job ends (an unblock has said its own); a failed job's folded
+        lines first, since its failure may be in them."""
+        entry.announced = True
+        job = entry.job
+        state = job_state(job)
+        if state == "unblocked":
             return
-        self._announced.add(job["id"])
-        state = str(job["state"])
+        if state not in PASSING_STATES and entry.folded:
+            self.console.print(
+                Text(f"The {len(entry.folded)} folded line(s) of {job_label(job)}:", style="dim")
+            )
+            for folded in entry.folded:
+                self.console.print(_log_line(folded), soft_wrap=True)
         line = Text.assemble(
-            (MARKS.get(state, "✘ "), STATE_STYLES.get(state, "")),
+            (f"{MARKS.get(state, FAILED_MARK)} ", state_style(state)),
             (job_label(job), "bold"),
             " ",
-            styled_state(state),
+            state_text(state),
         )
-        if job.get("exit_status") is not None and state != "passed":
-            line.append(f" (exit status {job['exit_status']})")
-        if job.get("started_at"):
-            line.append(f" in {duration(job['started_at'], job.get('finished_at'))}")
+        if job.exit_status is not None and state != "passed":
+            line.append(f" (exit status {job.exit_status})")
+        if job.started_at:
+            line.append(f" in {duration(job.started_at, job.finished_at)}")
         self.console.print(line, soft_wrap=True)
         self._speaking = None
 
     def say(self, message: str, *, style: str = "") -> None:
         self.console.print(Text(message, style=style), soft_wrap=True)
         self._speaking = None
+
+
+def _started(entry: _JobLog) -> datetime:
+    return entry.job.started_at or datetime.max.replace(tzinfo=UTC)
+
+
+def _plain(line: str) -> str:
+    return Text.from_ansi(NON_SGR_ESCAPES.sub("", line)).plain
 
 
 def _log_line(line: str) -> Text:

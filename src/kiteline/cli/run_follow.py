@@ -10,10 +10,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kiteline.cli.run_api import ApiError, RunApi
-from kiteline.cli.run_display import FINISHED_STATES, BuildView, job_label, shown_jobs
+from kiteline.cli.api import refusal
+from kiteline.cli.display import job_label, shown_jobs
+from kiteline.cli.run_display import FINISHED_STATES, BuildView
 from kiteline.cli.run_prompt import ask, preset_fields
-from kiteline.server.jobs.matching import rules_match, tags_to_map
+from kiteline.client import AsyncClient, Unprocessable
+from kiteline.client.models import Build, Job
+from kiteline.server.jobs.matching import rules_match
 
 T = TypeVar("T")
 
@@ -29,30 +32,30 @@ class Follower:
 
     def __init__(
         self,
-        api: RunApi,
+        client: AsyncClient,
         view: BuildView,
         *,
         pipeline: str,
         number: int,
         agents: list[asyncio.subprocess.Process],
-        agent_groups: list[list[str]],
+        agent_groups: list[dict[str, str]],
         answers: dict[str, str],
         interactive: bool,
         stop: asyncio.Event,
         force: asyncio.Event,
     ) -> None:
-        self.api = api
+        self.client = client
         self.view = view
         self.pipeline = pipeline
         self.number = number
         self.agents = agents
-        self.agent_tags = [tags_to_map(tags) for tags in agent_groups]
+        self.agent_tags = agent_groups
         self.interactive = interactive
         self.stop = stop
         """Set: cancel the build and see it finish."""
         self.force = force
         """Set: stop following at once."""
-        self.build: dict[str, Any] | None = None
+        self.build: Build | None = None
         self.error: str | None = None
         self.interrupted = False
         self._answers = dict(answers)
@@ -61,8 +64,16 @@ class Follower:
         self._left_blocked: set[str] = set()
 
     async def follow(self) -> None:
+        try:
+            await self._follow()
+        finally:
+            self.view.show_logs(everything=True)
+
+    async def _follow(self) -> None:
         while not self.force.is_set():
-            build = self.build = await self.api.build(self.pipeline, self.number)
+            build = self.build = await self.client.build(
+                self.pipeline, self.number, include_retried_jobs=True, exclude_pipeline=True
+            )
             self.view.update(build)
             await self._show_logs(build)
             if self.stop.is_set() and not self._canceled:
@@ -72,17 +83,17 @@ class Follower:
                 continue
             blocked = [
                 job
-                for job in build["jobs"]
-                if job["type"] == "manual"
-                and job["state"] == "blocked"
-                and job["id"] not in self._left_blocked
+                for job in build.jobs
+                if job.type == "manual"
+                and job.state == "blocked"
+                and job.id not in self._left_blocked
             ]
             if blocked and not self._canceled:
                 await self._unblock(blocked[0])
                 continue
-            if build["finished_at"] is not None:
+            if build.finished:
                 return
-            if self._left_blocked and not any(j["state"] in ACTIVE_STATES for j in build["jobs"]):
+            if self._left_blocked and not any(j.state in ACTIVE_STATES for j in build.jobs):
                 return  # what could run has run; the rest waits for a block nobody answers
             if not self._canceled:
                 problem = self._unrunnable(build) or self._agents_gone()
@@ -97,19 +108,22 @@ class Follower:
 
     async def _cancel(self) -> None:
         self._canceled = True
-        await self.api.cancel(self.pipeline, self.number)
+        with contextlib.suppress(Unprocessable):  # it finished meanwhile
+            await self.client.cancel_build(self.pipeline, self.number)
 
-    async def _show_logs(self, build: dict[str, Any]) -> None:
+    async def _show_logs(self, build: Build) -> None:
         for job in shown_jobs(build):
-            finished = job["state"] in FINISHED_STATES
-            if job["type"] == "script" and job.get("started_at") and job["id"] not in self._logged:
-                self.view.log(job, await self.api.log(job), complete=finished)
+            finished = job.state in FINISHED_STATES
+            if job.type == "script" and job.started_at and job.id not in self._logged:
+                log = await self.client.job_log(self.pipeline, self.number, job.id)
+                self.view.log(job, log, complete=finished)
                 if finished:
-                    self._logged.add(job["id"])
+                    self._logged.add(job.id)
             if finished:
                 self.view.finished(job)
+        self.view.show_logs()
 
-    async def _unblock(self, job: dict[str, Any]) -> None:
+    async def _unblock(self, job: Job) -> None:
         problem: str | None = None
         while True:
             if self.interactive:
@@ -127,16 +141,14 @@ class Follower:
             else:
                 fields = preset_fields(job, self._answers)
             try:
-                await self.api.unblock(job, fields)
-            except ApiError as error:
-                if error.status != 422:
-                    raise
+                await self.client.unblock_job(self.pipeline, self.number, job.id, fields=fields)
+            except Unprocessable as error:
                 if not error.errors:
                     return  # no longer blocked (canceled meanwhile?): the next poll tells
                 if not self.interactive:
                     self._leave_blocked(job, _unanswerable(job, error))
                     return
-                problem = str(error)
+                problem = refusal(error)
                 for wrong in error.errors:
                     self._answers.pop(wrong.get("field", ""), None)
                 continue
@@ -147,9 +159,9 @@ class Follower:
             )
             return
 
-    def _leave_blocked(self, job: dict[str, Any], reason: str) -> None:
+    def _leave_blocked(self, job: Job, reason: str) -> None:
         """As on Buildkite, the build stops at the block; the run fails."""
-        self._left_blocked.add(job["id"])
+        self._left_blocked.add(job.id)
         self.error = reason
         self.view.say(reason, style="red")
 
@@ -180,12 +192,12 @@ class Follower:
             self.stop.set()
             return None
 
-    def _unrunnable(self, build: dict[str, Any]) -> str | None:
+    def _unrunnable(self, build: Build) -> str | None:
         groups = self.agent_tags
-        for job in build["jobs"]:
-            if job["type"] != "script" or job["state"] != "scheduled":
+        for job in build.jobs:
+            if job.type != "script" or job.state != "scheduled":
                 continue
-            rules = job.get("agent_query_rules") or []
+            rules = job.agent_query_rules
             if not any(rules_match(rules, tags) for tags in groups):
                 have = " or ".join(",".join(f"{k}={v}" for k, v in tags.items()) for tags in groups)
                 return (
@@ -212,9 +224,10 @@ def _settle_error(future: asyncio.Future[Any], error: BaseException) -> None:
         future.set_exception(error)
 
 
-def _unanswerable(job: dict[str, Any], error: ApiError) -> str:
+def _unanswerable(job: Job, error: Unprocessable) -> str:
     missing = [wrong["field"] for wrong in error.errors if wrong.get("field")]
     flags = " ".join(f"--unblock {key}=VALUE" for key in missing)
-    return f"{job_label(job)!r} could not be unblocked: {error}. There is no terminal to ask on" + (
-        f": pass {flags}" if flags else ""
+    return (
+        f"{job_label(job)!r} could not be unblocked: {refusal(error)}. "
+        "There is no terminal to ask on" + (f": pass {flags}" if flags else "")
     )

@@ -55,7 +55,8 @@ def find_repository(start: Path) -> Path:
 
 
 def snapshot(root: Path, *, exclude: Sequence[Path] = ()) -> Snapshot:
-    """Commit the working tree (ignored files and `exclude` left out) through a private copy
+    """Commit the working tree (ignored files and `exclude` left out, whether git ignores
+    them or not) through a private copy
     of the index, so nothing the user sees changes; a clean tree is simply HEAD."""
     head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False) or None
     tree = _working_tree(root, exclude)
@@ -100,10 +101,17 @@ def _working_tree(root: Path, exclude: Sequence[Path]) -> str:
         if index.exists():
             shutil.copyfile(index, private)
         env = {"GIT_INDEX_FILE": str(private)}
-        excluded = [
-            f":(exclude,top){path.resolve().relative_to(root.resolve()).as_posix()}"
+        inside = [
+            path.resolve().relative_to(root.resolve())
             for path in exclude
             if path.resolve().is_relative_to(root.resolve()) and path.resolve() != root.resolve()
+        ]
+        # An ignored path is left out anyway, and naming it in a pathspec makes `git add`
+        # refuse ("The following paths are ignored…"), however the ignore rule is written.
+        excluded = [
+            f":(exclude,top){relative.as_posix()}"
+            for relative in inside
+            if not is_ignored(root, relative)
         ]
         _git(root, "add", "--all", "--", ":(top)", *excluded, env=env)
         return _git(root, "write-tree", env=env)

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.prompt import Confirm, Prompt
 from rich.text import Text
 
-from kiteline.cli.run_display import job_label
+from kiteline.cli.display import job_label
+from kiteline.client.models import Job
 
 
 def field_value(field: Mapping[str, Any], text: str) -> str | list[str]:
@@ -21,25 +22,25 @@ def field_value(field: Mapping[str, Any], text: str) -> str | list[str]:
     return text
 
 
-def preset_fields(job: Mapping[str, Any], preset: Mapping[str, str]) -> dict[str, Any]:
+def preset_fields(job: Job, preset: Mapping[str, str]) -> dict[str, Any]:
     """The `--unblock` answers for this block's fields."""
     return {
         field["key"]: field_value(field, preset[field["key"]])
-        for field in job.get("fields") or []
+        for field in job.fields
         if field["key"] in preset
     }
 
 
 def ask(
-    console: Console, job: Mapping[str, Any], preset: Mapping[str, str], *, problem: str | None
+    console: Console, job: Job, preset: Mapping[str, str], *, problem: str | None
 ) -> dict[str, Any] | None:
     """The block's field values, asked for those `preset` lacks; None when declined."""
-    console.print(Text.assemble(("⏸ ", "bold magenta"), (job_label(dict(job)), "bold")))
-    if job.get("prompt"):
-        console.print(Text(str(job["prompt"])))
+    console.print(Text.assemble(("⏸ ", "bold magenta"), (job_label(job), "bold")))
+    if job.prompt:
+        console.print(Text(job.prompt))
     if problem:
         console.print(Text(problem, style="red"))
-    fields = job.get("fields") or []
+    fields = job.fields
     if not fields:
         return {} if Confirm.ask("Continue?", console=console, default=True) else None
     answers = preset_fields(job, preset)

@@ -18,14 +18,14 @@ from typing import IO, Any
 import typer
 import uvicorn
 
+from kiteline.cli.credentials import CREDENTIALS_FILE
 from kiteline.cli.output import console
-from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS
+from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS, bind_listener
 from kiteline.server import admin
 from kiteline.server.app import create_app, freeze_startup_heap
 from kiteline.server.kit.passwords import generate_password
 from kiteline.settings import Settings
 
-CREDENTIALS_FILE = "credentials.json"
 AGENT_STOP_GRACE_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -86,19 +86,36 @@ def up(
     agents: int = typer.Option(2, help="How many agents to run (jobs in parallel)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 ) -> None:
+    listener = bind_listener(host, port)
     settings = Settings(host=host, port=port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     credentials, created = load_or_create_credentials(settings)
     url = f"http://{host}:{port}"
-    code = asyncio.run(_run(settings, credentials, url, created, agents))
+    _remember_url(settings, credentials, url)
+    code = asyncio.run(_run(settings, credentials, url, created, agents, listener))
     raise typer.Exit(code)
 
 
+def _remember_url(settings: Settings, credentials: dict[str, Any], url: str) -> None:
+    """Keep where this start serves in the credentials file, so that the API commands run
+    in this folder find the server (the port may change from one start to the next)."""
+    if credentials.get("url") == url:
+        return
+    credentials["url"] = url
+    path = settings.data_dir / CREDENTIALS_FILE
+    path.write_text(json.dumps(credentials, indent=2) + "\n")
+
+
 async def _run(
-    settings: Settings, credentials: dict[str, Any], url: str, created: bool, agents: int
+    settings: Settings,
+    credentials: dict[str, Any],
+    url: str,
+    created: bool,
+    agents: int,
+    listener: socket.socket,
 ) -> int:
     try:
-        server, serving = await start_server(settings)
+        server, serving = await start_server(settings, sockets=[listener])
     except ServerDidNotStart:
         return 1
     freeze_startup_heap()

@@ -3,12 +3,15 @@ the REST API of a running server (`--url`, `--token`), like any other API client
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
 import typer
 from rich.markup import escape
 
+from kiteline.cli import api as rest
+from kiteline.cli import credentials
 from kiteline.cli.output import emit, fail
 
 app = typer.Typer(
@@ -17,10 +20,24 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SERVER = typer.Option(..., "--url", envvar="KITELINE_URL", help="The server's base URL.")
-TOKEN = typer.Option(..., "--token", envvar="KITELINE_TOKEN", help="An API access token.")
-ORG = typer.Option(..., "--org", envvar="KITELINE_ORG", help="Organization slug.")
-JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.")
+SERVER = rest.URL
+TOKEN = rest.TOKEN
+ORG = rest.ORG
+JSON_OPTION = rest.JSON_OPTION
+
+
+def _target(server: str | None, token: str | None, org: str | None) -> tuple[str, str, str]:
+    """The server, token and organization, found as every API command finds them."""
+    found = credentials.resolve(server, token, org)
+    url = found.url or os.environ.get("KITELINE_URL")
+    api_token = found.token or os.environ.get("KITELINE_TOKEN")
+    slug = found.org or os.environ.get("KITELINE_ORG")
+    if not url or not api_token or not slug:
+        raise fail(
+            "no Kiteline server, token or organization: run `kiteline up` here first, or "
+            "`kiteline login URL`, or pass --url, --token and --org"
+        )
+    return url, api_token, slug
 
 
 def _request(server: str, token: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -72,12 +89,13 @@ def create(
         None, "--secret", help="The signing secret (a random one when left out)."
     ),
     description: str = typer.Option("", "--description", help="What the webhook is for."),
-    org: str = ORG,
-    server: str = SERVER,
-    token: str = TOKEN,
+    org: str | None = ORG,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a webhook; the server sends it a `ping` at once."""
+    server, token, org = _target(server, token, org)
     settings: dict[str, Any] = {"url": target, "token_mode": mode}
     if secret is not None:
         settings["token"] = secret
@@ -100,9 +118,13 @@ def create(
 
 @app.command("list")
 def list_webhooks(
-    org: str = ORG, server: str = SERVER, token: str = TOKEN, as_json: bool = JSON_OPTION
+    org: str | None = ORG,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Every webhook of the organization."""
+    server, token, org = _target(server, token, org)
     items: list[dict[str, Any]] = []
     page: str | None = f"organizations/{org}/services?per_page=100"
     while page is not None:
@@ -118,12 +140,13 @@ def deliveries(
     webhook: str = typer.Argument(..., help="The webhook's id."),
     state: str | None = typer.Option(None, help="pending, succeeded or failed."),
     limit: int = typer.Option(30, min=1, max=100, help="How many, newest first."),
-    org: str = ORG,
-    server: str = SERVER,
-    token: str = TOKEN,
+    org: str | None = ORG,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """A webhook's newest deliveries, with their attempts."""
+    server, token, org = _target(server, token, org)
     params: dict[str, Any] = {"per_page": limit} | ({"state": state} if state else {})
     answer = _request(
         server, token, "GET", f"organizations/{org}/services/{webhook}/deliveries", params=params
@@ -145,12 +168,13 @@ def deliveries(
 def redeliver(
     webhook: str = typer.Argument(..., help="The webhook's id."),
     delivery: str = typer.Argument(..., help="The delivery's id (its X-Buildkite-Request)."),
-    org: str = ORG,
-    server: str = SERVER,
-    token: str = TOKEN,
+    org: str | None = ORG,
+    server: str | None = SERVER,
+    token: str | None = TOKEN,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Send a delivery's body again, as a new delivery."""
+    server, token, org = _target(server, token, org)
     path = f"organizations/{org}/services/{webhook}/deliveries/{delivery}/redeliver"
     again = _request(server, token, "POST", path)
     emit(again, as_json=as_json, text=f"queued [bold]{again['id']}[/bold] ({again['event']})")

@@ -191,6 +191,11 @@ class Job(Run):
     unblocked_by: User | None = None
     unblockable: bool | None = None
     unblock_url: str | None = None
+    #: A block step's question, and the fields it asks for (`{key, text|select, ...}`).
+    prompt: str | None = None
+    fields: Annotated[list[dict[str, Any]], BeforeValidator(_no_items_if_null)] = Field(
+        default_factory=list
+    )
     triggered_build: dict[str, Any] | None = None
     runnable_at: Timestamp = None
     unblocked_at: Timestamp = None

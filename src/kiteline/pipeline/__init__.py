@@ -13,7 +13,7 @@ from kiteline.pipeline.conditions import (
 from kiteline.pipeline.errors import PipelineError, PipelineIssue
 from kiteline.pipeline.expand import JobSpec, expand_command_step
 from kiteline.pipeline.graph import GraphEdge, GraphNode, build_step_graph
-from kiteline.pipeline.interpolate import interpolate, interpolate_pipeline_text
+from kiteline.pipeline.interpolate import interpolate, interpolate_pipeline
 from kiteline.pipeline.models import (
     ANONYMOUS_DIMENSION,
     AutomaticRetryRule,
@@ -37,7 +37,7 @@ from kiteline.pipeline.models import (
     TriggerStep,
     WaitStep,
 )
-from kiteline.pipeline.parse import parse_pipeline
+from kiteline.pipeline.parse import check_pipeline, parse_pipeline
 from kiteline.pipeline.rest import agent_query_rules, from_legacy_steps, to_rest_steps
 
 __all__ = [
@@ -72,11 +72,12 @@ __all__ = [
     "agent_query_rules",
     "branch_matches",
     "build_step_graph",
+    "check_pipeline",
     "evaluate_condition",
     "expand_command_step",
     "from_legacy_steps",
     "interpolate",
-    "interpolate_pipeline_text",
+    "interpolate_pipeline",
     "parse_pipeline",
     "to_rest_steps",
     "validate_condition",

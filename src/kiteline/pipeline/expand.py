@@ -19,6 +19,7 @@ from kiteline.pipeline.models import (
 
 # {{matrix}} or {{matrix.dimension}}, spaces allowed inside the braces.
 _PLACEHOLDER = re.compile(r"\{\{\s*matrix(?:\.([A-Za-z0-9_]+))?\s*\}\}")
+_PARALLEL_PLACEHOLDER = re.compile(r"%([nNt])")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +55,24 @@ def expand_command_step(step: CommandStep) -> list[JobSpec]:
     if step.parallelism is None:
         return [base]
     count = step.parallelism
-    return [replace(base, parallel_job=index, parallel_job_count=count) for index in range(count)]
+    return [
+        replace(
+            base,
+            label=parallel_label(base.label, index, count),
+            parallel_job=index,
+            parallel_job_count=count,
+        )
+        for index in range(count)
+    ]
+
+
+def parallel_label(label: str | None, index: int, count: int) -> str | None:
+    """A parallel job's label as Buildkite shows it: `%n` its index from 0, `%N` from 1, `%t`
+    the number of jobs (`Test %N of %t` → `Test 2 of 5`)."""
+    if label is None:
+        return None
+    values = {"n": str(index), "N": str(index + 1), "t": str(count)}
+    return _PARALLEL_PLACEHOLDER.sub(lambda match: values[match.group(1)], label)
 
 
 def matrix_combinations(matrix: Matrix) -> list[MatrixCombination]:

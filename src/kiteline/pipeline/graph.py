@@ -26,6 +26,7 @@ from typing import NoReturn
 
 from kiteline.pipeline.errors import PipelineError, PipelineIssue, StepRef
 from kiteline.pipeline.models import BlockStep, GroupStep, Step, WaitStep
+from kiteline.pipeline.step_keys import did_you_mean
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,11 +139,9 @@ def _explicit_edges(
     for dependency in step.depends_on or []:
         target = keys.get(dependency.key)
         if target is None:
-            issues.append(
-                item.ref.issue(
-                    "depends_on", f'depends_on names "{dependency.key}", but no step has that key'
-                )
-            )
+            hint = did_you_mean(dependency.key, keys)
+            message = f'depends_on names "{dependency.key}", but no step has that key{hint}'
+            issues.append(item.ref.issue("depends_on", message))
             continue
         allow = dependency.allow_failure or step.allow_dependency_failure
         edges.append(GraphEdge(index=target, allow_failure=allow))

@@ -1,17 +1,20 @@
-"""`$VAR` interpolation as `buildkite-agent pipeline upload` does it before sending a pipeline.
+"""`$VAR` interpolation as `buildkite-agent pipeline upload` does it before sending a pipeline,
+and as Buildkite does to a pipeline's saved steps when a build is created: one path for both.
 
 Supported: `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
 `${VAR:?message}` (error if unset or empty), `${VAR?message}` (error if unset),
 `${VAR:offset}` / `${VAR:offset:length}` (negative offsets count from the end; write
 `${VAR: -3}` as in bash), `${VAR#glob}` `${VAR##glob}` `${VAR%glob}` `${VAR%%glob}`.
 Defaults and messages may themselves contain expansions. `$$` and `\\$` are a literal `$`;
-`$(` (a shell command substitution) and a `$` at the very end are left alone.
+`$(` (a shell command substitution), a `$` before anything but a letter or `{` (`$!`, `$1`)
+and a `$` at the very end are left alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from typing import Any
 
 from kiteline.pipeline.document import load_document
 from kiteline.pipeline.errors import PipelineError
@@ -23,18 +26,50 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
     return _Interpolator(text, env).expand_until("")
 
 
-def interpolate_pipeline_text(text: str, env: Mapping[str, str]) -> str:
-    """The whole pipeline text interpolated with `env` plus the document's own top-level `env`
-    (each value interpolated in order, so later ones may use earlier ones; they win over `env`)."""
+def interpolate_pipeline(source: str | bytes | Any, env: Mapping[str, str]) -> Any:
+    """A pipeline (text, or already decoded) with `env` put into every string of it, map keys
+    included, as `buildkite-agent pipeline upload` does once it has parsed the file: the
+    top-level `env` first, each value seeing those before it (and winning over `env`), then
+    the rest. Working on the parsed pipeline, not its text, a value cannot break the YAML
+    (a commit message holding `: ` or a newline) and a comment is never read."""
+    document = load_document(source) if isinstance(source, str | bytes) else source
+    if not isinstance(document, dict):
+        return _interpolate_all(document, env)
     merged = dict(env)
-    document = load_document(text)
-    block = document.get("env") if isinstance(document, dict) else None
-    if isinstance(block, dict):
-        for name, value in block.items():
-            text_value = as_env_value(value)
-            if text_value is not None:
-                merged[interpolate(str(name), merged)] = interpolate(text_value, merged)
-    return interpolate(text, merged)
+    block = document.get("env")
+    env_block = _interpolate_env_block(block, merged) if isinstance(block, dict) else None
+    result: dict[Any, Any] = {}
+    for name, value in document.items():
+        if name == "env" and env_block is not None:
+            result[name] = env_block
+        else:
+            result[_interpolate_all(name, merged)] = _interpolate_all(value, merged)
+    return result
+
+
+def _interpolate_env_block(block: dict[Any, Any], merged: dict[str, str]) -> dict[Any, Any]:
+    """The top-level `env`, in order; each variable joins `merged` for those after it."""
+    interpolated: dict[Any, Any] = {}
+    for name, value in block.items():
+        text = as_env_value(value)
+        if text is None:  # a map or a list: parsing the pipeline reports it
+            interpolated[name] = value
+            continue
+        key = interpolate(str(name), merged)
+        interpolated[key] = merged[key] = interpolate(text, merged)
+    return interpolated
+
+
+def _interpolate_all(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, list):
+        return [_interpolate_all(item, env) for item in value]
+    if isinstance(value, dict):
+        return {
+            _interpolate_all(key, env): _interpolate_all(item, env) for key, item in value.items()
+        }
+    return value
 
 
 class _Interpolator:
@@ -84,6 +119,8 @@ class _Interpolator:
 
     def expansion(self) -> str:
         if self.peek() != "{":
+            if not self.peek().isalpha():
+                return "$"  # `$!`, `$5`, `$?`: the shell's, left alone as buildkite-agent does
             return self.env.get(self.identifier(), "")
         self.position += 1
         name = self.identifier()

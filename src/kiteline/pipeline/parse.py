@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeAlias
 
 from kiteline.pipeline.document import load_document
 from kiteline.pipeline.errors import PipelineError, PipelineIssue, StepRef
+from kiteline.pipeline.graph import build_step_graph
 from kiteline.pipeline.models import (
     GroupStep,
     Pipeline,
@@ -30,6 +31,7 @@ from kiteline.pipeline.parse_common import (
     read_notify,
 )
 from kiteline.pipeline.reader import Reader
+from kiteline.pipeline.step_keys import KIND_KEYS, KNOWN_KEYS, did_you_mean, misspelt_keys
 
 StepKind: TypeAlias = Literal["command", "wait", "block", "input", "trigger", "group"]
 
@@ -93,6 +95,15 @@ def parse_pipeline(source: str | bytes | dict[str, Any] | list[Any]) -> Pipeline
     return pipeline
 
 
+def check_pipeline(source: str | bytes | dict[str, Any] | list[Any]) -> Pipeline:
+    """`parse_pipeline`, then the whole step graph: every `depends_on` names a step of this
+    pipeline, and no steps wait for each other. What a pipeline's saved steps must pass (an
+    upload's dependencies may also name steps already in the build: the server checks those)."""
+    pipeline = parse_pipeline(source)
+    build_step_graph(pipeline.steps)
+    return pipeline
+
+
 def read_pipeline(data: Any, issues: list[PipelineIssue]) -> Pipeline:
     """The pipeline in `data`, appending any problems to `issues`."""
     if isinstance(data, list):
@@ -148,6 +159,10 @@ def _read_step(
     if kind is None:
         issues.append(ref.issue("", _unknown_step(item)))
         return None
+    for key, suggestion in misspelt_keys(data, KNOWN_KEYS[kind]):
+        issues.append(
+            ref.issue(key, f'"{key}" is not a key of a {kind} step; did you mean "{suggestion}"?')
+        )
     if kind == "group" and in_group:
         issues.append(ref.issue("group", "groups can't be nested inside another group"))
         return None
@@ -188,7 +203,9 @@ def _unknown_step(item: Any) -> str:
     if isinstance(item, Mapping) and "type" in item:
         return f'type "{item["type"]}" is not a step type; expected {_STEP_WORDS}'
     if isinstance(item, Mapping):
-        return f"has none of the keys that make a step ({_STEP_WORDS})"
+        hints = [did_you_mean(str(key), KIND_KEYS) for key in item]
+        hint = next((text for text in hints if text), "")
+        return f"has none of the keys that make a step ({_STEP_WORDS}){hint}"
     return "must be a map, or one of the strings wait, block and input"
 
 

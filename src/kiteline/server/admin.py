@@ -25,7 +25,7 @@ T = TypeVar("T")
 HELLO_PIPELINE = """\
 steps:
   - label: ":wave: Hello"
-    command: echo "Hello from Kiteline, build $BUILDKITE_BUILD_NUMBER on $BUILDKITE_AGENT_NAME"
+    command: echo "Hello from Kiteline, build $$BUILDKITE_BUILD_NUMBER on $$BUILDKITE_AGENT_NAME"
   - wait
   - label: ":mag: Where am I"
     command: pwd && uname -a

@@ -15,7 +15,7 @@ import httpx
 
 from kiteline.agent.api import IN_JOB, AgentApi, ApiError, ApiResponse, decode, path_id
 from kiteline.agent.in_job.context import InJobError
-from kiteline.pipeline import PipelineError, interpolate_pipeline_text, parse_pipeline
+from kiteline.pipeline import PipelineError, interpolate_pipeline, parse_pipeline
 from kiteline.pipeline.document import load_document
 
 STDIN = "-"
@@ -68,8 +68,9 @@ def prepare_pipeline(source: PipelineSource, *, env: Mapping[str, str] | None) -
     """The document to send: interpolated with `env` (None: left as written), decoded and
     validated as the server will validate it."""
     try:
-        text = source.text if env is None else interpolate_pipeline_text(source.text, env)
-        document = load_document(text)
+        document = load_document(source.text)
+        if env is not None:
+            document = interpolate_pipeline(document, env)
         parse_pipeline(document)
     except PipelineError as error:
         problems = "\n".join(f"  {issue}" for issue in error.issues)

@@ -117,7 +117,7 @@ def download_artifact(
     return file.path
 
 
-def _destination(dest: Path, artifact: Artifact) -> Path:
+def artifact_destination(dest: Path, artifact: Artifact) -> Path:
     """Where an artifact goes under `dest`: at its path, never outside `dest`."""
     relative = PurePosixPath(artifact.path)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
@@ -145,6 +145,6 @@ def download_artifacts(
     chosen = [a for a in found if a.state == "finished" and fnmatch.fnmatchcase(a.path, pattern)]
     written = []
     for artifact in chosen:
-        target = _destination(Path(dest), artifact)
+        target = artifact_destination(Path(dest), artifact)
         written.append((yield from download_artifact(config, artifact, target)))
     return written

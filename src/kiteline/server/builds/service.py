@@ -23,6 +23,7 @@ from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.server.builds import outcomes
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.planner import BuildContext, PlannedJob, plan
+from kiteline.server.builds.saved_steps import saved_steps_env
 from kiteline.server.builds.states import FINISHED, FINISHED_FILTER, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.jobs import service as jobs_service
@@ -84,7 +85,15 @@ async def create(
         raise ValidationFailed.field("commit", "can't be blank")
     if not new.branch.strip():
         raise ValidationFailed.field("branch", "can't be blank")
-    definition = pipelines_service.parse_configuration(pipeline.configuration)
+    steps_env = saved_steps_env(
+        commit=new.commit.strip(),
+        branch=new.branch.strip(),
+        message=new.message,
+        pull_request=new.pull_request,
+        pipeline=pipeline,
+        organization=organization,
+    )
+    definition = pipelines_service.parse_configuration(pipeline.configuration, env=steps_env)
     number = await pipelines_service.allocate_build_number(session, pipeline.id)
     now = utcnow()
     build = Build(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,12 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
-from kiteline.pipeline import PipelineError, from_legacy_steps, parse_pipeline
+from kiteline.pipeline import (
+    PipelineError,
+    check_pipeline,
+    from_legacy_steps,
+    interpolate_pipeline,
+)
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -27,10 +32,15 @@ def slugify(name: str) -> str:
     return slug[:100] or "pipeline"
 
 
-def parse_configuration(configuration: str) -> PipelineDefinition:
-    """The pipeline's YAML, or 422 naming what is wrong with it."""
+def parse_configuration(
+    configuration: str, *, env: Mapping[str, str] | None = None
+) -> PipelineDefinition:
+    """The pipeline's YAML, its steps and their dependencies checked whole, or 422 naming the
+    step and the key that are wrong. With `env`, interpolated first (as a build does)."""
     try:
-        return parse_pipeline(configuration)
+        if env is None:
+            return check_pipeline(configuration)
+        return check_pipeline(interpolate_pipeline(configuration, env))
     except PipelineError as error:
         raise ValidationFailed.field("configuration", str(error)) from error
 
