@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
+from _pytest.reports import TestReport
+from _pytest.runner import CallInfo
 
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
@@ -17,6 +20,33 @@ for _name in [
     n for n in os.environ if n.startswith("KITELINE_") and not n.startswith("KITELINE_TEST_")
 ]:
     del os.environ[_name]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: CallInfo[None]
+) -> Generator[None, pluggy.Result[TestReport], None]:
+    """Report a failure even when formatting its traceback fails.
+
+    CPython 3.11 counts AST construction depth per interpreter, not per thread: while pytest
+    parses a failed test's source for the traceback, a live server's thread compiling code
+    (a template, a generated function) can make `ast.parse` raise SystemError. Unhandled, that
+    crashes the xdist worker and loses the rest of its tests; so format again, and if it still
+    fails, as a plain traceback, which needs no source."""
+    outcome = yield
+    try:
+        outcome.get_result()
+    except SystemError:
+        try:
+            report = TestReport.from_item_and_call(item, call)
+        except SystemError:
+            style = item.config.option.tbstyle
+            item.config.option.tbstyle = "native"
+            try:
+                report = TestReport.from_item_and_call(item, call)
+            finally:
+                item.config.option.tbstyle = style
+        outcome.force_result(report)
 
 
 @pytest.fixture(params=backends())
