@@ -95,7 +95,7 @@ def test_local_path_and_vendored_plugins_run_around_the_repositorys_hooks(
     git(repo, "commit", "-q", "-m", "hooks and a vendored plugin")
     configuration = f"""
 steps:
-  - command: 'echo "hook: command with $TOOL_READY"'
+  - command: 'echo "hook: command with $$TOOL_READY"'
     plugins:
       - {local}:
           level: strict
