@@ -521,22 +521,22 @@ _STATE_COUNTS = (
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
 
 
-def retry_refusal(build: Build, job: Job) -> KitelineError | None:
+def retry_refusal(build: Build, job: Job) -> tuple[type[KitelineError], str] | None:
     """Why `job` can't be retried by hand now (its step's `retry.manual`, its state, its
-    build's), or None when it can: what `retry_job` refuses with, and what a page asks before
-    offering "Retry"."""
+    build's), as the error `retry_job` refuses with and its message, or None when it can: a
+    page asks this of every job before offering "Retry"."""
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
-        return Unprocessable("Jobs from canceled builds cannot be retried")
+        return Unprocessable, "Jobs from canceled builds cannot be retried"
     if job.type != JobType.SCRIPT:
-        return BadRequest("Only command jobs can be retried")
+        return BadRequest, "Only command jobs can be retried"
     if job.retried:
-        return Unprocessable("This job has already been retried; retry its newest attempt instead")
+        return Unprocessable, "This job has already been retried; retry its newest attempt instead"
     manual = job.definition.get("manual_retry") or {}
     if manual.get("allowed") is False:
         reason = manual.get("reason") or "its step does not allow manual retries"
-        return Unprocessable(f"This job can't be retried: {reason}")
+        return Unprocessable, f"This job can't be retried: {reason}"
     if job.state not in RETRYABLE or (job.passed and not manual.get("permit_on_passed")):
-        return BadRequest("Only failed, timed out or canceled jobs can be retried")
+        return BadRequest, "Only failed, timed out or canceled jobs can be retried"
     return None
 
 
@@ -545,7 +545,8 @@ async def retry_job(session: AsyncSession, job: Job) -> Job:
     build, job = await lock_for(session, job)
     refusal = retry_refusal(build, job)
     if refusal is not None:
-        raise refusal
+        error, message = refusal
+        raise error(message)
     new = await _start_retry(session, build, job, retry_type="manual")
     await advance(session, build)
     return new

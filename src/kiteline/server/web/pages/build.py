@@ -29,6 +29,7 @@ from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users import service as users
 from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.pages.build_rows import render_lanes, render_rows
 from kiteline.server.web.pages.build_view import (
     BuildLink,
     Related,
@@ -144,6 +145,7 @@ async def render_build_page(
             form=form,
             now=utcnow(),
         )
+        base = build_path(org, found.slug, build.number)
         return render(
             request,
             "build/show.html",
@@ -153,7 +155,9 @@ async def render_build_page(
             page=page,
             build=build,
             pipeline=found,
-            base=build_path(org, found.slug, build.number),
+            base=base,
+            rows_html=render_rows(page.rows, base=base, organization=organization),
+            lanes_html=render_lanes(page.waterfall),
             form=form,
             live_position=await outbox.latest_id(session),
         )

@@ -179,13 +179,41 @@ class JobRow:
     waited: str = ""
     ran: str = ""
 
-    @property
-    def id(self) -> str:
-        return str(self.job.id)
+    id: str = field(init=False, default="")  # the job's id as text (the row's element id)
+
+    def __post_init__(self) -> None:
+        self.id = str(self.job.id)
 
     @property
     def row_type(self) -> str:
         return "job"
+
+    def cache_key(self, base: str, org: str) -> tuple[Any, ...]:
+        """Everything the row's HTML is made of: rows with equal keys render alike (a job's
+        columns all bump its `revision`)."""
+        agent = (self.agent.id, self.agent.name) if self.agent else None
+        triggered = self.triggered
+        return (
+            self.job.id,
+            self.job.revision,
+            self.state,
+            self.label,
+            self.depth,
+            self.values,
+            agent,
+            self.unblocker.name if self.unblocker else None,
+            (triggered.pipeline_slug, triggered.pipeline_name, triggered.number, triggered.state)
+            if triggered
+            else None,
+            self.retry_allowed,
+            self.cancelable,
+            self.unblockable,
+            self.attempt,
+            self.waited,
+            self.ran,
+            base,
+            org,
+        )
 
 
 @dataclass
@@ -277,12 +305,12 @@ class BuildPage:
     blocked_jobs: list[JobRow]
 
 
-def _job_kind(job: Job) -> Literal["command", "wait", "block", "trigger"]:
-    return {
-        JobType.WAITER: "wait",
-        JobType.MANUAL: "block",
-        JobType.TRIGGER: "trigger",
-    }.get(JobType(job.type), "command")  # type: ignore[return-value]
+_KINDS: dict[str, Literal["command", "wait", "block", "trigger"]] = {
+    JobType.SCRIPT.value: "command",
+    JobType.WAITER.value: "wait",
+    JobType.MANUAL.value: "block",
+    JobType.TRIGGER.value: "trigger",
+}
 
 
 def _step_label(job: Job) -> str:
@@ -422,7 +450,7 @@ def _job_row(
     depth: int,
     now: datetime,
 ) -> JobRow:
-    kind = _job_kind(job)
+    kind = _KINDS.get(job.type, "command")
     row = JobRow(
         job=job,
         kind=kind,
@@ -475,10 +503,14 @@ def waterfall(build: Build, jobs: Sequence[Job], now: datetime) -> Waterfall:
     def offset(moment: datetime | None) -> float | None:
         return _seconds(start, moment)
 
+    def lane_label(job: Job) -> str:
+        values = _values(job)
+        return _job_label(job) + (f" ({values})" if values else "")
+
     bars = [
         Bar(
             job_id=str(job.id),
-            label=_job_label(job) + (f" ({_values(job)})" if _values(job) else ""),
+            label=lane_label(job),
             state=rest_state(job),
             runnable=offset(job.runnable_at or job.started_at),
             started=offset(job.started_at),

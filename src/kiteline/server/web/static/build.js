@@ -50,6 +50,11 @@
     if (!id) {
       return;
     }
+    var named = document.getElementById("tab-" + id);
+    if (named && named.getAttribute("role") === "tab") {
+      selectTab(named); // #waterfall, #artifacts, #environment: that tab
+      return;
+    }
     var row = document.getElementById(id);
     if (!row || !row.classList.contains("job-row")) {
       return;
