@@ -17,6 +17,9 @@ from tests.support.processes import kiteline_env, running, wait_until
 from tests.support.web import WebUi
 
 Agent = Callable[[], subprocess.Popen[bytes]]
+#: How long a page may wait for what agents do (start, run a job, stop one): their processes
+#: start slowly on a loaded machine. A bound on waiting, not a timing assertion.
+AGENT_WORK_MS = 90_000
 
 
 @pytest.fixture
@@ -97,7 +100,7 @@ def test_a_build_is_followed_live_until_it_passes(
 
     start_agent()
 
-    expect(header_state(page)).to_have_text("Passed")
+    expect(header_state(page)).to_have_text("Passed", timeout=AGENT_WORK_MS)
     expect(row.locator(".state")).to_have_text("Passed")
     expect(row).to_contain_text("exit 0")
     expect(page).to_have_title("Passed · Hello #1")
@@ -124,6 +127,36 @@ def test_a_job_row_opens_and_asks_for_its_log(
     expect(page.get_by_role("button", name=re.compile("Greet"))).to_have_attribute(
         "aria-expanded", "true"
     )
+
+
+def test_an_open_row_keeps_its_log_while_its_job_changes_state(
+    web: WebUi, signed_in_page: Any, start_agent: Agent, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    create_pipeline(
+        web,
+        "hold",
+        f'steps:\n  - label: Hold\n    command: "while [ ! -e {release} ]; do sleep 0.1; done"\n'
+        '  - label: Other\n    command: "true"\n',
+    )
+    create_build(web, "hold")
+    start_agent()
+    page = signed_in_page
+    page.goto("/acme/hold/builds/1")
+    row = page.locator(".job-row", has_text="Hold")
+    expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
+    row.get_by_role("button", name=re.compile("Hold")).click()
+    # What the log viewer will have put there: it must survive the row being re-rendered.
+    row.locator(".job-log").evaluate("log => { log.kept = true; }")
+
+    release.touch()
+
+    expect(header_state(page)).to_have_text("Passed", timeout=AGENT_WORK_MS)
+    expect(row.locator(".state")).to_have_text("Passed")
+    expect(row.locator(".job-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(row.locator(".job-body")).to_be_visible()
+    assert row.locator(".job-log").evaluate("log => log.kept") is True
+    assert page.locator(".job-log").count() == 2
 
 
 def test_unblock_validates_fields_as_the_api_and_the_build_continues(
@@ -178,7 +211,7 @@ steps:
 
     expect(page.get_by_role("dialog")).to_have_count(0)
     start_agent()
-    expect(header_state(page)).to_have_text("Passed")
+    expect(header_state(page)).to_have_text("Passed", timeout=AGENT_WORK_MS)
     page.get_by_role("tab", name="Environment & Meta-data").click()
     meta_data = page.locator("[data-meta-data]")
     expect(meta_data).to_contain_text("version")
@@ -200,12 +233,12 @@ def test_a_failed_job_is_retried(
     start_agent()
     page = signed_in_page
     page.goto("/acme/flaky/builds/1")
-    expect(header_state(page)).to_have_text("Failed")
+    expect(header_state(page)).to_have_text("Failed", timeout=AGENT_WORK_MS)
     first = page.locator(".job-row", has_text="Flaky").first
     expect(first).to_contain_text("exit 3")
     first.get_by_role("button", name="Retry").click()
 
-    expect(header_state(page)).to_have_text("Passed")
+    expect(header_state(page)).to_have_text("Passed", timeout=AGENT_WORK_MS)
     rows = page.locator(".job-row", has_text="Flaky")
     expect(rows).to_have_count(2)
     expect(rows.nth(0)).to_contain_text("retried")
@@ -227,10 +260,10 @@ def test_a_running_build_is_canceled_and_rebuilt(
     start_agent()
     page = signed_in_page
     page.goto("/acme/slow/builds/1")
-    expect(header_state(page)).to_have_text("Running")
+    expect(header_state(page)).to_have_text("Running", timeout=AGENT_WORK_MS)
     expect(page.locator(".job-row", has_text="Slow").locator(".state")).to_have_text("Running")
     page.get_by_role("button", name="Cancel", exact=True).click()
-    expect(header_state(page)).to_have_text("Canceled")
+    expect(header_state(page)).to_have_text("Canceled", timeout=AGENT_WORK_MS)
     expect(page.locator(".job-row", has_text="Slow").locator(".state")).to_have_text("Canceled")
 
     page.get_by_role("button", name="Rebuild").click()
@@ -250,9 +283,9 @@ def test_a_running_job_is_canceled_alone(
     page = signed_in_page
     page.goto("/acme/slow/builds/1")
     row = page.locator(".job-row", has_text="Slow")
-    expect(row.locator(".state")).to_have_text("Running")
+    expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
     row.get_by_role("button", name="Cancel Job").click()
-    expect(row.locator(".state")).to_have_text("Canceled")
+    expect(row.locator(".state")).to_have_text("Canceled", timeout=AGENT_WORK_MS)
     expect(header_state(page)).to_have_text("Canceled")
 
 

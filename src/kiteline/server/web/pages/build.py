@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -103,7 +104,7 @@ async def _related(
         if other is None:
             return None
         pipeline = their_pipelines[other.pipeline_id]
-        return BuildLink(pipeline.slug, pipeline.name, other.number, other.state, job_id)
+        return BuildLink(other.id, pipeline.slug, pipeline.name, other.number, other.state, job_id)
 
     triggered = {
         job.id: found
@@ -132,13 +133,16 @@ async def render_build_page(
     status: int = 200,
 ) -> Response:
     async with page_transaction(request, read_only=True) as (session, viewer):
+        # Read before the rows: an event committed in between is replayed to the page.
+        position = await outbox.latest_id(session)
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
         build_jobs = await jobs.list_for_build(session, build.id)
+        page_related = await _related(session, organization, build, build_jobs)
         page = build_page(
             build=build,
             pipeline=found,
             jobs=build_jobs,
-            related=await _related(session, organization, build, build_jobs),
+            related=page_related,
             annotations=await annotations_service.list_for_build(session, build.id, scope="all"),
             artifacts=await artifacts.list_for(session, build_id=build.id),
             meta_data=(await builds.meta_data_for(session, [build.id]))[build.id],
@@ -146,6 +150,9 @@ async def render_build_page(
             now=utcnow(),
         )
         base = build_path(org, found.slug, build.number)
+        # The build's own events, and its triggered builds' (their states show in its rows).
+        followed = [build.id, *(link.build_id for link in page_related.triggered.values())]
+        query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
         return render(
             request,
             "build/show.html",
@@ -159,7 +166,7 @@ async def render_build_page(
             rows_html=render_rows(page.rows, base=base, organization=organization),
             lanes_html=render_lanes(page.waterfall),
             form=form,
-            live_position=await outbox.latest_id(session),
+            live_url=f"/organizations/{organization.slug}/live?{query}",
         )
 
 

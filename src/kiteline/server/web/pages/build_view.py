@@ -120,6 +120,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 class BuildLink:
     """Another build the page links to (a trigger's child, a parent, a rebuild's original)."""
 
+    build_id: uuid.UUID
     pipeline_slug: str
     pipeline_name: str
     number: int
