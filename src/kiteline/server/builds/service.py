@@ -521,7 +521,9 @@ _STATE_COUNTS = (
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
 
 
-def retry_refusal(build: Build, job: Job) -> tuple[type[KitelineError], str] | None:
+def retry_refusal(
+    build: Build, job: Job | jobs_service.JobSummary
+) -> tuple[type[KitelineError], str] | None:
     """Why `job` can't be retried by hand now (its step's `retry.manual`, its state, its
     build's), as the error `retry_job` refuses with and its message, or None when it can: a
     page asks this of every job before offering "Retry"."""

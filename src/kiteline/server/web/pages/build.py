@@ -75,7 +75,10 @@ async def _locate_job(
 
 
 async def _related(
-    session: AsyncSession, organization: Organization, build: Build, build_jobs: list[Job]
+    session: AsyncSession,
+    organization: Organization,
+    build: Build,
+    build_jobs: list[jobs.JobSummary],
 ) -> Related:
     """The agents, users and other builds (the triggered ones, the parent, the original of a
     rebuild) the page names, each read once for all jobs; only the organization's."""
@@ -136,7 +139,7 @@ async def render_build_page(
         # Read before the rows: an event committed in between is replayed to the page.
         position = await outbox.latest_id(session)
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
-        build_jobs = await jobs.list_for_build(session, build.id)
+        build_jobs = await jobs.summaries_for_build(session, build.id)
         page_related = await _related(session, organization, build, build_jobs)
         page = build_page(
             build=build,

@@ -19,9 +19,13 @@ from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import rest_state
+from kiteline.server.jobs.service import JobSummary
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users.models import User
+
+#: A job as the page reads it (JobSummary), or loaded whole (tests, actions).
+AnyJob = Job | JobSummary
 
 #: How a build came to be, as the header says it (`Build.source`).
 SOURCES = {
@@ -163,7 +167,7 @@ class UnblockForm:
 
 @dataclass
 class JobRow:
-    job: Job
+    job: AnyJob
     kind: Literal["command", "wait", "block", "trigger"]
     state: str  # as REST shows it: passed/failed for a finished job
     label: str
@@ -314,7 +318,7 @@ _KINDS: dict[str, Literal["command", "wait", "block", "trigger"]] = {
 }
 
 
-def _step_label(job: Job) -> str:
+def _step_label(job: AnyJob) -> str:
     step = job.step or {}
     label = step.get("label") or step.get("name") or step.get("key")
     if label:
@@ -325,7 +329,7 @@ def _step_label(job: Job) -> str:
     return str(command).splitlines()[0] if str(command).strip() else "Command"
 
 
-def _job_label(job: Job) -> str:
+def _job_label(job: AnyJob) -> str:
     if job.label:
         return job.label
     if job.type == JobType.WAITER:
@@ -335,7 +339,7 @@ def _job_label(job: Job) -> str:
     return _step_label(job)
 
 
-def _values(job: Job) -> str | None:
+def _values(job: AnyJob) -> str | None:
     definition = job.definition
     matrix = definition.get("matrix")
     if isinstance(matrix, dict) and matrix:
@@ -348,13 +352,13 @@ def _values(job: Job) -> str | None:
     return None
 
 
-def _is_fanned_out(job: Job) -> bool:
+def _is_fanned_out(job: AnyJob) -> bool:
     """A matrix or parallel step's job: shown under a heading for its step."""
     definition = job.definition
     return bool(definition.get("matrix")) or bool(definition.get("parallel_job_count"))
 
 
-def _group_of(job: Job) -> tuple[str, str] | None:
+def _group_of(job: AnyJob) -> tuple[str, str] | None:
     """The group a job is in, as (id, label): recorded by the planner, or only its key for
     builds planned before it recorded groups."""
     group = job.definition.get("group")
@@ -365,7 +369,7 @@ def _group_of(job: Job) -> tuple[str, str] | None:
     return None
 
 
-def block_fields(job: Job, form: UnblockForm | None) -> list[BlockField]:
+def block_fields(job: AnyJob, form: UnblockForm | None) -> list[BlockField]:
     """A block step's fields, filled with what was submitted (else their defaults)."""
     submitted = form if form is not None and form.job_id == job.id else None
     fields = []
@@ -410,7 +414,7 @@ class Related:
 
 
 def job_rows(
-    build: Build, jobs: Sequence[Job], related: Related, form: UnblockForm | None, now: datetime
+    build: Build, jobs: Sequence[AnyJob], related: Related, form: UnblockForm | None, now: datetime
 ) -> list[Row]:
     """The build's jobs in step order, with a heading before each group and each matrix or
     parallel step (their jobs one level deeper), retried attempts before their retry."""
@@ -445,7 +449,7 @@ def job_rows(
 
 def _job_row(
     build: Build,
-    job: Job,
+    job: AnyJob,
     related: Related,
     form: UnblockForm | None,
     depth: int,
@@ -483,7 +487,7 @@ def _job_row(
     return row
 
 
-def waterfall(build: Build, jobs: Sequence[Job], now: datetime) -> Waterfall:
+def waterfall(build: Build, jobs: Sequence[AnyJob], now: datetime) -> Waterfall:
     """Bars for the jobs that wait for and run on agents (and trigger steps), on one axis from
     the first job that could run to the last finish (or now, while the build runs)."""
     lanes = [
@@ -504,7 +508,7 @@ def waterfall(build: Build, jobs: Sequence[Job], now: datetime) -> Waterfall:
     def offset(moment: datetime | None) -> float | None:
         return _seconds(start, moment)
 
-    def lane_label(job: Job) -> str:
+    def lane_label(job: AnyJob) -> str:
         values = _values(job)
         return _job_label(job) + (f" ({values})" if values else "")
 
@@ -540,7 +544,7 @@ def build_page(
     *,
     build: Build,
     pipeline: Pipeline,
-    jobs: Sequence[Job],
+    jobs: Sequence[AnyJob],
     related: Related,
     annotations: Sequence[Annotation],
     artifacts: Sequence[Artifact],
