@@ -83,7 +83,11 @@ def site(server: LiveServer) -> Iterator[Site]:
 
 
 def test_the_header_escapes_what_users_wrote_and_links_the_commit(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - command: echo hi\n", repository="git@github.com:acme/app.git")
+    site.pipeline(
+        "app",
+        'steps:\n  - label: "<b>bold</b>"\n    command: echo hi\n',
+        repository="git@github.com:acme/app.git",
+    )
     site.build(
         "app",
         commit="0123456789abcdef0123456789abcdef01234567",
@@ -101,6 +105,8 @@ def test_the_header_escapes_what_users_wrote_and_links_the_commit(site: Site) ->
         'href="https://github.com/acme/app/commit/0123456789abcdef0123456789abcdef01234567"'
     ) in html
     assert "via API" in html
+    assert '<span class="job-label">&lt;b&gt;bold&lt;/b&gt;</span>' in html
+    assert "<b>bold</b>" not in html
     assert "<title>Scheduled · App #1</title>" in html
     assert "build-favicon-scheduled.svg" in html
 
