@@ -69,7 +69,7 @@ SHOTS = [
     Shot("api-docs", "/v2/docs", signed_in=False),
     Shot("build", "/default/release/builds/1", full_page=True),
     Shot("build-dark", "/default/release/builds/1", dark=True),
-    Shot("build-phone", "/default/release/builds/1", phone=True),
+    Shot("build-phone", "/default/release/builds/1", phone=True, full_page=True),
     Shot("build-unblock", "/default/release/builds/1", click="Unblock"),
     Shot("build-waterfall", "/default/release/builds/1#waterfall"),
 ]

@@ -148,6 +148,15 @@ def test_an_open_row_keeps_its_log_while_its_job_changes_state(
     row.get_by_role("button", name=re.compile("Hold")).click()
     # What the log viewer will have put there: it must survive the row being re-rendered.
     row.locator(".job-log").evaluate("log => { log.kept = true; }")
+    page.get_by_role("tab", name="Waterfall").click()
+    running_bar = page.locator(".waterfall[data-running] rect.bar-running")
+    expect(running_bar).to_have_count(1)
+    width = running_bar.get_attribute("width")
+    page.wait_for_function(  # the running bar follows the clock between events
+        "w => document.querySelector('.waterfall rect.bar-running').getAttribute('width') !== w",
+        arg=width,
+    )
+    page.get_by_role("tab", name="Jobs").click()
 
     release.touch()
 
