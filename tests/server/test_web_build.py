@@ -244,3 +244,22 @@ def test_an_artifact_downloads_through_a_signed_url_and_only_from_its_job(site: 
     other_job = site.rest("app", 1)["jobs"][1]["id"]
     wrong = site.client.get(f"/acme/app/builds/1/jobs/{other_job}/artifacts/{artifact_id}")
     assert wrong.status_code == 404
+
+
+def test_a_jobs_environment_is_shown_as_rest_gives_it(site: Site) -> None:
+    site.pipeline("app", "env:\n  FROM_PIPELINE: '<yes>'\nsteps:\n  - command: echo hi\n")
+    job = site.build("app", env={"FROM_BUILD": "1"})["jobs"][0]
+    fragment = site.client.get(
+        f"/acme/app/builds/1/jobs/{job['id']}/env", headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert (
+        f"<dt><code>BUILDKITE_JOB_ID</code></dt><dd><code>{job['id']}</code></dd>" in fragment.text
+    )
+    assert "<dt><code>FROM_BUILD</code></dt><dd><code>1</code></dd>" in fragment.text
+    assert "<code>&lt;yes&gt;</code>" in fragment.text
+    rest = site.api.get(
+        f"/v2/organizations/acme/pipelines/app/builds/1/jobs/{job['id']}/env"
+    ).json()["env"]
+    assert fragment.text.count("<dt>") == len(rest)

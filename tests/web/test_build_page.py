@@ -127,6 +127,10 @@ def test_a_job_row_opens_and_asks_for_its_log(
     expect(page.get_by_role("button", name=re.compile("Greet"))).to_have_attribute(
         "aria-expanded", "true"
     )
+    page.locator(f'[id="{job_id}"]').get_by_text("Environment").click()
+    expect(page.locator(f'[id="{job_id}"] .job-environment')).to_contain_text(
+        f"BUILDKITE_JOB_ID{job_id}"
+    )
 
 
 def test_an_open_row_keeps_its_log_while_its_job_changes_state(

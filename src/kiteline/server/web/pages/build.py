@@ -21,10 +21,13 @@ from kiteline.server.builds import service as builds
 from kiteline.server.builds.models import Build
 from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
+from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
+from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
@@ -293,3 +296,16 @@ async def download_artifact(
         if artifact.job_id != job.id:
             raise NotFound.of("artifact")
     return RedirectResponse(signed_url(request, "GET", DOWNLOAD_PATH, artifact), status_code=302)
+
+
+@router.get(JOB + "/env")
+async def job_environment(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    """The environment the job runs with (as REST's `…/env`), as a fragment its row loads when
+    "Environment" is opened."""
+    async with page_transaction(request) as (session, viewer):
+        _, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        agent = await agents.find(session, job.agent_id)
+        env = await environment_for(session, job, agent, Urls(base_url(request)))
+        return render(request, "build/environment.html", viewer=viewer, env=sorted(env.items()))
