@@ -167,6 +167,8 @@ class UnblockForm:
 
 @dataclass
 class JobRow:
+    """A job as its row shows it, with what the page may offer on it."""
+
     job: AnyJob
     kind: Literal["command", "wait", "block", "trigger"]
     state: str  # as REST shows it: passed/failed for a finished job
