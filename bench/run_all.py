@@ -104,6 +104,12 @@ BENCHMARKS = [
         _python("rest.py", "--sizes", "1000,10000", "--requests", "64", "--duration", "5"),
         budget_s=480,
     ),
+    Benchmark(
+        "web-build-page",
+        _python("web_build_page.py", "--backend", "sqlite", "--jobs", "500"),
+        _python("web_build_page.py", "--jobs", "100", "--requests", "10"),
+        budget_s=180,
+    ),
 ]
 
 

@@ -233,6 +233,25 @@ def _logs_rows(logs: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def _web_build_page_rows(web: dict[str, Any] | None) -> list[Row]:
+    if not _measured(web):
+        return [_not_measured("web UI: build page, 500 jobs", "p50 ≤ 100 ms", web)]
+    assert web is not None
+    page, live = web["page"], web["live_block"]
+    return [
+        (
+            f"web UI: build page, {web['jobs']} jobs, server-rendered ({_label(web, 'SQLite')})",
+            "p50 ≤ 100 ms",
+            f"page p50 {page['p50_ms']:.0f} ms, p95 {page['p95_ms']:.0f} ms, "
+            f"server CPU {page['server_cpu_ms_per_request']} ms per request, "
+            f"{page['bytes'] // 1024} KiB; live refresh p50 {live['p50_ms']:.0f} ms",
+            MISSING,
+            MISSING,
+            _ok(page["p50_ms"] <= 100),
+        )
+    ]
+
+
 def _memory_rows(
     dispatch: dict[str, Any] | None, buildbot: dict[str, Any] | None, logs: dict[str, Any] | None
 ) -> list[Row]:
@@ -294,6 +313,7 @@ def render(results: list[dict[str, Any]]) -> str:
         *_rest_rows(runs.get("rest")),
         *_graphql_rows(runs.get("graphql")),
         *_logs_rows(runs.get("logs")),
+        *_web_build_page_rows(runs.get("web-build-page")),
         *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
     ]
     header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")

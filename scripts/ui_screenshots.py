@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -66,6 +67,11 @@ SHOTS = [
     Shot("user-menu", "/default", click="User menu"),
     Shot("not-found", "/another-organization"),
     Shot("api-docs", "/v2/docs", signed_in=False),
+    Shot("build", "/default/release/builds/1", full_page=True),
+    Shot("build-dark", "/default/release/builds/1", dark=True),
+    Shot("build-phone", "/default/release/builds/1", phone=True, full_page=True),
+    Shot("build-unblock", "/default/release/builds/1", click="Unblock"),
+    Shot("build-waterfall", "/default/release/builds/1#waterfall"),
 ]
 
 STEPS = """\
@@ -97,6 +103,101 @@ def seed(api: httpx.Client) -> None:
                 f"/v2/organizations/default/pipelines/{slug}/builds",
                 json={"commit": "HEAD", "branch": "main", "message": f"Change {number + 1}"},
             ).raise_for_status()
+
+
+RELEASE_STEPS = """\
+agents:
+  queue: screenshots
+steps:
+  - group: ":mag: Checks"
+    steps:
+      - label: ":python: Tests"
+        command: "echo running the tests; sleep 2"
+        matrix: ["3.11", "3.12"]
+      - label: ":broom: Lint"
+        command: "echo lint is clean"
+  - wait
+  - label: ":package: Package"
+    command: "echo wheel > dist.txt; sleep 1"
+    artifact_paths: dist.txt
+  - block: ":rocket: Release"
+    prompt: "Release this build?"
+    fields:
+      - text: Version
+        key: version
+        hint: "Like v1.4.0"
+        format: "v[0-9.]+"
+      - select: Channel
+        key: channel
+        default: stable
+        options:
+          - {label: Stable, value: stable}
+          - {label: Beta, value: beta}
+  - label: ":ship: Publish"
+    command: echo publishing
+"""
+
+
+def seed_build(api: httpx.Client, url: str, agent_token: str, work_dir: Path) -> None:
+    """A build page worth showing: a real agent (on a queue of its own, so that the other
+    pipelines' builds stay scheduled) runs the `release` pipeline's build up to its block
+    step; annotations come through REST. The repository is named afterwards (the agent would
+    try to clone it), so that the commit links to it."""
+    slug = "default/pipelines/release"
+    api.post(
+        "/v2/organizations/default/pipelines",
+        json={"name": "Release", "configuration": RELEASE_STEPS},
+    ).raise_for_status()
+    api.post(
+        f"/v2/organizations/{slug}/builds",
+        json={
+            "commit": "4f6c2b9e1d0a7c3b5e8f9a1b2c3d4e5f6a7b8c9d",
+            "branch": "main",
+            "message": "Build page: waterfall and unblock dialog",
+            "env": {"DEPLOY_ENV": "staging"},
+        },
+    ).raise_for_status()
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kiteline",
+            "agent",
+            "start",
+            "--endpoint",
+            url,
+            "--token",
+            agent_token,
+            "--name",
+            "screenshots",
+            "--tags",
+            "queue=screenshots",
+            "--build-path",
+            str(work_dir / "builds"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not api.get(f"/v2/organizations/{slug}/builds/1").json()["blocked"]:
+            if time.monotonic() > deadline:
+                raise SystemExit("the release build did not reach its block step")
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    api.patch(
+        f"/v2/organizations/{slug}", json={"repository": "git@github.com:kiteline/kiteline.git"}
+    ).raise_for_status()
+    for context, style, body in (
+        ("coverage", "success", "**Coverage** 93.4% (+0.2%) · [report](https://example.com)"),
+        ("deprecations", "warning", "2 deprecation warnings in `tests/web`"),
+    ):
+        api.post(
+            f"/v2/organizations/{slug}/builds/1/annotations",
+            json={"context": context, "style": style, "body": body},
+        ).raise_for_status()
 
 
 def free_port() -> int:
@@ -132,14 +233,13 @@ def start_server(data_dir: Path) -> tuple[str, Callable[[], None]]:
     return f"http://127.0.0.1:{port}", stop
 
 
-def create_credentials(data_dir: Path) -> str:
+def create_credentials(data_dir: Path) -> dict[str, Any]:
     settings = Settings(data_dir=data_dir)
     created = asyncio.run(admin.run_in_transaction(settings, admin.first_start))
     asyncio.run(
         admin.run_in_transaction(settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
     )
-    token: str = created["api_token"]
-    return token
+    return created
 
 
 def take(url: str, shots: list[Shot]) -> None:
@@ -182,13 +282,16 @@ def main() -> None:
     shots = [shot for shot in SHOTS if not chosen or shot.name in chosen]
     with tempfile.TemporaryDirectory(prefix="kiteline-screenshots-") as directory:
         data_dir = Path(directory)
-        token = create_credentials(data_dir)
+        created = create_credentials(data_dir)
         url, stop = start_server(data_dir)
         try:
             with httpx.Client(
-                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                base_url=url,
+                headers={"Authorization": f"Bearer {created['api_token']}"},
+                timeout=30,
             ) as api:
                 seed(api)
+                seed_build(api, url, created["agent_token"], data_dir)
             take(url, shots)
         finally:
             stop()

@@ -149,10 +149,11 @@ def plan(
             "allow_dependency_failure": step.allow_dependency_failure,
             "step": dict(step.raw),
         }
+        made: list[PlannedJob] = []
         if isinstance(step, CommandStep):
-            planned.extend(_command_jobs(step, definition, state, common))
+            made.extend(_command_jobs(step, definition, state, common))
         elif isinstance(step, WaitStep):
-            planned.append(
+            made.append(
                 PlannedJob(
                     type=JobType.WAITER,
                     state=state,
@@ -162,9 +163,15 @@ def plan(
                 )
             )
         elif isinstance(step, BlockStep):
-            planned.append(_block_job(step, state, common))
+            made.append(_block_job(step, state, common))
         elif isinstance(step, TriggerStep):
-            planned.append(_trigger_job(step, state, common))
+            made.append(_trigger_job(step, state, common))
+        if isinstance(group, GroupStep) and node.group_index is not None:
+            # A group is no job: its jobs carry it, so that a page can show them under it.
+            shown = {"id": str(step_ids[node.group_index]), "label": group.label, "key": group.key}
+            for item in made:
+                item.definition = {**item.definition, "group": shown}
+        planned.extend(made)
     return planned
 
 

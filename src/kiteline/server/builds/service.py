@@ -31,7 +31,13 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
 from kiteline.server.kit.db import after_commit, execute_core, utcnow
-from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable, ValidationFailed
+from kiteline.server.kit.errors import (
+    BadRequest,
+    KitelineError,
+    NotFound,
+    Unprocessable,
+    ValidationFailed,
+)
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.organizations import service as organizations_service
@@ -532,21 +538,34 @@ _STATE_COUNTS = (
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
 
 
-async def retry_job(session: AsyncSession, job: Job) -> Job:
-    """A new attempt of the job's step; the old job is marked `retried` and points at it."""
-    build, job = await lock_for(session, job)
+def retry_refusal(
+    build: Build, job: Job | jobs_service.JobSummary
+) -> tuple[type[KitelineError], str] | None:
+    """Why `job` can't be retried by hand now (its step's `retry.manual`, its state, its
+    build's), as the error `retry_job` refuses with and its message, or None when it can: a
+    page asks this of every job before offering "Retry"."""
     if build.state in (BuildState.CANCELED, BuildState.CANCELING):
-        raise Unprocessable("Jobs from canceled builds cannot be retried")
+        return Unprocessable, "Jobs from canceled builds cannot be retried"
     if job.type != JobType.SCRIPT:
-        raise BadRequest("Only command jobs can be retried")
+        return BadRequest, "Only command jobs can be retried"
     if job.retried:
-        raise Unprocessable("This job has already been retried; retry its newest attempt instead")
+        return Unprocessable, "This job has already been retried; retry its newest attempt instead"
     manual = job.definition.get("manual_retry") or {}
     if manual.get("allowed") is False:
         reason = manual.get("reason") or "its step does not allow manual retries"
-        raise Unprocessable(f"This job can't be retried: {reason}")
+        return Unprocessable, f"This job can't be retried: {reason}"
     if job.state not in RETRYABLE or (job.passed and not manual.get("permit_on_passed")):
-        raise BadRequest("Only failed, timed out or canceled jobs can be retried")
+        return BadRequest, "Only failed, timed out or canceled jobs can be retried"
+    return None
+
+
+async def retry_job(session: AsyncSession, job: Job) -> Job:
+    """A new attempt of the job's step; the old job is marked `retried` and points at it."""
+    build, job = await lock_for(session, job)
+    refusal = retry_refusal(build, job)
+    if refusal is not None:
+        error, message = refusal
+        raise error(message)
     new = await _start_retry(session, build, job, retry_type="manual")
     await advance(session, build)
     return new

@@ -18,7 +18,7 @@ from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.service import JobListing
+from kiteline.server.jobs.service import JobListing, JobSummary
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound, Unprocessable
@@ -38,7 +38,7 @@ from kiteline.server.users.rest import user_json
 router = APIRouter(tags=["jobs"])
 
 
-def rest_state(job: Job | JobListing) -> str:
+def rest_state(job: Job | JobListing | JobSummary) -> str:
     """REST shows a finished job as passed or failed, and concurrency holds as scheduled."""
     state = JobState(job.state)
     if state == JobState.FINISHED:

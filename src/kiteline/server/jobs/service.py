@@ -135,6 +135,54 @@ class JobListing(NamedTuple):
     finished_at: datetime | None
 
 
+class JobSummary(NamedTuple):
+    """A job's columns as a build's web page shows them, read without the ORM: a page shows
+    hundreds, and loading `Job` objects was the largest part of its time."""
+
+    id: uuid.UUID
+    build_id: uuid.UUID
+    step_id: uuid.UUID
+    step_key: str | None
+    position: int
+    type: str
+    label: str | None
+    command: str | None
+    state: str
+    agent_query_rules: list[str]
+    definition: dict[str, Any]
+    step: dict[str, Any]
+    group_key: str | None
+    continue_on_failure: bool
+    exit_status: int | None
+    signal: str | None
+    signal_reason: str | None
+    passed: bool | None
+    soft_failed: bool
+    agent_id: uuid.UUID | None
+    retried: bool
+    retries_count: int
+    unblocked_by_id: uuid.UUID | None
+    triggered_build_id: uuid.UUID | None
+    created_at: datetime
+    runnable_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    revision: int
+
+
+_SUMMARIES = (
+    select(*(getattr(Job, name) for name in JobSummary._fields))
+    .where(Job.build_id == bindparam("build_id"))
+    .order_by(Job.position, Job.created_at)
+)
+
+
+async def summaries_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[JobSummary]:
+    """The build's jobs in step order (retried attempts before their retry), as JobSummary."""
+    rows = await execute_core(session, _SUMMARIES, {"build_id": build_id})
+    return [JobSummary._make(row) for row in rows]
+
+
 async def ids_for_step(session: AsyncSession, *, build_id: uuid.UUID, step: str) -> list[uuid.UUID]:
     """Jobs of a build's step named by its key or its step id (`artifact search --step`)."""
     query = select(Job.id).where(Job.build_id == build_id)

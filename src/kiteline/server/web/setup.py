@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kiteline.server.web.auth import SignInRequired
-from kiteline.server.web.pages import live, organizations, sign_in, site
+from kiteline.server.web.pages import build, live, organizations, sign_in, site
 from kiteline.server.web.routing import error_page, sign_in_redirect
 from kiteline.server.web.templating import STATIC_DIR
 
@@ -18,6 +18,7 @@ PAGE_ROUTERS = (
     sign_in.router,
     live.router,
     organizations.router,
+    build.router,
 )
 
 

@@ -4,6 +4,7 @@ carries. Autoescaping is on for every template: text a user wrote is escaped unl
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ def csrf_input(context: Context) -> Markup:
     return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">')
 
 
+def digest(html: str) -> str:
+    """A short fingerprint of rendered HTML: a live page replaces only the parts whose
+    fingerprint changed (`data-digest`)."""
+    return hashlib.blake2b(str(html).encode(), digest_size=8).hexdigest()
+
+
 environment = Environment(
     loader=PackageLoader("kiteline.server.web", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -67,7 +74,9 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.globals.update(static=static_url, version=__version__, csrf_input=csrf_input)
-environment.filters.update(ansi=ansi_to_html, markdown=markdown_to_safe_html, iso=iso)
+environment.filters.update(
+    ansi=ansi_to_html, markdown=markdown_to_safe_html, iso=iso, digest=digest
+)
 
 
 def render(

@@ -1,0 +1,202 @@
+"""Web UI benchmark: the build page of a build with 500 jobs, rendered by the server.
+
+    python bench/web_build_page.py [--backend sqlite|postgresql] [--jobs 500] [--requests 50]
+
+A pipeline of groups of parallel steps (`--jobs` jobs in all) gets one build through REST; its
+jobs are then marked finished with SQL (staggered times, so the waterfall has bars of every
+length). A signed-in client fetches `/{org}/{pipeline}/builds/1` one request at a time: the
+whole page, and the block a live update fetches (`HX-Target: build_live`). Each answer must be
+a 200 listing every job. Prints one JSON line with the latencies and the server's CPU time per
+request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from common import (
+    ORG,
+    WARM_UP_REQUESTS,
+    cpu_seconds,
+    create_build,
+    create_pipeline,
+    database,
+    database_info,
+    emit,
+    exit_on_sigterm,
+    kiteline,
+    progress,
+    summary_ms,
+)
+from sqlalchemy import select, update
+
+from kiteline.server import admin
+from kiteline.server.builds.models import Build
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.db import create_engine
+
+EMAIL = "bench@kiteline.local"
+PASSWORD = "benchmark password"
+STEPS_PER_GROUP = 10
+PARALLELISM = 10
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def configuration(jobs: int) -> str:
+    """Groups of STEPS_PER_GROUP steps, each PARALLELISM parallel jobs, with waits between."""
+    lines = ["steps:"]
+    steps = max(jobs // PARALLELISM, 1)
+    for step in range(steps):
+        if step % STEPS_PER_GROUP == 0:
+            if step:
+                lines.append("  - wait")
+            lines += [f"  - group: Group {step // STEPS_PER_GROUP + 1}", "    steps:"]
+        lines += [
+            f"      - label: 'Step {step + 1}'",
+            f"        command: 'make test SHARD={step}'",
+            f"        parallelism: {PARALLELISM}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def _finish_jobs(database_url: str) -> None:
+    """Every command job finished and passed, started and finished a little apart."""
+    engine = create_engine(database_url)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:
+            rows = (
+                await connection.execute(
+                    select(Job.id, Job.position).where(Job.type == "script").order_by(Job.position)
+                )
+            ).all()
+            for job_id, position in rows:
+                began = start + timedelta(seconds=position)
+                await connection.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(
+                        state="finished",
+                        passed=True,
+                        exit_status=0,
+                        runnable_at=start,
+                        started_at=began,
+                        finished_at=began + timedelta(seconds=30 + position % 60),
+                    )
+                )
+            await connection.execute(
+                update(Job).where(Job.type == "waiter").values(state="finished", passed=True)
+            )
+            await connection.execute(
+                update(Build).values(
+                    state="passed", started_at=start, finished_at=start + timedelta(hours=1)
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+def _sign_in(url: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
+    form = client.get("/login")
+    token = _CSRF.search(form.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    signed = client.post(
+        "/login",
+        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
+    )
+    if signed.status_code != 303:
+        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    return client
+
+
+def _measure(
+    client: httpx.Client, path: str, headers: dict[str, str], jobs: int, requests: int
+) -> tuple[list[float], int]:
+    def fetch() -> httpx.Response:
+        response = client.get(path, headers=headers)
+        shown = response.text.count('class="job-row ')
+        if response.status_code != 200 or shown != jobs:
+            raise SystemExit(f"the page is wrong: {response.status_code}, {shown} job rows")
+        return response
+
+    for _ in range(WARM_UP_REQUESTS):
+        fetch()
+    latencies = []
+    size = 0
+    for _ in range(requests):
+        began = time.perf_counter()
+        size = len(fetch().content)
+        latencies.append(time.perf_counter() - began)
+    return latencies, size
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-") as tmp,
+        database(args.backend, Path(tmp)) as url,
+        kiteline(url) as k,
+    ):
+        asyncio.run(
+            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
+        )
+        with k.client() as api:
+            slug = create_pipeline(api, "Big", configuration(args.jobs))
+            build = create_build(api, slug)
+        command_jobs = sum(1 for job in build["jobs"] if job["type"] == "script")
+        rows = len(build["jobs"])
+        progress(f"build with {command_jobs} command jobs ({rows} rows with the waits)")
+        asyncio.run(_finish_jobs(url))
+        path = f"/{ORG}/{slug}/builds/{build['number']}"
+        results: dict[str, Any] = {}
+        client = _sign_in(k.url)
+        try:
+            for name, headers in (
+                ("page", {}),
+                ("live_block", {"HX-Request": "true", "HX-Target": "build_live"}),
+            ):
+                cpu_before = cpu_seconds(k.server.pid)
+                latencies, size = _measure(client, path, headers, rows, args.requests)
+                cpu = cpu_seconds(k.server.pid) - cpu_before
+                results[name] = {
+                    **summary_ms(latencies),
+                    "bytes": size,
+                    "server_cpu_ms_per_request": round(
+                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
+                    ),
+                }
+                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
+        finally:
+            client.close()
+        emit(
+            {
+                "benchmark": "web-build-page",
+                "backend": args.backend,
+                "database": database_info(url),
+                "jobs": command_jobs,
+                "requests": args.requests,
+                **results,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()

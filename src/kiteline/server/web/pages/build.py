@@ -1,0 +1,311 @@
+"""`/{org}/{pipeline}/builds/{number}`: the build page (header, jobs, annotations, artifacts,
+environment and meta-data, waterfall, refreshed live) and its actions — cancel, rebuild,
+retry and cancel a job, unblock a block step, download an artifact — each through the same
+service function as REST."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
+from kiteline.server.agents import service as agents
+from kiteline.server.annotations import service as annotations_service
+from kiteline.server.artifacts import service as artifacts
+from kiteline.server.builds import service as builds
+from kiteline.server.builds.models import Build
+from kiteline.server.events import outbox
+from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.environment import environment_for
+from kiteline.server.jobs.models import Job
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
+from kiteline.server.kit.http import base_url
+from kiteline.server.kit.ids import parse_uuid
+from kiteline.server.kit.urls import Urls
+from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import service as pipelines
+from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users import service as users
+from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.pages.build_rows import render_lanes, render_rows
+from kiteline.server.web.pages.build_view import (
+    BuildLink,
+    Related,
+    UnblockForm,
+    build_page,
+)
+from kiteline.server.web.routing import page_router
+from kiteline.server.web.templating import render
+
+router = page_router()
+
+BUILD = "/{org}/{pipeline}/builds/{number}"
+JOB = BUILD + "/jobs/{job_id}"
+#: A block step's field `key` is posted as `field.<key>` (beside the CSRF token).
+FIELD_PREFIX = "field."
+
+
+def build_path(org: str, pipeline: str, number: int, job_id: uuid.UUID | None = None) -> str:
+    return f"/{org}/{pipeline}/builds/{number}" + (f"#{job_id}" if job_id else "")
+
+
+async def _locate(
+    session: AsyncSession, viewer: Viewer, org: str, pipeline: str, number: str
+) -> tuple[Organization, Pipeline, Build]:
+    """The build as REST finds it, for a member of its organization (another's: 404)."""
+    organization = viewer.organization(org)
+    found = await pipelines.get(session, organization_id=organization.id, slug=pipeline)
+    if not number.isdigit():
+        raise NotFound.of("build")
+    build = await builds.get_by_number(session, pipeline_id=found.id, number=int(number))
+    return organization, found, build
+
+
+async def _locate_job(
+    session: AsyncSession, viewer: Viewer, org: str, pipeline: str, number: str, job_id: str
+) -> tuple[Build, Job]:
+    _, _, build = await _locate(session, viewer, org, pipeline, number)
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        raise NotFound.of("job")
+    return build, await jobs.get_in_build(session, build_id=build.id, job_id=parsed)
+
+
+async def _related(
+    session: AsyncSession,
+    organization: Organization,
+    build: Build,
+    build_jobs: list[jobs.JobSummary],
+) -> Related:
+    """The agents, users and other builds (the triggered ones, the parent, the original of a
+    rebuild) the page names, each read once for all jobs; only the organization's."""
+    parent_jobs = (
+        await jobs.get_many(session, {build.triggered_from_job_id})
+        if build.triggered_from_job_id
+        else {}
+    )
+    parent_job = (
+        parent_jobs.get(build.triggered_from_job_id) if build.triggered_from_job_id else None
+    )
+    wanted = {job.triggered_build_id for job in build_jobs if job.triggered_build_id}
+    if parent_job is not None:
+        wanted.add(parent_job.build_id)
+    if build.rebuilt_from_id:
+        wanted.add(build.rebuilt_from_id)
+    others = {
+        key: other
+        for key, other in (await builds.get_many(session, wanted)).items()
+        if other.organization_id == organization.id
+    }
+    their_pipelines = await pipelines.get_many(session, {b.pipeline_id for b in others.values()})
+
+    def link(build_id: uuid.UUID | None, job_id: uuid.UUID | None = None) -> BuildLink | None:
+        other = others.get(build_id) if build_id else None
+        if other is None:
+            return None
+        pipeline = their_pipelines[other.pipeline_id]
+        return BuildLink(other.id, pipeline.slug, pipeline.name, other.number, other.state, job_id)
+
+    triggered = {
+        job.id: found
+        for job in build_jobs
+        if job.triggered_build_id and (found := link(job.triggered_build_id))
+    }
+    user_ids = {job.unblocked_by_id for job in build_jobs if job.unblocked_by_id}
+    if build.creator_id:
+        user_ids.add(build.creator_id)
+    return Related(
+        agents=await agents.get_many(session, {j.agent_id for j in build_jobs if j.agent_id}),
+        users=await users.get_many(session, user_ids),
+        triggered=triggered,
+        parent=link(parent_job.build_id, parent_job.id) if parent_job else None,
+        rebuilt_from=link(build.rebuilt_from_id),
+    )
+
+
+async def render_build_page(
+    request: Request,
+    org: str,
+    pipeline: str,
+    number: str,
+    *,
+    form: UnblockForm | None = None,
+    status: int = 200,
+) -> Response:
+    async with page_transaction(request, read_only=True) as (session, viewer):
+        # Read before the rows: an event committed in between is replayed to the page.
+        position = await outbox.latest_id(session)
+        organization, found, build = await _locate(session, viewer, org, pipeline, number)
+        build_jobs = await jobs.summaries_for_build(session, build.id)
+        page_related = await _related(session, organization, build, build_jobs)
+        page = build_page(
+            build=build,
+            pipeline=found,
+            jobs=build_jobs,
+            related=page_related,
+            annotations=await annotations_service.list_for_build(session, build.id, scope="all"),
+            artifacts=await artifacts.list_for(session, build_id=build.id),
+            meta_data=(await builds.meta_data_for(session, [build.id]))[build.id],
+            form=form,
+            now=utcnow(),
+        )
+        base = build_path(org, found.slug, build.number)
+        # The build's own events, and its triggered builds' (their states show in its rows).
+        followed = [build.id, *(link.build_id for link in page_related.triggered.values())]
+        query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
+        return render(
+            request,
+            "build/show.html",
+            viewer=viewer,
+            organization=organization,
+            status=status,
+            page=page,
+            build=build,
+            pipeline=found,
+            base=base,
+            rows_html=render_rows(page.rows, base=base, organization=organization),
+            lanes_html=render_lanes(page.waterfall),
+            form=form,
+            live_url=f"/organizations/{organization.slug}/live?{query}",
+        )
+
+
+@router.get(BUILD)
+async def show_build(request: Request, org: str, pipeline: str, number: str) -> Response:
+    """The page; with htmx's `HX-Target: build_live` (build.js, on every live event) only the
+    block holding its live regions."""
+    return await render_build_page(request, org, pipeline, number)
+
+
+@router.post(BUILD + "/cancel")
+async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> Response:
+    async with page_transaction(request) as (session, viewer):
+        _, _, build = await _locate(session, viewer, org, pipeline, number)
+        await builds.cancel(session, build)
+        path = build_path(org, pipeline, build.number)
+    return RedirectResponse(path, status_code=303)
+
+
+@router.post(BUILD + "/rebuild")
+async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> Response:
+    """A new build of the same commit, branch, message, env and meta-data; opens it."""
+    async with page_transaction(request) as (session, viewer):
+        organization, found, original = await _locate(session, viewer, org, pipeline, number)
+        build = await builds.rebuild(
+            session,
+            organization=organization,
+            pipeline=found,
+            original=original,
+            creator_id=viewer.user.id,
+        )
+        path = build_path(org, pipeline, build.number)
+    return RedirectResponse(path, status_code=303)
+
+
+@router.post(JOB + "/retry")
+async def retry_job(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    """A new attempt, as REST's retry (per the step's `retry.manual`); shows the new job."""
+    async with page_transaction(request) as (session, viewer):
+        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        new = await builds.retry_job(session, job)
+        path = build_path(org, pipeline, build.number, new.id)
+    return RedirectResponse(path, status_code=303)
+
+
+@router.post(JOB + "/cancel")
+async def cancel_job(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    async with page_transaction(request) as (session, viewer):
+        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        await builds.cancel_job(session, job)
+        path = build_path(org, pipeline, build.number, job.id)
+    return RedirectResponse(path, status_code=303)
+
+
+def _submitted_fields(job: Job, form: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The block step's fields as the API takes them (a multiple select as a list; a field
+    left empty is given as empty, so that it counts as missing rather than as its default),
+    and as the dialog shows them again."""
+    given: dict[str, Any] = {}
+    shown: dict[str, list[str]] = {}
+    for spec in job.definition.get("fields", []):
+        key = str(spec["key"])
+        values = [str(v) for v in form.getlist(FIELD_PREFIX + key)]
+        shown[key] = values
+        if spec.get("type") == "select" and spec.get("multiple"):
+            given[key] = values
+        else:
+            given[key] = values[0] if values else ""
+    return given, shown
+
+
+@router.post(JOB + "/unblock")
+async def unblock_job(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    """Unblock with the dialog's fields, validated as the API validates them; what was wrong
+    is shown in the dialog again (422), with the values given."""
+    submitted = await request.form()
+    shown: dict[str, list[str]] = {}
+    parsed_job_id: uuid.UUID | None = None
+    try:
+        async with page_transaction(request) as (session, viewer):
+            build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+            parsed_job_id = job.id
+            given, shown = _submitted_fields(job, submitted)
+            await builds.unblock_job(session, job, fields=given, unblocked_by_id=viewer.user.id)
+            path = build_path(org, pipeline, build.number, job.id)
+    except ValidationFailed as error:
+        if parsed_job_id is None:
+            raise
+        field_errors: dict[str, list[str]] = {}
+        for item in error.errors:
+            field_errors.setdefault(item["field"], []).append(item["code"])
+        form = UnblockForm(parsed_job_id, shown, field_errors, None)
+        return await render_build_page(request, org, pipeline, number, form=form, status=422)
+    except KitelineError as error:
+        if parsed_job_id is None or isinstance(error, NotFound):
+            raise
+        form = UnblockForm(parsed_job_id, shown, {}, error.message)
+        return await render_build_page(
+            request, org, pipeline, number, form=form, status=error.status
+        )
+    return RedirectResponse(path, status_code=303)
+
+
+@router.get(JOB + "/artifacts/{artifact_id}")
+async def download_artifact(
+    request: Request, org: str, pipeline: str, number: str, job_id: str, artifact_id: str
+) -> Response:
+    """302 to the artifact's short-lived signed URL, as REST's download answers."""
+    async with page_transaction(request) as (session, viewer):
+        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        parsed = parse_uuid(artifact_id)
+        if parsed is None:
+            raise NotFound.of("artifact")
+        artifact = await artifacts.get(session, build_id=build.id, artifact_id=parsed)
+        if artifact.job_id != job.id:
+            raise NotFound.of("artifact")
+    return RedirectResponse(signed_url(request, "GET", DOWNLOAD_PATH, artifact), status_code=302)
+
+
+@router.get(JOB + "/env")
+async def job_environment(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    """The environment the job runs with (as REST's `…/env`), as a fragment its row loads when
+    "Environment" is opened."""
+    async with page_transaction(request) as (session, viewer):
+        _, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        agent = await agents.find(session, job.agent_id)
+        env = await environment_for(session, job, agent, Urls(base_url(request)))
+        return render(request, "build/environment.html", viewer=viewer, env=sorted(env.items()))

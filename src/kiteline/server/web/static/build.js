@@ -1,0 +1,321 @@
+// The build page: tabs, job rows that open (and load their log), the row named by the URL's
+// #<job id>, the unblock dialogs, durations that count while running, the waterfall's axis
+// following the clock, and live updates that replace only the parts whose digest changed.
+(function () {
+  "use strict";
+
+  // Tabs -------------------------------------------------------------------------------------
+
+  function selectTab(tab) {
+    var tabs = document.querySelectorAll('.tabs [role="tab"]');
+    tabs.forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      other.tabIndex = selected ? 0 : -1;
+      var panel = document.getElementById(other.getAttribute("aria-controls"));
+      if (panel) {
+        panel.hidden = !selected;
+      }
+    });
+  }
+
+  function startTabs() {
+    var first = document.querySelector('.tabs [role="tab"]');
+    if (first) {
+      selectTab(first);
+    }
+  }
+
+  // Job rows ---------------------------------------------------------------------------------
+
+  function setOpen(row, open) {
+    var toggle = row.querySelector(".job-toggle");
+    var body = row.querySelector(".job-body");
+    if (!toggle || !body) {
+      return;
+    }
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    body.hidden = !open;
+    row.classList.toggle("open", open);
+    var log = body.querySelector(".job-log");
+    if (open && log && window.htmx) {
+      // hx-trigger="job-open once": the log is fetched the first time the row opens.
+      window.htmx.trigger(log, "job-open");
+    }
+  }
+
+  // The row whose id the URL's hash names (a job's web_url): shown, opened, scrolled to.
+  function openFromHash() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    if (!id) {
+      return;
+    }
+    var named = document.getElementById("tab-" + id);
+    if (named && named.getAttribute("role") === "tab") {
+      selectTab(named); // #waterfall, #artifacts, #environment: that tab
+      return;
+    }
+    var row = document.getElementById(id);
+    if (!row || !row.classList.contains("job-row")) {
+      return;
+    }
+    var tab = document.getElementById("tab-jobs");
+    if (tab) {
+      selectTab(tab);
+    }
+    document.querySelectorAll(".job-row.targeted").forEach(function (other) {
+      other.classList.remove("targeted");
+    });
+    row.classList.add("targeted");
+    setOpen(row, true);
+    row.scrollIntoView({ block: "start" });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) {
+      return;
+    }
+    var toggle = target.closest(".job-toggle");
+    if (toggle) {
+      var row = toggle.closest(".job-row");
+      setOpen(row, toggle.getAttribute("aria-expanded") !== "true");
+      return;
+    }
+    var tab = target.closest('.tabs [role="tab"]');
+    if (tab) {
+      selectTab(tab);
+      return;
+    }
+    var opener = target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.dataset.openDialog);
+      if (dialog && !dialog.open) {
+        dialog.showModal();
+      }
+      return;
+    }
+    var closer = target.closest("[data-close-dialog]");
+    if (closer) {
+      closer.closest("dialog").close();
+    }
+  });
+
+  // Arrow keys move between tabs, as a tab list should.
+  document.addEventListener("keydown", function (event) {
+    var tab = event.target instanceof Element ? event.target.closest('.tabs [role="tab"]') : null;
+    if (!tab || (event.key !== "ArrowRight" && event.key !== "ArrowLeft")) {
+      return;
+    }
+    var tabs = Array.prototype.slice.call(document.querySelectorAll('.tabs [role="tab"]'));
+    var step = event.key === "ArrowRight" ? 1 : tabs.length - 1;
+    var next = tabs[(tabs.indexOf(tab) + step) % tabs.length];
+    selectTab(next);
+    next.focus();
+  });
+
+  // A dialog the server answered with errors (422) opens again, as a modal.
+  function reopenDialogs() {
+    document.querySelectorAll("dialog[data-reopen]").forEach(function (dialog) {
+      if (!dialog.open) {
+        dialog.showModal();
+      }
+      var invalid = dialog.querySelector('[aria-invalid="true"], fieldset[aria-describedby]');
+      if (invalid) {
+        invalid.focus();
+      }
+    });
+  }
+
+  // Clocks: durations without an end, and the waterfall while the build runs ---------------
+
+  function formatDuration(seconds) {
+    var whole = Math.max(Math.floor(seconds), 0);
+    var hours = Math.floor(whole / 3600);
+    var minutes = Math.floor((whole % 3600) / 60);
+    var secs = whole % 60;
+    if (hours) {
+      return hours + "h " + minutes + "m";
+    }
+    if (minutes) {
+      return minutes + "m " + secs + "s";
+    }
+    return secs + "s";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-elapsed-from]:not([data-elapsed-to])").forEach(function (el) {
+      el.textContent = formatDuration((now - Date.parse(el.dataset.elapsedFrom)) / 1000);
+    });
+    document.querySelectorAll(".waterfall[data-running]").forEach(function (chart) {
+      var span = Math.max(parseFloat(chart.dataset.span), (now - Date.parse(chart.dataset.start)) / 1000);
+      if (!(span > 0)) {
+        return;
+      }
+      function position(value) {
+        var seconds = value === "" ? span : parseFloat(value);
+        return Math.min(Math.max(seconds / span, 0), 1) * 1000;
+      }
+      chart.querySelectorAll("rect[data-from]").forEach(function (bar) {
+        var from = position(bar.dataset.from);
+        bar.setAttribute("x", from.toFixed(2));
+        bar.setAttribute("width", Math.max(position(bar.dataset.to) - from, 0).toFixed(2));
+      });
+      chart.querySelectorAll(".ticks span").forEach(function (label, index, all) {
+        label.textContent = formatDuration((span * index) / (all.length - 1));
+      });
+    });
+  }
+
+  // Live updates -----------------------------------------------------------------------------
+
+  // A row replaced by its newer rendering keeps what the reader did with it: open or not, its
+  // log (already loaded, maybe following the tail), its highlight.
+  function carryOver(old, fresh) {
+    var oldLog = old.querySelector(".job-log");
+    var freshLog = fresh.querySelector(".job-log");
+    if (oldLog && freshLog) {
+      freshLog.replaceWith(oldLog);
+    }
+    var wasOpen = old.classList.contains("open");
+    var toggle = fresh.querySelector(".job-toggle");
+    var body = fresh.querySelector(".job-body");
+    if (toggle && body) {
+      toggle.setAttribute("aria-expanded", wasOpen ? "true" : "false");
+      body.hidden = !wasOpen;
+      fresh.classList.toggle("open", wasOpen);
+    }
+    fresh.classList.toggle("targeted", old.classList.contains("targeted"));
+  }
+
+  function morphRows(list, freshList) {
+    var current = {};
+    Array.prototype.forEach.call(list.children, function (row) {
+      if (row.id) {
+        current[row.id] = row;
+      }
+    });
+    var wanted = [];
+    var added = [];
+    Array.prototype.forEach.call(freshList.children, function (fresh) {
+      var old = fresh.id ? current[fresh.id] : null;
+      if (old && old.dataset.digest === fresh.dataset.digest) {
+        wanted.push(old);
+        return;
+      }
+      if (old) {
+        carryOver(old, fresh);
+      }
+      wanted.push(fresh);
+      added.push(fresh);
+    });
+    wanted.forEach(function (row, index) {
+      if (list.children[index] !== row) {
+        list.insertBefore(row, list.children[index] || null);
+      }
+    });
+    while (list.children.length > wanted.length) {
+      list.removeChild(list.lastElementChild);
+    }
+    list.dataset.digest = freshList.dataset.digest;
+    added.forEach(function (row) {
+      if (window.htmx) {
+        window.htmx.process(row);
+      }
+    });
+  }
+
+  function applyHeader(header) {
+    var summary = header.querySelector("[data-title]");
+    if (!summary) {
+      return;
+    }
+    document.title = summary.dataset.title;
+    var icon = document.getElementById("favicon");
+    if (icon && icon.getAttribute("href") !== summary.dataset.favicon) {
+      icon.setAttribute("href", summary.dataset.favicon);
+    }
+  }
+
+  function applyLive(html) {
+    var fresh = new DOMParser().parseFromString(html, "text/html");
+    document.querySelectorAll("[data-live-block]").forEach(function (region) {
+      var replacement = fresh.getElementById(region.id);
+      if (!replacement || replacement.dataset.digest === region.dataset.digest) {
+        return;
+      }
+      if (region.querySelector("dialog[open]")) {
+        return; // someone is filling in a dialog: it changes after they are done
+      }
+      if (region.tagName === "OL") {
+        morphRows(region, replacement);
+        return;
+      }
+      var adopted = document.importNode(replacement, true);
+      region.replaceWith(adopted);
+      if (window.htmx) {
+        window.htmx.process(adopted);
+      }
+      if (adopted.id === "build-header") {
+        applyHeader(adopted);
+      }
+    });
+    tick();
+  }
+
+  var fetching = false;
+  var again = false;
+
+  function refresh() {
+    if (fetching) {
+      again = true;
+      return;
+    }
+    fetching = true;
+    fetch(window.location.pathname, {
+      credentials: "same-origin",
+      headers: { "HX-Request": "true", "HX-Target": "build_live" },
+    })
+      .then(function (response) {
+        if (!response.ok || response.redirected) {
+          return null;
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html) {
+          applyLive(html);
+        }
+      })
+      .catch(function () {})
+      .then(function () {
+        fetching = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  }
+
+  function start() {
+    if (!document.getElementById("build_live")) {
+      return;
+    }
+    startTabs();
+    openFromHash();
+    reopenDialogs();
+    tick();
+    window.setInterval(tick, 1000);
+    document.body.addEventListener("live", refresh);
+    window.addEventListener("hashchange", openFromHash);
+  }
+
+  // After htmx has processed the page (its DOMContentLoaded listener was added first), so that
+  // a row opened from the hash can load its log.
+  if (document.readyState === "complete") {
+    start();
+  } else {
+    document.addEventListener("DOMContentLoaded", start);
+  }
+})();
