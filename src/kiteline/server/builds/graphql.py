@@ -43,7 +43,7 @@ from kiteline.server.graphql.refs import (
 )
 from kiteline.server.jobs import graphql as job_types
 from kiteline.server.jobs import service as jobs
-from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
 from kiteline.server.organizations import graphql as organization_types
@@ -471,16 +471,6 @@ class BuildRebuildPayload:
     rebuild: BuildNode = strawberry.field(description="The new build")
 
 
-def _environment(pairs: list[str]) -> dict[str, str]:
-    environment = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise ValidationFailed.field("env", f"must be KEY=value strings, got {pair!r}")
-        environment[key] = value
-    return environment
-
-
 @strawberry.type
 class BuildMutation:
     @strawberry.mutation
@@ -497,7 +487,7 @@ class BuildMutation:
             commit=input.commit or "HEAD",
             branch=input.branch or pipeline.default_branch,
             message=input.message,
-            env=_environment(input.env or []),
+            env=service.environment_from_pairs(input.env or []),
             meta_data={item.key: item.value for item in input.meta_data or []},
             author={"name": author.name, "email": author.email}
             if author

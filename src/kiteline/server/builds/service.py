@@ -62,6 +62,18 @@ class NewBuild:
     triggered_from_job_id: uuid.UUID | None = None
 
 
+def environment_from_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """`KEY=value` strings (GraphQL's `env`, the web's "Environment Variables" lines) as a
+    build's env (a later key wins), or 422 on the `env` field naming the first malformed one."""
+    environment = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValidationFailed.field("env", f"must be KEY=value strings, got {pair!r}")
+        environment[key] = value
+    return environment
+
+
 def _emit_build_event(session: AsyncSession, name: str, build: Build) -> None:
     events.emit(
         session,
@@ -834,6 +846,20 @@ def _apply_filter(query: Select[Any], where: BuildFilter) -> Select[Any]:
             .exists()
         )
     return query
+
+
+async def latest_state(
+    session: AsyncSession, pipeline_id: uuid.UUID, *, branch: str | None = None
+) -> str | None:
+    """The state of the pipeline's newest build (on `branch`, matched as the REST list's
+    `branch` filter matches it), None when it has none: what its badge shows."""
+    query = select(Build.state).where(Build.pipeline_id == pipeline_id)
+    if branch:
+        query = _apply_filter(query, BuildFilter(branches=(branch,)))
+    state = await session.scalar(
+        query.order_by(Build.created_at.desc(), Build.number.desc()).limit(1)
+    )
+    return str(state) if state is not None else None
 
 
 class BuildListing(NamedTuple):

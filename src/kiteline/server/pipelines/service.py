@@ -124,6 +124,15 @@ async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -
     return pipeline
 
 
+async def get_by_badge_key(session: AsyncSession, key: str) -> Pipeline:
+    """The pipeline whose badge is `/badges/<key>.svg` (any organization's: the key is the
+    secret), or 404."""
+    pipeline = await session.scalar(select(Pipeline).where(Pipeline.badge_key == key))
+    if pipeline is None:
+        raise NotFound.of("badge")
+    return pipeline
+
+
 async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
     pipeline = await session.get(Pipeline, pipeline_id)
     if pipeline is None:
