@@ -53,6 +53,7 @@ def test_the_builds_list_new_build_dialog_and_settings(web: WebUi, signed_in_pag
     dialog.get_by_label("Environment Variables").fill("GOOD=1\nDEPLOY=no")
     dialog.get_by_role("button", name="Create Build").click()
     page.wait_for_url(re.compile(r".*/acme/app/builds/2$"))
+    expect(page.get_by_role("heading", name="From the dialog")).to_be_visible()
     build = api.get("/v2/organizations/acme/pipelines/app/builds/2").json()
     assert (build["message"], build["branch"]) == ("From the dialog", "trunk")
     assert build["source"] == "ui"
