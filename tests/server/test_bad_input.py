@@ -190,7 +190,7 @@ def test_artifact_paths_must_be_plain_and_relative(server: LiveServer) -> None:
         "POST",
         f"/jobs/{job['id']}/artifacts",
         token=job["token"],
-        json={"artifacts": [{"path": "dist/./résumé \"final\".txt", "file_size": 0}]},
+        json={"artifacts": [{"path": 'dist/./résumé "final".txt', "file_size": 0}]},
     )
     assert accepted.status_code == 200
     (listed,) = client.get(f"{BUILDS}/1/artifacts").json()
