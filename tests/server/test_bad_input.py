@@ -266,3 +266,28 @@ def test_an_uploaded_pipeline_with_a_control_character_in_a_label_is_refused(
         "control characters (found U+0000 at position 1)"
     }
     assert len(client.get(f"{BUILDS}/1").json()["jobs"]) == 1
+
+
+OUT_OF_RANGE = ("0", "-1", str(2**31), str(2**63), str(2**64), "1e3", "²", "٣")
+
+
+def test_build_numbers_no_build_can_have_are_404(server: LiveServer) -> None:
+    client = _pipeline(server)
+    client.post(BUILDS, json={"commit": "HEAD", "branch": "main"})
+    for number in OUT_OF_RANGE:
+        for method, suffix in [
+            ("GET", ""),
+            ("PUT", "/cancel"),
+            ("PUT", "/rebuild"),
+            ("GET", "/meta-data"),
+            ("GET", "/annotations"),
+            ("GET", "/artifacts"),
+        ]:
+            response = client.request(method, f"{BUILDS}/{number}{suffix}")
+            assert response.status_code == 404, (number, suffix)
+            assert response.json() == {"message": "No build found"}, (number, suffix)
+        graphql = client.post(
+            "/v1", json={"query": f'{{ build(slug: "acme/p/{number}") {{ number }} }}'}
+        )
+        assert graphql.json() == {"data": {"build": None}}, number
+    assert client.get(f"{BUILDS}/1").json()["state"] == "scheduled"
