@@ -151,3 +151,17 @@ def test_a_log_window_refuses_what_is_not_an_offset_and_unknown_jobs(site: Site)
     other = path.replace(job["id"], "00000000-0000-0000-0000-000000000000")
     assert site.client.get(other + "/log").status_code == 404
     assert site.client.get(other + "/log.txt").status_code == 404
+
+
+def test_a_job_without_output_yet_has_an_empty_window_that_follows(site: Site) -> None:
+    _, job, path = running_job(site)
+    html = site.client.get(path + "/log", headers=HX).text
+    assert window_attributes(html) == {
+        "data-from": "0",
+        "data-to": "0",
+        "data-size": "0",
+        "data-line": "1",
+        "data-next-line": "1",
+    }
+    assert "data-following" in html
+    assert line_ids(html, job["id"]) == []

@@ -133,7 +133,7 @@ def render_window(
 ) -> LogWindow:
     """The window of `data` (whole lines of the log from byte `start`)."""
     text = data.decode("utf-8", errors="replace")
-    raws = text.split("\n")
+    raws = text.split("\n") if text else []
     if text.endswith("\n"):
         raws.pop()
     htmls, _ = ansi_lines_to_html(text, PLAIN)
