@@ -57,6 +57,7 @@ class Shot:
     phone: bool = False
     full_page: bool = False
     click: str | None = None  # the accessible name of a control to click first (a menu)
+    open_job: str | None = None  # a job row to open (its log, timestamps shown)
 
 
 SHOTS = [
@@ -72,6 +73,7 @@ SHOTS = [
     Shot("build-phone", "/default/release/builds/1", phone=True, full_page=True),
     Shot("build-unblock", "/default/release/builds/1", click="Unblock"),
     Shot("build-waterfall", "/default/release/builds/1#waterfall"),
+    Shot("build-log", "/default/release/builds/1", open_job=":broom: Lint"),
 ]
 
 STEPS = """\
@@ -115,7 +117,19 @@ steps:
         command: "echo running the tests; sleep 2"
         matrix: ["3.11", "3.12"]
       - label: ":broom: Lint"
-        command: "echo lint is clean"
+        command: |
+          t() { printf '\\033_bk;t=%s\\007' "$$(date +%s%3N)"; }
+          t; echo "--- :pip: Installing the linters"
+          t; echo "Collecting ruff==0.8.4"
+          t; echo "Successfully installed ruff-0.8.4"
+          sleep 1
+          t; echo "+++ :broom: Lint"
+          t; printf '\\033[1mruff check src tests\\033[0m\\n'
+          t; printf 'src/app/cli.py:12:5: \\033[33mW291\\033[0m Trailing whitespace (fixed)\\n'
+          t; printf '\\033[32mAll checks passed!\\033[0m\\n'
+          t; printf 'progress 10%%\\rprogress 100%%\\n'
+          t; echo "~~~ :stopwatch: Timings"
+          t; echo "lint took 0.4s"
   - wait
   - label: ":package: Package"
     command: "echo wheel > dist.txt; sleep 1"
@@ -269,6 +283,12 @@ def take(url: str, shots: list[Shot]) -> None:
             page.wait_for_load_state("networkidle")
             if shot.click:
                 page.get_by_label(shot.click).click()
+            if shot.open_job:
+                row = page.locator(".job-row", has_text=shot.open_job)
+                row.locator(".job-toggle").click()
+                row.locator(".log-viewer").wait_for()
+                row.get_by_role("button", name="Timestamps").click()
+                row.evaluate("row => row.scrollIntoView({block: 'start'})")
             page.screenshot(path=str(OUT / f"{shot.name}.png"), full_page=shot.full_page)
             print(f"docs/ui/{shot.name}.png  {shot.path}")
             context.close()
