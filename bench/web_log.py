@@ -9,13 +9,20 @@ the log's first window (what opening the job's row loads), a window from the mid
 (`after=`) and the last one (`before=` the end), one request at a time; each answer must be a
 200 holding its window's lines. Prints one JSON line with the latencies, the server's CPU time
 per request and the size of each answer.
+
+With Chromium (Debian's, driven by Playwright) it also opens the job's `web_url` in a browser
+and times the first log lines appearing (how many lines the page then holds too), and, for a
+second build's job that a scripted agent keeps running, the time from a chunk's upload until
+its line shows in the open page that follows the log.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -40,9 +47,11 @@ from common import (
     progress,
     summary_ms,
 )
+from logs import _take_job
 from sqlalchemy import insert, update
 from web_build_page import EMAIL, PASSWORD, _sign_in
 
+from kiteline.agent.api import AgentApi, Session
 from kiteline.server import admin
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import create_engine, utcnow
@@ -123,12 +132,78 @@ def _measure(
     return latencies, size, lines
 
 
+async def _running_job(url: str, agent_token: str) -> tuple[str, str]:
+    """A scripted agent takes and starts the one job waiting: its id and job token."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        runner, job_id, _ = await _take_job(
+            AgentApi(http, Session(endpoint=f"{url}/v3"), agent_token)
+        )
+    return job_id, runner.token
+
+
+def _browser(
+    url: str, opened: str, follow_build: str, follow: tuple[str, str], samples: int
+) -> dict[str, Any]:
+    """First lines of the big log in Chromium, and chunks reaching a page following a log."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        return {"skipped": "chromium not found"}
+    job_id, job_token = follow
+    results: dict[str, Any] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=["--headless", "--no-sandbox"]
+        )
+        context = browser.new_context(base_url=url)
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign In").click()
+        page.wait_for_url("**/" + ORG)
+        first_lines = []
+        for _ in range(samples):
+            page.goto("about:blank")
+            began = time.perf_counter()
+            page.goto(opened)
+            page.locator(".log-line").first.wait_for()
+            first_lines.append(time.perf_counter() - began)
+        results["first_lines_in_chromium"] = {
+            **summary_ms(first_lines),
+            "lines_in_page": page.locator(".log-line").count(),
+        }
+        page.goto(follow_build)
+        page.locator(".log-viewer[data-following]").wait_for()
+        page.wait_for_timeout(1000)  # the viewer's stream is open
+        arrivals = []
+        offset = 0
+        with httpx.Client(base_url=f"{url}/v3", timeout=30) as agent:
+            for sequence in range(samples):
+                data = f"chunk {sequence} arrived\n".encode()
+                began = time.perf_counter()
+                agent.post(
+                    f"/jobs/{job_id}/chunks",
+                    params={"sequence": sequence + 1, "offset": offset, "size": len(data)},
+                    headers={"Authorization": f"Token {job_token}", "Content-Encoding": "gzip"},
+                    content=gzip.compress(data),
+                ).raise_for_status()
+                page.get_by_text(f"chunk {sequence} arrived").wait_for()
+                arrivals.append(time.perf_counter() - began)
+                offset += len(data)
+        results["chunk_to_chromium"] = summary_ms(arrivals)
+        browser.close()
+    return results
+
+
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--megabytes", type=int, default=50)
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--browser-samples", type=int, default=10)
     args = parser.parse_args()
     log = log_text(args.megabytes)
     with (
@@ -142,8 +217,10 @@ def main() -> None:
         with k.client() as api:
             slug = create_pipeline(api, "Logs", "steps:\n  - command: make test\n")
             build = create_build(api, slug)
-        job_id = build["jobs"][0]["id"]
-        asyncio.run(_store_log(url, uuid.UUID(job_id), log))
+            job_id = build["jobs"][0]["id"]
+            asyncio.run(_store_log(url, uuid.UUID(job_id), log))
+            followed_build = create_build(api, slug)
+        followed = asyncio.run(_running_job(k.url, k.agent_token))
         progress(f"log of {len(log)} bytes in {len(range(0, len(log), CHUNK))} chunks")
         path = f"/{ORG}/{slug}/builds/{build['number']}/jobs/{job_id}/log"
         results: dict[str, Any] = {}
@@ -168,6 +245,19 @@ def main() -> None:
                 progress(f"{name}: p50 {results[name]['p50_ms']} ms, {lines} lines, {size} bytes")
         finally:
             client.close()
+        build_path = f"/{ORG}/{slug}/builds"
+        results.update(
+            _browser(
+                k.url,
+                f"{build_path}/{build['number']}#{job_id}",
+                f"{build_path}/{followed_build['number']}#{followed[0]}",
+                followed,
+                args.browser_samples,
+            )
+        )
+        progress(
+            f"browser: {results.get('first_lines_in_chromium')}, {results.get('chunk_to_chromium')}"
+        )
         emit(
             {
                 "benchmark": "web-log",
