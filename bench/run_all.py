@@ -116,6 +116,12 @@ BENCHMARKS = [
         _python("web_pipeline_page.py", "--builds", "100", "--requests", "10"),
         budget_s=180,
     ),
+    Benchmark(
+        "web-log",
+        _python("web_log.py", "--backend", "sqlite", "--megabytes", "50"),
+        _python("web_log.py", "--megabytes", "5", "--requests", "10"),
+        budget_s=180,
+    ),
 ]
 
 

@@ -58,6 +58,7 @@ class Shot:
     full_page: bool = False
     click: str | None = None  # the accessible name of a control to click first (a menu)
     svg: bool = False  # not a page: the SVG the path answers is saved as docs/ui/<name>.svg
+    open_job: str | None = None  # a job row to open (its log, timestamps shown)
 
 
 SHOTS = [
@@ -84,6 +85,7 @@ SHOTS = [
     Shot("badge-failing", "/badges/backend?branch=feature/search", svg=True),
     Shot("badge-running", "/badges/backend?branch=feature/badges", svg=True),
     Shot("badge-unknown", "/badges/backend?branch=nowhere", svg=True),
+    Shot("build-log", "/default/release/builds/1", open_job=":broom: Lint"),
 ]
 
 STEPS = """\
@@ -127,7 +129,19 @@ steps:
         command: "echo running the tests; sleep 2"
         matrix: ["3.11", "3.12"]
       - label: ":broom: Lint"
-        command: "echo lint is clean"
+        command: |
+          t() { printf '\\033_bk;t=%s\\007' "$$(date +%s%3N)"; }
+          t; echo "--- :pip: Installing the linters"
+          t; echo "Collecting ruff==0.8.4"
+          t; echo "Successfully installed ruff-0.8.4"
+          sleep 1
+          t; echo "+++ :broom: Lint"
+          t; printf '\\033[1mruff check src tests\\033[0m\\n'
+          t; printf 'src/app/cli.py:12:5: \\033[33mW291\\033[0m Trailing whitespace (fixed)\\n'
+          t; printf '\\033[32mAll checks passed!\\033[0m\\n'
+          t; printf 'progress 10%%\\rprogress 100%%\\n'
+          t; echo "~~~ :stopwatch: Timings"
+          t; echo "lint took 0.4s"
   - wait
   - label: ":package: Package"
     command: "echo wheel > dist.txt; sleep 1"
@@ -402,6 +416,12 @@ def take(url: str, shots: list[Shot], paths: dict[str, str]) -> None:
                 if control.count() == 0:
                     control = page.get_by_label(shot.click)
                 control.first.click()
+            if shot.open_job:
+                row = page.locator(".job-row", has_text=shot.open_job)
+                row.locator(".job-toggle").click()
+                row.locator(".log-viewer").wait_for()
+                row.get_by_role("button", name="Timestamps").click()
+                row.evaluate("row => row.scrollIntoView({block: 'start'})")
             page.screenshot(path=str(OUT / f"{shot.name}.png"), full_page=shot.full_page)
             print(f"docs/ui/{shot.name}.png  {shot.path}")
             context.close()

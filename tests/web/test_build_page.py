@@ -420,3 +420,55 @@ steps:
         if job["type"] == "script":
             expect(row.locator(".job-toggle")).to_have_attribute("aria-expanded", "true")
             expect(row.locator(".job-values")).to_have_text(re.compile(r"^[ab]$"))
+
+
+def test_a_jobs_log_follows_the_tail_with_sections_and_inert_scripts(
+    web: WebUi, signed_in_page: Any, start_agent: Agent, tmp_path: Path
+) -> None:
+    release = tmp_path / "release-log"
+    script = tmp_path / "log-job.sh"
+    script.write_text(
+        'echo "--- Setup"\n'
+        'echo "setup details"\n'
+        'echo "+++ Run"\n'
+        "echo '<script>window.__logInjected = 1</script>'\n"
+        'printf "\\033[31mred\\033[0m\\n"\n'
+        'echo "waiting for release"\n'
+        f"while [ ! -e {release} ]; do sleep 0.1; done\n"
+        'echo "released"\n'
+    )
+    create_pipeline(web, "logs", f"steps:\n  - label: Logs\n    command: sh {script}\n")
+    job_id = create_build(web, "logs")["jobs"][0]["id"]
+    start_agent()
+    page = signed_in_page
+    page.goto("/acme/logs/builds/1")
+    row = page.locator(".job-row", has_text="Logs")
+    expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
+    row.get_by_role("button", name=re.compile("Logs")).click()
+    viewer = row.locator(".log-viewer")
+    expect(viewer).to_contain_text("waiting for release", timeout=AGENT_WORK_MS)
+    expect(row.locator(".state")).to_have_text("Running")  # shown while the job still runs
+
+    expect(viewer.locator(".ansi-fg-1")).to_have_text("red")
+    expect(viewer.get_by_text("<script>window.__logInjected = 1</script>")).to_be_visible()
+    assert viewer.locator("script").count() == 0
+    assert page.evaluate("window.__logInjected") is None
+
+    setup = viewer.locator("details.log-section", has_text="Setup")
+    expect(setup.get_by_text("setup details")).to_be_hidden()  # `---`: collapsed
+    setup.locator("summary").click()
+    expect(setup.get_by_text("setup details")).to_be_visible()
+    setup.locator("summary").click()
+    expect(setup.get_by_text("setup details")).to_be_hidden()
+    expect(viewer.get_by_role("link", name="Download")).to_have_attribute(
+        "href", f"/acme/logs/builds/1/jobs/{job_id}/log.txt"
+    )
+
+    release.touch()
+
+    expect(viewer).to_contain_text("released", timeout=AGENT_WORK_MS)  # the tail, followed
+    expect(header_state(page)).to_have_text("Passed", timeout=AGENT_WORK_MS)
+    line = viewer.locator(".log-line", has_text="released")
+    expect(line).to_have_id(re.compile(rf"^{job_id}-L\d+$"))
+    line.locator(".log-number").click()
+    expect(page).to_have_url(re.compile(rf"#{job_id}-L\d+$"))

@@ -161,6 +161,14 @@ def ansi_lines_to_html(text: str, style: Style = PLAIN) -> tuple[list[Markup], S
     next window of a long log). A trailing newline does not make an empty last line."""
     lines: list[Markup] = []
     for raw in text.split("\n") if text else []:
+        if "\x1b" not in raw and "\r" not in raw and "\x08" not in raw:
+            # Nothing to interpret: the line is its text in the style in force (most lines).
+            plain = escape(raw, quote=False)
+            classes = style.classes()
+            lines.append(
+                Markup(f'<span class="{classes}">{plain}</span>' if classes and raw else plain)
+            )
+            continue
         line = _Line()
         position = 0
         for match in _SEQUENCE.finditer(raw):

@@ -24,10 +24,13 @@ from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
-from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
+from kiteline.server.kit.errors import BadRequest, KitelineError, NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.urls import Urls
+from kiteline.server.logs import http as log_http
+from kiteline.server.logs import service as logs
+from kiteline.server.logs.service import LogLayout
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
@@ -39,6 +42,13 @@ from kiteline.server.web.pages.build_view import (
     Related,
     UnblockForm,
     build_page,
+)
+from kiteline.server.web.pages.log_view import (
+    WINDOW_BYTES,
+    backward_start,
+    forward_bounds,
+    line_count,
+    render_window,
 )
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
@@ -309,3 +319,73 @@ async def job_environment(
         agent = await agents.find(session, job.agent_id)
         env = await environment_for(session, job, agent, Urls(base_url(request)))
         return render(request, "build/environment.html", viewer=viewer, env=sorted(env.items()))
+
+
+def _offset(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+async def _log_bytes(session: AsyncSession, layout: LogLayout, start: int, stop: int) -> bytes:
+    pieces = layout.within(start, stop)
+    stored = await logs.chunk_data(session, {piece.chunk_id for piece in pieces})
+    return b"".join(
+        stored.get(piece.chunk_id, b"")[piece.skip : piece.skip + piece.length] for piece in pieces
+    )
+
+
+@router.get(JOB + "/log")
+async def job_log(request: Request, org: str, pipeline: str, number: str, job_id: str) -> Response:
+    """The log viewer (a fragment the job's row loads when it first opens) with the log's
+    first window; with `after=<byte>&line=<n>` only the window from that byte (the next one,
+    or the tail as it grows), with `before=<byte>&line=<n>` the one ending there. `line` is
+    the number of the line starting at that byte."""
+    after, before = _offset(request, "after"), _offset(request, "before")
+    line = _offset(request, "line") or 1
+    async with page_transaction(request, read_only=True) as (session, viewer):
+        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        complete = job.finished_at is not None
+        layout = await logs.layout(session, job.id, complete=complete)
+        if before is not None:
+            stop = min(before, layout.size)
+            first = max(stop - WINDOW_BYTES, 0)
+            data = await _log_bytes(session, layout, first, stop)
+            start = backward_start(data, start=first)
+            data = data[start - first :]
+            first_line = max(line - line_count(data), 1)
+        else:
+            start = min(after or 0, layout.size)
+            data = await _log_bytes(session, layout, start, start + WINDOW_BYTES)
+            end = forward_bounds(data, start=start, size=layout.size, complete=complete)
+            data = data[: end - start]
+            first_line = line
+        window = render_window(
+            data, start=start, size=layout.size, first_line=first_line, complete=complete
+        )
+        base = build_path(org, pipeline, build.number)
+        return render(
+            request,
+            "build/log.html" if after is None and before is None else "build/log_window.html",
+            viewer=viewer,
+            organization=viewer.organization(org),
+            window=window,
+            job=job,
+            log_url=f"{base}/jobs/{job.id}/log",
+        )
+
+
+@router.get(JOB + "/log.txt")
+async def job_log_text(
+    request: Request, org: str, pipeline: str, number: str, job_id: str
+) -> Response:
+    """The raw log, as REST's `…/log.txt` (byte ranges too), to download."""
+    async with page_transaction(request, read_only=True) as (session, viewer):
+        _, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        layout = await logs.layout(session, job.id, complete=job.finished_at is not None)
+    response = log_http.text_response(request, layout)
+    response.headers["Content-Disposition"] = f'attachment; filename="{job.id}.log"'
+    return response

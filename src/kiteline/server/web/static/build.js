@@ -56,6 +56,13 @@
       return;
     }
     var row = document.getElementById(id);
+    var line = /^(.+)-L\d+$/.exec(id); // a log line, #<job id>-L<n>: its job's row opens
+    if (line && (!row || !row.classList.contains("job-row"))) {
+      if (row) {
+        return; // already shown: log.js opens its section and scrolls to it
+      }
+      row = document.getElementById(line[1]);
+    }
     if (!row || !row.classList.contains("job-row")) {
       return;
     }

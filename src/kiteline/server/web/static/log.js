@@ -1,0 +1,243 @@
+// The job log viewer (templates/build/log.html, loaded into a job's row): pages through a long
+// log a window at a time with at most MAX_LINES lines in the page, follows the tail while the
+// job runs (the page's live stream says how far the log has grown), shows timestamps on
+// demand, and brings the line the URL names (#<job id>-L<n>) into view.
+(function () {
+  "use strict";
+
+  var MAX_LINES = 5000;
+
+  function list(viewer) {
+    return viewer.querySelector(".log-windows");
+  }
+
+  function fetchWindow(viewer, query) {
+    return fetch(viewer.dataset.logUrl + "?" + query, {
+      credentials: "same-origin",
+      headers: { "HX-Request": "true" },
+    })
+      .then(function (response) {
+        if (!response.ok || response.redirected) {
+          throw new Error("log window: " + response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        var template = document.createElement("template");
+        template.innerHTML = html;
+        return template.content.querySelector(".log-window");
+      });
+  }
+
+  // Lines at the start of `later` that continue the section `earlier` ends with go under it.
+  function joinSections(earlier, later) {
+    var continued = later.firstElementChild;
+    var section = earlier.lastElementChild;
+    if (!continued || !continued.classList.contains("log-continued")) {
+      return;
+    }
+    if (!section || section.tagName !== "DETAILS") {
+      return;
+    }
+    var lines = section.querySelector(".log-lines");
+    while (continued.firstChild) {
+      lines.appendChild(continued.firstChild);
+    }
+    continued.remove();
+  }
+
+  function lineCount(viewer) {
+    return viewer.querySelectorAll(".log-line").length;
+  }
+
+  function update(viewer) {
+    var windows = list(viewer);
+    var first = windows.firstElementChild;
+    var last = windows.lastElementChild;
+    viewer.querySelector(".log-earlier").hidden = !first || first.dataset.from === "0";
+    var later = viewer.querySelector(".log-later");
+    later.hidden = !last || Number(last.dataset.to) >= Number(last.dataset.size);
+    var done = last && last.hasAttribute("data-complete") && later.hidden;
+    if (done && viewer.hasAttribute("data-following")) {
+      stopFollowing(viewer);
+    }
+  }
+
+  function append(viewer, win) {
+    var windows = list(viewer);
+    var last = windows.lastElementChild;
+    if (last && win.dataset.from === win.dataset.to) {
+      // Nothing new but how big the log is and whether it is complete.
+      last.dataset.size = win.dataset.size;
+      if (win.hasAttribute("data-complete")) {
+        last.setAttribute("data-complete", "");
+      }
+      update(viewer);
+      return;
+    }
+    if (last) {
+      joinSections(last, win);
+    }
+    windows.appendChild(win);
+    while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
+      windows.removeChild(windows.firstElementChild);
+    }
+    update(viewer);
+  }
+
+  function prepend(viewer, win) {
+    var windows = list(viewer);
+    if (windows.firstElementChild) {
+      joinSections(win, windows.firstElementChild);
+    }
+    windows.insertBefore(win, windows.firstElementChild);
+    while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
+      windows.removeChild(windows.lastElementChild);
+    }
+    update(viewer);
+  }
+
+  function later(viewer) {
+    var last = list(viewer).lastElementChild;
+    if (viewer.busy || !last) {
+      viewer.again = true;
+      return;
+    }
+    viewer.busy = true;
+    var query = "after=" + last.dataset.to + "&line=" + last.dataset.nextLine;
+    fetchWindow(viewer, query)
+      .then(function (win) {
+        if (win) {
+          append(viewer, win);
+        }
+      })
+      .catch(function () {})
+      .then(function () {
+        viewer.busy = false;
+        if (viewer.again) {
+          viewer.again = false;
+          if (viewer.hasAttribute("data-following")) {
+            later(viewer);
+          }
+        }
+      });
+  }
+
+  function earlier(viewer) {
+    var first = list(viewer).firstElementChild;
+    if (viewer.busy || !first) {
+      return;
+    }
+    viewer.busy = true;
+    fetchWindow(viewer, "before=" + first.dataset.from + "&line=" + first.dataset.line)
+      .then(function (win) {
+        if (win) {
+          prepend(viewer, win);
+        }
+      })
+      .catch(function () {})
+      .then(function () {
+        viewer.busy = false;
+      });
+  }
+
+  // Following: the live stream of the log's size; a window is asked for when it grows (and
+  // once more when the job finishes, for a last line without its newline).
+  function stopFollowing(viewer) {
+    viewer.removeAttribute("data-following");
+    if (viewer.source) {
+      viewer.source.close();
+      viewer.source = null;
+    }
+    var status = viewer.querySelector(".log-status");
+    if (status) {
+      status.textContent = "";
+    }
+  }
+
+  function follow(viewer) {
+    if (!window.EventSource || !viewer.dataset.liveUrl) {
+      return;
+    }
+    var source = new EventSource(viewer.dataset.liveUrl);
+    viewer.source = source;
+    source.onmessage = function (message) {
+      var data = {};
+      try {
+        data = JSON.parse(message.data);
+      } catch (error) {
+        return;
+      }
+      var last = list(viewer).lastElementChild;
+      var atTail = viewer.querySelector(".log-later").hidden;
+      if (data.event === "log" && atTail && (!last || data.size > Number(last.dataset.to))) {
+        later(viewer);
+      }
+    };
+  }
+
+  document.addEventListener("kiteline:event", function (event) {
+    var data = event.detail || {};
+    if (!data.job_id || !/^job\.finished/.test(data.event || "")) {
+      return;
+    }
+    document.querySelectorAll(".log-viewer[data-following]").forEach(function (viewer) {
+      if (viewer.dataset.job === data.job_id && viewer.querySelector(".log-later").hidden) {
+        later(viewer);
+      }
+    });
+  });
+
+  // The line the URL names: its section opened, scrolled to, highlighted.
+  function showLine(viewer) {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    var line = id ? document.getElementById(id) : null;
+    if (!line || !viewer.contains(line)) {
+      return;
+    }
+    var section = line.closest("details");
+    if (section) {
+      section.open = true;
+    }
+    line.scrollIntoView({ block: "center" });
+  }
+
+  function start(viewer) {
+    if (viewer.started) {
+      return;
+    }
+    viewer.started = true;
+    update(viewer);
+    if (viewer.hasAttribute("data-following")) {
+      follow(viewer);
+    }
+    showLine(viewer);
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    var viewer = target ? target.closest(".log-viewer") : null;
+    if (!viewer) {
+      return;
+    }
+    if (target.closest(".log-timestamps")) {
+      var shown = viewer.classList.toggle("show-times");
+      target.closest(".log-timestamps").setAttribute("aria-pressed", shown ? "true" : "false");
+    } else if (target.closest(".log-earlier")) {
+      earlier(viewer);
+    } else if (target.closest(".log-later")) {
+      later(viewer);
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var swapped = event.detail && event.detail.target;
+    if (swapped instanceof Element) {
+      swapped.querySelectorAll(".log-viewer").forEach(start);
+    }
+  });
+
+  window.addEventListener("hashchange", function () {
+    document.querySelectorAll(".log-viewer").forEach(showLine);
+  });
+})();
