@@ -6,7 +6,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kiteline.server.web.auth import SignInRequired
-from kiteline.server.web.pages import build, live, organizations, sign_in, site
+from kiteline.server.web.pages import (
+    agents,
+    api_tokens,
+    build,
+    live,
+    organizations,
+    services,
+    sign_in,
+    site,
+)
 from kiteline.server.web.routing import error_page, sign_in_redirect
 from kiteline.server.web.templating import STATIC_DIR
 
@@ -17,6 +26,9 @@ PAGE_ROUTERS = (
     site.router,
     sign_in.router,
     live.router,
+    agents.router,
+    services.router,
+    api_tokens.router,
     organizations.router,
     build.router,
 )
