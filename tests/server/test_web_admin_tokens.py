@@ -109,6 +109,18 @@ def test_a_token_limited_to_an_organization_finds_no_other(site: Site) -> None:
     assert '<td data-label="Organization">Acme</td>' in site.row("acme only")
 
 
+def test_a_token_limited_to_an_organization_sees_no_other_in_graphql(site: Site) -> None:
+    site.server.identity("other")
+    site.server.admin(lambda s: _join(s, site.identity.email, "other"))
+    token = site.created_token(description="graphql", scopes=["graphql"], organization="acme")
+    query = '{ a: organization(slug: "acme") { slug } b: organization(slug: "other") { slug } }'
+
+    answer = site.server.client(token).post("/graphql", json={"query": query})
+
+    assert answer.status_code == 200
+    assert answer.json()["data"] == {"a": {"slug": "acme"}, "b": None}
+
+
 async def _join(session: AsyncSession, email: str, org: str) -> None:
     user = await users.get_by_email(session, email)
     assert user is not None

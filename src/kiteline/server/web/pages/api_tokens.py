@@ -48,6 +48,7 @@ async def _index(
             viewer=viewer,
             tokens=listed,
             organization_names=names,
+            all_scopes=SCOPES,
             issued=issued,
             status=status,
         )
