@@ -82,6 +82,7 @@ SHOTS = [
     Shot("services", "/organizations/default/services"),
     Shot("service", "/organizations/default/services/{webhook}", full_page=True),
     Shot("service-dark", "/organizations/default/services/{webhook}", dark=True),
+    Shot("service-phone", "/organizations/default/services/{webhook}", phone=True, full_page=True),
 ]
 
 STEPS = """\
