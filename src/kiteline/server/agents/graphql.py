@@ -12,7 +12,7 @@ import strawberry
 
 from kiteline.server.agents import service
 from kiteline.server.agents.models import Agent
-from kiteline.server.builds import service as builds
+from kiteline.server.agents.stop import stop
 from kiteline.server.graphql.connections import Connection, listed
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
@@ -207,14 +207,10 @@ class AgentMutation:
         agent_id = id_of(input.id, {"Agent"}, "agent")
         agent = found(await ctx.reveal(await ctx.load(service.get_many, agent_id)), "agent")
 
-        async def stop(session: Any) -> None:
-            service.request_stop(session, agent)
-            if input.graceful is False:
-                job = await jobs.current_for_agent(session, agent.id)
-                if job is not None:
-                    await builds.cancel_job(session, job)
+        async def stop_it(session: Any) -> None:
+            await stop(session, agent, force=input.graceful is False)
 
-        await ctx.write(stop)
+        await ctx.write(stop_it)
         return AgentStopPayload(
             client_mutation_id=input.client_mutation_id, agent=AgentNode(row=agent)
         )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.shapes import agent_json
+from kiteline.server.agents.stop import stop
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.rest import job_json
@@ -95,9 +96,5 @@ async def stop_agent(
             session, slug=org, user_id=principal.user_id
         )
         agent = await _agent(session, organization.id, agent_id)
-        service.request_stop(session, agent)
-        if force:
-            job = await jobs.current_for_agent(session, agent.id)
-            if job is not None:
-                await builds.cancel_job(session, job)
+        await stop(session, agent, force=force)
     return Response(status_code=204)

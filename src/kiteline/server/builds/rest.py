@@ -233,7 +233,9 @@ async def _list_builds(
     options = ListOptions.from_request(request)
     async with api_transaction(request, "read_builds") as (session, principal):
         if org is None:
-            organizations_seen = await organizations.list_for_user(session, principal.user_id)
+            organizations_seen = principal.visible(
+                await organizations.list_for_user(session, principal.user_id)
+            )
         else:
             organizations_seen = [
                 await organizations.get_for_user(session, slug=org, user_id=principal.user_id)

@@ -30,7 +30,7 @@ from kiteline.server.graphql.complexity import actual_complexity
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.errors import formatted
 from kiteline.server.graphql.schema import schema
-from kiteline.server.kit.auth import Principal, authenticate
+from kiteline.server.kit.auth import Principal, authenticate, record_use
 from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ratelimit import RateLimiter
@@ -131,6 +131,11 @@ def _default_bucket(principal: Principal, organizations_seen: list[Organization]
     return f"user:{principal.user_id}"
 
 
+def after_use(request: Request, principal: Principal) -> None:
+    """The token's `last_used_at` is recorded once the answer is sent (graphql_endpoint)."""
+    request.state.graphql_token = (principal.token.id, principal.token.last_used_at)
+
+
 async def answer(request: Request, post: GraphQLPost) -> Answer:
     settings: Settings = request.app.state.settings
     budget: ComplexityBudget | None = request.app.state.graphql_budget
@@ -145,7 +150,8 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
     read_only = isinstance(checked, Refused) or checked.operation.operation == OperationType.QUERY
     async with request_transaction(request, read_only=read_only) as session:
         principal = await _caller(request, session)
-        seen = await organizations.list_for_user(session, principal.user_id)
+        after_use(request, principal)
+        seen = principal.visible(await organizations.list_for_user(session, principal.user_id))
         gate = BudgetGate(budget, _default_bucket(principal, seen))
         if isinstance(checked, Refused):
             return Answer(
@@ -196,6 +202,10 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         return refused.response(with_stats=False)
     except (BadRequest, Unauthorized, Forbidden) as error:
         return JSONResponse(_errors(error.message), status_code=error.status)
+    finally:
+        used = getattr(request.state, "graphql_token", None)
+        if used is not None:
+            await record_use(request, *used)
 
 
 @router.get(PATHS[0])

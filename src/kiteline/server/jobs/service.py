@@ -217,6 +217,17 @@ async def current_for_agent(session: AsyncSession, agent_id: uuid.UUID) -> Job |
     return job
 
 
+async def recent_for_agent(session: AsyncSession, agent_id: uuid.UUID, limit: int) -> list[Job]:
+    """The jobs the agent took most recently, newest first (an agent's page)."""
+    rows = await session.scalars(
+        select(Job)
+        .where(Job.agent_id == agent_id)
+        .order_by(Job.assigned_at.desc(), Job.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
     """Hand a job assigned to this agent (but not yet accepted) back to the queue, waking
     held pings once that commits: an idle agent takes it at once, not at its next poll."""

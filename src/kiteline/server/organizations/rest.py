@@ -38,7 +38,7 @@ def organization_json(urls: Urls, organization: Organization) -> dict[str, Any]:
 @router.get("/organizations/", include_in_schema=False)
 async def list_organizations(request: Request, response: Response) -> list[dict[str, Any]]:
     async with api_transaction(request, "read_organizations") as (session, principal):
-        organizations = await service.list_for_user(session, principal.user_id)
+        organizations = principal.visible(await service.list_for_user(session, principal.user_id))
     page = Page.from_request(request)
     urls = Urls(base_url(request))
     add_link_header(response, request, urls.base, page, total=len(organizations))

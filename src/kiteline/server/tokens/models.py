@@ -21,8 +21,14 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(String(200))
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The one organization the token may reach; None: every organization of its user.
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Written at most once per `tokens.service.USE_RESOLUTION`, after the request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AgentToken(Base):

@@ -6,7 +6,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kiteline.server.web.auth import SignInRequired
-from kiteline.server.web.pages import badges, build, live, organizations, pipeline, sign_in, site
+from kiteline.server.web.pages import (
+    agents,
+    api_tokens,
+    badges,
+    build,
+    live,
+    organizations,
+    pipeline,
+    services,
+    sign_in,
+    site,
+)
 from kiteline.server.web.routing import error_page, sign_in_redirect
 from kiteline.server.web.templating import STATIC_DIR
 
@@ -18,6 +29,9 @@ PAGE_ROUTERS = (
     sign_in.router,
     live.router,
     badges.router,
+    agents.router,
+    services.router,
+    api_tokens.router,
     organizations.router,
     build.router,
     pipeline.router,
