@@ -175,8 +175,8 @@ async def _supersede_branch_builds(session: AsyncSession, pipeline: Pipeline, bu
         if earlier.state in _QUEUED and earlier.started_at is None:
             await _skip(session, earlier, by=build)
         elif earlier.state in _RUNNING:
-            earlier.cancel_reason = f"Canceled by newer build #{build.number}"
-            await cancel(session, earlier)
+            canceled = await cancel(session, earlier)
+            canceled.cancel_reason = f"Canceled by newer build #{build.number}"
 
 
 async def _skip(session: AsyncSession, build: Build, *, by: Build) -> None:
