@@ -99,6 +99,19 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Requests one worker process has in flight at once"
     )
 
+    # Code hosts: where commit statuses go, and the token that may post them.
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub's API (GitHub Enterprise: …/api/v3)"
+    )
+    github_token: str | None = Field(default=None, description="Posts GitHub commit statuses")
+    gitlab_api_url: str = Field(default="https://gitlab.com/api/v4", description="GitLab's API")
+    gitlab_token: str | None = Field(default=None, description="Posts GitLab commit statuses")
+    gitea_api_url: str | None = Field(
+        default=None,
+        description="Gitea's or Forgejo's API; https://<repository host>/api/v1 when unset",
+    )
+    gitea_token: str | None = Field(default=None, description="Posts Gitea commit statuses")
+
     # The web UI.
     session_lifetime_seconds: int = Field(
         default=14 * 24 * 3600, ge=60, description="A web sign-in lasts this long, then expires"

@@ -142,6 +142,9 @@ def test_introspection_serves_buildkites_names(server: LiveServer) -> None:
         "pipelineCreate",
         "pipelineUpdate",
         "pipelineDelete",
+        "pipelineScheduleCreate",
+        "pipelineScheduleUpdate",
+        "pipelineScheduleDelete",
         "agentStop",
         "buildAnnotate",
     }

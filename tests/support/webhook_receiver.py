@@ -19,6 +19,7 @@ class Received:
     headers: dict[str, str]  # names lowercased
     body: bytes
     status: int  # what the receiver answered
+    path: str = ""  # the request's path and query
 
     @property
     def event(self) -> str:
@@ -53,7 +54,7 @@ class Receiver:
                     receiver._count += 1
                 status = receiver._respond(index, headers, body)
                 with receiver._lock:
-                    receiver.requests.append(Received(headers, body, status))
+                    receiver.requests.append(Received(headers, body, status, self.path))
                 answer = json.dumps({"received": index}).encode()
                 try:
                     self.send_response(status)

@@ -8,7 +8,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from kiteline.cli import artifacts, builds, graphql, jobs, login, output, pipelines
+from kiteline.cli import artifacts, builds, graphql, jobs, login, output, pipelines, schedules
 from kiteline.cli.agent import app as agent_app
 
 #: The commands that only talk to a server over HTTP. They are built without the rest, so that
@@ -33,6 +33,7 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
     app.add_typer(jobs.app, name="job")
     app.add_typer(artifacts.app, name="artifact")
     app.add_typer(pipelines.app, name="pipeline")
+    app.add_typer(schedules.app, name="schedule")
     app.command("graphql")(graphql.graphql)
     app.command("login")(login.login)
     if client_only:

@@ -24,6 +24,7 @@ from kiteline.client.operations import jobs as _jobs
 from kiteline.client.operations import meta_data as _meta_data
 from kiteline.client.operations import organizations as _organizations
 from kiteline.client.operations import pipelines as _pipelines
+from kiteline.client.operations import schedules as _schedules
 
 if TYPE_CHECKING:
     from kiteline.client.aio import AsyncClient
@@ -140,6 +141,10 @@ class ClientBase:
     create_pipeline = call(_pipelines.create_pipeline)
     update_pipeline = call(_pipelines.update_pipeline)
     delete_pipeline = call(_pipelines.delete_pipeline)
+    schedules = call(_schedules.schedules)
+    create_schedule = call(_schedules.create_schedule)
+    update_schedule = call(_schedules.update_schedule)
+    delete_schedule = call(_schedules.delete_schedule)
 
     builds = iterate(_builds.builds)
     build = call(_builds.build)

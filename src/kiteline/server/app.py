@@ -34,6 +34,8 @@ from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
 from kiteline.server.organizations.rate_limit_rest import router as rate_limit_router
 from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
+from kiteline.server.sources.rest import deliver_router
+from kiteline.server.sources.rest import router as sources_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
 from kiteline.server.web.live import LiveHub
@@ -59,6 +61,7 @@ def rest_router() -> APIRouter:
         meta_data_router,
         artifacts_router,
         webhooks_router,
+        sources_router,
     ):
         router.include_router(domain)
     return router
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(in_job_router, prefix="/v3")
     app.include_router(agent_artifacts_router, prefix="/v3")
     app.include_router(rest_router())
+    app.include_router(deliver_router)  # code hosts' webhooks, at each pipeline's webhook_url
 
     @app.get("/v2/meta", tags=["meta"])
     async def meta() -> dict[str, Any]:

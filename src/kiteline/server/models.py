@@ -11,7 +11,9 @@ from kiteline.server.logs.models import LogChunk
 from kiteline.server.organizations.models import Membership, Organization
 from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.schedules.models import PipelineSchedule
 from kiteline.server.sessions.models import WebSession
+from kiteline.server.sources.models import CommitStatus, SourceDelivery
 from kiteline.server.tokens.models import AgentToken, ApiToken
 from kiteline.server.users.models import User
 from kiteline.server.webhooks.models import (
@@ -31,14 +33,17 @@ __all__ = [
     "Base",
     "Build",
     "BuildMetaData",
+    "CommitStatus",
     "Event",
     "Job",
     "LogChunk",
     "Membership",
     "Organization",
     "Pipeline",
+    "PipelineSchedule",
     "PipelineUpload",
     "ServingProcess",
+    "SourceDelivery",
     "User",
     "WebSession",
     "Webhook",

@@ -20,6 +20,7 @@ from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
+from kiteline.pipeline import branch_matches
 from kiteline.server.builds import outcomes
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.planner import BuildContext, PlannedJob, plan
@@ -62,6 +63,7 @@ class NewBuild:
     pull_request: dict[str, Any] | None = None
     rebuilt_from_id: uuid.UUID | None = None
     triggered_from_job_id: uuid.UUID | None = None
+    tag: str | None = None
 
 
 def environment_from_pairs(pairs: Sequence[str]) -> dict[str, str]:
@@ -127,6 +129,7 @@ async def create(
         state=BuildState.SCHEDULED,
         commit=new.commit.strip(),
         branch=new.branch.strip(),
+        tag=new.tag,
         message=new.message,
         env=new.env,
         author=new.author,
@@ -150,7 +153,65 @@ async def create(
     # Nobody else sees the build before this transaction commits: no lock to take, and its
     # jobs are the ones just added.
     await advance(session, build, locked=True, jobs=added)
+    if new.source != "trigger_job":
+        await _supersede_branch_builds(session, pipeline, build)
     return build
+
+
+#: A build nobody has started yet: `skip_queued_branch_builds` skips it.
+_QUEUED = (BuildState.SCHEDULED,)
+#: A build under way: `cancel_running_branch_builds` cancels it.
+_RUNNING = (BuildState.RUNNING, BuildState.FAILING)
+
+
+async def _supersede_branch_builds(session: AsyncSession, pipeline: Pipeline, build: Build) -> None:
+    """Buildkite's "skip queued intermediate builds" and "cancel intermediate builds": a new
+    build on a branch skips that branch's builds still waiting to start, and cancels those
+    running, when the pipeline says so and the branch passes the setting's branch filter."""
+    settings = pipeline.settings
+    wanted: list[BuildState] = []
+    for enabled, pattern, states in (
+        ("skip_queued_branch_builds", "skip_queued_branch_builds_filter", _QUEUED),
+        ("cancel_running_branch_builds", "cancel_running_branch_builds_filter", _RUNNING),
+    ):
+        if settings.get(enabled) and branch_matches([settings.get(pattern) or ""], build.branch):
+            wanted.extend(states)
+    if not wanted:
+        return
+    older = await session.scalars(
+        select(Build.id).where(
+            Build.pipeline_id == pipeline.id,
+            Build.branch == build.branch,
+            Build.id != build.id,
+            Build.number < build.number,
+            Build.state.in_(wanted),
+        )
+    )
+    for build_id in list(older):
+        earlier = await lock(session, build_id)
+        if earlier.state in _QUEUED and earlier.started_at is None:
+            await _skip(session, earlier, by=build)
+        elif earlier.state in _RUNNING:
+            canceled = await cancel(session, earlier)
+            canceled.cancel_reason = f"Canceled by newer build #{build.number}"
+
+
+async def _skip(session: AsyncSession, build: Build, *, by: Build) -> None:
+    """Skip a build no agent has started: its jobs are skipped (or canceled, when an agent
+    holds one) and it finishes `skipped`."""
+    now = utcnow()
+    for job in await jobs_service.list_for_build(session, build.id):
+        if job.state in TERMINAL:
+            continue
+        if job.state in (JobState.PENDING, JobState.WAITING, JobState.SCHEDULED, JobState.BLOCKED):
+            _settle(job, JobState.SKIPPED, now, passed=False)
+        else:
+            _cancel_one(session, job, now)
+    build.state = BuildState.SKIPPED
+    build.blocked = False
+    build.finished_at = now
+    build.cancel_reason = f"Skipped by newer build #{by.number}"
+    _emit_build_event(session, "build.finished", build)
 
 
 def _context(build: Build, pipeline: Pipeline, organization: Organization) -> BuildContext:
@@ -758,6 +819,13 @@ async def lock_for(session: AsyncSession, job: Job | JobRef) -> tuple[Build, Job
     if current is None:
         raise NotFound.of("job")
     return build, current
+
+
+async def commit_was_built(session: AsyncSession, *, pipeline_id: uuid.UUID, commit: str) -> bool:
+    found = await session.scalar(
+        select(Build.id).where(Build.pipeline_id == pipeline_id, Build.commit == commit).limit(1)
+    )
+    return found is not None
 
 
 async def get_by_id(session: AsyncSession, build_id: uuid.UUID) -> Build:

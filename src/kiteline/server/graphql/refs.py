@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from kiteline.server.jobs.graphql import Job, JobConnection, JobTypeCommand, JobTypeTrigger
     from kiteline.server.organizations.graphql import OrganizationNode
     from kiteline.server.pipelines.graphql import PipelineNode
+    from kiteline.server.schedules.graphql import PipelineScheduleNode
     from kiteline.server.users.graphql import BuildCreator, UserNode
 
 AgentRef = Annotated["AgentNode", strawberry.lazy("kiteline.server.agents.graphql")]
@@ -30,4 +31,7 @@ OrganizationRef = Annotated[
     "OrganizationNode", strawberry.lazy("kiteline.server.organizations.graphql")
 ]
 PipelineRef = Annotated["PipelineNode", strawberry.lazy("kiteline.server.pipelines.graphql")]
+PipelineScheduleRef = Annotated[
+    "PipelineScheduleNode", strawberry.lazy("kiteline.server.schedules.graphql")
+]
 UserRef = Annotated["UserNode", strawberry.lazy("kiteline.server.users.graphql")]

@@ -34,6 +34,7 @@ from kiteline.server.graphql.shortcuts import take_shortcuts
 from kiteline.server.jobs.graphql import JobMutation, JobQuery, lookup_job
 from kiteline.server.organizations.graphql import OrganizationQuery, lookup_organization
 from kiteline.server.pipelines.graphql import PipelineMutation, PipelineQuery, lookup_pipeline
+from kiteline.server.schedules.graphql import ScheduleMutation, ScheduleQuery, lookup_schedule
 from kiteline.server.users.graphql import UserQuery, lookup_user, lookup_viewer
 
 #: Every rule of the GraphQL spec but one: the seed's own "SearchBuilds" example declares an
@@ -56,6 +57,7 @@ NODE_LOOKUPS: dict[str, NodeLookup] = {
     "Artifact": lookup_artifact,
     "User": lookup_user,
     "Viewer": lookup_viewer,
+    "PipelineSchedule": lookup_schedule,
 }
 
 
@@ -76,6 +78,7 @@ Query = merge_types(
         UserQuery,
         OrganizationQuery,
         PipelineQuery,
+        ScheduleQuery,
         BuildQuery,
         JobQuery,
         AgentQuery,
@@ -85,7 +88,14 @@ Query = merge_types(
 )
 Mutation = merge_types(
     "Mutation",
-    (BuildMutation, JobMutation, PipelineMutation, AgentMutation, AnnotationMutation),
+    (
+        BuildMutation,
+        JobMutation,
+        PipelineMutation,
+        ScheduleMutation,
+        AgentMutation,
+        AnnotationMutation,
+    ),
 )
 
 

@@ -13,6 +13,7 @@ from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import providers
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users.models import User
 
@@ -46,10 +47,18 @@ def job_environment(
         "BUILDKITE_TAG": build.tag or "",
         "BUILDKITE_MESSAGE": build.message or "",
         "BUILDKITE_REPO": pipeline.repository,
-        "BUILDKITE_PIPELINE_PROVIDER": "git" if pipeline.repository else "local",
+        "BUILDKITE_PIPELINE_PROVIDER": providers.provider_id(pipeline.repository, pipeline.settings)
+        if pipeline.repository
+        else "local",
         "BUILDKITE_PULL_REQUEST": str((build.pull_request or {}).get("id") or "false"),
         "BUILDKITE_PULL_REQUEST_BASE_BRANCH": str((build.pull_request or {}).get("base") or ""),
         "BUILDKITE_PULL_REQUEST_REPO": str((build.pull_request or {}).get("repository") or ""),
+        "BUILDKITE_PULL_REQUEST_LABELS": ",".join(
+            str(label) for label in (build.pull_request or {}).get("labels") or []
+        ),
+        "BUILDKITE_PULL_REQUEST_DRAFT": "true"
+        if (build.pull_request or {}).get("draft")
+        else "false",
         "BUILDKITE_LABEL": job.label or "",
         "BUILDKITE_STEP_ID": str(job.step_id),
         "BUILDKITE_STEP_KEY": job.step_key or "",

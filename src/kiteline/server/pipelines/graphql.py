@@ -26,16 +26,24 @@ from kiteline.server.graphql.enums import (
 )
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node, found, id_of
-from kiteline.server.graphql.refs import BuildRef, OrganizationRef, UserRef
-from kiteline.server.graphql.scalars import YAMLText
+from kiteline.server.graphql.refs import BuildRef, OrganizationRef, PipelineScheduleRef, UserRef
+from kiteline.server.graphql.scalars import JSONValue, YAMLText
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import graphql_id, parse_uuid
 from kiteline.server.kit.keyset import Window
 from kiteline.server.organizations import graphql as organization_types
-from kiteline.server.pipelines import service
+from kiteline.server.pipelines import providers, service
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.schedules import graphql as schedule_types
 from kiteline.server.users import graphql as user_types
 from kiteline.server.users import service as users
+
+_PROVIDER_NAMES = {
+    "github": "GitHub",
+    "gitlab": "GitLab",
+    "bitbucket": "Bitbucket",
+    "gitea": "Gitea",
+}
 
 #: Kiteline has no favourites and no relevance: those orders fall back to their nearest.
 _ORDERINGS = {
@@ -46,9 +54,21 @@ _ORDERINGS = {
 }
 
 
+@strawberry.type(name="RepositoryProvider")
+class RepositoryProvider:
+    """The code host of a pipeline's repository, its webhook URL (to callers who may edit the
+    pipeline) and its settings (Kiteline: REST's `provider.settings`)."""
+
+    name: str
+    url: str | None
+    webhook_url: str | None
+    settings: JSONValue
+
+
 @strawberry.type(name="Repository")
 class Repository:
     url: str
+    provider: RepositoryProvider
 
 
 @strawberry.type(name="PipelineSteps")
@@ -105,8 +125,38 @@ class PipelineNode(Node):
         return self.row.branch_configuration
 
     @strawberry.field
-    def repository(self) -> Repository | None:
-        return Repository(url=self.row.repository) if self.row.repository else None
+    def repository(self, info: Info) -> Repository | None:
+        if not self.row.repository:
+            return None
+        provider = providers.provider_id(self.row.repository, self.row.settings)
+        host, path = providers.repository_host_and_path(self.row.repository)
+        may_edit = "write_pipelines" in info.context.principal.token.scopes
+        return Repository(
+            url=self.row.repository,
+            provider=RepositoryProvider(
+                name=_PROVIDER_NAMES.get(provider, "Git"),
+                url=f"https://{host}/{path}" if host and path else None,
+                webhook_url=info.context.urls.web(f"deliver/{self.row.webhook_token}")
+                if may_edit and self.row.webhook_token
+                else None,
+                settings=JSONValue(
+                    providers.provider_settings(self.row.settings, self.row.repository)
+                ),
+            ),
+        )
+
+    @strawberry.field(description="Builds on a cron timetable")
+    async def schedules(
+        self,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Connection[PipelineScheduleRef]:
+        return await schedule_types.schedules_of_pipeline(
+            info, self.row.id, first, last, after, before
+        )
 
     @strawberry.field
     def steps(self) -> PipelineSteps | None:

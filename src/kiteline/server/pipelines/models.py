@@ -39,6 +39,11 @@ class Pipeline(Base):
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     visibility: Mapped[str] = mapped_column(String(20), default="private")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The secret in the pipeline's `webhook_url` (`/deliver/<token>`), where its code host
+    # sends pushes and pull requests.
+    webhook_token: Mapped[str | None] = mapped_column(
+        String(64), unique=True, default=lambda: secrets.token_hex(24)
+    )
     # Build numbers come from this counter with an atomic UPDATE ... RETURNING, so concurrent
     # creators on PostgreSQL serialise on the pipeline row and never reuse a number.
     last_build_number: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import PipelineError, parse_pipeline, to_rest_steps
 from kiteline.server.builds import service as builds_service
-from kiteline.server.kit.auth import api_transaction
+from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
@@ -19,7 +19,7 @@ from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.pipelines import service
+from kiteline.server.pipelines import providers, service
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
@@ -42,6 +42,7 @@ class PipelineCreate(BaseModel):
     env: dict[str, str] | None = None
     visibility: str | None = None
     provider_settings: dict[str, Any] | None = None
+    provider_id: str | None = None
 
 
 @lru_cache(maxsize=256)
@@ -61,6 +62,7 @@ def pipeline_json(
     *,
     creator: User | None,
     counts: builds_service.PipelineCounts,
+    show_webhook_url: bool = False,
 ) -> dict[str, Any]:
     url = urls.pipeline(org_slug, pipeline.slug)
     return {
@@ -87,9 +89,9 @@ def pipeline_json(
         ),
         "allow_rebuilds": pipeline.settings.get("allow_rebuilds", True),
         "provider": {
-            "id": "git",
-            "webhook_url": "",
-            "settings": pipeline.settings.get("provider_settings", {}),
+            "id": providers.provider_id(pipeline.repository, pipeline.settings),
+            "webhook_url": webhook_url(urls, pipeline) if show_webhook_url else "",
+            "settings": providers.provider_settings(pipeline.settings, pipeline.repository),
         },
         "builds_url": f"{url}/builds",
         "badge_url": urls.badge(pipeline.badge_key),
@@ -109,9 +111,20 @@ def pipeline_json(
     }
 
 
+def webhook_url(urls: Urls, pipeline: Pipeline) -> str:
+    """Where the pipeline's code host sends its events: the token is the secret."""
+    return urls.web(f"deliver/{pipeline.webhook_token}") if pipeline.webhook_token else ""
+
+
 async def render_pipelines(
-    session: AsyncSession, urls: Urls, org_slug: str, pipelines: list[Pipeline]
+    session: AsyncSession,
+    urls: Urls,
+    org_slug: str,
+    pipelines: list[Pipeline],
+    *,
+    show_webhook_url: bool = False,
 ) -> list[dict[str, Any]]:
+    """`show_webhook_url`: the caller may edit pipelines (Buildkite shows the URL only then)."""
     creators = await users.get_many(
         session, {p.created_by_id for p in pipelines if p.created_by_id is not None}
     )
@@ -123,6 +136,7 @@ async def render_pipelines(
             pipeline,
             creator=creators.get(pipeline.created_by_id) if pipeline.created_by_id else None,
             counts=counts.get(pipeline.id, builds_service.PipelineCounts()),
+            show_webhook_url=show_webhook_url,
         )
         for pipeline in pipelines
     ]
@@ -145,7 +159,9 @@ async def list_pipelines(request: Request, response: Response, org: str) -> list
             name=request.query_params.get("name"),
             repository=request.query_params.get("repository"),
         )
-        body = await render_pipelines(session, urls, org, pipelines)
+        body = await render_pipelines(
+            session, urls, org, pipelines, show_webhook_url=_may_edit(principal)
+        )
     add_link_header(response, request, urls.base, page, total=total)
     return body
 
@@ -178,10 +194,12 @@ async def create_pipeline(request: Request, org: str, body: PipelineCreate) -> d
             branch_configuration=body.branch_configuration,
             env=body.env,
             visibility=body.visibility or "private",
-            settings={"provider_settings": body.provider_settings or {}},
+            settings={
+                "provider_settings": body.provider_settings or {},
+                "provider_id": body.provider_id,
+            },
         )
-        (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
-    return rendered
+        return await _render_one(session, request, org, pipeline, principal)
 
 
 class PipelineUpdate(BaseModel):
@@ -197,6 +215,7 @@ class PipelineUpdate(BaseModel):
     env: dict[str, str] | None = None
     visibility: str | None = None
     provider_settings: dict[str, Any] | None = None
+    provider_id: str | None = None
     skip_queued_branch_builds: bool | None = None
     skip_queued_branch_builds_filter: str | None = None
     cancel_running_branch_builds: bool | None = None
@@ -208,10 +227,20 @@ class PipelineUpdate(BaseModel):
 PIPELINE = "/organizations/{org}/pipelines/{slug}"
 
 
+def _may_edit(principal: Principal) -> bool:
+    return "write_pipelines" in principal.token.scopes
+
+
 async def _render_one(
-    session: AsyncSession, request: Request, org: str, pipeline: Pipeline
+    session: AsyncSession, request: Request, org: str, pipeline: Pipeline, principal: Principal
 ) -> dict[str, Any]:
-    (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
+    (rendered,) = await render_pipelines(
+        session,
+        Urls(base_url(request)),
+        org,
+        [pipeline],
+        show_webhook_url=_may_edit(principal),
+    )
     return rendered
 
 
@@ -226,7 +255,7 @@ async def update_pipeline(
         )
         pipeline = await service.get(session, organization_id=organization.id, slug=slug)
         await service.update(session, pipeline, body.model_dump(exclude_unset=True))
-        return await _render_one(session, request, org, pipeline)
+        return await _render_one(session, request, org, pipeline, principal)
 
 
 @router.delete(PIPELINE, status_code=204)
@@ -249,7 +278,7 @@ async def archive_pipeline(request: Request, org: str, slug: str) -> dict[str, A
         )
         pipeline = await service.get(session, organization_id=organization.id, slug=slug)
         service.archive(pipeline)
-        return await _render_one(session, request, org, pipeline)
+        return await _render_one(session, request, org, pipeline, principal)
 
 
 @router.post(PIPELINE + "/unarchive")
@@ -260,7 +289,7 @@ async def unarchive_pipeline(request: Request, org: str, slug: str) -> dict[str,
         )
         pipeline = await service.get(session, organization_id=organization.id, slug=slug)
         service.unarchive(pipeline)
-        return await _render_one(session, request, org, pipeline)
+        return await _render_one(session, request, org, pipeline, principal)
 
 
 @router.get("/organizations/{org}/pipelines/{slug}")
@@ -271,5 +300,4 @@ async def get_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
             session, slug=org, user_id=principal.user_id
         )
         pipeline = await service.get(session, organization_id=organization.id, slug=slug)
-        (rendered,) = await render_pipelines(session, Urls(base_url(request)), org, [pipeline])
-    return rendered
+        return await _render_one(session, request, org, pipeline, principal)

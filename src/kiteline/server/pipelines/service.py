@@ -30,6 +30,7 @@ from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.text import check_plain, control_character_problem
 from kiteline.server.kit.text_search import contains
+from kiteline.server.pipelines import providers
 from kiteline.server.pipelines.models import Pipeline
 
 
@@ -128,6 +129,13 @@ async def create(
         raise ValidationFailed.field(
             "slug", "must be lowercase letters, digits, dashes and underscores (at most 100)"
         )
+    settings = dict(settings or {})
+    if "provider_settings" in settings:
+        settings["provider_settings"] = providers.check_provider_settings(
+            settings["provider_settings"] or {}
+        )
+    if "provider_id" in settings:
+        settings["provider_id"] = providers.check_provider_id(settings["provider_id"])
     slug = slug or slugify(name)
     taken = await session.scalar(
         select(Pipeline.id).where(
@@ -148,7 +156,7 @@ async def create(
         branch_configuration=branch_configuration,
         env=env or {},
         visibility=visibility,
-        settings=settings or {},
+        settings=settings,
         created_by_id=created_by_id,
     )
     session.add(pipeline)
@@ -172,6 +180,18 @@ async def get_by_badge_key(session: AsyncSession, key: str) -> Pipeline:
     if pipeline is None:
         raise NotFound.of("badge")
     return pipeline
+
+
+async def get_by_webhook_token(session: AsyncSession, token: str) -> Pipeline:
+    pipeline = await session.scalar(select(Pipeline).where(Pipeline.webhook_token == token))
+    if pipeline is None:
+        raise NotFound.of("pipeline")
+    return pipeline
+
+
+async def lock(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
+    """Hold the pipeline's row until the transaction ends (PostgreSQL; SQLite has one writer)."""
+    await session.execute(select(Pipeline.id).where(Pipeline.id == pipeline_id).with_for_update())
 
 
 async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
@@ -245,6 +265,7 @@ UPDATABLE_SETTINGS = (
     "cancel_running_branch_builds_filter",
     "allow_rebuilds",
     "provider_settings",
+    "provider_id",
     "tags",
 )
 
@@ -258,6 +279,7 @@ NULLABLE = frozenset(
         "cancel_running_branch_builds_filter",
         "tags",
         "steps",
+        "provider_id",
     }
 )
 VISIBILITIES = ("private", "public")
@@ -296,6 +318,15 @@ async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, A
     for column in UPDATABLE_COLUMNS:
         if column in changes:
             setattr(pipeline, column, changes[column])
+    if "provider_settings" in changes:
+        changes = {
+            **changes,
+            "provider_settings": providers.check_provider_settings(
+                changes["provider_settings"], pipeline.settings.get("provider_settings")
+            ),
+        }
+    if "provider_id" in changes:
+        changes = {**changes, "provider_id": providers.check_provider_id(changes["provider_id"])}
     settings = dict(pipeline.settings)
     settings.update({key: changes[key] for key in UPDATABLE_SETTINGS if key in changes})
     pipeline.settings = settings

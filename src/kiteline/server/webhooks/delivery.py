@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.kit.db import transaction, utcnow
 from kiteline.server.kit.urls import Urls
+from kiteline.server.sources import statuses
+from kiteline.server.sources.statuses import StatusClaim
 from kiteline.server.webhooks import fanout, queue
 from kiteline.server.webhooks.queue import Claim, Outcome, RetryPolicy
 from kiteline.server.webhooks.signing import request_headers
@@ -120,22 +122,69 @@ async def _attempt(
         log.exception("recording attempt %d of %s failed", claim.attempt, claim.request_id)
 
 
+async def post_status(
+    client: httpx.AsyncClient, claim: StatusClaim, settings: Settings
+) -> tuple[int | None, str | None]:
+    """One attempt at a commit status: the host's answer code, or what went wrong."""
+    try:
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            answer = await client.post(
+                claim.url,
+                json=claim.body,
+                headers=statuses.auth_headers(claim.provider, settings),
+            )
+    except TimeoutError:
+        return None, f"no answer within {settings.webhook_timeout_seconds:g}s"
+    except httpx.HTTPError as problem:
+        return None, f"{type(problem).__name__}: {problem}".rstrip(": ")
+    error = None if answer.is_success else answer.text[:EXCERPT_BYTES]
+    return answer.status_code, error
+
+
+async def _attempt_status(
+    sessions: async_sessionmaker[AsyncSession],
+    clients: Clients,
+    claim: StatusClaim,
+    settings: Settings,
+) -> None:
+    status_code, error = await post_status(clients.get(True), claim, settings)
+    policy = RetryPolicy.from_settings(settings)
+    outcome = Outcome(started_at=utcnow(), duration_ms=0, status_code=status_code, error=error)
+    retry_at = (
+        utcnow() + policy.delay(claim.attempt)
+        if not outcome.succeeded and outcome.retriable and claim.attempt < policy.max_attempts
+        else None
+    )
+    try:
+        async with transaction(sessions) as session:
+            await statuses.record(
+                session, claim, status_code=status_code, error=error, retry_at=retry_at
+            )
+    except Exception:
+        log.exception("recording commit status attempt %d of %s failed", claim.attempt, claim.url)
+
+
 async def _step(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     urls: Urls,
     free: int,
-) -> tuple[bool, list[Claim]]:
-    """Fan out one batch and lease up to `free` due deliveries; says whether more events wait."""
+) -> tuple[bool, list[Claim], list[StatusClaim]]:
+    """Fan out one batch and lease up to `free` due deliveries and commit statuses; says
+    whether more events wait."""
     async with transaction(sessions) as session:
-        taken = await fanout.fan_out(session, urls, now=utcnow())
+        taken = await fanout.fan_out(session, urls, now=utcnow(), settings=settings)
     claims: list[Claim] = []
+    status_claims: list[StatusClaim] = []
     if free > 0:
         async with transaction(sessions) as session:
             claims = await queue.claim_due(
                 session, now=utcnow(), limit=free, lease=lease_for(settings)
             )
-    return taken >= fanout.BATCH, claims
+            status_claims = await statuses.claim_due(
+                session, now=utcnow(), limit=free - len(claims), lease=lease_for(settings)
+            )
+    return taken >= fanout.BATCH, claims, status_claims
 
 
 async def run_delivery(
@@ -158,12 +207,16 @@ async def run_delivery(
                 more = False
                 try:
                     free = settings.webhook_concurrency - len(in_flight)
-                    more, claims = await _step(sessions, settings, urls, free)
+                    more, claims, status_claims = await _step(sessions, settings, urls, free)
                 except Exception:
                     log.exception("webhook delivery failed a round; it goes on")
-                    claims = []
-                for claim in claims:
-                    task = asyncio.create_task(_attempt(sessions, clients, claim, settings))
+                    claims, status_claims = [], []
+                attempts = [_attempt(sessions, clients, claim, settings) for claim in claims]
+                attempts += [
+                    _attempt_status(sessions, clients, claim, settings) for claim in status_claims
+                ]
+                for attempt in attempts:
+                    task = asyncio.create_task(attempt)
                     in_flight.add(task)
                     task.add_done_callback(finished)
                 if not more:

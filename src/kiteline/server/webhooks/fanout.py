@@ -1,4 +1,5 @@
-"""Turns outbox events into deliveries, each event exactly once, in one transaction per batch.
+"""Turns outbox events into deliveries (webhooks', and the commit statuses build events
+mean), each event exactly once, in one transaction per batch.
 
 Outbox ids are not always committed in order on PostgreSQL (a transaction that took id 10 can
 commit after the one that took id 11), so a plain "last id seen" cursor could skip an event
@@ -24,10 +25,12 @@ from kiteline.server.events import outbox
 from kiteline.server.events.models import Event
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
+from kiteline.server.sources import statuses
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 from kiteline.server.webhooks import payloads, queue, service
 from kiteline.server.webhooks.models import Webhook, WebhookFanout, WebhookFanoutFloor
+from kiteline.settings import Settings
 
 log = logging.getLogger("kiteline.webhooks")
 
@@ -37,9 +40,11 @@ SETTLE = timedelta(minutes=5)
 DONE = select(WebhookFanout.event_id)
 
 
-async def fan_out(session: AsyncSession, urls: Urls, *, now: datetime) -> int:
+async def fan_out(
+    session: AsyncSession, urls: Urls, *, now: datetime, settings: Settings | None = None
+) -> int:
     """Fan out the next batch of events; returns how many were taken (BATCH: there may be
-    more)."""
+    more). With `settings`, build events also queue their commit statuses."""
     floor = await _lock_floor(session)
     if floor is None:
         return 0  # another worker is at it
@@ -62,6 +67,8 @@ async def fan_out(session: AsyncSession, urls: Urls, *, now: datetime) -> int:
                 organization = await organizations.get(session, event.organization_id)
                 rendered = await renderer.event(organization, event)
                 _deliver(session, event, rendered, candidates, senders)
+            if settings is not None:
+                await statuses.on_event(session, event, urls, settings)
             session.add(WebhookFanout(event_id=event.id))
         await session.flush()
     await _raise_floor(session, floor, now)

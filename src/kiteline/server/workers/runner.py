@@ -33,6 +33,7 @@ async def _run_sweeps(
             ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
             ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
             ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
+            ("schedules", lambda: sweeps.fire_schedules(sessions)),
         ):
             try:
                 count = await sweep()

@@ -1,5 +1,5 @@
-"""The periodic sweeps: job timeouts, lost agents, job expiry. Each runs in its own
-transaction and is safe to run in several processes at once (rows are locked and skipped on
+"""The periodic sweeps: job timeouts, lost agents, job expiry, pipeline schedules. Each runs in
+its own transaction and is safe to run in several processes at once (rows are locked and skipped on
 PostgreSQL; SQLite has one writer)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from kiteline.server.agents import service as agents
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.db import transaction, utcnow
+from kiteline.server.schedules import service as schedules
 from kiteline.settings import Settings
 
 
@@ -47,3 +48,17 @@ async def expire_jobs(sessions: async_sessionmaker[AsyncSession], settings: Sett
         for job in stale:
             await builds.expire_job(session, job)
     return len(stale)
+
+
+async def fire_schedules(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """A build for each schedule that is due, each in its own transaction (one failing
+    schedule holds up no other); another process firing the same one finds it claimed."""
+    now = utcnow()
+    async with transaction(sessions, read_only=True) as session:
+        due = await schedules.due(session, now)
+    fired = 0
+    for schedule_id, due_at in due:
+        async with transaction(sessions) as session:
+            if await schedules.fire(session, schedule_id, due_at=due_at, now=now) is not None:
+                fired += 1
+    return fired

@@ -1,0 +1,1 @@
+"""Pipeline schedules: builds on a cron timetable."""
