@@ -723,3 +723,33 @@ def test_bitbucket_pushes_build_and_deleted_branches_are_ignored(host: Host) -> 
     push["push"]["changes"][0]["new"] = None
     gone = host.deliver(pipeline, {"X-Event-Key": "repo:push"}, push)
     assert gone.json()["reason"] == "The branch 'main' was deleted"
+
+
+def test_graphql_shows_the_provider_under_the_repository(host: Host) -> None:
+    pipeline = host.pipeline("git@gitlab.com:acme/app.git", provider_settings={"build_tags": True})
+    query = """
+    query($slug: ID!) {
+      pipeline(slug: $slug) {
+        repository { url provider { name url webhookUrl settings } }
+      }
+    }"""
+    variables = {"slug": "acme/app"}
+
+    def ask(token: str) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{host.server.url}/v1",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        repository: dict[str, Any] = answer.json()["data"]["pipeline"]["repository"]
+        return repository
+
+    shown = ask(host.identity.api_token)
+    assert shown["url"] == "git@gitlab.com:acme/app.git"
+    provider = shown["provider"]
+    assert (provider["name"], provider["url"]) == ("GitLab", "https://gitlab.com/acme/app")
+    assert provider["webhookUrl"] == pipeline["provider"]["webhook_url"]
+    assert json.loads(provider["settings"]) == pipeline["provider"]["settings"]
+    reader = host.server.identity("acme", scopes=["read_pipelines", "graphql"])
+    assert ask(reader.api_token)["provider"]["webhookUrl"] is None
