@@ -110,6 +110,12 @@ BENCHMARKS = [
         _python("web_build_page.py", "--jobs", "100", "--requests", "10"),
         budget_s=180,
     ),
+    Benchmark(
+        "source-deliveries",
+        _python("source_deliveries.py", "--backend", "sqlite", "--deliveries", "300"),
+        _python("source_deliveries.py", "--deliveries", "30"),
+        budget_s=120,
+    ),
 ]
 
 
