@@ -122,6 +122,12 @@ BENCHMARKS = [
         _python("web_log.py", "--megabytes", "5", "--requests", "10"),
         budget_s=180,
     ),
+    Benchmark(
+        "source-deliveries",
+        _python("source_deliveries.py", "--backend", "sqlite", "--deliveries", "300"),
+        _python("source_deliveries.py", "--deliveries", "30"),
+        budget_s=120,
+    ),
 ]
 
 

@@ -39,6 +39,7 @@ ENDPOINTS: list[tuple[str, str, str | None, Any]] = [
     ("DELETE", "/v2/organizations/acme/pipelines/p", "write_pipelines", None),
     ("POST", "/v2/organizations/acme/pipelines/p/archive", "write_pipelines", None),
     ("POST", "/v2/organizations/acme/pipelines/p/unarchive", "write_pipelines", None),
+    ("GET", "/v2/organizations/acme/pipelines/p/source-deliveries", "read_pipelines", None),
     ("GET", "/v2/builds", "read_builds", None),
     ("GET", "/v2/organizations/acme/builds", "read_builds", None),
     ("GET", "/v2/organizations/acme/pipelines/p/builds", "read_builds", None),

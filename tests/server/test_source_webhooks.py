@@ -344,24 +344,24 @@ def test_a_failed_build_is_a_failure_status(host: Host) -> None:
 
 
 def test_no_statuses_when_publish_commit_status_is_off(host: Host) -> None:
-    pipeline = host.pipeline(
+    quiet = host.pipeline(
         "https://github.com/acme/app.git",
         provider_settings={"publish_commit_status": False},
     )
-    assert host.deliver(pipeline, {"X-GitHub-Event": "push"}, github_push()).status_code == 201
+    assert host.deliver(quiet, {"X-GitHub-Event": "push"}, github_push()).status_code == 201
     agent = host.agent()
     assert agent.finish(agent.take_job(), "0").status_code == 200
     wait_until(lambda: host.builds()[0]["state"] == "passed", what="a passed build")
-    # A later build whose statuses are published shows that none were queued before it.
-    host.client.patch(
-        f"{PIPELINES}/app", json={"provider_settings": {"publish_commit_status": True}}
-    )
+    # Events fan out in outbox order: once a later pipeline's status arrives, the quiet
+    # pipeline's events have been through the fan-out too.
+    loud = host.pipeline("https://github.com/acme/app.git", name="loud")
     assert (
-        host.deliver(pipeline, {"X-GitHub-Event": "push"}, github_push(after=SHA2)).status_code
-        == 201
+        host.deliver(loud, {"X-GitHub-Event": "push"}, github_push(after=SHA2)).status_code == 201
     )
-    (first,) = host.api.wait_for_accepted(1, what="a commit status")
-    assert first.path == f"/github/repos/acme/app/statuses/{SHA2}"
+    host.api.wait_for_accepted(1, what="a commit status")
+    assert [(r.path, r.json()["context"]) for r in host.api.accepted()] == [
+        (f"/github/repos/acme/app/statuses/{SHA2}", "buildkite/loud")
+    ]
 
 
 def test_a_status_the_host_refuses_with_5xx_is_retried_until_taken(
@@ -723,3 +723,33 @@ def test_bitbucket_pushes_build_and_deleted_branches_are_ignored(host: Host) -> 
     push["push"]["changes"][0]["new"] = None
     gone = host.deliver(pipeline, {"X-Event-Key": "repo:push"}, push)
     assert gone.json()["reason"] == "The branch 'main' was deleted"
+
+
+def test_graphql_shows_the_provider_under_the_repository(host: Host) -> None:
+    pipeline = host.pipeline("git@gitlab.com:acme/app.git", provider_settings={"build_tags": True})
+    query = """
+    query($slug: ID!) {
+      pipeline(slug: $slug) {
+        repository { url provider { name url webhookUrl settings } }
+      }
+    }"""
+    variables = {"slug": "acme/app"}
+
+    def ask(token: str) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{host.server.url}/v1",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        repository: dict[str, Any] = answer.json()["data"]["pipeline"]["repository"]
+        return repository
+
+    shown = ask(host.identity.api_token)
+    assert shown["url"] == "git@gitlab.com:acme/app.git"
+    provider = shown["provider"]
+    assert (provider["name"], provider["url"]) == ("GitLab", "https://gitlab.com/acme/app")
+    assert provider["webhookUrl"] == pipeline["provider"]["webhook_url"]
+    assert json.loads(provider["settings"]) == pipeline["provider"]["settings"]
+    reader = host.server.identity("acme", scopes=["read_pipelines", "graphql"])
+    assert ask(reader.api_token)["provider"]["webhookUrl"] is None

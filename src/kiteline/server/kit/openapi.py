@@ -132,6 +132,10 @@ SCHEMAS: dict[str, Schema] = {
             )
         ),
     ),
+    "SourceDelivery": obj(
+        "id:uuid provider event delivery_id:str? outcome reason status_code:int created_at:time",
+        build=nullable(obj("id:uuid number:int url:url web_url:url")),
+    ),
     "Error": obj("message"),
     "ValidationError": obj(message={"const": "Validation Failed"}, errors=array(obj("field code"))),
     "RateLimitError": obj(
@@ -398,6 +402,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("delete", PIPELINE): NO_CONTENT,
     ("post", PIPELINE + "/archive"): body("Pipeline", 200, 422),
     ("post", PIPELINE + "/unarchive"): body("Pipeline", 200, 422),
+    ("get", PIPELINE + "/source-deliveries"): listing("SourceDelivery"),
     ("get", "/v2/builds"): listing("Build", *BUILD_FILTERS, errors=(400,)),
     ("get", ORG + "/builds"): listing("Build", *BUILD_FILTERS, errors=(400,)),
     ("get", BUILDS): listing("Build", *BUILD_FILTERS, errors=(400,)),

@@ -27,7 +27,7 @@ router = APIRouter(tags=["sources"])
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
 
-@deliver_router.post("/deliver/{token}")
+@deliver_router.post("/deliver/{token}", include_in_schema=False)
 async def deliver(request: Request, token: str) -> Response:
     """A code host's webhook: 201 with the build it created, 200 when acknowledged without a
     build (ping, deleted branch, filtered out, repeated delivery), 400 for a payload that is

@@ -18,8 +18,10 @@ from sqlalchemy.orm import aliased
 from kiteline.server.builds import service as builds
 from kiteline.server.events.models import Event
 from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines import providers
+from kiteline.server.pipelines import service as pipelines
 from kiteline.server.sources.models import CommitStatus
 from kiteline.settings import Settings
 
@@ -85,12 +87,16 @@ async def on_event(session: AsyncSession, event: Event, urls: Urls, settings: Se
     status differs from the last one queued for the build."""
     if event.name not in BUILD_EVENTS:
         return
+    pipeline_id = uuid.UUID(str(event.data["pipeline_id"]))
+    found = (await pipelines.get_many(session, {pipeline_id})).get(pipeline_id)
+    if found is None:
+        return  # deleted since: nothing to tell
+    provider = providers.provider_id(found.repository, found.settings)
+    if provider not in POSTING or not providers.setting(found.settings, "publish_commit_status"):
+        return  # most pipelines: decided without reading the build
     try:
         build, pipeline, organization, _ = await builds.with_surroundings(session, event.subject_id)
-    except Exception:  # the build is gone: nothing to tell
-        return
-    provider = providers.provider_id(pipeline.repository, pipeline.settings)
-    if provider not in POSTING or not providers.setting(pipeline.settings, "publish_commit_status"):
+    except NotFound:
         return
     if not _SHA.match(build.commit):
         return  # `HEAD` or a branch name: no commit to put a status on
