@@ -6,6 +6,10 @@
   "use strict";
 
   var MAX_LINES = 5000;
+  // Logs followed by a stream of their own (the page has one too); the others are polled.
+  var MAX_STREAMS = 2;
+  var POLL_MS = 1000;
+  var streams = 0;
 
   function list(viewer) {
     return viewer.querySelector(".log-windows");
@@ -148,6 +152,11 @@
     if (viewer.source) {
       viewer.source.close();
       viewer.source = null;
+      streams -= 1;
+    }
+    if (viewer.poller) {
+      window.clearInterval(viewer.poller);
+      viewer.poller = null;
     }
     var status = viewer.querySelector(".log-status");
     if (status) {
@@ -156,9 +165,16 @@
   }
 
   function follow(viewer) {
-    if (!window.EventSource || !viewer.dataset.liveUrl) {
+    if (!window.EventSource || !viewer.dataset.liveUrl || streams >= MAX_STREAMS) {
+      // A browser holds about six connections to a server: past a few streams, poll.
+      viewer.poller = window.setInterval(function () {
+        if (viewer.querySelector(".log-later").hidden) {
+          later(viewer);
+        }
+      }, POLL_MS);
       return;
     }
+    streams += 1;
     var source = new EventSource(viewer.dataset.liveUrl);
     viewer.source = source;
     source.onmessage = function (message) {
