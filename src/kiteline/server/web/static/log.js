@@ -44,10 +44,43 @@
       return;
     }
     var lines = section.querySelector(".log-lines");
-    while (continued.firstChild) {
-      lines.appendChild(continued.firstChild);
+    while (continued.firstElementChild) {
+      continued.firstElementChild.dataset.joinedFrom = later.dataset.from;
+      lines.appendChild(continued.firstElementChild);
     }
     continued.remove();
+  }
+
+  function joinedFrom(win, from) {
+    return Array.prototype.slice.call(
+      win.querySelectorAll('.log-line[data-joined-from="' + from + '"]')
+    );
+  }
+
+  // A window leaving the page takes its lines with it, those it lent its neighbour included,
+  // and gives back those it was lent.
+  function dropFirst(windows) {
+    var gone = windows.firstElementChild;
+    var next = gone.nextElementSibling;
+    var lent = joinedFrom(gone, next.dataset.from);
+    if (lent.length) {
+      var continued = document.createElement("div");
+      continued.className = "log-lines log-continued";
+      lent.forEach(function (line) {
+        delete line.dataset.joinedFrom;
+        continued.appendChild(line);
+      });
+      next.insertBefore(continued, next.firstChild);
+    }
+    gone.remove();
+  }
+
+  function dropLast(windows) {
+    var gone = windows.lastElementChild;
+    joinedFrom(gone.previousElementSibling, gone.dataset.from).forEach(function (line) {
+      line.remove();
+    });
+    gone.remove();
   }
 
   function lineCount(viewer) {
@@ -84,7 +117,7 @@
     }
     windows.appendChild(win);
     while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
-      windows.removeChild(windows.firstElementChild);
+      dropFirst(windows);
     }
     update(viewer);
   }
@@ -96,7 +129,7 @@
     }
     windows.insertBefore(win, windows.firstElementChild);
     while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
-      windows.removeChild(windows.lastElementChild);
+      dropLast(windows);
     }
     update(viewer);
   }
