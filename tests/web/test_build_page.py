@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.agent_protocol import ScriptedAgent
 from tests.support.processes import kiteline_env, running, wait_until
 from tests.support.web import WebUi
 
@@ -472,3 +473,53 @@ def test_a_jobs_log_follows_the_tail_with_sections_and_inert_scripts(
     expect(line).to_have_id(re.compile(rf"^{job_id}-L\d+$"))
     line.locator(".log-number").click()
     expect(page).to_have_url(re.compile(rf"#{job_id}-L\d+$"))
+
+
+def test_a_long_log_is_paged_with_a_bounded_page_and_a_line_anchor_opens_it(
+    web: WebUi, signed_in_page: Any
+) -> None:
+    # A queue of its own: the server is shared, and other tests leave jobs scheduled.
+    create_pipeline(
+        web,
+        "long",
+        "steps:\n  - label: Long\n    command: make long\n    agents: {queue: paging}\n",
+    )
+    create_build(web, "long")
+    agent = ScriptedAgent.register(web.url, web.identity.agent_token, meta_data=["queue=paging"])
+    job = agent.take_job()
+    # A `+++` section every 500 lines: windows end inside sections, continued in the next.
+    log = "".join(
+        (f"+++ Part {n // 500}\n" if n % 500 == 0 else f"line {n:05d} " + "x" * 90 + "\n")
+        for n in range(1, 8001)
+    ).encode()
+    half = len(log) // 2
+    assert agent.log(job, 0, 0, log[:half]).status_code < 300
+    assert agent.log(job, 1, half, log[half:]).status_code < 300
+    agent.finish(job, "0").raise_for_status()
+    page = signed_in_page
+    page.goto(f"/acme/long/builds/1#{job['id']}-L40")
+    expect(page.locator(f'[id="{job["id"]}-L40"]')).to_be_in_viewport()
+    viewer = page.locator(".log-viewer")
+    earlier = viewer.get_by_role("button", name="Show earlier lines")
+    later = viewer.get_by_role("button", name="Show later lines")
+    expect(earlier).to_be_hidden()
+
+    def last_line() -> int:
+        return int(viewer.locator(".log-line").last.get_attribute("id").rsplit("-L", 1)[1])
+
+    while earlier.is_hidden():
+        before = last_line()
+        later.click()
+        expect(viewer.locator(f'[id="{job["id"]}-L{before + 1}"]')).to_have_count(1)
+    assert viewer.locator(".log-line").count() <= 5000
+    expect(viewer.locator(f'[id="{job["id"]}-L1"]')).to_have_count(0)
+    first = int(viewer.locator(".log-line").first.get_attribute("id").rsplit("-L", 1)[1])
+    earlier.click()
+    expect(viewer.locator(f'[id="{job["id"]}-L{first - 1}"]')).to_have_count(1)
+    shown = [
+        int(line_id.rsplit("-L", 1)[1])
+        for line_id in viewer.locator(".log-line").evaluate_all("lines => lines.map(l => l.id)")
+    ]
+    # Every line once, in order, however windows came and went (sections joined across them).
+    assert shown == list(range(shown[0], shown[0] + len(shown)))
+    assert len(shown) <= 5000

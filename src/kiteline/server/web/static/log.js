@@ -6,6 +6,10 @@
   "use strict";
 
   var MAX_LINES = 5000;
+  // Logs followed by a stream of their own (the page has one too); the others are polled.
+  var MAX_STREAMS = 2;
+  var POLL_MS = 1000;
+  var streams = 0;
 
   function list(viewer) {
     return viewer.querySelector(".log-windows");
@@ -40,10 +44,43 @@
       return;
     }
     var lines = section.querySelector(".log-lines");
-    while (continued.firstChild) {
-      lines.appendChild(continued.firstChild);
+    while (continued.firstElementChild) {
+      continued.firstElementChild.dataset.joinedFrom = later.dataset.from;
+      lines.appendChild(continued.firstElementChild);
     }
     continued.remove();
+  }
+
+  function joinedFrom(win, from) {
+    return Array.prototype.slice.call(
+      win.querySelectorAll('.log-line[data-joined-from="' + from + '"]')
+    );
+  }
+
+  // A window leaving the page takes its lines with it, those it lent its neighbour included,
+  // and gives back those it was lent.
+  function dropFirst(windows) {
+    var gone = windows.firstElementChild;
+    var next = gone.nextElementSibling;
+    var lent = joinedFrom(gone, next.dataset.from);
+    if (lent.length) {
+      var continued = document.createElement("div");
+      continued.className = "log-lines log-continued";
+      lent.forEach(function (line) {
+        delete line.dataset.joinedFrom;
+        continued.appendChild(line);
+      });
+      next.insertBefore(continued, next.firstChild);
+    }
+    gone.remove();
+  }
+
+  function dropLast(windows) {
+    var gone = windows.lastElementChild;
+    joinedFrom(gone.previousElementSibling, gone.dataset.from).forEach(function (line) {
+      line.remove();
+    });
+    gone.remove();
   }
 
   function lineCount(viewer) {
@@ -80,7 +117,7 @@
     }
     windows.appendChild(win);
     while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
-      windows.removeChild(windows.firstElementChild);
+      dropFirst(windows);
     }
     update(viewer);
   }
@@ -92,7 +129,7 @@
     }
     windows.insertBefore(win, windows.firstElementChild);
     while (lineCount(viewer) > MAX_LINES && windows.children.length > 1) {
-      windows.removeChild(windows.lastElementChild);
+      dropLast(windows);
     }
     update(viewer);
   }
@@ -148,6 +185,11 @@
     if (viewer.source) {
       viewer.source.close();
       viewer.source = null;
+      streams -= 1;
+    }
+    if (viewer.poller) {
+      window.clearInterval(viewer.poller);
+      viewer.poller = null;
     }
     var status = viewer.querySelector(".log-status");
     if (status) {
@@ -156,9 +198,16 @@
   }
 
   function follow(viewer) {
-    if (!window.EventSource || !viewer.dataset.liveUrl) {
+    if (!window.EventSource || !viewer.dataset.liveUrl || streams >= MAX_STREAMS) {
+      // A browser holds about six connections to a server: past a few streams, poll.
+      viewer.poller = window.setInterval(function () {
+        if (viewer.querySelector(".log-later").hidden) {
+          later(viewer);
+        }
+      }, POLL_MS);
       return;
     }
+    streams += 1;
     var source = new EventSource(viewer.dataset.liveUrl);
     viewer.source = source;
     source.onmessage = function (message) {
