@@ -58,6 +58,7 @@ class Shot:
     full_page: bool = False
     click: str | None = None  # the accessible name of a control to click first (a menu)
     svg: bool = False  # not a page: the SVG the path answers is saved as docs/ui/<name>.svg
+    fill: tuple[tuple[str, str], ...] = ()  # (field label, value) typed before the click
 
 
 SHOTS = [
@@ -80,6 +81,12 @@ SHOTS = [
     Shot("pipeline-filtered", "/default/backend?branch=feature/*&state=failed"),
     Shot("pipeline-settings", "/default/backend/settings", full_page=True),
     Shot("pipeline-settings-dark", "/default/backend/settings", dark=True),
+    Shot(
+        "pipeline-settings-error",
+        "/default/backend/settings",
+        fill=(("Steps", "steps:\n  - label: Tests\n    comand: make test\n"),),
+        click="Save Pipeline",
+    ),
     Shot("badge-passing", "/badges/backend?branch=main", svg=True),
     Shot("badge-failing", "/badges/backend?branch=feature/search", svg=True),
     Shot("badge-running", "/badges/backend?branch=feature/badges", svg=True),
@@ -397,11 +404,14 @@ def take(url: str, shots: list[Shot], paths: dict[str, str]) -> None:
                 page.wait_for_url("**/default")
             page.goto(resolved(shot.path))
             page.wait_for_load_state("networkidle")
+            for label, value in shot.fill:
+                page.get_by_label(label, exact=True).fill(value)
             if shot.click:
                 control = page.get_by_role("button", name=shot.click, exact=True)
                 if control.count() == 0:
                     control = page.get_by_label(shot.click)
                 control.first.click()
+                page.wait_for_load_state("networkidle")
             page.screenshot(path=str(OUT / f"{shot.name}.png"), full_page=shot.full_page)
             print(f"docs/ui/{shot.name}.png  {shot.path}")
             context.close()
