@@ -38,8 +38,10 @@ from kiteline.server.kit.errors import (
     Unprocessable,
     ValidationFailed,
 )
+from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.notify import dispatch
+from kiteline.server.kit.text import check_plain, check_plain_keys
 from kiteline.server.organizations import service as organizations_service
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
@@ -103,6 +105,9 @@ async def create(
         raise ValidationFailed.field("commit", "can't be blank")
     if not new.branch.strip():
         raise ValidationFailed.field("branch", "can't be blank")
+    check_plain("branch", new.branch.strip())
+    check_plain("commit", new.commit.strip())
+    check_plain_keys("meta_data", new.meta_data)
     steps_env = saved_steps_env(
         commit=new.commit.strip(),
         branch=new.branch.strip(),
@@ -793,6 +798,15 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
     return {row.id: row for row in rows}
 
 
+def parse_number(text: str) -> int:
+    """A build number from a path: 404 for anything no build can have (`0`, `-1`, `2**64`,
+    `x`), as for a build that doesn't exist."""
+    number = parse_int(text, minimum=1, maximum=INT32_MAX)
+    if number is None:
+        raise NotFound.of("build")
+    return number
+
+
 async def get_by_number(session: AsyncSession, *, pipeline_id: uuid.UUID, number: int) -> Build:
     build = await session.scalar(
         select(Build).where(Build.pipeline_id == pipeline_id, Build.number == number)
@@ -941,6 +955,7 @@ async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[
     for key, value in items.items():
         if not key.strip():
             raise ValidationFailed.field("key", "can't be blank")
+        check_plain("key", key)
         if not str(value).strip():
             raise ValidationFailed.field("value", f"can't be blank (key {key!r})")
     # Build JSON shows the meta-data: a new build revision says a cached rendering is stale.
