@@ -61,6 +61,7 @@ class Shot:
     click: str | None = None  # the accessible name of a control to click first (a menu)
     svg: bool = False  # not a page: the SVG the path answers is saved as docs/ui/<name>.svg
     open_job: str | None = None  # a job row to open (its log, timestamps shown)
+    fill: tuple[tuple[str, str], ...] = ()  # (field label, value) typed before the click
 
 
 SHOTS = [
@@ -83,6 +84,12 @@ SHOTS = [
     Shot("pipeline-filtered", "/default/backend?branch=feature/*&state=failed"),
     Shot("pipeline-settings", "/default/backend/settings", full_page=True),
     Shot("pipeline-settings-dark", "/default/backend/settings", dark=True),
+    Shot(
+        "pipeline-settings-error",
+        "/default/backend/settings",
+        fill=(("Steps", "steps:\n  - label: Tests\n    comand: make test\n"),),
+        click="Save Pipeline",
+    ),
     Shot("badge-passing", "/badges/backend?branch=main", svg=True),
     Shot("badge-failing", "/badges/backend?branch=feature/search", svg=True),
     Shot("badge-running", "/badges/backend?branch=feature/badges", svg=True),
@@ -496,11 +503,14 @@ def take(url: str, shots: list[Shot], paths: dict[str, str], ids: dict[str, str]
                 page.wait_for_url("**/default")
             page.goto(resolved(shot.path).format(**ids))
             page.wait_for_load_state("networkidle")
+            for label, value in shot.fill:
+                page.get_by_label(label, exact=True).fill(value)
             if shot.click:
                 control = page.get_by_role("button", name=shot.click, exact=True)
                 if control.count() == 0:
                     control = page.get_by_label(shot.click)
                 control.first.click()
+                page.wait_for_load_state("networkidle")
             if shot.open_job:
                 row = page.locator(".job-row", has_text=shot.open_job)
                 row.locator(".job-toggle").click()

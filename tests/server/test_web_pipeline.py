@@ -14,6 +14,7 @@ import pytest
 
 from tests.server.test_web_build import Site
 from tests.server.test_web_pages import signed_in
+from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 from tests.support.web import csrf_token, give_password
 
@@ -71,6 +72,15 @@ def test_the_page_lists_builds_with_what_users_wrote_escaped(site: Site) -> None
     assert '<span class="build-source">via API</span>' in html
     assert '<span class="state state-scheduled">Scheduled</span>' in html
     assert "<title>&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt; · Acme</title>" in html
+    assert "build-duration" not in html
+    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
+    job = agent.take_job()
+    running = site.client.get("/acme/app").text
+    assert re.search(r'<span class="build-duration">running for (\d+[hms] ?)+</span>', running)
+    agent.finish(job, "0").raise_for_status()
+    passed = site.client.get("/acme/app").text
+    assert re.search(r'<span class="build-duration">took (\d+[hms] ?)+</span>', passed)
+    assert '<span class="state state-passed">Passed</span>' in passed
 
 
 def test_builds_filter_by_branch_and_state(site: Site) -> None:

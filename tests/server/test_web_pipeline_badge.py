@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ElementTree
 import httpx
 import pytest
 
-from kiteline.server.web.badges import badge_svg, status_of, text_width
+from kiteline.server.web.badges import badge_svg, status_of, step_status, text_width
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
@@ -95,6 +95,39 @@ def test_the_badge_shows_the_newest_builds_state_per_branch(server: LiveServer) 
     assert "linearGradient" not in square
 
 
+def test_a_badge_scoped_to_a_step_shows_how_its_jobs_did(server: LiveServer) -> None:
+    identity = server.identity("acme")
+    api = server.client(identity.api_token)
+    steps = (
+        "steps:\n"
+        "  - label: Lint\n    command: lint\n"
+        "  - label: Tests\n    key: tests\n    command: test\n    parallelism: 2\n"
+    )
+    badge = api.post(
+        "/v2/organizations/acme/pipelines", json={"name": "App", "configuration": steps}
+    ).json()["badge_url"]
+    api.post(
+        "/v2/organizations/acme/pipelines/app/builds", json={"commit": "HEAD", "branch": "main"}
+    ).raise_for_status()
+
+    def status(step: str) -> str:
+        return svg_status(httpx.get(badge, params={"step": step}))[0]
+
+    assert status("Tests") == "scheduled"
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    other = ScriptedAgent.register(server.url, identity.agent_token, name="other")
+    lint = agent.take_job()
+    assert status("Lint") == "running"
+    agent.finish(lint, "0").raise_for_status()
+    first, second = agent.take_job(), other.take_job()
+    agent.finish(first, "0").raise_for_status()
+    assert (status("Lint"), status("Tests")) == ("passing", "running")
+    other.finish(second, "1").raise_for_status()
+    assert (status("Lint"), status("Tests"), status("tests")) == ("passing", "failing", "failing")
+    assert status("Deploy") == "unknown"
+    assert svg_status(httpx.get(badge))[0] == "failing"
+
+
 @pytest.mark.parametrize("accept", ["image/*", "text/html"])
 def test_an_unknown_badge_is_a_404(server: LiveServer, accept: str) -> None:
     identity = server.identity("acme")
@@ -124,6 +157,11 @@ def test_an_unknown_badge_is_a_404(server: LiveServer, accept: str) -> None:
 
 def test_a_badge_is_sized_to_its_words() -> None:
     assert status_of(None) == "unknown"
+    assert step_status([]) == "unknown"
+    assert step_status(["passed", "passed"]) == "passing"
+    assert step_status(["passed", "running", "failed"]) == "failing"
+    assert step_status(["passed", "scheduled"]) == "scheduled"
+    assert step_status(["skipped", "skipped"]) == "skipped"
     assert status_of("not_run") == "not run"
     passing = ElementTree.fromstring(badge_svg("passing"))
     label, status = list(passing.iter(f"{SVG}rect"))[1:3]

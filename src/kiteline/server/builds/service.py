@@ -930,18 +930,17 @@ def _apply_filter(query: Select[Any], where: BuildFilter) -> Select[Any]:
     return query
 
 
-async def latest_state(
+async def latest(
     session: AsyncSession, pipeline_id: uuid.UUID, *, branch: str | None = None
-) -> str | None:
-    """The state of the pipeline's newest build (on `branch`, matched as the REST list's
-    `branch` filter matches it), None when it has none: what its badge shows."""
-    query = select(Build.state).where(Build.pipeline_id == pipeline_id)
-    if branch:
-        query = _apply_filter(query, BuildFilter(branches=(branch,)))
-    state = await session.scalar(
-        query.order_by(Build.created_at.desc(), Build.number.desc()).limit(1)
-    )
-    return str(state) if state is not None else None
+) -> tuple[uuid.UUID, str] | None:
+    """The id and state of the pipeline's newest build (on `branch`, matched as the REST
+    list's `branch` filter matches it), None when it has none: what its badge shows."""
+    where = _build_conditions(BuildFilter(branches=(branch,) if branch else ()), None)
+    query = select(Build.id, Build.state).where(Build.pipeline_id == pipeline_id, *where)
+    row = (
+        await session.execute(query.order_by(Build.created_at.desc(), Build.number.desc()).limit(1))
+    ).first()
+    return (row[0], str(row[1])) if row is not None else None
 
 
 class BuildListing(NamedTuple):

@@ -41,6 +41,29 @@ def status_of(state: str | None) -> str:
     return STATUS_OF_STATE.get(state or "", UNKNOWN)
 
 
+#: A step's jobs (their REST states), the first match in this order deciding (`?step=`).
+_STEP_STATUSES = (
+    ("failing", {"failed", "timed_out", "broken", "expired", "waiting_failed", "blocked_failed"}),
+    ("running", {"running", "assigned", "accepted", "canceling", "timing_out"}),
+    ("scheduled", {"scheduled", "waiting", "pending", "limiting", "limited"}),
+    ("blocked", {"blocked"}),
+    ("canceled", {"canceled"}),
+)
+
+
+def step_status(job_states: list[str]) -> str:
+    """What a badge scoped to a step says of that step's jobs (as Buildkite: passing only if
+    every job of the step passed; a soft failure counts as passed); none is "unknown"."""
+    if not job_states:
+        return UNKNOWN
+    if all(state in ("passed", "unblocked") for state in job_states):
+        return "passing"
+    for status, states in _STEP_STATUSES:
+        if any(state in states for state in job_states):
+            return status
+    return "skipped" if all(state == "skipped" for state in job_states) else UNKNOWN
+
+
 # Advance widths of Verdana at 11px, the badges' font, to size each half to its word (the
 # words a badge shows are known: lowercase letters and a space).
 _WIDTHS = {

@@ -1,7 +1,8 @@
 """`/badges/{key}.svg` (and `.json`): a pipeline's build status badge, the `badge_url` of its
 REST and GraphQL shapes. Served without sign-in — READMEs and dashboards embed it — to whoever
 knows the pipeline's random key; `?branch=` scopes it to a branch, `?style=square` drops the
-rounded corners, as on Buildkite."""
+rounded corners, `?step=` says how the jobs of the step with that label (or key) did, as on
+Buildkite."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from kiteline.server.builds import service as builds
+from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs.rest import rest_state
+from kiteline.server.jobs.states import JobType
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.web.badges import badge_svg, status_of
+from kiteline.server.web.badges import UNKNOWN, badge_svg, status_of, step_status
 from kiteline.server.web.routing import page_router
 
 router = page_router()
@@ -32,6 +36,7 @@ async def badge(
     request: Request,
     name: str,
     branch: str = Query(""),
+    step: str = Query(""),
     style: str = Query(""),
 ) -> Response:
     key, dot, extension = name.rpartition(".")
@@ -39,8 +44,22 @@ async def badge(
         raise NotFound.of("badge")
     async with request_transaction(request, read_only=True) as session:
         pipeline = await pipelines.get_by_badge_key(session, key)
-        state = await builds.latest_state(session, pipeline.id, branch=branch.strip() or None)
-    status = status_of(state)
+        newest = await builds.latest(session, pipeline.id, branch=branch.strip() or None)
+        if newest is None:
+            status = UNKNOWN
+        elif step:
+            steps_jobs = [
+                job
+                for job in await jobs.summaries_for_build(session, newest[0])
+                if not job.retried
+                and job.type != JobType.WAITER
+                and step in (job.label, job.step_key)
+            ]
+            status = step_status(
+                ["passed" if job.soft_failed else rest_state(job) for job in steps_jobs]
+            )
+        else:
+            status = status_of(newest[1])
     if extension == "json":
         return JSONResponse({"status": status}, headers=HEADERS)
     return Response(

@@ -15,6 +15,7 @@ from kiteline.server.builds import rendering
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.events import outbox
+from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page
@@ -80,7 +81,11 @@ async def _build_rows(
         cache=rendering.cache_of(request.app),
         pipelines_known=[pipeline],
     )
-    rows = [build_row(json.loads(body), repository=pipeline.repository) for body in rendered.each()]
+    now = utcnow()
+    rows = [
+        build_row(json.loads(body), repository=pipeline.repository, now=now)
+        for body in rendered.each()
+    ]
     return rows, has_next
 
 

@@ -60,21 +60,15 @@ class BuildRow:
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
-
-    @property
-    def duration(self) -> str:
-        if self.started_at is None:
-            return ""
-        end = self.finished_at
-        if end is None:
-            return ""
-        return duration_text((end - self.started_at).total_seconds())
+    #: How long it ran, or has been running when the page was rendered.
+    duration: str
 
 
-def build_row(body: Mapping[str, Any], *, repository: str) -> BuildRow:
+def build_row(body: Mapping[str, Any], *, repository: str, now: datetime) -> BuildRow:
     """A build's row from its REST JSON (`web_url` gives its page)."""
     message = str(body.get("message") or "")
     commit = str(body.get("commit") or "")
+    started, finished = _time(body.get("started_at")), _time(body.get("finished_at"))
     sha = commit_url(repository, commit) is not None or len(commit) == 40
     return BuildRow(
         number=int(body["number"]),
@@ -90,8 +84,9 @@ def build_row(body: Mapping[str, Any], *, repository: str) -> BuildRow:
         creator=_name(body.get("creator")),
         source=SOURCES.get(str(body.get("source") or ""), str(body.get("source") or "")),
         created_at=_time(body.get("created_at")),
-        started_at=_time(body.get("started_at")),
-        finished_at=_time(body.get("finished_at")),
+        started_at=started,
+        finished_at=finished,
+        duration=duration_text(((finished or now) - started).total_seconds()) if started else "",
     )
 
 
