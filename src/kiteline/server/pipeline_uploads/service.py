@@ -12,6 +12,7 @@ from kiteline.server.builds import service as builds
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.pipeline_uploads.models import PipelineUpload
+from kiteline.server.pipelines.service import step_name_problem
 
 
 async def upload(
@@ -27,6 +28,8 @@ async def upload(
         definition = parse_pipeline(pipeline)
     except PipelineError as error:
         raise Unprocessable(f"The uploaded pipeline is invalid: {error}") from error
+    if (problem := step_name_problem(definition)) is not None:
+        raise Unprocessable(f"The uploaded pipeline is invalid: {problem}")
     await builds.apply_upload(session, job, definition, replace=replace)
     record = PipelineUpload(id=upload_id, job_id=job.id, build_id=job.build_id, state="applied")
     session.add(record)

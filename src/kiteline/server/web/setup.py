@@ -9,9 +9,11 @@ from kiteline.server.web.auth import SignInRequired
 from kiteline.server.web.pages import (
     agents,
     api_tokens,
+    badges,
     build,
     live,
     organizations,
+    pipeline,
     services,
     sign_in,
     site,
@@ -29,8 +31,10 @@ PAGE_ROUTERS = (
     agents.router,
     services.router,
     api_tokens.router,
+    badges.router,
     organizations.router,
     build.router,
+    pipeline.router,
 )
 
 
