@@ -97,13 +97,13 @@ SHOTS = [
     Shot("build-log", "/default/release/builds/1", open_job=":broom: Lint"),
     Shot("agents", "/organizations/default/agents"),
     Shot("agents-phone", "/organizations/default/agents", phone=True, full_page=True),
-    Shot("agent", "/organizations/default/agents/{agent}", full_page=True),
+    Shot("agent", "/organizations/default/agents/linux-builder-1", full_page=True),
     Shot("api-tokens", "/user/api-access-tokens"),
     Shot("api-token-new", "/user/api-access-tokens/new", full_page=True),
     Shot("services", "/organizations/default/services"),
-    Shot("service", "/organizations/default/services/{webhook}", full_page=True),
-    Shot("service-dark", "/organizations/default/services/{webhook}", dark=True),
-    Shot("service-phone", "/organizations/default/services/{webhook}", phone=True, full_page=True),
+    Shot("service", "/organizations/default/services/deploy-bot", full_page=True),
+    Shot("service-dark", "/organizations/default/services/deploy-bot", dark=True),
+    Shot("service-phone", "/organizations/default/services/deploy-bot", phone=True, full_page=True),
 ]
 
 STEPS = """\
@@ -244,6 +244,85 @@ def seed_build(api: httpx.Client, url: str, agent_token: str, work_dir: Path) ->
         ).raise_for_status()
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    """Where the screenshots' webhook delivers: answers 200 with a little JSON."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"ok": true, "queued": "deploy-42"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def seed_admin(api: httpx.Client, url: str, agent_token: str) -> dict[str, str]:
+    """Agents and webhooks pages worth showing: agents connected through the agent API (one
+    running a job of the `kiteline` pipeline), a webhook delivering to a local receiver and
+    one whose receiver is down. Returns the paths of the agent's and the webhook's pages, by
+    the names the shots give them."""
+    agent_api = httpx.Client(base_url=f"{url}/v3", timeout=30)
+    ids: dict[str, str] = {}
+    for name, host, tags in (
+        ("linux-builder-1", "ci-linux-1", ["queue=default", "os=linux", "docker=true"]),
+        ("linux-builder-2", "ci-linux-2", ["queue=default", "os=linux"]),
+        ("mac-mini", "mac-mini.local", ["queue=macos", "os=darwin", "xcode=16"]),
+    ):
+        registered = agent_api.post(
+            "/register",
+            json={"name": name, "hostname": host, "version": "3.88.0", "meta_data": tags},
+            headers={"Authorization": f"Token {agent_token}"},
+        )
+        registered.raise_for_status()
+        token = {"Authorization": f"Token {registered.json()['access_token']}"}
+        agent_api.post("/connect", headers=token).raise_for_status()
+        if name == "linux-builder-1":
+            ids["/organizations/default/agents/linux-builder-1"] = (
+                f"/organizations/default/agents/{registered.json()['id']}"
+            )
+            job = agent_api.get("/ping", headers=token).json()["job"]
+            accepted = agent_api.put(f"/jobs/{job['id']}/accept", headers=token).json()
+            agent_api.put(
+                f"/jobs/{accepted['id']}/start",
+                json={"started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                headers={"Authorization": f"Token {accepted['token']}"},
+            ).raise_for_status()
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    for description, hook_url, events in (
+        ("Deploy bot", f"http://127.0.0.1:{receiver.server_address[1]}/buildkite", None),
+        ("Chat notifications", "http://127.0.0.1:9/down", ["build.finished"]),
+    ):
+        settings: dict[str, Any] = {"url": hook_url}
+        if events:
+            settings["events"] = events
+        created = api.post(
+            "/v2/organizations/default/services",
+            json={"provider": "webhook", "description": description, "settings": settings},
+        )
+        created.raise_for_status()
+        ids.setdefault(
+            "/organizations/default/services/deploy-bot",
+            f"/organizations/default/services/{created.json()['id']}",
+        )
+    api.post(
+        "/v2/organizations/default/pipelines/website/builds",
+        json={"commit": "HEAD", "branch": "main", "message": "Events for the webhooks"},
+    ).raise_for_status()
+    webhook = ids["/organizations/default/services/deploy-bot"].rsplit("/", 1)[1]
+    deliveries = f"/v2/organizations/default/services/{webhook}/deliveries"
+    deadline = time.monotonic() + 60
+    while any(d["state"] == "pending" for d in api.get(deliveries).json()["items"]):
+        if time.monotonic() > deadline:
+            raise SystemExit("the webhook's deliveries did not settle")
+        time.sleep(0.2)
+    return ids
+
+
 BACKEND_STEPS = """\
 agents:
   queue: backend
@@ -346,79 +425,6 @@ def seed_pipeline(api: httpx.Client, url: str, agent_token: str) -> str:
     return "/" + created.json()["badge_url"].split("/", 3)[3]
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    """Where the screenshots' webhook delivers: answers 200 with a little JSON."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"ok": true, "queued": "deploy-42"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def seed_admin(api: httpx.Client, url: str, agent_token: str) -> dict[str, str]:
-    """Agents, tokens and webhooks pages worth showing: agents connected through the agent
-    API (one running a job of the `kiteline` pipeline), a token limited to the organization,
-    a webhook delivering to a local receiver and one whose receiver is down. Returns the ids
-    the shots' paths name."""
-    agent_api = httpx.Client(base_url=f"{url}/v3", timeout=30)
-    ids: dict[str, str] = {}
-    for name, host, tags in (
-        ("linux-builder-1", "ci-linux-1", ["queue=default", "os=linux", "docker=true"]),
-        ("linux-builder-2", "ci-linux-2", ["queue=default", "os=linux"]),
-        ("mac-mini", "mac-mini.local", ["queue=macos", "os=darwin", "xcode=16"]),
-    ):
-        registered = agent_api.post(
-            "/register",
-            json={"name": name, "hostname": host, "version": "3.88.0", "meta_data": tags},
-            headers={"Authorization": f"Token {agent_token}"},
-        )
-        registered.raise_for_status()
-        token = {"Authorization": f"Token {registered.json()['access_token']}"}
-        agent_api.post("/connect", headers=token).raise_for_status()
-        if name == "linux-builder-1":
-            ids["agent"] = registered.json()["id"]
-            job = agent_api.get("/ping", headers=token).json()["job"]
-            accepted = agent_api.put(f"/jobs/{job['id']}/accept", headers=token).json()
-            agent_api.put(
-                f"/jobs/{accepted['id']}/start",
-                json={"started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
-                headers={"Authorization": f"Token {accepted['token']}"},
-            ).raise_for_status()
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    for description, hook_url, events in (
-        ("Deploy bot", f"http://127.0.0.1:{receiver.server_address[1]}/buildkite", None),
-        ("Chat notifications", "http://127.0.0.1:9/down", ["build.finished"]),
-    ):
-        settings: dict[str, Any] = {"url": hook_url}
-        if events:
-            settings["events"] = events
-        created = api.post(
-            "/v2/organizations/default/services",
-            json={"provider": "webhook", "description": description, "settings": settings},
-        )
-        created.raise_for_status()
-        ids.setdefault("webhook", created.json()["id"])
-    api.post(
-        "/v2/organizations/default/pipelines/website/builds",
-        json={"commit": "HEAD", "branch": "main", "message": "Events for the webhooks"},
-    ).raise_for_status()
-    deliveries = f"/v2/organizations/default/services/{ids['webhook']}/deliveries"
-    deadline = time.monotonic() + 60
-    while any(d["state"] == "pending" for d in api.get(deliveries).json()["items"]):
-        if time.monotonic() > deadline:
-            raise SystemExit("the webhook's deliveries did not settle")
-        time.sleep(0.2)
-    return ids
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -461,9 +467,8 @@ def create_credentials(data_dir: Path) -> dict[str, Any]:
     return created
 
 
-def take(url: str, shots: list[Shot], paths: dict[str, str], ids: dict[str, str]) -> None:
-    """Photographs `shots`; `paths` names the pages whose URL is known once seeded, `ids` fills
-    the `{agent}`-style fields of the others."""
+def take(url: str, shots: list[Shot], paths: dict[str, str]) -> None:
+    """Photographs `shots`; `paths` names the pages whose URL is known once seeded."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
@@ -501,7 +506,7 @@ def take(url: str, shots: list[Shot], paths: dict[str, str], ids: dict[str, str]
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign In").click()
                 page.wait_for_url("**/default")
-            page.goto(resolved(shot.path).format(**ids))
+            page.goto(resolved(shot.path))
             page.wait_for_load_state("networkidle")
             for label, value in shot.fill:
                 page.get_by_label(label, exact=True).fill(value)
@@ -542,9 +547,9 @@ def main() -> None:
                 if any("/release/" in shot.path for shot in shots):
                     seed_build(api, url, created["agent_token"], data_dir)
                 badge = seed_pipeline(api, url, created["agent_token"])
-                ids = seed_admin(api, url, created["agent_token"])
+                paths = seed_admin(api, url, created["agent_token"])
                 api.get("/v2/user").raise_for_status()  # the token's "last used"
-            take(url, shots, {"/badges/backend": badge}, ids)
+            take(url, shots, {"/badges/backend": badge, **paths})
         finally:
             stop()
 
