@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiteline.server.agent_api import auth
@@ -128,7 +128,7 @@ async def heartbeat(request: Request) -> dict[str, Any]:
 
 
 @router.get("/ping")
-async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
+async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) -> dict[str, Any]:
     max_wait = request.app.state.settings.agent_ping_max_wait
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(wait, 0.0), max_wait)
@@ -216,6 +216,10 @@ async def job_state(request: Request, job_id: str) -> dict[str, Any]:
 async def upload_chunk(
     request: Request, job_id: str, sequence: int, offset: int, size: int | None = None
 ) -> Response:
+    # The token before the body: a caller without one learns nothing (not even that its
+    # chunk was malformed), and no body is read or decompressed for it.
+    async with request_transaction(request, read_only=True) as session:
+        await auth.job_ref(session, request, job_id, mark_seen=False)
     data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
     if size is not None and size != len(data):
         raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
