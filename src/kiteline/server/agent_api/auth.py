@@ -47,21 +47,17 @@ async def caller(session: AsyncSession, request: Request) -> agents.Caller:
     return found
 
 
-async def job_ref(
-    session: AsyncSession, request: Request, job_id: str, *, mark_seen: bool = True
-) -> jobs.JobRef:
-    """The job named in the path, for its own job token or the access token of its agent;
-    its agent is marked seen unless `mark_seen` is False (in a read-only transaction)."""
+async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.JobRef:
+    """The job named in the path, for its own job token or the access token of its agent."""
     token = agent_token_from(request)
     parsed = parse_uuid(job_id)
     found = await jobs.find_ref(session, parsed) if parsed is not None else None
     if found is not None and found.token_hash == hash_token(token):
-        if mark_seen:
-            await agents.seen_through_job(session, found.agent_id)
+        await agents.seen_through_job(session, found.agent_id)
         return found
     # The token is checked before the job's existence is told: a caller without a valid
     # token learns nothing of which job ids exist (401 either way).
-    owner = await agents.identify(session, token, mark_seen=mark_seen)
+    owner = await agents.identify(session, token)
     if owner is None:
         raise Unauthorized("Invalid agent or job access token")
     if found is None or found.agent_id != owner.id:

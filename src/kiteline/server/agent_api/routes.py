@@ -216,15 +216,20 @@ async def job_state(request: Request, job_id: str) -> dict[str, Any]:
 async def upload_chunk(
     request: Request, job_id: str, sequence: int, offset: int, size: int | None = None
 ) -> Response:
-    # The token before the body: a caller without one learns nothing (not even that its
-    # chunk was malformed), and no body is read or decompressed for it.
-    async with request_transaction(request, read_only=True) as session:
-        await auth.job_ref(session, request, job_id, mark_seen=False)
-    data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
-    if size is not None and size != len(data):
-        raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
+    # The body is read and decoded before the transaction (no write lock waits on a slow
+    # client), but nothing about it is answered before the token is checked: a caller
+    # without a valid token gets 401 whatever it sent.
+    problem: BadRequest | None = None
+    try:
+        data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
+    except BadRequest as error:
+        data, problem = b"", error
+    if problem is None and size is not None and size != len(data):
+        problem = BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
     async with request_transaction(request) as session:
         job = await auth.job_ref(session, request, job_id)
+        if problem is not None:
+            raise problem
         if job.state not in ON_AGENT:
             # As Buildkite: the log closed with the job (finished, lost, canceled, expired).
             # The agent drops the chunk and counts it in `chunks_failed_count`.

@@ -149,17 +149,14 @@ async def seen_through_job(session: AsyncSession, agent_id: uuid.UUID | None) ->
     )
 
 
-async def identify(
-    session: AsyncSession, access_token: str, *, mark_seen: bool = True
-) -> Caller | None:
-    """The agent with this access token, marked seen (see SEEN_RESOLUTION) unless
-    `mark_seen` is False, or None."""
+async def identify(session: AsyncSession, access_token: str) -> Caller | None:
+    """The agent with this access token, marked seen (see SEEN_RESOLUTION), or None."""
     row = (await execute_core(session, _CALLER, {"token_hash": hash_token(access_token)})).first()
     if row is None:
         return None
     caller = Caller._make(row)
     now = utcnow()
-    if mark_seen and (caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION):
+    if caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION:
         await execute_core(session, _SEEN, {"agent_id": caller.id, "now": now})
     return caller
 
