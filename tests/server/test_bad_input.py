@@ -291,3 +291,93 @@ def test_build_numbers_no_build_can_have_are_404(server: LiveServer) -> None:
         )
         assert graphql.json() == {"data": {"build": None}}, number
     assert client.get(f"{BUILDS}/1").json()["state"] == "scheduled"
+
+
+def test_query_values_nothing_understands_are_400_naming_the_parameter(
+    server: LiveServer,
+) -> None:
+    client = _pipeline(server)
+    client.post(BUILDS, json={"commit": "HEAD", "branch": "main"})
+    org_builds = "/v2/organizations/acme/builds"
+    states = (
+        "blocked, canceled, canceling, creating, failed, failing, finished, not_run, passed, "
+        "running, scheduled, skipped"
+    )
+    cases = [
+        (org_builds, "per_page=null", "per_page must be a whole number of at least 0, got 'null'"),
+        (ROOT, "page=-1", "page must be a whole number of at least 0, got '-1'"),
+        (ROOT, "page=1.5", "page must be a whole number of at least 0, got '1.5'"),
+        (
+            BUILDS,
+            "include_retried_jobs=AAA",
+            "include_retried_jobs must be true or false, got 'AAA'",
+        ),
+        (f"{BUILDS}/1", "exclude_jobs=maybe", "exclude_jobs must be true or false, got 'maybe'"),
+        (org_builds, "state=bogus", f"state must be one of {states}, got 'bogus'"),
+        (
+            org_builds,
+            "state[]=running&state[]=bogus",
+            f"state must be one of {states}, got 'bogus'",
+        ),
+        (
+            org_builds,
+            "created_from=yesterday",
+            "created_from must be an ISO 8601 date or time, got 'yesterday'",
+        ),
+        (org_builds, "creator=me", "creator must be a user UUID, got 'me'"),
+        (
+            f"{BUILDS}/1/artifacts",
+            "state=gone",
+            "state must be one of new, error, finished, deleted, expired, got 'gone'",
+        ),
+        (
+            f"{BUILDS}/1/annotations",
+            "scope=everything",
+            "scope must be one of build, job, all, got 'everything'",
+        ),
+    ]
+    for path, query, message in cases:
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query, response.text)
+        assert response.json() == {"message": message}, (path, query)
+
+
+def test_the_query_forms_clients_send_are_accepted(server: LiveServer) -> None:
+    """pybuildkite: `page=0`, `True`, one `state=` or several `state[]=`, `+HH:MM` dates
+    with the `+` unescaped; browsers and curl: `true`, `state=a&state=b`, empty values."""
+    client = _pipeline(server)
+    client.post(BUILDS, json={"commit": "HEAD", "branch": "main"})
+    for query in [
+        "page=0&per_page=100",
+        "include_retried_jobs=True&page=0",
+        "include_retried_jobs=true&exclude_pipeline=false&exclude_jobs=1",
+        "include_retried_jobs=&per_page=",
+        "state=scheduled",
+        "state[]=scheduled&state[]=running",
+        "state%5B%5D=scheduled",
+        "state=scheduled&state=running",
+        "created_from=2020-01-01T00:00:00+00:00&created_to=2999-01-01",
+        "per_page=1000",
+        "branch[]=main&meta_data[k]=v&unknown=ignored",
+    ]:
+        response = client.get(f"/v2/organizations/acme/builds?{query}")
+        assert response.status_code == 200, (query, response.text)
+    assert len(client.get("/v2/organizations/acme/builds?state=scheduled").json()) == 1
+
+
+def test_agent_query_values_are_checked_too(server: LiveServer) -> None:
+    _, agent, job = _running_job(server)
+    build_id = job["env"]["BUILDKITE_BUILD_ID"]
+    search = f"/builds/{build_id}/artifacts/search"
+    bad = agent.call("GET", search, token=job["token"], params={"include_retried_jobs": "AAA"})
+    assert bad.status_code == 400
+    assert bad.json() == {"message": "include_retried_jobs must be true or false, got 'AAA'"}
+    for wait in ("nan", "soon"):
+        ping = agent.call("GET", "/ping", params={"wait": wait})
+        assert ping.status_code == 400, wait
+        assert ping.json()["message"].startswith("wait is invalid: "), ping.text
+    chunk = agent.call(
+        "POST", f"/jobs/{job['id']}/chunks", token=job["token"], params={"sequence": "x"}
+    )
+    assert chunk.status_code == 400
+    assert chunk.json()["message"].startswith("sequence is invalid: ")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+
+from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
 UNAUTHORIZED = (
@@ -132,3 +137,83 @@ def test_unknown_route_is_404_json(server: LiveServer) -> None:
     response = server.client(None).get("/agentedge.v1.AgentEdgeService/StreamPings")
     assert response.status_code == 404
     assert response.json() == {"message": "Not Found"}
+
+
+def _org_with_a_job(
+    server: LiveServer, slug: str
+) -> tuple[httpx.Client, ScriptedAgent, dict[str, Any]]:
+    identity = server.identity(slug)
+    client = server.client(identity.api_token)
+    client.post(
+        f"/v2/organizations/{slug}/pipelines",
+        json={"name": "P", "configuration": "steps:\n  - command: x\n"},
+    )
+    client.post(
+        f"/v2/organizations/{slug}/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
+    )
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    return client, agent, agent.ping(5)["job"]
+
+
+def test_a_job_id_of_another_build_or_organization_is_404_in_job_artifacts(
+    server: LiveServer,
+) -> None:
+    client, _, _ = _org_with_a_job(server, "acme")
+    _, _, stranger_job = _org_with_a_job(server, "other")
+    jobs = "/v2/organizations/acme/pipelines/p/builds/1/jobs"
+    own_job = client.get("/v2/organizations/acme/pipelines/p/builds/1").json()["jobs"][0]["id"]
+    assert client.get(f"{jobs}/{own_job}/artifacts").json() == []
+    for job_id in (stranger_job["id"], "00000000-0000-0000-0000-000000000000", "x"):
+        response = client.get(f"{jobs}/{job_id}/artifacts")
+        assert response.status_code == 404, job_id
+        assert response.json() == {"message": "No job found"}
+
+
+def test_another_organizations_agent_learns_nothing_of_a_job(server: LiveServer) -> None:
+    _, owner, job = _org_with_a_job(server, "acme")
+    _, stranger, _ = _org_with_a_job(server, "other")
+    not_found = {"message": "No job found"}
+    accepted = stranger.call("PUT", f"/jobs/{job['id']}/accept")
+    assert (accepted.status_code, accepted.json()) == (404, not_found)
+    for method, suffix in [("PUT", "/start"), ("GET", ""), ("PUT", "/finish")]:
+        response = stranger.call(method, f"/jobs/{job['id']}{suffix}", json={"exit_status": "0"})
+        assert (response.status_code, response.json()) == (404, not_found), suffix
+    chunk = stranger.log({"id": job["id"], "token": stranger.access_token}, 1, 0, b"x")
+    assert (chunk.status_code, chunk.json()) == (404, not_found)
+    # The owner's agent still takes it, untouched.
+    assert owner.call("PUT", f"/jobs/{job['id']}/accept").json()["state"] == "accepted"
+
+
+def test_a_chunk_is_authenticated_before_its_body_is_looked_at(server: LiveServer) -> None:
+    _, agent, job = _org_with_a_job(server, "acme")
+    unknown = "00000000-0000-0000-0000-000000000000"
+    for job_id in (job["id"], unknown):
+        refused = agent.http.post(
+            f"/jobs/{job_id}/chunks",
+            params={"sequence": 1, "offset": 0, "size": 999},
+            headers={"Authorization": "Token bkaj_wrong", "Content-Encoding": "gzip"},
+            content=b"not gzip, and not 999 bytes",
+        )
+        assert refused.status_code == 401, job_id
+        assert refused.json() == {"message": "Invalid agent or job access token"}
+    # With its token, the same body is refused for what it is.
+    accepted = agent.call("PUT", f"/jobs/{job['id']}/accept").json()
+    bad = agent.http.post(
+        f"/jobs/{job['id']}/chunks",
+        params={"sequence": 1, "offset": 0, "size": 999},
+        headers={"Authorization": f"Token {accepted['token']}", "Content-Encoding": "gzip"},
+        content=b"not gzip, and not 999 bytes",
+    )
+    assert bad.status_code == 400
+
+
+def test_a_405_allows_every_method_of_the_path(server: LiveServer) -> None:
+    job_id = "00000000-0000-0000-0000-000000000000"
+    for path, allowed in [
+        (f"/v3/jobs/{job_id}/artifacts", "POST, PUT"),
+        ("/v2/organizations/acme/pipelines/p", "DELETE, GET, PATCH"),
+    ]:
+        response = httpx.request("TRACE", f"{server.url}{path}")
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed
+        assert response.json() == {"message": "Method Not Allowed"}

@@ -17,10 +17,10 @@ from kiteline.server.agent_api import auth
 from kiteline.server.agent_api.in_job import build_for_caller
 from kiteline.server.artifacts import service as artifacts
 from kiteline.server.artifacts.models import Artifact
-from kiteline.server.builds.query import truthy
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
+from kiteline.server.kit.query import flag, one_of
 from kiteline.server.kit.signing import UrlSigner
 from kiteline.server.kit.timefmt import iso
 
@@ -145,10 +145,10 @@ async def search_artifacts(request: Request, build_id: str) -> list[dict[str, An
             session,
             build_id=build.id,
             job_ids=job_ids,
-            state=query.get("state") or None,
+            state=one_of(query, "state", artifacts.STATES),
             path=query.get("query") or None,
         )
-        if not truthy(query.get("include_retried_jobs")):
+        if not flag(query, "include_retried_jobs"):
             retried = await jobs.retried_ids(session, build.id)
             found = [artifact for artifact in found if artifact.job_id not in retried]
     return [search_json(request, artifact) for artifact in found]
@@ -186,7 +186,7 @@ async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
 
 
 @router.post("/artifacts/{artifact_id}/upload", status_code=201)
-@router.put("/artifacts/{artifact_id}/upload", status_code=201, include_in_schema=False)
+@router.put("/artifacts/{artifact_id}/upload", status_code=201)
 async def upload_artifact(request: Request, artifact_id: str) -> Response:
     """Bytes for an artifact, authorised by the signed URL alone (no Authorization header)."""
     async with request_transaction(request) as session:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +10,7 @@ from kiteline.server.agents.models import Agent
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.errors import NotFound, Unauthorized
+from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.secrets import hash_token
 from kiteline.server.tokens import service as tokens
 from kiteline.server.tokens.models import AgentToken
@@ -51,18 +50,17 @@ async def caller(session: AsyncSession, request: Request) -> agents.Caller:
 async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.JobRef:
     """The job named in the path, for its own job token or the access token of its agent."""
     token = agent_token_from(request)
-    try:
-        parsed = uuid.UUID(job_id)
-    except ValueError as error:
-        raise NotFound.of("job") from error
-    found = await jobs.ref(session, parsed)
-    if found.token_hash is not None and found.token_hash == hash_token(token):
+    parsed = parse_uuid(job_id)
+    found = await jobs.find_ref(session, parsed) if parsed is not None else None
+    if found is not None and found.token_hash == hash_token(token):
         await agents.seen_through_job(session, found.agent_id)
         return found
+    # The token is checked before the job's existence is told: a caller without a valid
+    # token learns nothing of which job ids exist (401 either way).
     owner = await agents.identify(session, token)
     if owner is None:
         raise Unauthorized("Invalid agent or job access token")
-    if found.agent_id != owner.id:
+    if found is None or found.agent_id != owner.id:
         raise NotFound.of("job")
     return found
 

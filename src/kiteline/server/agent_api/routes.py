@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiteline.server.agent_api import auth
@@ -128,7 +128,7 @@ async def heartbeat(request: Request) -> dict[str, Any]:
 
 
 @router.get("/ping")
-async def ping(request: Request, wait: float = 0) -> dict[str, Any]:
+async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) -> dict[str, Any]:
     max_wait = request.app.state.settings.agent_ping_max_wait
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(wait, 0.0), max_wait)
@@ -216,11 +216,20 @@ async def job_state(request: Request, job_id: str) -> dict[str, Any]:
 async def upload_chunk(
     request: Request, job_id: str, sequence: int, offset: int, size: int | None = None
 ) -> Response:
-    data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
-    if size is not None and size != len(data):
-        raise BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
+    # The body is read and decoded before the transaction (no write lock waits on a slow
+    # client), but nothing about it is answered before the token is checked: a caller
+    # without a valid token gets 401 whatever it sent.
+    problem: BadRequest | None = None
+    try:
+        data = logs.decode_chunk(await request.body(), request.headers.get("content-encoding"))
+    except BadRequest as error:
+        data, problem = b"", error
+    if problem is None and size is not None and size != len(data):
+        problem = BadRequest(f"Chunk size mismatch: size={size} but the body has {len(data)} bytes")
     async with request_transaction(request) as session:
         job = await auth.job_ref(session, request, job_id)
+        if problem is not None:
+            raise problem
         if job.state not in ON_AGENT:
             # As Buildkite: the log closed with the job (finished, lost, canceled, expired).
             # The agent drops the chunk and counts it in `chunks_failed_count`.

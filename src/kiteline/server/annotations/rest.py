@@ -9,10 +9,9 @@ from pydantic import BaseModel
 
 from kiteline.server.annotations import service
 from kiteline.server.annotations.shapes import annotation_json
-from kiteline.server.builds.query import truthy
 from kiteline.server.builds.rest import BUILDS, locate_build
 from kiteline.server.kit.auth import api_transaction
-from kiteline.server.kit.errors import ValidationFailed
+from kiteline.server.kit.query import flag, one_of
 
 router = APIRouter(tags=["annotations"])
 
@@ -32,10 +31,8 @@ class AnnotationCreate(BaseModel):
 async def list_annotations(
     request: Request, org: str, pipeline: str, number: str
 ) -> list[dict[str, Any]]:
-    scope = request.query_params.get("scope", "build")
-    if scope not in ("build", "job", "all"):
-        raise ValidationFailed.field("scope", "must be build, job or all")
-    omit_body = truthy(request.query_params.get("omit_body"))
+    scope = one_of(request.query_params, "scope", ("build", "job", "all")) or "build"
+    omit_body = flag(request.query_params, "omit_body")
     async with api_transaction(request, "read_builds") as (session, principal):
         _, _, build = await locate_build(session, principal, org, pipeline, number)
         annotations = await service.list_for_build(session, build.id, scope=scope)

@@ -13,11 +13,13 @@ from kiteline.server.artifacts import service
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.artifacts.shapes import artifact_json
 from kiteline.server.builds.rest import BUILDS, locate_build
+from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.pagination import Page, add_link_header
+from kiteline.server.kit.query import one_of
 from kiteline.server.kit.urls import Urls
 
 router = APIRouter(tags=["artifacts"])
@@ -39,13 +41,22 @@ async def _list(
 ) -> list[dict[str, Any]]:
     page = Page.from_request(request)
     urls = Urls(base_url(request))
+    state = one_of(request.query_params, "state", service.STATES)
     async with api_transaction(request, "read_artifacts") as (session, principal):
         _, found, build = await locate_build(session, principal, org, pipeline, number)
+        job_ids = None
+        if job_id is not None:
+            # A job of another build (or organization) is not found, as in every other
+            # path: an empty list would say the id is fine.
+            job = await jobs.find_ref(session, _uuid(job_id, "job"))
+            if job is None or job.build_id != build.id:
+                raise NotFound.of("job")
+            job_ids = [job.id]
         rows = await service.list_for(
             session,
             build_id=build.id,
-            job_ids=[_uuid(job_id, "job")] if job_id is not None else None,
-            state=request.query_params.get("state") or None,
+            job_ids=job_ids,
+            state=state,
             path=request.query_params.get("path") or None,
         )
     add_link_header(response, request, urls.base, page, total=len(rows))

@@ -13,13 +13,10 @@ from fastapi import Request
 from kiteline.server.builds.service import BuildFilter
 from kiteline.server.builds.states import BuildState
 from kiteline.server.kit.errors import BadRequest
+from kiteline.server.kit.query import flag
 
 STATE_FILTERS = frozenset({state.value for state in BuildState} | {"finished"})
 META_DATA_PARAM = re.compile(r"^meta_data\[(.+)\]$")
-
-
-def truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "1", "yes")
 
 
 def parse_time(name: str, value: str) -> datetime:
@@ -51,7 +48,7 @@ class ListOptions:
         unknown = [state for state in states if state not in STATE_FILTERS]
         if unknown:
             raise BadRequest(
-                f"Unknown build state {unknown[0]!r}; use one of {', '.join(sorted(STATE_FILTERS))}"
+                f"state must be one of {', '.join(sorted(STATE_FILTERS))}, got {unknown[0]!r}"
             )
         creator = query.get("creator")
         creator_id = None
@@ -81,7 +78,7 @@ class ListOptions:
                 finished_from=time("finished_from"),
                 meta_data=meta_data,
             ),
-            include_retried_jobs=truthy(query.get("include_retried_jobs")),
-            exclude_jobs=truthy(query.get("exclude_jobs")),
-            exclude_pipeline=truthy(query.get("exclude_pipeline")),
+            include_retried_jobs=flag(query, "include_retried_jobs"),
+            exclude_jobs=flag(query, "exclude_jobs"),
+            exclude_pipeline=flag(query, "exclude_pipeline"),
         )

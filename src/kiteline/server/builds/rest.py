@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import rendering, service
 from kiteline.server.builds.models import Build
-from kiteline.server.builds.query import ListOptions, truthy
+from kiteline.server.builds.query import ListOptions
 from kiteline.server.builds.service import BuildListing
 from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
+from kiteline.server.kit.query import flag
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
@@ -184,9 +185,9 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
             await rendering.listed_by_id(session, [build.id]),
             org_slugs={organization.id: org},
             shape=rendering.Shape(
-                include_jobs=not truthy(query.get("exclude_jobs")),
-                include_pipeline=not truthy(query.get("exclude_pipeline")),
-                include_retried_jobs=truthy(query.get("include_retried_jobs")),
+                include_jobs=not flag(query, "exclude_jobs"),
+                include_pipeline=not flag(query, "exclude_pipeline"),
+                include_retried_jobs=flag(query, "include_retried_jobs"),
                 include_job_state_counts=True,
             ),
             cache=rendering.cache_of(request.app),

@@ -63,11 +63,16 @@ class JobRef(NamedTuple):
 _REF = select(*(getattr(Job, name) for name in JobRef._fields)).where(Job.id == bindparam("job_id"))
 
 
-async def ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef:
+async def find_ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef | None:
     row = (await execute_core(session, _REF, {"job_id": job_id})).first()
-    if row is None:
+    return JobRef._make(row) if row is not None else None
+
+
+async def ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef:
+    found = await find_ref(session, job_id)
+    if found is None:
         raise NotFound.of("job")
-    return JobRef._make(row)
+    return found
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
@@ -412,9 +417,11 @@ async def accept(
     and without a token the agent could never start or finish the job.
     """
     job = await session.get(Job, job_id, with_for_update=True)
-    if job is None:
+    # A job not offered to this agent is none of its business, its state included (another
+    # organization's job above all): as if it didn't exist.
+    if job is None or job.agent_id != agent_id:
         raise NotFound.of("job")
-    if job.agent_id != agent_id or job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
+    if job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
         raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
     token = generate_token("bkaj_")
     if job.state == JobState.ASSIGNED:

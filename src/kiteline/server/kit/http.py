@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kiteline.server.kit.db import transaction
 from kiteline.server.kit.errors import KitelineError
@@ -75,7 +76,32 @@ async def _validation_error(request: Request, error: Exception) -> Response:
         {"field": _field_name(tuple(problem.get("loc", ()))), "code": str(problem.get("msg"))}
         for problem in problems
     ]
+    if problems and all(tuple(p.get("loc", ()))[:1] == ("query",) for p in problems):
+        # A query string is not a record to validate: Buildkite answers 400 with a message.
+        first = errors[0]
+        given = problems[0].get("input")
+        shown = f", got {given!r}" if isinstance(given, str) else ""
+        message = f"{first['field']} is invalid: {first['code']}{shown}"
+        return _error_response(request, {"message": message}, 400)
     return _error_response(request, {"message": "Validation Failed", "errors": errors}, 422)
+
+
+#: The methods a 405's `Allow` may name.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (Starlette's 405 names only
+    the methods of the first route that matched the path, one of several): each method is
+    tried against the app's routes, included routers answering for theirs."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -83,7 +109,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
     message = {404: "Not Found", 405: "Method Not Allowed"}.get(
         error.status_code, str(error.detail)
     )
-    return _error_response(request, {"message": message}, error.status_code, error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return _error_response(request, {"message": message}, error.status_code, headers)
 
 
 async def _database_error(request: Request, error: Exception) -> Response:

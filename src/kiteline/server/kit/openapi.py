@@ -269,6 +269,7 @@ ERRORS: dict[int, tuple[str, Schema]] = {
     401: ("Unauthorized", error_response("No valid API access token", ref("Error"), counted=False)),
     403: ("Forbidden", error_response("The token lacks the scope this route needs", ref("Error"))),
     404: ("NotFound", error_response("No such object, or not visible to the token", ref("Error"))),
+    413: ("TooLarge", error_response("The body is larger than the server accepts", ref("Error"))),
     422: (
         "Unprocessable",
         error_response(
@@ -290,14 +291,18 @@ def query(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
+#: The common spellings of what `kit.query.flag` takes (`yes`/`no`, `on`/`off`, any case and
+#: an empty value are taken too; listing them all would multiply schemathesis's cases).
 BOOLEAN_FLAG: Schema = {"type": "string", "enum": ["true", "false", "True", "False", "1", "0"]}
 PARAMETERS: dict[str, Schema] = {
     "after": query("after", STRING, "The `links.next` cursor of the previous page"),
     "delivery_state": query(
         "state", enum(("pending", "succeeded", "failed")), "Deliveries in this state"
     ),
-    "page": query("page", INTEGER, "Page number, from 1"),
-    "per_page": query("per_page", INTEGER, "Page size, 30 by default, at most 100"),
+    "page": query("page", {**INTEGER, "minimum": 0}, "Page number, from 1 (0 is 1)"),
+    "per_page": query(
+        "per_page", {**INTEGER, "minimum": 0}, "Page size, 30 by default, 1 to 100 (capped)"
+    ),
     "branch": query("branch", STRING, "Builds of this branch"),
     "commit": query("commit", STRING, "Builds of this full commit SHA"),
     "state": query("state", enum(STATE_FILTERS), "Builds in this state (`finished` for any end)"),
@@ -420,17 +425,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", ORG + "/agents/{agent_id}"): body("Agent"),
     ("put", ORG + "/agents/{agent_id}/stop"): Operation(status=204, errors=(400,)),
     ("get", BUILD + "/annotations"): Operation(
-        body=array(ref("Annotation")), query=("annotation_scope", "omit_body"), errors=(422,)
+        body=array(ref("Annotation")), query=("annotation_scope", "omit_body")
     ),
     ("post", BUILD + "/annotations"): body("Annotation", 201),
     ("delete", BUILD + "/annotations/{id_or_context}"): NO_CONTENT,
     ("get", BUILD + "/meta-data"): body("MetaData"),
     ("post", BUILD + "/meta-data"): body("MetaDataItem", 201),
     ("get", BUILD + "/meta-data/{key}"): body("MetaDataItem"),
-    ("get", BUILD + "/artifacts"): listing("Artifact", "artifact_state", "path", errors=(422,)),
-    ("get", BUILD + "/jobs/{job_id}/artifacts"): listing(
-        "Artifact", "artifact_state", "path", errors=(422,)
-    ),
+    ("get", BUILD + "/artifacts"): listing("Artifact", "artifact_state", "path"),
+    ("get", BUILD + "/jobs/{job_id}/artifacts"): listing("Artifact", "artifact_state", "path"),
     ("get", ARTIFACT): body("Artifact"),
     ("delete", ARTIFACT): NO_CONTENT,
     ("get", ARTIFACT + "/download"): Operation(status=302, body=ref("ArtifactDownload")),
@@ -464,7 +467,9 @@ def _responses(operation: Operation, *, has_body: bool, has_path: bool, auth: bo
     if auth and has_path:
         statuses.add(404)
     if has_body:  # JSON that does not parse is a 400, a body of the wrong shape a 422
-        statuses |= {400, 422}
+        statuses |= {400, 413, 422}
+    if operation.query:  # a query value nothing understands is a 400 naming it
+        statuses.add(400)
     if operation.paged:  # pages deeper than MAX_PAGE are refused
         statuses.add(400)
     return {str(operation.status): success} | {
@@ -490,6 +495,57 @@ def _describe(path: str, method: str, spec: Schema, operation: Operation, *, aut
     spec["security"] = [{"bearer": []}, {"access_token": []}] if auth else []
 
 
+# --- /v3: the agent protocol ------------------------------------------------------------------
+
+#: Agent API answers that are not a JSON object: (status, media type or None for no content).
+AGENT_SUCCESS: dict[tuple[str, str], tuple[int, str | None]] = {
+    ("post", "/v3/jobs/{job_id}/chunks"): (201, None),
+    ("delete", "/v3/jobs/{job_id}/annotations/{context}"): (204, None),
+    ("post", "/v3/artifacts/{artifact_id}/upload"): (201, None),
+    ("put", "/v3/artifacts/{artifact_id}/upload"): (201, None),
+    ("get", "/v3/artifacts/{artifact_id}/download"): (200, "application/octet-stream"),
+}
+#: Authorised by the signed URL in their query string, not by a token.
+SIGNED = {"/v3/artifacts/{artifact_id}/upload", "/v3/artifacts/{artifact_id}/download"}
+AGENT_ERRORS: dict[int, str] = {
+    400: "Malformed JSON, an unusable query value, or a chunk the job can't take",
+    401: "No valid registration, agent access or job token",
+    403: "The signed URL is invalid or expired",
+    404: "No such job, build, artifact or key, or not this agent's",
+    413: "The body is larger than the server accepts",
+    422: "Validation Failed with field errors, or a refusal of the job's current state",
+}
+
+
+def _describe_agent(path: str, method: str, spec: Schema) -> None:
+    """Every status an agent API route answers: the agent protocol has no rate limits and
+    its own tokens; errors are Buildkite's `{"message"}` (422s may add `errors`)."""
+    status, media = AGENT_SUCCESS.get((method, path), (None, "application/json"))
+    responses = spec.setdefault("responses", {})
+    success_status = str(status) if status is not None else next(iter(responses), "200")
+    success = responses.pop(success_status, {"description": "OK"})
+    responses.clear()
+    if media is None:
+        success.pop("content", None)
+        success["description"] = "Done (no content)"
+    elif media != "application/json":
+        success["content"] = {media: {"schema": {"type": "string", "format": "binary"}}}
+    responses[success_status] = success
+    signed = path in SIGNED
+    statuses = {400, 404} | ({403} if signed else {401})
+    if "requestBody" in spec or path.endswith(("/chunks", "/upload")):
+        statuses |= {413}
+    if "requestBody" in spec or not signed:
+        statuses |= {422}
+    for code in sorted(statuses):
+        schema = ref("Error") if code != 422 else {"anyOf": [ref("ValidationError"), ref("Error")]}
+        responses[str(code)] = {
+            "description": AGENT_ERRORS[code],
+            "content": {"application/json": {"schema": schema}},
+        }
+    spec["security"] = [] if signed else [{"agent_token": []}]
+
+
 def enrich(document: Schema) -> Schema:
     """Add the shapes, errors, headers and security to FastAPI's generated `document`."""
     components = document.setdefault("components", {})
@@ -503,6 +559,13 @@ def enrich(document: Schema) -> Schema:
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "An API access token"},
         "access_token": {"type": "apiKey", "in": "query", "name": "access_token"},
+        "agent_token": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <token>`: a registration token (register), an agent's "
+            "access token, or a job's token (the calls made for that job)",
+        },
     }
     for path, methods in document.get("paths", {}).items():
         for method, spec in methods.items():
@@ -510,6 +573,8 @@ def enrich(document: Schema) -> Schema:
                 _describe(path, method, spec, OPERATIONS[method, path], auth=True)
             elif (method, path) in UNAUTHENTICATED:
                 _describe(path, method, spec, UNAUTHENTICATED[method, path], auth=False)
+            elif path.startswith("/v3/"):
+                _describe_agent(path, method, spec)
             elif "422" in spec.get("responses", {}):
                 spec["responses"]["422"] = ref("Unprocessable", "responses")
     return document

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 
 from kiteline.server.kit.errors import BadRequest
+from kiteline.server.kit.query import integer
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
@@ -27,25 +28,17 @@ class Page:
 
     @classmethod
     def from_request(cls, request: Request) -> Page:
-        number = max(_int(request.query_params.get("page"), 1), 1)
+        """`page` from 1 (0 is taken as 1: pybuildkite starts there), `per_page` capped to
+        1..100; anything but a whole number is a 400 naming the parameter."""
+        query = request.query_params
+        number = max(integer(query, "page", 1), 1)
         if number > MAX_PAGE:
             raise BadRequest(
                 f"Listing this deep is not supported (page {number} > {MAX_PAGE}). "
                 "Please narrow your query using filters."
             )
-        return cls(
-            number=number,
-            per_page=min(
-                max(_int(request.query_params.get("per_page"), DEFAULT_PER_PAGE), 1), MAX_PER_PAGE
-            ),
-        )
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default
+        per_page = integer(query, "per_page", DEFAULT_PER_PAGE)
+        return cls(number=number, per_page=min(max(per_page, 1), MAX_PER_PAGE))
 
 
 def link_header(
