@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.db import utcnow
+from kiteline.server.organizations import service as organizations
 from kiteline.server.webhooks import fanout, queue
 
 
@@ -37,7 +38,9 @@ async def database_gauges(session: AsyncSession) -> bytes:
         "Command jobs not yet finished, by state and queue",
         labels=["state", "queue"],
     )
-    for (state, queue_name), count in sorted((await jobs.unfinished_by_queue(session)).items()):
+    organization_ids = await organizations.all_ids(session)
+    counts = await jobs.unfinished_by_queue(session, organization_ids)
+    for (state, queue_name), count in sorted(counts.items()):
         unfinished.add_metric([state, queue_name], count)
 
     agent_states = GaugeMetricFamily(
