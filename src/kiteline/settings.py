@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         "made by processes whose wake-ups do not reach this one (SQLite, `kiteline worker`)",
     )
 
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token /metrics requires; unset: /metrics answers loopback clients only",
+    )
+
     log_sql: bool = False
 
     @model_validator(mode="after")

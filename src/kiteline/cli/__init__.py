@@ -40,7 +40,7 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
         return app
     from kiteline.cli import admin, db, run, server, up, webhook, worker
 
-    app.command("server", help="Serve /v2 REST, /v3 agent API and /healthz on one port.")(
+    app.command("server", help="Serve the APIs, the web UI, /healthz and /metrics on one port.")(
         server.serve
     )
     app.command("worker", help="Run the background sweeps apart from the server.")(worker.work)

@@ -12,6 +12,7 @@ from kiteline.settings import Settings
 
 def work() -> None:
     from kiteline.server.kit.db import create_engine, create_sessionmaker
+    from kiteline.server.kit.instruments import Instruments
     from kiteline.server.kit.migrate import upgrade
     from kiteline.server.workers.runner import run_workers
 
@@ -26,9 +27,13 @@ def work() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         console.print("worker running; Ctrl-C stops it")
+        # Seen by a server's /metrics when both share PROMETHEUS_MULTIPROC_DIR.
+        instruments = Instruments()
+        instruments.watch_pool(engine)
         try:
-            await run_workers(create_sessionmaker(engine), settings, stop)
+            await run_workers(create_sessionmaker(engine), settings, stop, instruments)
         finally:
             await engine.dispose()
+            instruments.close()
 
     asyncio.run(main())

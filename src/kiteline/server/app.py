@@ -1,5 +1,5 @@
-"""Builds the ASGI app: /v2 REST, /v1 GraphQL, /v3 agent API, /healthz, the web UI at `/`;
-opens the database in its lifespan."""
+"""Builds the ASGI app: /v2 REST, /v1 GraphQL, /v3 agent API, /healthz, /metrics, the web UI
+at `/`; opens the database in its lifespan."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ from kiteline.server.graphql.endpoint import install_graphql
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
 from kiteline.server.kit.http import install_error_handlers
+from kiteline.server.kit.instruments import Instruments, RequestTimer
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.notify import PostgresRelay
 from kiteline.server.kit.openapi import install_openapi
 from kiteline.server.kit.ratelimit import install_rate_limits
 from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
+from kiteline.server.metrics.endpoint import install_metrics
 from kiteline.server.organizations.rate_limit_rest import router as rate_limit_router
 from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url, echo=settings.log_sql)
+        instruments.watch_pool(engine)
         await upgrade(engine)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
@@ -99,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Announced before the sweeps start: the lost-agent sweep counts silence from it.
             async with serving_presence(app.state.sessions):
                 workers = (
-                    asyncio.create_task(run_workers(app.state.sessions, settings, stop_workers))
+                    asyncio.create_task(
+                        run_workers(app.state.sessions, settings, stop_workers, instruments)
+                    )
                     if settings.run_workers
                     else None
                 )
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await relay.stop()
             await app.state.rate_limiter.aclose()
             await engine.dispose()
+            instruments.close()
 
     app = FastAPI(
         title="Kiteline",
@@ -126,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         strict_content_type=False,
     )
     app.state.settings = settings
+    instruments = app.state.instruments = Instruments()
     install_error_handlers(app)
     install_rate_limits(app, settings)
     install_graphql(app, settings)
@@ -148,6 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await connection.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    install_metrics(app, instruments)
     install_openapi(app)
+    # Outermost: it times the whole request, error handling and rate-limit headers too.
+    app.add_middleware(RequestTimer, instruments=instruments)
     install_web(app)  # last: its `/{org}…` patterns must not shadow the APIs' routes
     return app

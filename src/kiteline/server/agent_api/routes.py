@@ -21,9 +21,11 @@ from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.states import ON_AGENT, JobState
+from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ids import INT32_MAX, parse_int
+from kiteline.server.kit.instruments import Instruments
 from kiteline.server.kit.notify import Ticket, dispatch
 from kiteline.server.kit.timefmt import iso, parse_agent_time
 from kiteline.server.kit.urls import Urls
@@ -141,16 +143,19 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
                 return {"action": "disconnect", "message": "The agent was asked to stop"}
             if agent.connection_state in ("never_connected", "disconnected", "lost"):
                 agents.connect(session, await agents.load(session, agent.id))
-            job_id = None
+            claim = None
             if not agent.ignore_in_dispatches:
-                job_id = await jobs.claim_next(
+                claim = await jobs.claim_next(
                     session,
                     agent_id=agent.id,
                     organization_id=agent.organization_id,
                     tags=agent.meta_data,
                 )
-        if job_id is not None:
-            return {"action": "idle", "job": {"id": str(job_id), "state": JobState.ASSIGNED.value}}
+        if claim is not None:
+            if claim.assigned_at is not None:  # committed: this ping assigned it
+                _instruments(request).observe_dispatch(claim.runnable_at, claim.assigned_at)
+            job = {"id": str(claim.job_id), "state": JobState.ASSIGNED.value}
+            return {"action": "idle", "job": job}
         remaining = deadline - loop.time()
         if remaining <= 0 or not await _wait_for_work(request, ticket, remaining):
             return {"action": "idle"}
@@ -202,6 +207,9 @@ async def start(request: Request, job_id: str) -> dict[str, Any]:
     async with request_transaction(request) as session:
         ref = await auth.job_ref(session, request, job_id)
         job = await builds.start_job(session, ref, parse_agent_time(body.get("started_at")))
+    if ref.state == JobState.ACCEPTED:  # started now, not a start repeated
+        # By the server's clock, as the job was scheduled: the agent's may be off.
+        _instruments(request).observe_queue_wait(ref.scheduled_at, utcnow())
     return {"id": str(job.id), "state": job.state}
 
 
@@ -235,6 +243,7 @@ async def upload_chunk(
             # The agent drops the chunk and counts it in `chunks_failed_count`.
             raise BadRequest(f"Job can't have chunks: its state is {job.state}")
         await logs.append_chunk(session, job_id=job.id, sequence=sequence, offset=offset, data=data)
+    _instruments(request).log_bytes.inc(len(data))
     return Response(status_code=201)
 
 
@@ -266,6 +275,11 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
         )
         await agents.record_job_finished(session, job.agent_id)
     return {"id": str(job.id), "state": job.state}
+
+
+def _instruments(request: Request) -> Instruments:
+    instruments: Instruments = request.app.state.instruments
+    return instruments
 
 
 def _uuid(value: str) -> uuid.UUID:

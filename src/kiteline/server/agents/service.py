@@ -297,3 +297,11 @@ async def connected_for_organizations(
         if all(tag in agent.meta_data for tag in meta_data):
             grouped[agent.organization_id].append(agent)
     return grouped
+
+
+async def counts_by_connection_state(session: AsyncSession) -> dict[str, int]:
+    """`{connection_state: count}` of every agent, for the metrics."""
+    rows = await session.execute(
+        select(Agent.connection_state, func.count()).group_by(Agent.connection_state)
+    )
+    return {state: count for state, count in rows}

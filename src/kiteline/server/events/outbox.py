@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,3 +59,23 @@ async def newer(
         query = query.where(Event.organization_id == organization_id)
     rows = await session.scalars(query.order_by(Event.id).limit(limit))
     return list(rows)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Events a consumer has not taken yet, and when the oldest of them was written."""
+
+    events: int
+    oldest_created_at: datetime | None
+
+
+async def backlog(session: AsyncSession, *, after_id: int, consumed: Select[Any]) -> Backlog:
+    """What `unconsumed` would return, counted: events above `after_id` not in `consumed`."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(Event.created_at)).where(
+                Event.id > after_id, Event.id.not_in(consumed)
+            )
+        )
+    ).one()
+    return Backlog(count, oldest)

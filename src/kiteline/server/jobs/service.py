@@ -6,19 +6,20 @@ the build; nothing else writes the jobs table.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, select, text, update
+from sqlalchemy import Select, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.states import ON_AGENT, JobState, JobType
+from kiteline.server.jobs.states import ON_AGENT, TERMINAL, JobState, JobType
 from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -57,6 +58,7 @@ class JobRef(NamedTuple):
     agent_id: uuid.UUID | None
     state: str
     token_hash: str | None
+    scheduled_at: datetime | None  # for the queue-wait metric when the job starts
 
 
 # Built once, with parameters: constructing a statement costs about as much as running it.
@@ -327,7 +329,7 @@ def make_runnable(job: Job, now: datetime) -> None:
 # The statements of a claim, built once (see _REF).
 _HELD = _current_of(bindparam("agent_id"), Job.id, Job.state)
 _QUEUE = (
-    select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency)
+    select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency, Job.runnable_at)
     .where(
         Job.organization_id == bindparam("organization_id"),
         Job.state == JobState.SCHEDULED,
@@ -345,18 +347,27 @@ _CLAIM = (
 )
 
 
+class Claim(NamedTuple):
+    """The job a ping hands its agent; `runnable_at` and `assigned_at` only when this ping
+    assigned it (not when an earlier one did and its answer was lost)."""
+
+    job_id: uuid.UUID
+    runnable_at: datetime | None = None
+    assigned_at: datetime | None = None
+
+
 async def claim_next(
     session: AsyncSession, *, agent_id: uuid.UUID, organization_id: uuid.UUID, tags: list[str]
-) -> uuid.UUID | None:
+) -> Claim | None:
     """Assign the best runnable job this agent's tags match: priority first, then oldest.
-    Returns the id of the job assigned to the agent (`assigned` is then its state).
+    Returns the job assigned to the agent (`assigned` is then its state).
 
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
     """
     held = (await execute_core(session, _HELD, {"agent_id": agent_id})).first()
     if held is not None:
-        return held.id if held.state == JobState.ASSIGNED else None
+        return Claim(held.id) if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)
     now = utcnow()
     # Usually the first candidate fits: read the queue a few at a time, not all of it.
@@ -367,7 +378,7 @@ async def claim_next(
             {"organization_id": organization_id, "skip": offset, "take": CLAIM_BATCH},
         )
         candidates: list[Any] = list(found)
-        for job_id, rules, group, limit in candidates:
+        for job_id, rules, group, limit, runnable_at in candidates:
             if not rules_match(rules or [], agent_tags):
                 continue
             if group and limit and await _group_is_full(session, organization_id, group, limit):
@@ -376,7 +387,7 @@ async def claim_next(
                 session, _CLAIM, {"job_id": job_id, "agent_id": agent_id, "now": now}
             )
             if claimed.rowcount == 1:
-                return job_id
+                return Claim(job_id, runnable_at, now)
         if len(candidates) < CLAIM_BATCH:
             break
     return None
@@ -647,3 +658,30 @@ async def current_for_agents(
     )
     # Oldest assignment last, so it wins: the same job `current_for_agent` picks.
     return {job.agent_id: job for job in rows if job.agent_id is not None}
+
+
+async def unfinished_by_queue(
+    session: AsyncSession, organization_ids: Sequence[uuid.UUID]
+) -> dict[tuple[str, str], int]:
+    """`{(state, queue): count}` of the organizations' command jobs not yet in a terminal
+    state, for the metrics. Naming the organizations and the states lets both databases read
+    `ix_jobs_dispatch` (organization, state, …) instead of every job ever run. Jobs group by
+    their whole query rules (few distinct values), read as text: a PostgreSQL `json` value
+    cannot be grouped; the queue comes out of the rules here."""
+    if not organization_ids:
+        return {}
+    rules_text = cast(Job.agent_query_rules, Text)
+    rows = await session.execute(
+        select(Job.state, rules_text, func.count())
+        .where(
+            Job.organization_id.in_(organization_ids),
+            Job.state.in_([state.value for state in JobState if state not in TERMINAL]),
+            Job.type == JobType.SCRIPT,
+        )
+        .group_by(Job.state, rules_text)
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for state, rules, count in rows:
+        queue = tags_to_map(json.loads(rules) if rules else [])["queue"]
+        counts[state, queue] = counts.get((state, queue), 0) + count
+    return counts

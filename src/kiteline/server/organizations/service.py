@@ -106,3 +106,8 @@ async def shares_organization(
         .limit(1)
     )
     return found is not None
+
+
+async def all_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Every organization's id (a handful): per-organization index lookups start from these."""
+    return list(await session.scalars(select(Organization.id)))

@@ -17,11 +17,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.kit.db import transaction, utcnow
+from kiteline.server.kit.instruments import Instruments
 from kiteline.server.kit.urls import Urls
 from kiteline.server.sources import statuses
 from kiteline.server.sources.statuses import StatusClaim
 from kiteline.server.webhooks import fanout, queue
-from kiteline.server.webhooks.queue import Claim, Outcome, RetryPolicy
+from kiteline.server.webhooks.queue import Claim, DeliveryState, Outcome, RetryPolicy
 from kiteline.server.webhooks.signing import request_headers
 from kiteline.settings import Settings
 
@@ -29,6 +30,12 @@ log = logging.getLogger("kiteline.webhooks")
 
 #: How much of a receiver's answer an attempt keeps.
 EXCERPT_BYTES = 1024
+#: The `outcome` label of an attempt, by the state it left its delivery in.
+ATTEMPT_OUTCOMES = {
+    DeliveryState.SUCCEEDED: "succeeded",
+    DeliveryState.PENDING: "retrying",
+    DeliveryState.FAILED: "failed",
+}
 
 
 def public_base_url(settings: Settings) -> str:
@@ -113,13 +120,17 @@ async def _attempt(
     clients: Clients,
     claim: Claim,
     settings: Settings,
+    instruments: Instruments,
 ) -> None:
     outcome = await send(clients.get(claim.tls_verify), claim, settings.webhook_timeout_seconds)
     try:
         async with transaction(sessions) as session:
-            await queue.record(session, claim, outcome, RetryPolicy.from_settings(settings))
+            state = await queue.record(session, claim, outcome, RetryPolicy.from_settings(settings))
     except Exception:
         log.exception("recording attempt %d of %s failed", claim.attempt, claim.request_id)
+        return
+    if state is not None:
+        instruments.webhook_attempts.labels(ATTEMPT_OUTCOMES[state]).inc()
 
 
 async def post_status(
@@ -188,7 +199,10 @@ async def _step(
 
 
 async def run_delivery(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+    instruments: Instruments,
 ) -> None:
     """Until `stop`: attempts run as tasks (at most `webhook_concurrency`), and the loop comes
     round again when one ends, so a webhook's next event follows its previous one at once."""
@@ -211,7 +225,9 @@ async def run_delivery(
                 except Exception:
                     log.exception("webhook delivery failed a round; it goes on")
                     claims, status_claims = [], []
-                attempts = [_attempt(sessions, clients, claim, settings) for claim in claims]
+                attempts = [
+                    _attempt(sessions, clients, claim, settings, instruments) for claim in claims
+                ]
                 attempts += [
                     _attempt_status(sessions, clients, claim, settings) for claim in status_claims
                 ]

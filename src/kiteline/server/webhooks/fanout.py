@@ -119,3 +119,10 @@ async def _raise_floor(session: AsyncSession, floor: WebhookFanoutFloor, now: da
     if bound > floor.event_id:
         floor.event_id = bound
         await session.execute(delete(WebhookFanout).where(WebhookFanout.event_id <= bound))
+
+
+async def backlog(session: AsyncSession) -> outbox.Backlog:
+    """The outbox events not yet fanned out into deliveries: those above the floor that no
+    mark names (the marks are few: they are dropped as the floor rises)."""
+    floor = await session.get(WebhookFanoutFloor, FLOOR)
+    return await outbox.backlog(session, after_id=floor.event_id if floor else 0, consumed=DONE)

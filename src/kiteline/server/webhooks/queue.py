@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -255,12 +255,13 @@ class RetryPolicy:
 
 async def record(
     session: AsyncSession, claim: Claim, outcome: Outcome, policy: RetryPolicy
-) -> None:
+) -> DeliveryState | None:
     """Store the attempt and move the delivery on: done, due again later, or failed. A webhook
-    whose attempts keep failing is disabled."""
+    whose attempts keep failing is disabled. Returns the delivery's state after the attempt
+    (None when the delivery is gone or another worker had taken it over)."""
     delivery = await session.get(WebhookDelivery, claim.delivery_id, with_for_update=True)
     if delivery is None:  # its webhook was deleted meanwhile
-        return
+        return None
     session.add(
         WebhookAttempt(
             delivery_id=delivery.id,
@@ -274,7 +275,7 @@ async def record(
         )
     )
     if delivery.lease_id != claim.lease_id:
-        return  # the lease lapsed and another worker took the delivery over
+        return None  # the lease lapsed and another worker took the delivery over
     now = utcnow()
     delivery.attempts_count = claim.attempt
     delivery.lease_id = None
@@ -286,7 +287,7 @@ async def record(
         delivery.finished_at = now
         delivery.next_attempt_at = None
         webhook.consecutive_failures = 0
-        return
+        return DeliveryState.SUCCEEDED
     if outcome.retriable and claim.attempt < policy.max_attempts:
         delivery.next_attempt_at = now + policy.delay(claim.attempt)
     else:
@@ -301,3 +302,24 @@ async def record(
             f"Disabled after {webhook.consecutive_failures} consecutive failed attempts "
             f"(the last: {outcome.describe()}); enable it to resume its pending deliveries",
         )
+    return DeliveryState(delivery.state)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Deliveries not yet sent (or still being retried), and when the oldest was queued."""
+
+    pending: int
+    oldest_created_at: datetime | None
+
+
+async def backlog(session: AsyncSession) -> Backlog:
+    """For the metrics: one aggregate over the pending deliveries (`ix_webhook_deliveries_due`)."""
+    pending, oldest = (
+        await session.execute(
+            select(func.count(), func.min(WebhookDelivery.created_at)).where(
+                WebhookDelivery.state == DeliveryState.PENDING
+            )
+        )
+    ).one()
+    return Backlog(pending, oldest)

@@ -9,6 +9,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.kit.instruments import Instruments
 from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
 from kiteline.settings import Settings
@@ -17,11 +18,15 @@ log = logging.getLogger("kiteline.workers")
 
 
 async def run_workers(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+    instruments: Instruments,
 ) -> None:
     """The sweeps and webhook delivery, side by side."""
     await asyncio.gather(
-        _run_sweeps(sessions, settings, stop), run_delivery(sessions, settings, stop)
+        _run_sweeps(sessions, settings, stop),
+        run_delivery(sessions, settings, stop, instruments),
     )
 
 

@@ -1,0 +1,1 @@
+"""`/metrics`: Prometheus text format for operators (see docs/operations.md)."""
