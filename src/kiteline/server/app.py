@@ -26,6 +26,7 @@ from kiteline.server.graphql.endpoint import install_graphql
 from kiteline.server.jobs.rest import router as jobs_router
 from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
 from kiteline.server.kit.http import install_error_handlers
+from kiteline.server.kit.limits import LimitsMiddleware
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.notify import PostgresRelay
 from kiteline.server.kit.openapi import install_openapi
@@ -146,4 +147,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_openapi(app)
     install_web(app)  # last: its `/{org}…` patterns must not shadow the APIs' routes
+    app.add_middleware(LimitsMiddleware, settings=settings)  # outermost: before any body is read
     return app

@@ -30,6 +30,7 @@ from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
+from kiteline.server.kit import limits
 from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import (
     BadRequest,
@@ -91,6 +92,9 @@ async def create(
         raise ValidationFailed.field("commit", "can't be blank")
     if not new.branch.strip():
         raise ValidationFailed.field("branch", "can't be blank")
+    limits.check_build_message(new.message)
+    limits.check_env(new.env)
+    limits.check_meta_data(new.meta_data)
     steps_env = saved_steps_env(
         commit=new.commit.strip(),
         branch=new.branch.strip(),
@@ -124,6 +128,9 @@ async def create(
         scheduled_at=now,
     )
     planned = plan(definition, _context(build, pipeline, organization))
+    too_many = limits.jobs_over_limit(len(planned))
+    if too_many is not None:
+        raise ValidationFailed.field("configuration", too_many)
     session.add(build)
     for key, value in new.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
@@ -202,6 +209,9 @@ async def apply_upload(
         if other.step_key and other.step_id not in keys.get(other.step_key, []):
             keys.setdefault(other.step_key, []).append(other.step_id)
     planned = plan(definition, _context(build, pipeline, organization), external_keys=keys)
+    too_many = limits.jobs_over_limit(len(existing) + 1 + len(planned))
+    if too_many is not None:
+        raise Unprocessable(f"The uploaded pipeline is too large: {too_many}")
     for other in later:
         other.position += len(planned)
     added = _add_jobs(session, build, planned, first_position=job.position + 1, now=utcnow())
@@ -913,6 +923,7 @@ async def counts_for_pipelines(
 
 async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[str, str]) -> None:
     """Set keys on a build (all or nothing); keys and values must not be blank."""
+    limits.check_meta_data(items)
     for key, value in items.items():
         if not key.strip():
             raise ValidationFailed.field("key", "can't be blank")

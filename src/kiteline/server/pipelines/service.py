@@ -20,6 +20,8 @@ from kiteline.pipeline import (
     from_legacy_steps,
     interpolate_pipeline,
 )
+from kiteline.pipeline.document import load_document
+from kiteline.server.kit import limits
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -36,13 +38,19 @@ def parse_configuration(
     configuration: str, *, env: Mapping[str, str] | None = None
 ) -> PipelineDefinition:
     """The pipeline's YAML, its steps and their dependencies checked whole, or 422 naming the
-    step and the key that are wrong. With `env`, interpolated first (as a build does)."""
+    step and the key that are wrong. With `env`, interpolated first (as a build does). The
+    text's size, its aliases and its steps are held to the limits."""
     try:
-        if env is None:
-            return check_pipeline(configuration)
-        return check_pipeline(interpolate_pipeline(configuration, env))
+        document = load_document(configuration, limits=limits.current().pipeline)
+        if env is not None:
+            document = interpolate_pipeline(document, env)
+        definition = check_pipeline(document)
     except PipelineError as error:
         raise ValidationFailed.field("configuration", str(error)) from error
+    too_many = limits.steps_over_limit(definition.step_count)
+    if too_many is not None:
+        raise ValidationFailed.field("configuration", too_many)
+    return definition
 
 
 def configuration_from_steps(steps: Any) -> str:
@@ -83,6 +91,7 @@ async def create(
             'Step configuration is missing, expected `steps: { yaml: "..." }`',
         )
     parse_configuration(configuration)
+    limits.check_env(env or {})
     _check_visibility(visibility)
     if slug is not None and not PIPELINE_SLUG.match(slug):
         raise ValidationFailed.field(
@@ -226,6 +235,8 @@ async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, A
         raise ValidationFailed([{"field": key, "code": "can't be null"} for key in nulls])
     if "visibility" in changes:
         _check_visibility(changes["visibility"])
+    if isinstance(changes.get("env"), dict):
+        limits.check_env(changes["env"])
     if "steps" in changes and "configuration" not in changes:
         raise ValidationFailed.field(
             "steps", "can't be changed on a YAML pipeline; send `configuration` instead"

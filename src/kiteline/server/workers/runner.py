@@ -9,6 +9,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.kit import limits
 from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
 from kiteline.settings import Settings
@@ -20,6 +21,7 @@ async def run_workers(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
 ) -> None:
     """The sweeps and webhook delivery, side by side."""
+    limits.activate(settings)  # a trigger step's build is held to this server's limits
     await asyncio.gather(
         _run_sweeps(sessions, settings, stop), run_delivery(sessions, settings, stop)
     )
