@@ -14,7 +14,7 @@ from kiteline.pipeline.errors import PipelineError
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML read as go-yaml (the agent's parser) reads it: only `true`/`false` are booleans
     (`yes`, `on` stay strings), dates stay strings, and a key given twice in a map is an error."""
 
