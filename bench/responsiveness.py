@@ -36,6 +36,9 @@ from common import (
     summary_ms,
 )
 
+#: How long the benchmark waits for one probe's answer.
+PROBE_TIMEOUT = 300
+
 INTROSPECTION_ALIAS = "a{n}: __schema {{ types {{ name fields {{ name args {{ name }} }} }} }}"
 
 
@@ -122,13 +125,18 @@ def under_probes(
     ping.start()
     time.sleep(0.5)  # a baseline before the probe starts
     started = time.perf_counter()
-    response = probe()
+    try:
+        response = probe()
+        status: int | str = response.status_code
+        answer_bytes = len(response.content)
+    except httpx.HTTPError as error:  # e.g. the client's timeout: the probe never answered
+        status, answer_bytes = type(error).__name__, 0
     duration = time.perf_counter() - started
     time.sleep(0.2)
     return {
         "probe_seconds": round(duration, 2),
-        "status": response.status_code,
-        "answer_bytes": len(response.content),
+        "status": status,
+        "answer_bytes": answer_bytes,
         "healthz": health.finish(),
         "idle_agent_ping": ping.finish(),
     }
