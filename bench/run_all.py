@@ -110,6 +110,12 @@ BENCHMARKS = [
         _python("web_build_page.py", "--jobs", "100", "--requests", "10"),
         budget_s=180,
     ),
+    Benchmark(
+        "web-pipeline-page",
+        _python("web_pipeline_page.py", "--backend", "sqlite", "--builds", "10000"),
+        _python("web_pipeline_page.py", "--builds", "100", "--requests", "10"),
+        budget_s=180,
+    ),
 ]
 
 

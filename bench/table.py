@@ -252,6 +252,26 @@ def _web_build_page_rows(web: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def _web_pipeline_page_rows(web: dict[str, Any] | None) -> list[Row]:
+    if not _measured(web):
+        return [_not_measured("web UI: pipeline page, 10,000 builds", MISSING, web)]
+    assert web is not None
+    page, deep, live = web["page"], web["deep_page"], web["live_block"]
+    return [
+        (
+            f"web UI: pipeline page, {web['builds']:,} builds, "
+            f"{web['rows_per_page']} a page ({_label(web, 'SQLite')})",
+            MISSING,
+            f"page p50 {page['p50_ms']:.0f} ms, server CPU {page['server_cpu_ms_per_request']} ms "
+            f"per request; page {web['deep_page_number']} p50 {deep['p50_ms']:.0f} ms; "
+            f"live refresh p50 {live['p50_ms']:.0f} ms",
+            MISSING,
+            MISSING,
+            MISSING,
+        )
+    ]
+
+
 def _memory_rows(
     dispatch: dict[str, Any] | None, buildbot: dict[str, Any] | None, logs: dict[str, Any] | None
 ) -> list[Row]:
@@ -314,6 +334,7 @@ def render(results: list[dict[str, Any]]) -> str:
         *_graphql_rows(runs.get("graphql")),
         *_logs_rows(runs.get("logs")),
         *_web_build_page_rows(runs.get("web-build-page")),
+        *_web_pipeline_page_rows(runs.get("web-pipeline-page")),
         *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
     ]
     header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")

@@ -57,6 +57,7 @@ class Shot:
     phone: bool = False
     full_page: bool = False
     click: str | None = None  # the accessible name of a control to click first (a menu)
+    svg: bool = False  # not a page: the SVG the path answers is saved as docs/ui/<name>.svg
 
 
 SHOTS = [
@@ -72,6 +73,17 @@ SHOTS = [
     Shot("build-phone", "/default/release/builds/1", phone=True, full_page=True),
     Shot("build-unblock", "/default/release/builds/1", click="Unblock"),
     Shot("build-waterfall", "/default/release/builds/1#waterfall"),
+    Shot("pipeline", "/default/backend"),
+    Shot("pipeline-dark", "/default/backend", dark=True),
+    Shot("pipeline-phone", "/default/backend", phone=True, full_page=True),
+    Shot("pipeline-new-build", "/default/backend", click="New Build"),
+    Shot("pipeline-filtered", "/default/backend?branch=feature/*&state=failed"),
+    Shot("pipeline-settings", "/default/backend/settings", full_page=True),
+    Shot("pipeline-settings-dark", "/default/backend/settings", dark=True),
+    Shot("badge-passing", "/badges/backend?branch=main", svg=True),
+    Shot("badge-failing", "/badges/backend?branch=feature/search", svg=True),
+    Shot("badge-running", "/badges/backend?branch=feature/badges", svg=True),
+    Shot("badge-unknown", "/badges/backend?branch=nowhere", svg=True),
 ]
 
 STEPS = """\
@@ -200,6 +212,108 @@ def seed_build(api: httpx.Client, url: str, agent_token: str, work_dir: Path) ->
         ).raise_for_status()
 
 
+BACKEND_STEPS = """\
+agents:
+  queue: backend
+steps:
+  - label: ":python: Tests"
+    command: make test
+  - wait
+  - label: ":package: Package"
+    command: make dist
+"""
+
+#: The `backend` pipeline's builds, oldest first: (branch, message, what becomes of it).
+BACKEND_BUILDS = (
+    ("main", "Initial import", "passed"),
+    ("main", "Add a health check endpoint", "passed"),
+    ("feature/search", "Search inside logs", "failed"),
+    ("main", "Bump dependencies", "passed"),
+    ("fix/login-redirect", "Keep ?next= through sign-in", "canceled"),
+    ("feature/badges", "Badges: scope to a branch with ?branch=", "running"),
+    ("release/1.4", "Release 1.4.0", "scheduled"),
+)
+
+
+class ScriptedAgent:
+    """Just enough of the /v3 agent protocol to move jobs along without running them."""
+
+    def __init__(self, url: str, registration_token: str) -> None:
+        self.http = httpx.Client(base_url=f"{url}/v3", timeout=30)
+        registered = self.http.post(
+            "/register",
+            json={
+                "name": "backend-agent",
+                "hostname": "screenshots",
+                "meta_data": ["queue=backend"],
+            },
+            headers={"Authorization": f"Token {registration_token}"},
+        )
+        registered.raise_for_status()
+        self.token = registered.json()["access_token"]
+        self.call("POST", "/connect", self.token)
+
+    def call(self, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.http.request(
+            method, path, headers={"Authorization": f"Token {token}"}, **kwargs
+        )
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def run(self, exit_status: str | None) -> None:
+        """Take the next job, start it and finish it with `exit_status` (None: leave it running)."""
+        job = self.call("GET", "/ping", self.token, params={"wait": 5}).get("job")
+        if job is None:
+            raise SystemExit("no job for the scripted agent")
+        accepted = self.call("PUT", f"/jobs/{job['id']}/accept", self.token)
+        self.call("PUT", f"/jobs/{job['id']}/start", accepted["token"], json={})
+        if exit_status is not None:
+            time.sleep(1.1)  # a duration to show
+            self.call(
+                "PUT",
+                f"/jobs/{job['id']}/finish",
+                accepted["token"],
+                json={"exit_status": exit_status, "chunks_failed_count": 0},
+            )
+
+
+def seed_pipeline(api: httpx.Client, url: str, agent_token: str) -> str:
+    """The `backend` pipeline's page: builds on several branches in every state, moved along
+    by a scripted agent on a queue of its own. Returns its badge's path."""
+    created = api.post(
+        "/v2/organizations/default/pipelines",
+        json={
+            "name": "Backend",
+            "description": "The Python service: tests, then a wheel",
+            "repository": "git@github.com:kiteline/backend.git",
+            "configuration": BACKEND_STEPS,
+        },
+    )
+    created.raise_for_status()
+    agent = ScriptedAgent(url, agent_token)
+    builds = "/v2/organizations/default/pipelines/backend/builds"
+    for number, (branch, message, outcome) in enumerate(BACKEND_BUILDS, start=1):
+        api.post(
+            builds,
+            json={
+                "commit": f"{number:x}" * 40,
+                "branch": branch,
+                "message": message,
+                "author": {"name": "Ada Lovelace", "email": "ada@example.com"},
+            },
+        ).raise_for_status()
+        if outcome == "passed":
+            agent.run("0")
+            agent.run("0")
+        elif outcome == "failed":
+            agent.run("1")
+        elif outcome == "running":
+            agent.run(None)
+        elif outcome == "canceled":
+            api.put(f"{builds}/{number}/cancel").raise_for_status()
+    return "/" + created.json()["badge_url"].split("/", 3)[3]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -242,16 +356,32 @@ def create_credentials(data_dir: Path) -> dict[str, Any]:
     return created
 
 
-def take(url: str, shots: list[Shot]) -> None:
+def take(url: str, shots: list[Shot], paths: dict[str, str]) -> None:
+    """Photographs `shots`; `paths` names the pages whose URL is known once seeded."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
     if executable is None:
         raise SystemExit("chromium not found: apt-get install chromium")
     OUT.mkdir(parents=True, exist_ok=True)
+
+    def resolved(path: str) -> str:
+        for known, actual in paths.items():
+            if path.startswith(known):
+                return actual + path[len(known) :]
+        return path
+
+    for shot in shots:
+        if shot.svg:
+            answer = httpx.get(url + resolved(shot.path), timeout=30)
+            answer.raise_for_status()
+            (OUT / f"{shot.name}.svg").write_text(answer.text)
+            print(f"docs/ui/{shot.name}.svg  {shot.path}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         for shot in shots:
+            if shot.svg:
+                continue
             context = browser.new_context(
                 base_url=url,
                 viewport=PHONE if shot.phone else DESKTOP,
@@ -265,10 +395,13 @@ def take(url: str, shots: list[Shot]) -> None:
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign In").click()
                 page.wait_for_url("**/default")
-            page.goto(shot.path)
+            page.goto(resolved(shot.path))
             page.wait_for_load_state("networkidle")
             if shot.click:
-                page.get_by_label(shot.click).click()
+                control = page.get_by_role("button", name=shot.click, exact=True)
+                if control.count() == 0:
+                    control = page.get_by_label(shot.click)
+                control.first.click()
             page.screenshot(path=str(OUT / f"{shot.name}.png"), full_page=shot.full_page)
             print(f"docs/ui/{shot.name}.png  {shot.path}")
             context.close()
@@ -291,8 +424,10 @@ def main() -> None:
                 timeout=30,
             ) as api:
                 seed(api)
-                seed_build(api, url, created["agent_token"], data_dir)
-            take(url, shots)
+                if any("/release/" in shot.path for shot in shots):
+                    seed_build(api, url, created["agent_token"], data_dir)
+                badge = seed_pipeline(api, url, created["agent_token"])
+            take(url, shots, {"/badges/backend": badge})
         finally:
             stop()
 

@@ -226,6 +226,24 @@ def test_download_refuses_paths_that_leave_the_destination(in_job: InJob, tmp_pa
     assert in_job.api.calls("store_download") == []
 
 
+def test_download_of_odd_paths_fails_them_clearly_and_fetches_the_rest(
+    in_job: InJob, tmp_path: Path
+) -> None:
+    """Artifacts stored before the server refused such paths: a NUL, a newline, a drive."""
+    for odd in ("out/a\u0000b", "out/line\nbreak", "C:/out/win.txt"):
+        in_job.api.add_artifact(in_job.build_id, odd, b"x")
+    in_job.api.add_artifact(in_job.build_id, "out/good.txt", b"good")
+
+    result = in_job.run("artifact", "download", "*", "fetched")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    for odd in ("out/a\u0000b", "out/line\nbreak", "C:/out/win.txt"):
+        assert f"its path {odd!r} can't be a file name here" in result.stderr
+    assert "3 of 4 artifacts could not be downloaded" in result.stderr
+    assert [p.name for p in (tmp_path / "fetched" / "out").iterdir()] == ["good.txt"]
+
+
 def test_download_with_no_match_fails(in_job: InJob) -> None:
     result = in_job.run("artifact", "download", "nothing/*", ".")
 

@@ -18,6 +18,7 @@ from kiteline.client import (
     AsyncClient,
     Client,
     GraphQLError,
+    KitelineClientError,
     RateLimited,
     Unauthorized,
     Unprocessable,
@@ -190,6 +191,24 @@ def test_an_artifact_download_follows_the_redirect_without_the_token(
     assert [(seen.target, "authorization" in seen.headers) for seen in storage.requests] == [
         (signed, False)
     ]
+
+
+def test_an_artifact_path_no_file_can_have_stops_the_download_before_any_byte(
+    api: RecordedApi, client: Client, tmp_path: Path
+) -> None:
+    good = RECORDED["artifact"]
+    odd = {**good, "id": "odd", "path": "pkg/a\u0000b.tar.gz"}
+    api.answer("GET", f"{BUILDS}/1/artifacts?per_page=100", Answer(body=[good, odd]))
+
+    with pytest.raises(KitelineClientError) as refused:
+        client.download_artifacts("my-pipeline", 1, "pkg/*", tmp_path)
+
+    assert str(refused.value) == (
+        "refusing to write artifact odd at 'pkg/a\\x00b.tar.gz': not a file name this "
+        "system can hold; choose others with --pattern"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert [seen.target for seen in api.requests] == [f"{BUILDS}/1/artifacts?per_page=100"]
 
 
 def test_agents_parse_with_buildkites_meta_data_list(api: RecordedApi, client: Client) -> None:

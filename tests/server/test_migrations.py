@@ -18,3 +18,84 @@ def test_migrations_downgrade_to_nothing_and_up_again(database_url: str) -> None
     command.upgrade(config, "head")
     command.downgrade(config, "base")
     command.upgrade(config, "head")
+
+
+def test_pipelines_made_before_badge_keys_get_one_each(database_url: str) -> None:
+    """Migration 0010 gives every existing pipeline its own random badge key."""
+    import asyncio
+    import re
+    import uuid
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from kiteline.server.kit.db import create_engine
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0009")
+    organizations = sa.table(
+        "organizations",
+        sa.column("id", sa.Uuid()),
+        sa.column("slug", sa.String()),
+        sa.column("name", sa.String()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    pipelines = sa.table(
+        "pipelines",
+        *(sa.column(name, sa.Uuid()) for name in ("id", "organization_id")),
+        *(
+            sa.column(name, sa.String())
+            for name in (
+                "slug",
+                "name",
+                "repository",
+                "default_branch",
+                "configuration",
+                "visibility",
+            )
+        ),
+        *(sa.column(name, sa.JSON()) for name in ("env", "settings")),
+        sa.column("last_build_number", sa.Integer()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    now = datetime.now(UTC)
+    organization_id = uuid.uuid4()
+
+    async def run(statement: sa.Executable) -> list[sa.Row[object]]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                result = await connection.execute(statement)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        run(
+            organizations.insert().values(id=organization_id, slug="acme", name="A", created_at=now)
+        )
+    )
+    for slug in ("one", "two"):
+        asyncio.run(
+            run(
+                pipelines.insert().values(
+                    id=uuid.uuid4(),
+                    organization_id=organization_id,
+                    slug=slug,
+                    name=slug,
+                    repository="",
+                    default_branch="main",
+                    configuration="steps: []\n",
+                    visibility="private",
+                    env={},
+                    settings={},
+                    last_build_number=0,
+                    created_at=now,
+                )
+            )
+        )
+    command.upgrade(config, "head")
+    keys = asyncio.run(run(sa.text("SELECT badge_key FROM pipelines")))
+    assert len(keys) == 2
+    assert all(re.fullmatch("[0-9a-f]{50}", key) for (key,) in keys)
+    assert keys[0] != keys[1]

@@ -128,7 +128,8 @@ def test_the_live_block_is_rendered_alone(site: Site) -> None:
 
 def test_an_unknown_build_or_pipeline_is_a_404_page(site: Site) -> None:
     site.pipeline("app", "steps:\n  - command: echo hi\n")
-    for path in ("/acme/app/builds/7", "/acme/app/builds/x", "/acme/nope/builds/1"):
+    out_of_range = [f"/acme/app/builds/{n}" for n in ("0", "-1", str(2**31), str(2**63), "²")]
+    for path in ("/acme/app/builds/7", "/acme/app/builds/x", "/acme/nope/builds/1", *out_of_range):
         response = site.client.get(path)
         assert response.status_code == 404, path
         assert "Page Not Found" in response.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -16,6 +17,7 @@ from kiteline.agent.api import (
     IN_JOB,
     USER_AGENT,
     AgentApi,
+    ApiError,
     ApiResponse,
     decode,
     path_id,
@@ -75,7 +77,7 @@ async def download_artifacts(
         say(f"Downloading {artifact.path} ({artifact.file_size} bytes)")
         try:
             written.append(await download_artifact(api.http, artifact, destination=destination))
-        except (InJobError, OSError) as error:
+        except (InJobError, ApiError, OSError) as error:
             say(f"⚠️ Warning: Could not download {artifact.path}: {error}")
             failed.append(artifact.path)
     if failed:
@@ -122,8 +124,15 @@ async def download_artifact(
     return target
 
 
+#: Control characters (a NUL can't be in a file name; others make names that lie on screen)
+#: and drive letters (`C:/…` is absolute on Windows).
+_UNWRITABLE = re.compile(r"[\x00-\x1f\x7f]|^[A-Za-z]:")
+
+
 def _target(destination: Path, artifact_path: str) -> Path:
     path = PurePosixPath(artifact_path)
+    if _UNWRITABLE.search(artifact_path):
+        raise InJobError(f"its path {artifact_path!r} can't be a file name here")
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise InJobError(f"its path {artifact_path!r} would land outside {destination}")
     return destination.joinpath(*path.parts)

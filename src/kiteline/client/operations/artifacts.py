@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import IO
 from urllib.parse import urljoin
@@ -117,9 +118,19 @@ def download_artifact(
     return file.path
 
 
+#: Control characters (a NUL can't be in a file name; others make names that lie on screen)
+#: and drive letters (`C:/…` is absolute on Windows).
+_UNWRITABLE = re.compile(r"[\x00-\x1f\x7f]|^[A-Za-z]:")
+
+
 def artifact_destination(dest: Path, artifact: Artifact) -> Path:
     """Where an artifact goes under `dest`: at its path, never outside `dest`."""
     relative = PurePosixPath(artifact.path)
+    if _UNWRITABLE.search(artifact.path):
+        raise KitelineClientError(
+            f"refusing to write artifact {artifact.id} at {artifact.path!r}: not a file name "
+            "this system can hold; choose others with --pattern"
+        )
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise KitelineClientError(
             f"refusing to write artifact {artifact.id} at {artifact.path!r}: outside {dest}"
@@ -143,8 +154,10 @@ def download_artifacts(
     url = _list_url(config, org, pipeline, number, job_id)
     found: list[Artifact] = yield from collect(config, url, Artifact, {})
     chosen = [a for a in found if a.state == "finished" and fnmatch.fnmatchcase(a.path, pattern)]
+    # Every destination is checked before the first byte is written: an odd path stops the
+    # download with nothing half done.
+    targets = [artifact_destination(Path(dest), artifact) for artifact in chosen]
     written = []
-    for artifact in chosen:
-        target = artifact_destination(Path(dest), artifact)
+    for artifact, target in zip(chosen, targets, strict=True):
         written.append((yield from download_artifact(config, artifact, target)))
     return written

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -196,6 +197,13 @@ async def upload_artifact(request: Request, artifact_id: str) -> Response:
     return Response(status_code=201)
 
 
+def content_disposition(name: str) -> str:
+    """`attachment` with the file's name: an ASCII fallback, and the exact name encoded as
+    RFC 6266 says (a header holds Latin-1 only, and a quote would end the name early)."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 @router.get("/artifacts/{artifact_id}/download")
 async def download_artifact(request: Request, artifact_id: str) -> StreamingResponse:
     async with request_transaction(request) as session:
@@ -211,6 +219,6 @@ async def download_artifact(request: Request, artifact_id: str) -> StreamingResp
         media_type=artifact.mime_type or "application/octet-stream",
         headers={
             "Content-Length": str(artifact.file_size),
-            "Content-Disposition": f'attachment; filename="{artifact.path.rsplit("/", 1)[-1]}"',
+            "Content-Disposition": content_disposition(artifact.path.rsplit("/", 1)[-1]),
         },
     )

@@ -23,6 +23,7 @@ from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.states import ON_AGENT, JobState
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
+from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.notify import Ticket, dispatch
 from kiteline.server.kit.timefmt import iso, parse_agent_time
 from kiteline.server.kit.urls import Urls
@@ -72,7 +73,7 @@ async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
     async with request_transaction(request) as session:
         agent_token = await auth.registration(session, request)
         priority_text = str(body.priority or "").strip()
-        priority = int(priority_text) if priority_text.lstrip("-").isdigit() else None
+        priority = parse_int(priority_text, minimum=-INT32_MAX, maximum=INT32_MAX)
         agent, access_token = await agents.register(
             session,
             agent_token=agent_token,

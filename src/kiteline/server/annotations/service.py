@@ -13,6 +13,7 @@ from kiteline.server.annotations.models import Annotation
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
+from kiteline.server.kit.text import check_plain
 
 STYLES = ("success", "info", "warning", "error", "default")
 SCOPES = ("build", "job")
@@ -33,6 +34,7 @@ async def annotate(
 ) -> Annotation:
     """Create the context's annotation, or replace (or append to) its body and style."""
     context = (context or "").strip() or "default"
+    check_plain("context", context)
     if style is not None and style not in STYLES:
         raise ValidationFailed.field("style", f"must be one of {', '.join(STYLES)}")
     if priority is not None and not 1 <= priority <= 10:

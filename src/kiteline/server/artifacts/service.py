@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mimetypes
-import posixpath
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from kiteline.server.blobs import BlobStore
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
+from kiteline.server.kit.text import check_plain, relative_path
 
 STATES = ("new", "error", "finished", "deleted", "expired")
 
@@ -37,21 +37,16 @@ def blob_key(artifact: Artifact) -> str:
     return f"artifacts/{artifact.organization_id}/{artifact.build_id}/{artifact.id}"
 
 
-def _clean_path(path: str) -> str:
-    cleaned = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
-    if not path.strip() or cleaned in (".", "") or cleaned.startswith("../"):
-        raise ValidationFailed.field("path", f"must be a relative file path, got {path!r}")
-    return cleaned
-
-
 async def create_batch(
     session: AsyncSession, *, job: Job, batch_id: str | None, items: list[NewArtifact]
 ) -> list[Artifact]:
     artifacts = []
-    for item in items:
+    for index, item in enumerate(items):
+        field = f"artifacts[{index}]"
         if item.file_size < 0:
-            raise ValidationFailed.field("file_size", "must not be negative")
-        path = _clean_path(item.path)
+            raise ValidationFailed.field(f"{field}.file_size", "must not be negative")
+        path = relative_path(f"{field}.path", item.path)
+        check_plain(f"{field}.glob_path", item.glob_path)
         mime = item.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
         artifact = Artifact(
             id=uuid.uuid4(),

@@ -43,8 +43,8 @@ from kiteline.server.graphql.refs import (
 )
 from kiteline.server.jobs import graphql as job_types
 from kiteline.server.jobs import service as jobs
-from kiteline.server.kit.errors import NotFound, ValidationFailed
-from kiteline.server.kit.ids import parse_uuid
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.kit.ids import INT32_MAX, parse_int, parse_uuid
 from kiteline.server.kit.keyset import Window
 from kiteline.server.organizations import graphql as organization_types
 from kiteline.server.pipelines import graphql as pipeline_types
@@ -374,12 +374,13 @@ async def _by_slug(ctx: GraphQLContext, slug: str) -> Build | None:
     """`org/pipeline/number`."""
     org_slug, pipeline_slug, number = [*slug.split("/"), "", ""][:3]
     organization = organization_types.caller_organization(ctx, slug=org_slug)
-    if organization is None or not number.isdigit():
+    parsed = parse_int(number, minimum=1, maximum=INT32_MAX)
+    if organization is None or parsed is None:
         return None
 
     async def lookup(session: Any) -> Build:
         pipeline = await pipelines.get(session, organization_id=organization.id, slug=pipeline_slug)
-        return await service.get_by_number(session, pipeline_id=pipeline.id, number=int(number))
+        return await service.get_by_number(session, pipeline_id=pipeline.id, number=parsed)
 
     try:
         return await ctx.read(lookup)
@@ -471,16 +472,6 @@ class BuildRebuildPayload:
     rebuild: BuildNode = strawberry.field(description="The new build")
 
 
-def _environment(pairs: list[str]) -> dict[str, str]:
-    environment = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise ValidationFailed.field("env", f"must be KEY=value strings, got {pair!r}")
-        environment[key] = value
-    return environment
-
-
 @strawberry.type
 class BuildMutation:
     @strawberry.mutation
@@ -497,7 +488,7 @@ class BuildMutation:
             commit=input.commit or "HEAD",
             branch=input.branch or pipeline.default_branch,
             message=input.message,
-            env=_environment(input.env or []),
+            env=service.environment_from_pairs(input.env or []),
             meta_data={item.key: item.value for item in input.meta_data or []},
             author={"name": author.name, "email": author.email}
             if author

@@ -16,7 +16,6 @@ from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions, truthy
 from kiteline.server.builds.service import BuildListing
 from kiteline.server.kit.auth import Principal, api_transaction
-from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.urls import Urls
@@ -98,18 +97,14 @@ async def _pipeline_for(
     )
 
 
-def _build_number(number: str) -> int:
-    if not number.isdigit():
-        raise NotFound.of("build")
-    return int(number)
-
-
 async def locate_build(
     session: AsyncSession, principal: Principal, org: str, pipeline: str, number: str
 ) -> tuple[Organization, Pipeline, Build]:
     """The build at `…/pipelines/{pipeline}/builds/{number}` that this caller may see."""
     organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-    build = await service.get_by_number(session, pipeline_id=found.id, number=_build_number(number))
+    build = await service.get_by_number(
+        session, pipeline_id=found.id, number=service.parse_number(number)
+    )
     return organization, found, build
 
 
@@ -180,7 +175,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
     async with api_transaction(request, "read_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         build = await service.get_by_number(
-            session, pipeline_id=found.id, number=_build_number(number)
+            session, pipeline_id=found.id, number=service.parse_number(number)
         )
         query = request.query_params
         page = await rendering.render(
@@ -206,7 +201,7 @@ async def cancel_build(request: Request, org: str, pipeline: str, number: str) -
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         build = await service.get_by_number(
-            session, pipeline_id=found.id, number=_build_number(number)
+            session, pipeline_id=found.id, number=service.parse_number(number)
         )
         await service.cancel(session, build)
         return await _changed_build(request, session, org, organization, found, build)
@@ -217,7 +212,7 @@ async def rebuild_build(request: Request, org: str, pipeline: str, number: str) 
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
         original = await service.get_by_number(
-            session, pipeline_id=found.id, number=_build_number(number)
+            session, pipeline_id=found.id, number=service.parse_number(number)
         )
         build = await service.rebuild(
             session,

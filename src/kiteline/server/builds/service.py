@@ -40,8 +40,10 @@ from kiteline.server.kit.errors import (
     Unprocessable,
     ValidationFailed,
 )
+from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.notify import dispatch
+from kiteline.server.kit.text import check_plain, check_plain_keys
 from kiteline.server.organizations import service as organizations_service
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
@@ -62,6 +64,18 @@ class NewBuild:
     pull_request: dict[str, Any] | None = None
     rebuilt_from_id: uuid.UUID | None = None
     triggered_from_job_id: uuid.UUID | None = None
+
+
+def environment_from_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """`KEY=value` strings (GraphQL's `env`, the web's "Environment Variables" lines) as a
+    build's env (a later key wins), or 422 on the `env` field naming the first malformed one."""
+    environment = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValidationFailed.field("env", f"must be KEY=value strings, got {pair!r}")
+        environment[key] = value
+    return environment
 
 
 def _emit_build_event(session: AsyncSession, name: str, build: Build) -> None:
@@ -93,6 +107,9 @@ async def create(
         raise ValidationFailed.field("commit", "can't be blank")
     if not new.branch.strip():
         raise ValidationFailed.field("branch", "can't be blank")
+    check_plain("branch", new.branch.strip())
+    check_plain("commit", new.commit.strip())
+    check_plain_keys("meta_data", new.meta_data)
     limits.check_build_message(new.message)
     limits.check_env(new.env)
     limits.check_meta_data(new.meta_data)
@@ -826,6 +843,15 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
     return {row.id: row for row in rows}
 
 
+def parse_number(text: str) -> int:
+    """A build number from a path: 404 for anything no build can have (`0`, `-1`, `2**64`,
+    `x`), as for a build that doesn't exist."""
+    number = parse_int(text, minimum=1, maximum=INT32_MAX)
+    if number is None:
+        raise NotFound.of("build")
+    return number
+
+
 async def get_by_number(session: AsyncSession, *, pipeline_id: uuid.UUID, number: int) -> Build:
     build = await session.scalar(
         select(Build).where(Build.pipeline_id == pipeline_id, Build.number == number)
@@ -879,6 +905,20 @@ def _apply_filter(query: Select[Any], where: BuildFilter) -> Select[Any]:
             .exists()
         )
     return query
+
+
+async def latest_state(
+    session: AsyncSession, pipeline_id: uuid.UUID, *, branch: str | None = None
+) -> str | None:
+    """The state of the pipeline's newest build (on `branch`, matched as the REST list's
+    `branch` filter matches it), None when it has none: what its badge shows."""
+    query = select(Build.state).where(Build.pipeline_id == pipeline_id)
+    if branch:
+        query = _apply_filter(query, BuildFilter(branches=(branch,)))
+    state = await session.scalar(
+        query.order_by(Build.created_at.desc(), Build.number.desc()).limit(1)
+    )
+    return str(state) if state is not None else None
 
 
 class BuildListing(NamedTuple):
@@ -962,6 +1002,7 @@ async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[
     for key, value in items.items():
         if not key.strip():
             raise ValidationFailed.field("key", "can't be blank")
+        check_plain("key", key)
         if not str(value).strip():
             raise ValidationFailed.field("value", f"can't be blank (key {key!r})")
     # Build JSON shows the meta-data: a new build revision says a cached rendering is stale.

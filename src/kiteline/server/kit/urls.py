@@ -22,6 +22,10 @@ class Urls:
     def web(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}"
 
+    def badge(self, key: str) -> str:
+        """A pipeline's build status badge, served without sign-in to whoever has its key."""
+        return self.web(f"badges/{key}.svg")
+
     def organization(self, org: str) -> str:
         return self.api(f"organizations/{org}")
 

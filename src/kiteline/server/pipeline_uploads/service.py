@@ -14,6 +14,7 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.kit import limits
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.pipeline_uploads.models import PipelineUpload
+from kiteline.server.pipelines.service import step_name_problem
 
 
 async def upload(
@@ -34,6 +35,8 @@ async def upload(
     too_many = limits.steps_over_limit(definition.step_count)
     if too_many is not None:
         raise Unprocessable(f"The uploaded pipeline is too large: {too_many}")
+    if (problem := step_name_problem(definition)) is not None:
+        raise Unprocessable(f"The uploaded pipeline is invalid: {problem}")
     await builds.apply_upload(session, job, definition, replace=replace)
     record = PipelineUpload(id=upload_id, job_id=job.id, build_id=job.build_id, state="applied")
     session.add(record)

@@ -85,6 +85,13 @@ class PipelineNode(Node):
         slug = organization.slug if organization else ""
         return info.context.urls.web(f"{slug}/{self.row.slug}")
 
+    @strawberry.field(
+        name="badgeURL",
+        description="The pipeline's build status badge (SVG; `?branch=` scopes it to a branch)",
+    )
+    def badge_url(self, info: Info) -> str:
+        return info.context.urls.badge(self.row.badge_key)
+
     @strawberry.field
     def description(self) -> str | None:
         return self.row.description

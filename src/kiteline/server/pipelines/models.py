@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,14 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
+
+#: Random bytes in a pipeline's badge key: its badge is served without sign-in to whoever knows
+#: the URL, so the URL must not be guessable (50 hex characters, as Buildkite's badge keys).
+BADGE_KEY_BYTES = 25
+
+
+def new_badge_key() -> str:
+    return secrets.token_hex(BADGE_KEY_BYTES)
 
 
 class Pipeline(Base):
@@ -38,3 +47,9 @@ class Pipeline(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Names the pipeline's badge (`/badges/<key>.svg`). Every row has one (new rows by this
+    # default, older ones filled by migration 0010); nullable in the schema only because SQLite
+    # cannot add a NOT NULL column without rebuilding the table, whose DROP would cascade.
+    badge_key: Mapped[str] = mapped_column(
+        String(64), nullable=True, unique=True, index=True, default=new_badge_key
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -76,7 +75,6 @@ def pipeline_json(
     counts: builds_service.PipelineCounts,
 ) -> dict[str, Any]:
     url = urls.pipeline(org_slug, pipeline.slug)
-    badge = hashlib.sha1(str(pipeline.id).encode(), usedforsecurity=False).hexdigest()
     return {
         "id": str(pipeline.id),
         "graphql_id": graphql_id("Pipeline", pipeline.id),
@@ -106,7 +104,7 @@ def pipeline_json(
             "settings": pipeline.settings.get("provider_settings", {}),
         },
         "builds_url": f"{url}/builds",
-        "badge_url": urls.web(f"badges/{badge}.svg"),
+        "badge_url": urls.badge(pipeline.badge_key),
         "created_by": user_json(creator),
         "created_at": iso(pipeline.created_at),
         "archived_at": iso(pipeline.archived_at),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,18 +14,24 @@ from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import (
+    BlockStep,
+    GroupStep,
     PipelineError,
+    SelectField,
+    Step,
+    TriggerStep,
     check_pipeline,
     from_legacy_steps,
     interpolate_pipeline,
 )
+from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline.document import load_document
 from kiteline.server.kit import limits, offload
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
+from kiteline.server.kit.text import check_plain, control_character_problem
 from kiteline.server.kit.text_search import contains
 from kiteline.server.pipelines.models import Pipeline
 
@@ -63,7 +69,39 @@ def _checked(document: Any, env: Mapping[str, str] | None) -> PipelineDefinition
     too_many = limits.steps_over_limit(definition.step_count)
     if too_many is not None:
         raise ValidationFailed.field("configuration", too_many)
+    if (problem := step_name_problem(definition)) is not None:
+        raise ValidationFailed.field("configuration", problem)
     return definition
+
+
+def step_name_problem(definition: PipelineDefinition) -> str | None:
+    """The first step key, label or trigger branch holding a control character, named by
+    where it is (`steps[1].steps[0].label must not contain …`), else None."""
+    for field, value in _step_names(definition.steps, "steps"):
+        if (problem := control_character_problem(value)) is not None:
+            return f"{field} {problem}"
+    return None
+
+
+def _step_names(steps: Sequence[Step], prefix: str) -> Iterator[tuple[str, str]]:
+    for index, step in enumerate(steps):
+        at = f"{prefix}[{index}]"
+        for name, value in (("key", step.key), ("label", step.label)):
+            if value is not None:
+                yield f"{at}.{name}", value
+        if isinstance(step, GroupStep):
+            yield from _step_names(step.steps, f"{at}.steps")
+        elif isinstance(step, TriggerStep):
+            if step.build.branch is not None:
+                yield f"{at}.build.branch", step.build.branch
+            for key in step.build.meta_data:
+                yield f"{at}.build.meta_data", key
+        elif isinstance(step, BlockStep):
+            for number, block_field in enumerate(step.fields):
+                yield f"{at}.fields[{number}].key", block_field.key
+                if isinstance(block_field, SelectField):
+                    for option in block_field.options:
+                        yield f"{at}.fields[{number}].options.label", option.label
 
 
 def configuration_from_steps(steps: Any) -> str:
@@ -118,6 +156,7 @@ async def create(
     )
     if taken is not None:
         raise ValidationFailed.field("name", "has already been taken")
+    check_plain("default_branch", default_branch)
     pipeline = Pipeline(
         organization_id=organization_id,
         slug=slug,
@@ -143,6 +182,15 @@ async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -
     )
     if pipeline is None:
         raise NotFound.of("pipeline")
+    return pipeline
+
+
+async def get_by_badge_key(session: AsyncSession, key: str) -> Pipeline:
+    """The pipeline whose badge is `/badges/<key>.svg` (any organization's: the key is the
+    secret), or 404."""
+    pipeline = await session.scalar(select(Pipeline).where(Pipeline.badge_key == key))
+    if pipeline is None:
+        raise NotFound.of("badge")
     return pipeline
 
 
@@ -250,6 +298,8 @@ async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, A
         _check_visibility(changes["visibility"])
     if isinstance(changes.get("env"), dict):
         limits.check_env(changes["env"])
+    if isinstance(changes.get("default_branch"), str):
+        check_plain("default_branch", changes["default_branch"])
     if "steps" in changes and "configuration" not in changes:
         raise ValidationFailed.field(
             "steps", "can't be changed on a YAML pipeline; send `configuration` instead"

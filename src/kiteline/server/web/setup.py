@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kiteline.server.web.auth import SignInRequired
-from kiteline.server.web.pages import build, live, organizations, sign_in, site
+from kiteline.server.web.pages import badges, build, live, organizations, pipeline, sign_in, site
 from kiteline.server.web.routing import error_page, sign_in_redirect
 from kiteline.server.web.templating import STATIC_DIR
 
@@ -17,8 +17,10 @@ PAGE_ROUTERS = (
     site.router,
     sign_in.router,
     live.router,
+    badges.router,
     organizations.router,
     build.router,
+    pipeline.router,
 )
 
 

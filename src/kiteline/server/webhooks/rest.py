@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import BadRequest, ValidationFailed
 from kiteline.server.kit.http import base_url
-from kiteline.server.kit.ids import graphql_id
+from kiteline.server.kit.ids import graphql_id, parse_int
 from kiteline.server.kit.pagination import Page
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
@@ -323,7 +323,7 @@ async def list_deliveries(request: Request, org: str, service_id: str) -> dict[s
     state = request.query_params.get("state") or None
     if state is not None and state not in tuple(DeliveryState):
         raise ValidationFailed.field("state", f"must be one of {', '.join(DeliveryState)}")
-    if after is not None and not after[0].isdigit():
+    if after is not None and parse_int(after[0]) is None:
         raise BadRequest(BAD_CURSOR)
     async with api_transaction(request, READ) as (session, principal):
         _, webhook = await _webhook(session, principal.user_id, org, service_id)

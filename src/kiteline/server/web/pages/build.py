@@ -61,9 +61,9 @@ async def _locate(
     """The build as REST finds it, for a member of its organization (another's: 404)."""
     organization = viewer.organization(org)
     found = await pipelines.get(session, organization_id=organization.id, slug=pipeline)
-    if not number.isdigit():
-        raise NotFound.of("build")
-    build = await builds.get_by_number(session, pipeline_id=found.id, number=int(number))
+    build = await builds.get_by_number(
+        session, pipeline_id=found.id, number=builds.parse_number(number)
+    )
     return organization, found, build
 
 

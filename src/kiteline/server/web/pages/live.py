@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction
+from kiteline.server.kit.ids import parse_int
 from kiteline.server.web.auth import find_viewer
 from kiteline.server.web.live import (
     LiveHub,
@@ -62,7 +63,7 @@ async def live_events(
             hub,
             organization_id=organization.id,
             topics=topics,
-            after_id=int(last_event_id) if last_event_id.isdigit() else after,
+            after_id=resumed if (resumed := parse_int(last_event_id)) is not None else after,
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -1,0 +1,144 @@
+"""Web UI benchmark: a pipeline's page (its builds list) with many builds, rendered by the server.
+
+    python bench/web_pipeline_page.py [--backend sqlite|postgresql] [--builds 10000] [--requests 50]
+
+A pipeline gets `--builds` finished builds straight with SQL (the newest 1,000 with 3 jobs
+each). A signed-in client fetches `/{org}/{pipeline}` one request at a time: the first page
+(30 builds, as REST's list), the block a live update fetches (`HX-Target: builds`), a deep page
+(`?page=100`) and a filtered one (`?branch=main&state=passed`). Each answer must be a 200 with
+30 build rows. Prints one JSON line with the latencies and the server's CPU time per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from common import (
+    ORG,
+    WARM_UP_REQUESTS,
+    cpu_seconds,
+    create_pipeline,
+    database,
+    database_info,
+    emit,
+    exit_on_sigterm,
+    kiteline,
+    progress,
+    seed_builds,
+    summary_ms,
+)
+
+from kiteline.server import admin
+
+EMAIL = "bench@kiteline.local"
+PASSWORD = "benchmark password"
+ROWS = 30  # the list's page, as REST's default per_page
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+STEPS = "steps:\n  - command: make test\n"
+
+
+def _sign_in(url: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
+    form = client.get("/login")
+    token = _CSRF.search(form.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    signed = client.post(
+        "/login",
+        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
+    )
+    if signed.status_code != 303:
+        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    return client
+
+
+def _measure(
+    client: httpx.Client, path: str, headers: dict[str, str], requests: int
+) -> tuple[list[float], int]:
+    def fetch() -> httpx.Response:
+        response = client.get(path, headers=headers)
+        shown = response.text.count('<li class="row build-row"')
+        if response.status_code != 200 or shown != ROWS:
+            raise SystemExit(f"{path} is wrong: {response.status_code}, {shown} build rows")
+        return response
+
+    for _ in range(WARM_UP_REQUESTS):
+        fetch()
+    latencies = []
+    size = 0
+    for _ in range(requests):
+        began = time.perf_counter()
+        size = len(fetch().content)
+        latencies.append(time.perf_counter() - began)
+    return latencies, size
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--builds", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-") as tmp,
+        database(args.backend, Path(tmp)) as url,
+        kiteline(url) as k,
+    ):
+        asyncio.run(
+            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
+        )
+        with k.client() as api:
+            slug = create_pipeline(api, "Busy", STEPS)
+        seed_builds(url, slug, args.builds, with_jobs=1_000, jobs_per_build=3)
+        progress(f"{args.builds} builds seeded")
+        base = f"/{ORG}/{slug}"
+        deep = min(100, args.builds // ROWS)
+        results: dict[str, Any] = {}
+        client = _sign_in(k.url)
+        try:
+            for name, path, headers in (
+                ("page", base, {}),
+                ("live_block", base, {"HX-Request": "true", "HX-Target": "builds"}),
+                ("deep_page", f"{base}?page={deep}", {}),
+                ("filtered", f"{base}?branch=main&state=passed", {}),
+            ):
+                cpu_before = cpu_seconds(k.server.pid)
+                latencies, size = _measure(client, path, headers, args.requests)
+                cpu = cpu_seconds(k.server.pid) - cpu_before
+                results[name] = {
+                    **summary_ms(latencies),
+                    "bytes": size,
+                    "server_cpu_ms_per_request": round(
+                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
+                    ),
+                }
+                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
+        finally:
+            client.close()
+        emit(
+            {
+                "benchmark": "web-pipeline-page",
+                "backend": args.backend,
+                "database": database_info(url),
+                "builds": args.builds,
+                "rows_per_page": ROWS,
+                "deep_page_number": deep,
+                "requests": args.requests,
+                **results,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
