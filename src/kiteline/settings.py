@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: heartbeat (a retry, a slow server) and still be heard from before it is declared lost.
 LOST_AFTER_HEARTBEATS = 2
 
+KIB = 1024
+MIB = 1024 * KIB
+
 
 class Settings(BaseSettings):
     """Everything the server, the workers and `kiteline up` read from the environment."""
@@ -62,6 +65,48 @@ class Settings(BaseSettings):
     )
     graphql_max_query_complexity: int = Field(
         default=50_000, ge=1, description="Largest requested complexity of a single query"
+    )
+
+    # Size limits (see kit/limits.py and docs/reliability.md): far above what real pipelines
+    # send, low enough that one request can't fill the database or the server's memory.
+    max_request_bytes: int = Field(
+        default=20 * MIB, ge=1024, description="Largest request body (413 above it)"
+    )
+    max_artifact_bytes: int = Field(
+        default=5 * 1024 * MIB, ge=1024, description="Largest artifact upload body"
+    )
+    max_build_message_bytes: int = Field(
+        default=256 * KIB, ge=1, description="Largest build message"
+    )
+    max_env_vars: int = Field(
+        default=1000, ge=1, description="Variables in a build's or pipeline's env"
+    )
+    max_env_key_bytes: int = Field(default=1024, ge=1, description="Longest env variable name")
+    max_env_value_bytes: int = Field(default=128 * KIB, ge=1, description="Longest env value")
+    max_meta_data_key_bytes: int = Field(default=1024, ge=1, description="Longest meta-data key")
+    max_meta_data_value_bytes: int = Field(
+        default=1 * MIB, ge=1, description="Longest meta-data value"
+    )
+    max_steps_per_upload: int = Field(
+        default=50_000, ge=1, description="Steps (groups included) in one pipeline or upload"
+    )
+    max_jobs_per_build: int = Field(default=100_000, ge=1, description="Jobs in one build")
+    max_pipeline_bytes: int = Field(
+        default=10 * MIB, ge=1024, description="Largest pipeline YAML or JSON text"
+    )
+    max_pipeline_alias_nodes: int = Field(
+        default=100_000,
+        ge=0,
+        description="Nodes a pipeline's YAML aliases may add, counted each time one is used",
+    )
+    graphql_max_aliases: int = Field(
+        default=500, ge=1, description="Aliased fields in one GraphQL document"
+    )
+    graphql_max_fields: int = Field(
+        default=5000, ge=1, description="Fields in one GraphQL document, fragments expanded"
+    )
+    graphql_max_answer_bytes: int = Field(
+        default=20 * MIB, ge=1024, description="Largest GraphQL answer (introspection included)"
     )
 
     # Background workers (inside `kiteline server` unless run apart with `kiteline worker`).

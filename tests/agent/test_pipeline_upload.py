@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from tests.agent.conftest import InJob
+from tests.support.hostile import ALIAS_BOMB, ALIAS_BOMB_REFUSAL
 
 PIPELINE = "steps:\n  - command: echo $GREETING\n"
 
@@ -215,3 +216,15 @@ def test_request_headers_from_the_agent_are_sent_back(in_job: InJob, tmp_path: P
 
     assert result.exit_code == 0
     assert in_job.api.calls("pipelines")[0].headers["buildkite-route-hint"] == "blue"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_anything_is_sent(
+    in_job: InJob, tmp_path: Path
+) -> None:
+    write(tmp_path / "p.yml", ALIAS_BOMB)
+
+    result = in_job.run("pipeline", "upload", "p.yml")
+
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: The pipeline in p.yml is invalid:\n  {ALIAS_BOMB_REFUSAL}\n")
+    assert in_job.api.calls("pipelines") == []

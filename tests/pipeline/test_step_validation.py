@@ -52,8 +52,8 @@ steps:
 def test_invalid_yaml_is_one_issue_with_line_and_column():
     issue = only_issue("steps:\n  - command: make\n   bad: indent\n")
     assert issue.message == (
-        "Pipeline is not valid YAML at line 3, column 4: "
-        "expected <block end>, but found '<block mapping start>'"
+        # libyaml's words, which go-yaml (buildkite-agent's parser, a port of it) shares
+        "Pipeline is not valid YAML at line 3, column 4: did not find expected '-' indicator"
     )
 
 

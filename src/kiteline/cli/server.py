@@ -20,13 +20,25 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Server processes sharing the port (PostgreSQL only; the sweeps run in one).",
+    ),
 ) -> None:
     import uvicorn
 
     from kiteline.server.app import create_app, freeze_startup_heap
 
-    listener = bind_listener(host, port)
     settings = Settings(host=host, port=port)
+    if workers > 1:
+        refusal = several_processes_refusal(settings.resolved_database_url, workers)
+        if refusal:
+            raise fail(refusal)
+    listener = bind_listener(host, port)
+    if workers > 1:
+        _serve_in_processes(host, port, log_level, workers, listener)
+        return
     app = create_app(settings)
     freeze_startup_heap()
     config = uvicorn.Config(
@@ -38,6 +50,42 @@ def serve(
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[listener])
+
+
+def several_processes_refusal(database_url: str, workers: int) -> str | None:
+    """Why `--workers` can't be used with this database, or None."""
+    if database_url.startswith("sqlite"):
+        return (
+            f"--workers {workers} needs PostgreSQL (KITELINE_DATABASE_URL): SQLite takes one "
+            "writer at a time, and Kiteline queues its writers inside one process (decision "
+            "0009); processes would instead poll each other's write lock, slower than one. "
+            "Serve SQLite with one process, or move to PostgreSQL for several"
+        )
+    return None
+
+
+def _serve_in_processes(
+    host: str, port: int, log_level: str, workers: int, listener: socket.socket
+) -> None:
+    """`workers` processes accepting on one socket (uvicorn's supervisor restarts any that
+    dies); each builds its own app from the environment."""
+    import os
+
+    from uvicorn import Config
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ["KITELINE_HOST"], os.environ["KITELINE_PORT"] = host, str(port)
+    config = Config(
+        "kiteline.server.app:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        workers=workers,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    Multiprocess(config, sockets=[listener]).run()
 
 
 def bind_listener(host: str, port: int) -> socket.socket:

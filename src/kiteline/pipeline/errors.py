@@ -25,6 +25,10 @@ class PipelineError(ValueError):
         self.issues = list(issues)
         super().__init__("; ".join(str(issue) for issue in self.issues))
 
+    def __reduce__(self) -> tuple[type[PipelineError], tuple[list[PipelineIssue]]]:
+        # Rebuilt from its issues (not from its message) when it comes back from a process.
+        return (type(self), (self.issues,))
+
     @classmethod
     def single(cls, message: str, *, path: str = "", where: str = "") -> PipelineError:
         return cls([PipelineIssue(path=path, message=message, where=where)])

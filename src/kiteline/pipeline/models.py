@@ -186,3 +186,11 @@ class Pipeline:
     priority: int | None = None
     secrets: list[str] | dict[str, str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step_count(self) -> int:
+        """Its steps, a group's steps and the group itself each counted (as Buildkite's
+        limits count them)."""
+        return sum(
+            1 + (len(step.steps) if isinstance(step, GroupStep) else 0) for step in self.steps
+        )

@@ -82,12 +82,12 @@ _LABEL_KEYS: dict[StepKind, tuple[str, ...]] = {
 _STEP_WORDS = "command, wait, block, input, trigger or group"
 
 
-def parse_pipeline(source: str | bytes | dict[str, Any] | list[Any]) -> Pipeline:
+def parse_pipeline(source: str | bytes | dict[str, Any] | list[Any] | None) -> Pipeline:
     """A validated pipeline from YAML or JSON text, or from already-decoded data.
 
     A bare top-level list is the step list. Raises PipelineError listing every issue found.
     """
-    data = source if isinstance(source, dict | list) else load_document(source)
+    data = load_document(source) if isinstance(source, str | bytes) else source
     issues: list[PipelineIssue] = []
     pipeline = read_pipeline(data, issues)
     if issues:
@@ -95,7 +95,7 @@ def parse_pipeline(source: str | bytes | dict[str, Any] | list[Any]) -> Pipeline
     return pipeline
 
 
-def check_pipeline(source: str | bytes | dict[str, Any] | list[Any]) -> Pipeline:
+def check_pipeline(source: str | bytes | dict[str, Any] | list[Any] | None) -> Pipeline:
     """`parse_pipeline`, then the whole step graph: every `depends_on` names a step of this
     pipeline, and no steps wait for each other. What a pipeline's saved steps must pass (an
     upload's dependencies may also name steps already in the build: the server checks those)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,9 +25,10 @@ from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.graphql.endpoint import install_graphql
 from kiteline.server.jobs.rest import router as jobs_router
-from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
+from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker, transaction
 from kiteline.server.kit.http import install_error_handlers
 from kiteline.server.kit.instruments import Instruments, RequestTimer
+from kiteline.server.kit.limits import LimitsMiddleware
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.notify import PostgresRelay
 from kiteline.server.kit.openapi import install_openapi
@@ -151,13 +153,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> dict[str, Any]:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__}
+        # Read-only: on SQLite it never waits for the write lock a long write holds.
+        async with transaction(request.app.state.sessions, read_only=True) as session:
+            await session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__, "pid": os.getpid()}
 
     install_metrics(app, instruments)
     install_openapi(app)
     # Outermost: it times the whole request, error handling and rate-limit headers too.
     app.add_middleware(RequestTimer, instruments=instruments)
     install_web(app)  # last: its `/{org}…` patterns must not shadow the APIs' routes
+    app.add_middleware(LimitsMiddleware, settings=settings)  # outermost: before any body is read
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """The app of one of `kiteline server --workers N`'s processes: settings from the
+    environment, the startup heap frozen."""
+    app = create_app()
+    freeze_startup_heap()
     return app

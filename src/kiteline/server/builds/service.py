@@ -8,6 +8,7 @@ follows from its jobs. Each transition writes its outbox event in the same trans
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -31,6 +32,7 @@ from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
+from kiteline.server.kit import limits
 from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import (
     BadRequest,
@@ -110,6 +112,9 @@ async def create(
     check_plain("branch", new.branch.strip())
     check_plain("commit", new.commit.strip())
     check_plain_keys("meta_data", new.meta_data)
+    limits.check_build_message(new.message)
+    limits.check_env(new.env)
+    limits.check_meta_data(new.meta_data)
     steps_env = saved_steps_env(
         commit=new.commit.strip(),
         branch=new.branch.strip(),
@@ -118,7 +123,7 @@ async def create(
         pipeline=pipeline,
         organization=organization,
     )
-    definition = pipelines_service.parse_configuration(pipeline.configuration, env=steps_env)
+    definition = await pipelines_service.parse_configuration(pipeline.configuration, env=steps_env)
     number = await pipelines_service.allocate_build_number(session, pipeline.id)
     now = utcnow()
     build = Build(
@@ -143,12 +148,15 @@ async def create(
         created_at=now,
         scheduled_at=now,
     )
-    planned = plan(definition, _context(build, pipeline, organization))
+    planned = await _plan_off_loop_if_large(definition, _context(build, pipeline, organization))
+    too_many = limits.jobs_over_limit(len(planned))
+    if too_many is not None:
+        raise ValidationFailed.field("configuration", too_many)
     session.add(build)
     for key, value in new.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
-    added = _add_jobs(session, build, planned, first_position=0, now=now)
     await session.flush()
+    added = await _add_jobs(session, build, planned, first_position=0, now=now)
     _emit_build_event(session, "build.scheduled", build)
     # Nobody else sees the build before this transaction commits: no lock to take, and its
     # jobs are the ones just added.
@@ -233,7 +241,27 @@ def _context(build: Build, pipeline: Pipeline, organization: Organization) -> Bu
     )
 
 
-def _add_jobs(
+#: Pipelines of more steps than this are planned in a thread, off the event loop.
+LARGE_PLAN = 200
+
+
+async def _plan_off_loop_if_large(
+    definition: PipelineDefinition,
+    context: BuildContext,
+    *,
+    external_keys: dict[str, list[uuid.UUID]] | None = None,
+) -> list[PlannedJob]:
+    if definition.step_count > LARGE_PLAN:
+        return await asyncio.to_thread(plan, definition, context, external_keys=external_keys)
+    return plan(definition, context, external_keys=external_keys)
+
+
+#: Jobs written per flush when a build gets many: each flush's work on the event loop stays
+#: short, and other requests are served between them.
+JOBS_PER_FLUSH = 250
+
+
+async def _add_jobs(
     session: AsyncSession,
     build: Build,
     planned: list[PlannedJob],
@@ -241,18 +269,26 @@ def _add_jobs(
     first_position: int,
     now: datetime,
 ) -> list[Job]:
-    return [
-        jobs_service.add(
-            session,
-            organization_id=build.organization_id,
-            pipeline_id=build.pipeline_id,
-            build_id=build.id,
-            position=first_position + offset,
-            created_at=now,
-            **dataclasses.asdict(item),
+    """The planned jobs, added and flushed `JOBS_PER_FLUSH` at a time."""
+    names = [item.name for item in dataclasses.fields(PlannedJob)]
+    added: list[Job] = []
+    for offset, item in enumerate(planned):
+        added.append(
+            jobs_service.add(
+                session,
+                organization_id=build.organization_id,
+                pipeline_id=build.pipeline_id,
+                build_id=build.id,
+                position=first_position + offset,
+                created_at=now,
+                # Not dataclasses.asdict: it deep-copies, and the plan is this build's alone.
+                **{name: getattr(item, name) for name in names},
+            )
         )
-        for offset, item in enumerate(planned)
-    ]
+        if (offset + 1) % JOBS_PER_FLUSH == 0:
+            await session.flush()
+    await session.flush()
+    return added
 
 
 async def apply_upload(
@@ -279,10 +315,15 @@ async def apply_upload(
     for other in [*existing, job]:
         if other.step_key and other.step_id not in keys.get(other.step_key, []):
             keys.setdefault(other.step_key, []).append(other.step_id)
-    planned = plan(definition, _context(build, pipeline, organization), external_keys=keys)
+    planned = await _plan_off_loop_if_large(
+        definition, _context(build, pipeline, organization), external_keys=keys
+    )
+    too_many = limits.jobs_over_limit(len(existing) + 1 + len(planned))
+    if too_many is not None:
+        raise Unprocessable(f"The uploaded pipeline is too large: {too_many}")
     for other in later:
         other.position += len(planned)
-    added = _add_jobs(session, build, planned, first_position=job.position + 1, now=utcnow())
+    added = await _add_jobs(session, build, planned, first_position=job.position + 1, now=utcnow())
     barrier = next(
         (
             j
@@ -358,6 +399,7 @@ async def advance(
     for job in current:
         by_step.setdefault(str(job.step_id), []).append(job)
     changed = True
+    settled = 0
     while changed:
         changed = False
         for job in current:
@@ -367,6 +409,9 @@ async def advance(
             if verdict is None:
                 continue
             changed = True
+            settled += 1
+            if settled % JOBS_PER_FLUSH == 0:
+                await session.flush()  # a large build's changes, written a slice at a time
             if build.state in (BuildState.CANCELING, BuildState.CANCELED):
                 _settle(job, JobState.CANCELED, now, passed=False)
             elif not verdict:
@@ -1020,6 +1065,7 @@ async def counts_for_pipelines(
 
 async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[str, str]) -> None:
     """Set keys on a build (all or nothing); keys and values must not be blank."""
+    limits.check_meta_data(items)
     for key, value in items.items():
         if not key.strip():
             raise ValidationFailed.field("key", "can't be blank")

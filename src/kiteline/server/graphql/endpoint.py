@@ -10,13 +10,21 @@ Every authenticated answer carries `RateLimit-*` and `RateLimit-Complexity-*` he
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
-from graphql import OperationType
+from fastapi.responses import JSONResponse, Response
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+)
 
 from kiteline.server.graphql.budget import (
     BudgetExhausted,
@@ -25,11 +33,12 @@ from kiteline.server.graphql.budget import (
     WindowUsage,
     organization_bucket,
 )
-from kiteline.server.graphql.checks import Refused, check
+from kiteline.server.graphql.checks import DocumentLimits, Refused, check
 from kiteline.server.graphql.complexity import actual_complexity
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.errors import formatted
 from kiteline.server.graphql.schema import schema
+from kiteline.server.kit import limits
 from kiteline.server.kit.auth import Principal, authenticate, record_use
 from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
 from kiteline.server.kit.http import base_url, request_transaction
@@ -66,7 +75,10 @@ class Answer:
     usage: WindowUsage | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
-    def response(self, *, with_stats: bool) -> JSONResponse:
+    #: The body as sent, when `answer` already rendered it (to measure it).
+    rendered: bytes | None = None
+
+    def response(self, *, with_stats: bool) -> Response:
         headers = {
             **self.headers,
             "RateLimit-Complexity-Requested": str(self.requested),
@@ -78,7 +90,57 @@ class Answer:
         if with_stats:
             stats = {"requestedComplexity": self.requested, "actualComplexity": self.actual}
             body = {**body, "stats": stats}
+        elif self.rendered is not None:
+            return Response(
+                self.rendered,
+                status_code=self.status,
+                headers=headers,
+                media_type="application/json",
+            )
         return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def render(body: dict[str, Any]) -> bytes:
+    """As JSONResponse renders it."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def introspection_only(operation: OperationDefinitionNode) -> bool:
+    """Whether the operation reads nothing but the schema (`__schema`, `__type`,
+    `__typename` at its root): no resolver of ours, no database."""
+    return operation.operation == OperationType.QUERY and all(
+        isinstance(selection, FieldNode) and selection.name.value.startswith("__")
+        for selection in operation.selection_set.selections
+    )
+
+
+def _introspect(
+    document: DocumentNode, post: GraphQLPost, max_bytes: int
+) -> tuple[ExecutionResult, bytes | None]:
+    """An introspection query run and rendered whole, in a thread (off the event loop): the
+    answer, and its body unless it is over `max_bytes`."""
+    result = execute(
+        schema._schema,
+        document,
+        variable_values=post.variables,
+        operation_name=post.operation_name,
+    )
+    assert isinstance(result, ExecutionResult)  # introspection resolvers are synchronous
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [formatted(error) for error in result.errors]
+    rendered = render(body)
+    return result, rendered if len(rendered) <= max_bytes else None
+
+
+def _answer_too_large(size: int | None, maximum: int) -> dict[str, Any]:
+    told = f"{size} bytes" if size is not None else "larger"
+    return _errors(
+        f"The answer would be {told}, which exceeds max answer size of {maximum} bytes: "
+        "ask for fewer fields or smaller pages"
+    )
 
 
 def _errors(message: str) -> dict[str, Any]:
@@ -139,12 +201,14 @@ def after_use(request: Request, principal: Principal) -> None:
 async def answer(request: Request, post: GraphQLPost) -> Answer:
     settings: Settings = request.app.state.settings
     budget: ComplexityBudget | None = request.app.state.graphql_budget
+    active = limits.current()
     checked = check(
         schema._schema,
         post.query,
         post.variables,
         post.operation_name,
         max_complexity=settings.graphql_max_query_complexity,
+        limits=DocumentLimits(aliases=active.graphql_aliases, fields=active.graphql_fields),
     )
     # Queries never write: on SQLite they then read a snapshot without holding the write lock.
     read_only = isinstance(checked, Refused) or checked.operation.operation == OperationType.QUERY
@@ -166,34 +230,52 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
             urls=Urls(base_url(request)),
             document=checked.document,
         )
-        result = await schema.execute(
-            post.query,
-            variable_values=post.variables,
-            context_value=context,
-            operation_name=post.operation_name,
-        )
-        errors = result.errors or []
+        rendered: bytes | None = None
+        if introspection_only(checked.operation):
+            introspected, rendered = await asyncio.to_thread(
+                _introspect, checked.document, post, active.graphql_answer_bytes
+            )
+            data, errors = introspected.data, list(introspected.errors or [])
+            if rendered is None:
+                return Answer(
+                    _answer_too_large(None, active.graphql_answer_bytes),
+                    requested=checked.weight.requested,
+                    usage=await gate.peek(),
+                )
+        else:
+            result = await schema.execute(
+                post.query,
+                variable_values=post.variables,
+                context_value=context,
+                operation_name=post.operation_name,
+            )
+            data, errors = result.data, list(result.errors or [])
         for error in errors:
             if isinstance(error.original_error, BudgetExhausted):
                 raise error.original_error  # rolls the transaction back
         await gate.enter_default()
     actual = actual_complexity(
-        schema._schema, checked.document, checked.operation, post.variables, result.data
+        schema._schema, checked.document, checked.operation, post.variables, data
     )
-    body: dict[str, Any] = {"data": result.data}
+    body: dict[str, Any] = {"data": data}
     if errors:
         body["errors"] = [formatted(error) for error in errors]
+    if rendered is None:
+        rendered = render(body)
+    if len(rendered) > active.graphql_answer_bytes:
+        body, rendered = _answer_too_large(len(rendered), active.graphql_answer_bytes), None
     return Answer(
         body,
         requested=checked.weight.requested,
         actual=actual,
         usage=await gate.charge(actual),
+        rendered=rendered,
     )
 
 
 @router.post(PATHS[0])
 @router.post(PATHS[1])
-async def graphql_endpoint(request: Request) -> JSONResponse:
+async def graphql_endpoint(request: Request) -> Response:
     with_stats = request.headers.get(STATS_HEADER, "").strip().lower() == "true"
     try:
         return (await answer(request, await read_post(request))).response(with_stats=with_stats)

@@ -224,7 +224,7 @@ SCHEMAS: dict[str, Schema] = {
     "JobLog": obj("url:url content size:int header_times:int[]"),
     "JobEnv": obj("env:map"),
     "Meta": obj("webhook_ips:str[]"),
-    "Health": obj("status version"),
+    "Health": obj("status version pid:int"),
 }
 
 # --- Responses, headers, parameters ----------------------------------------------------------

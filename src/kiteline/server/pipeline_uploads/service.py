@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import PipelineError, parse_pipeline
+from kiteline.pipeline.document import load_document
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs.models import Job
+from kiteline.server.kit import limits
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.service import step_name_problem
@@ -25,9 +27,14 @@ async def upload(
             raise Unprocessable("This upload uuid belongs to another job")
         return existing
     try:
+        if isinstance(pipeline, str | bytes):
+            pipeline = load_document(pipeline, limits=limits.current().pipeline)
         definition = parse_pipeline(pipeline)
     except PipelineError as error:
         raise Unprocessable(f"The uploaded pipeline is invalid: {error}") from error
+    too_many = limits.steps_over_limit(definition.step_count)
+    if too_many is not None:
+        raise Unprocessable(f"The uploaded pipeline is too large: {too_many}")
     if (problem := step_name_problem(definition)) is not None:
         raise Unprocessable(f"The uploaded pipeline is invalid: {problem}")
     await builds.apply_upload(session, job, definition, replace=replace)

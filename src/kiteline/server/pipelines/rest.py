@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import PipelineError, parse_pipeline, to_rest_steps
 from kiteline.server.builds import service as builds_service
+from kiteline.server.kit import offload
 from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
@@ -45,14 +46,25 @@ class PipelineCreate(BaseModel):
     provider_id: str | None = None
 
 
-@lru_cache(maxsize=256)
-def _rest_steps(configuration: str) -> list[dict[str, Any]]:
-    """The configuration's steps in REST form. Cached: every build list embeds its pipeline,
-    and parsing YAML per request was a visible share of the time. Callers only serialize it."""
+def _rest_steps_of(configuration: str) -> list[dict[str, Any]]:
+    """The configuration's steps in REST form."""
     try:
         return to_rest_steps(parse_pipeline(configuration))
     except PipelineError:
         return []
+
+
+#: Cached: every build list embeds its pipeline, and parsing YAML per request was a visible
+#: share of the time. Callers only serialize it.
+_rest_steps_small = lru_cache(maxsize=256)(_rest_steps_of)
+#: Large configurations' steps, parsed off the loop by `render_pipelines`; oldest out first.
+_large_rest_steps: dict[str, list[dict[str, Any]]] = {}
+LARGE_CACHED = 8
+
+
+def _rest_steps(configuration: str) -> list[dict[str, Any]]:
+    steps = _large_rest_steps.get(configuration)
+    return steps if steps is not None else _rest_steps_small(configuration)
 
 
 def pipeline_json(
@@ -129,6 +141,15 @@ async def render_pipelines(
         session, {p.created_by_id for p in pipelines if p.created_by_id is not None}
     )
     counts = await builds_service.counts_for_pipelines(session, [p.id for p in pipelines])
+    for pipeline in pipelines:
+        configuration = pipeline.configuration
+        if len(configuration) >= offload.LARGE_TEXT and configuration not in _large_rest_steps:
+            # Parsed in a process: a pipeline of thousands of steps takes seconds.
+            _large_rest_steps[configuration] = await offload.in_process(
+                _rest_steps_of, configuration
+            )
+            while len(_large_rest_steps) > LARGE_CACHED:
+                _large_rest_steps.pop(next(iter(_large_rest_steps)))
     return [
         pipeline_json(
             urls,

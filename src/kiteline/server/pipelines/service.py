@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ from kiteline.pipeline import (
     interpolate_pipeline,
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
+from kiteline.pipeline.document import load_document
+from kiteline.server.kit import limits, offload
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -39,18 +42,34 @@ def slugify(name: str) -> str:
     return slug[:100] or "pipeline"
 
 
-def parse_configuration(
+async def parse_configuration(
     configuration: str, *, env: Mapping[str, str] | None = None
 ) -> PipelineDefinition:
     """The pipeline's YAML, its steps and their dependencies checked whole, or 422 naming the
-    step and the key that are wrong. With `env`, interpolated first (as a build does)."""
+    step and the key that are wrong. With `env`, interpolated first (as a build does). The
+    text's size, its aliases and its steps are held to the limits. A large text is decoded
+    in a process and checked in a thread, never on the event loop."""
+    pipeline_limits = limits.current().pipeline
+    large = len(configuration) >= offload.LARGE_TEXT
     try:
-        if env is None:
-            definition = check_pipeline(configuration)
-        else:
-            definition = check_pipeline(interpolate_pipeline(configuration, env))
+        document = await offload.off_loop_if_large(
+            len(configuration), load_document, configuration, limits=pipeline_limits
+        )
     except PipelineError as error:
         raise ValidationFailed.field("configuration", str(error)) from error
+    return await asyncio.to_thread(_checked, document, env) if large else _checked(document, env)
+
+
+def _checked(document: Any, env: Mapping[str, str] | None) -> PipelineDefinition:
+    try:
+        if env is not None:
+            document = interpolate_pipeline(document, env)
+        definition = check_pipeline(document)
+    except PipelineError as error:
+        raise ValidationFailed.field("configuration", str(error)) from error
+    too_many = limits.steps_over_limit(definition.step_count)
+    if too_many is not None:
+        raise ValidationFailed.field("configuration", too_many)
     if (problem := step_name_problem(definition)) is not None:
         raise ValidationFailed.field("configuration", problem)
     return definition
@@ -123,7 +142,8 @@ async def create(
             "configuration",
             'Step configuration is missing, expected `steps: { yaml: "..." }`',
         )
-    parse_configuration(configuration)
+    await parse_configuration(configuration)
+    limits.check_env(env or {})
     _check_visibility(visibility)
     if slug is not None and not PIPELINE_SLUG.match(slug):
         raise ValidationFailed.field(
@@ -298,6 +318,8 @@ async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, A
         raise ValidationFailed([{"field": key, "code": "can't be null"} for key in nulls])
     if "visibility" in changes:
         _check_visibility(changes["visibility"])
+    if isinstance(changes.get("env"), dict):
+        limits.check_env(changes["env"])
     if isinstance(changes.get("default_branch"), str):
         check_plain("default_branch", changes["default_branch"])
     if "steps" in changes and "configuration" not in changes:
@@ -308,7 +330,7 @@ async def update(session: AsyncSession, pipeline: Pipeline, changes: dict[str, A
         configuration = changes["configuration"]
         if not isinstance(configuration, str) or not configuration.strip():
             raise ValidationFailed.field("configuration", "can't be blank")
-        parse_configuration(configuration)
+        await parse_configuration(configuration)
         pipeline.configuration = configuration
     if "name" in changes:
         name = str(changes["name"] or "").strip()

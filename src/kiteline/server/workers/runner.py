@@ -9,9 +9,11 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.kit import limits
 from kiteline.server.kit.instruments import Instruments
 from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
+from kiteline.server.workers.leader import SweepLeadership
 from kiteline.settings import Settings
 
 log = logging.getLogger("kiteline.workers")
@@ -24,6 +26,7 @@ async def run_workers(
     instruments: Instruments,
 ) -> None:
     """The sweeps and webhook delivery, side by side."""
+    limits.activate(settings)  # a trigger step's build is held to this server's limits
     await asyncio.gather(
         _run_sweeps(sessions, settings, stop),
         run_delivery(sessions, settings, stop, instruments),
@@ -33,20 +36,39 @@ async def run_workers(
 async def _run_sweeps(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set():
-        for name, sweep in (
-            ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
-            ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
-            ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
-            ("schedules", lambda: sweeps.fire_schedules(sessions)),
-        ):
-            try:
-                count = await sweep()
-            except Exception:
-                log.exception("the %s sweep failed; it runs again next time", name)
-            else:
-                if count:
-                    log.info("%s sweep handled %d row(s)", name, count)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(settings.worker_interval_seconds):
-                await stop.wait()
+    leadership = SweepLeadership(sessions.kw["bind"])
+    try:
+        while not stop.is_set():
+            await _sweep_once_if_leading(sessions, settings, leadership)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.worker_interval_seconds):
+                    await stop.wait()
+    finally:
+        await leadership.release()
+
+
+async def _sweep_once_if_leading(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    leadership: SweepLeadership,
+) -> None:
+    """One round of every sweep, in the one process that leads them (see `leader`)."""
+    try:
+        if not await leadership.leads():
+            return
+    except Exception:
+        log.exception("could not tell whether this process leads the sweeps; it asks again")
+        return
+    for name, sweep in (
+        ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
+        ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
+        ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
+        ("schedules", lambda: sweeps.fire_schedules(sessions)),
+    ):
+        try:
+            count = await sweep()
+        except Exception:
+            log.exception("the %s sweep failed; it runs again next time", name)
+        else:
+            if count:
+                log.info("%s sweep handled %d row(s)", name, count)

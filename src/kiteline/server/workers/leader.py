@@ -1,0 +1,73 @@
+"""Which process runs the sweeps, when several could: on PostgreSQL, the one holding a
+session-level advisory lock (`pg_try_advisory_lock`) on a connection it keeps open. Every
+process that would sweep (each `kiteline server --workers N` process, replicas, `kiteline
+worker`) tries to take it before each round; one holds it, the others skip the round. When
+the holder dies, its connection closes, the lock goes with it, and another takes it at its
+next round. SQLite has one serving process: it always leads."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger("kiteline.workers")
+
+#: The advisory lock's key: "kite" + "swp" in ASCII, unlikely to meet another application's.
+SWEEP_LOCK_KEY = 0x6B697465_737770
+
+
+class SweepLeadership:
+    """`await leads()` before each round of sweeps; `await release()` at the end."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.connection: AsyncConnection | None = None
+
+    async def leads(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self.connection is not None:
+            try:
+                await self.connection.execute(text("SELECT 1"))
+                await self.connection.commit()
+                return True
+            except Exception:
+                log.warning("lost the connection holding the sweep lock; trying again")
+                await self._close()
+        connection = await self.engine.connect()
+        try:
+            taken = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": SWEEP_LOCK_KEY}
+            )
+            await connection.commit()
+        except Exception:
+            await connection.close()
+            raise
+        if not taken:
+            await connection.close()
+            return False
+        self.connection = connection
+        log.info("process %d now runs the background sweeps", os.getpid())
+        return True
+
+    async def release(self) -> None:
+        if self.connection is not None:
+            try:
+                await self.connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": SWEEP_LOCK_KEY}
+                )
+                await self.connection.commit()
+            except Exception:
+                log.warning("could not release the sweep lock (closing its connection does)")
+            await self._close()
+
+    async def _close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:
+                log.warning("could not close the sweep lock's connection", exc_info=True)
