@@ -1019,6 +1019,69 @@ async def counts_for_pipelines(
     return {pid: PipelineCounts(**values) for pid, values in tallies.items()}
 
 
+@dataclass(frozen=True)
+class RecentBuild:
+    """What a pipelines list shows of one of a pipeline's last builds."""
+
+    pipeline_id: uuid.UUID
+    number: int
+    state: str
+    blocked: bool
+    message: str | None
+    branch: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+async def recent_for_pipelines(
+    session: AsyncSession, pipeline_ids: Sequence[uuid.UUID], *, per_pipeline: int = 10
+) -> dict[uuid.UUID, list[RecentBuild]]:
+    """Each pipeline's last `per_pipeline` builds, oldest first (the newest last), in one
+    statement for all of them: the builds ranked by number within their pipeline."""
+    if not pipeline_ids:
+        return {}
+    ranked = (
+        select(
+            Build.pipeline_id,
+            Build.number,
+            Build.state,
+            Build.blocked,
+            Build.message,
+            Build.branch,
+            Build.created_at,
+            Build.started_at,
+            Build.finished_at,
+            func.row_number()
+            .over(partition_by=Build.pipeline_id, order_by=Build.number.desc())
+            .label("position"),
+        )
+        .where(Build.pipeline_id.in_(pipeline_ids))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked)
+        .where(ranked.c.position <= per_pipeline)
+        .order_by(ranked.c.pipeline_id, ranked.c.number)
+    )
+    recent: dict[uuid.UUID, list[RecentBuild]] = {pid: [] for pid in pipeline_ids}
+    for row in rows:
+        recent[row.pipeline_id].append(
+            RecentBuild(
+                pipeline_id=row.pipeline_id,
+                number=row.number,
+                state=row.state,
+                blocked=row.blocked,
+                message=row.message,
+                branch=row.branch,
+                created_at=row.created_at,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+            )
+        )
+    return recent
+
+
 async def set_meta_data(session: AsyncSession, build_id: uuid.UUID, items: dict[str, str]) -> None:
     """Set keys on a build (all or nothing); keys and values must not be blank."""
     for key, value in items.items():
