@@ -5,11 +5,12 @@ REST's pipeline create (errors inline with what was typed, CSRF, another organiz
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 
 import pytest
 
+from tests.server.test_graphql_batching import counted_statements
 from tests.server.test_web_build import Site
 from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
@@ -88,6 +89,27 @@ def test_twenty_pipelines_show_their_last_ten_builds(site: Site) -> None:
     ]
     assert {state for state, _link, _title in shown} == {"scheduled"}
     assert sum(len(bars(html, f"p{n:02}")) for n in range(20)) == 10
+
+
+def test_the_page_reads_as_many_statements_for_one_pipeline_as_for_twenty(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(run_workers=False)
+    identity = server.identity("acme")
+    give_password(server, identity)
+    with closing(signed_in(server, identity.email)) as client:
+        site = Site(server, identity, client)
+        counts = []
+        for first, last in ((0, 1), (1, 20)):
+            for n in range(first, last):
+                site.pipeline(f"p{n:02}", STEPS)
+                for _ in range(3):
+                    site.build(f"p{n:02}")
+            with counted_statements(server) as statements:
+                html = client.get("/acme").text
+            counts.append(len(statements))
+            assert html.count('<a class="bar bar-scheduled"') == 3 * last
+    assert counts[0] == counts[1], counts
 
 
 def test_new_pipeline_creates_it_as_rest_does_and_opens_it(site: Site) -> None:
