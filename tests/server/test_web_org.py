@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kiteline.server.web.pages.organizations import ago
 from tests.server.test_graphql_batching import counted_statements
 from tests.server.test_web_build import Site
 from tests.server.test_web_pages import signed_in
@@ -63,7 +65,7 @@ def test_each_pipeline_shows_its_last_builds_states_and_latest_build(site: Site)
         '<p class="row-note latest-build"><span class="state state-scheduled">Scheduled</span>'
         ' <a href="/acme/app/builds/5">&lt;script&gt;alert(1)&lt;/script&gt;</a>'
         ' <code class="build-branch">&lt;b&gt;topic&lt;/b&gt;</code>'
-        ' <span class="latest-time">Created <time datetime="'
+        ' <span class="latest-time">Created <time data-ago datetime="'
     ) in html
     assert '<span class="count" data-count="running">1 running</span>' in html
     assert '<span class="count" data-count="scheduled">1 scheduled</span>' in html
@@ -110,6 +112,26 @@ def test_the_page_reads_as_many_statements_for_one_pipeline_as_for_twenty(
             counts.append(len(statements))
             assert html.count('<a class="bar bar-scheduled"') == 3 * last
     assert counts[0] == counts[1], counts
+
+
+def test_times_read_as_how_long_ago() -> None:
+    now = datetime(2026, 12, 7, 13, 0, 0, tzinfo=UTC)
+    assert [
+        ago(now - timedelta(seconds=seconds), now)
+        for seconds in (-5, 0, 59, 60, 119, 3599, 3600, 7200, 86399, 86400, 3 * 86400)
+    ] == [
+        "just now",
+        "just now",
+        "just now",
+        "1 minute ago",
+        "1 minute ago",
+        "59 minutes ago",
+        "1 hour ago",
+        "2 hours ago",
+        "23 hours ago",
+        "1 day ago",
+        "3 days ago",
+    ]
 
 
 def test_new_pipeline_creates_it_as_rest_does_and_opens_it(site: Site) -> None:
