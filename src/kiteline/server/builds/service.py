@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import branch_matches
@@ -1038,10 +1039,28 @@ async def recent_for_pipelines(
     session: AsyncSession, pipeline_ids: Sequence[uuid.UUID], *, per_pipeline: int = 10
 ) -> dict[uuid.UUID, list[RecentBuild]]:
     """Each pipeline's last `per_pipeline` builds, oldest first (the newest last), in one
-    statement for all of them: the builds ranked by number within their pipeline."""
+    statement for all of them: per pipeline, the number of its `per_pipeline`-th newest build
+    (an index seek on `(pipeline_id, number)`), then its builds from that number on (a range of
+    the same index). Unlike ranking every build with `row_number()`, this reads ~per_pipeline
+    index entries per pipeline however long its history."""
     if not pipeline_ids:
         return {}
-    ranked = (
+    older = aliased(Build)
+    floor = (
+        select(older.number)
+        .where(older.pipeline_id == Pipeline.id)
+        .order_by(older.number.desc())
+        .offset(per_pipeline - 1)
+        .limit(1)
+        .correlate(Pipeline)
+        .scalar_subquery()
+    )
+    cut = (
+        select(Pipeline.id.label("pipeline_id"), func.coalesce(floor, 0).label("floor"))
+        .where(Pipeline.id.in_(pipeline_ids))
+        .subquery()
+    )
+    rows = await session.execute(
         select(
             Build.pipeline_id,
             Build.number,
@@ -1052,17 +1071,9 @@ async def recent_for_pipelines(
             Build.created_at,
             Build.started_at,
             Build.finished_at,
-            func.row_number()
-            .over(partition_by=Build.pipeline_id, order_by=Build.number.desc())
-            .label("position"),
         )
-        .where(Build.pipeline_id.in_(pipeline_ids))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(ranked)
-        .where(ranked.c.position <= per_pipeline)
-        .order_by(ranked.c.pipeline_id, ranked.c.number)
+        .join(cut, and_(Build.pipeline_id == cut.c.pipeline_id, Build.number >= cut.c.floor))
+        .order_by(Build.pipeline_id, Build.number)
     )
     recent: dict[uuid.UUID, list[RecentBuild]] = {pid: [] for pid in pipeline_ids}
     for row in rows:
