@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import branch_matches
@@ -1039,42 +1038,36 @@ async def recent_for_pipelines(
     session: AsyncSession, pipeline_ids: Sequence[uuid.UUID], *, per_pipeline: int = 10
 ) -> dict[uuid.UUID, list[RecentBuild]]:
     """Each pipeline's last `per_pipeline` builds, oldest first (the newest last), in one
-    statement for all of them: per pipeline, the number of its `per_pipeline`-th newest build
-    (an index seek on `(pipeline_id, number)`), then its builds from that number on (a range of
-    the same index). Unlike ranking every build with `row_number()`, this reads ~per_pipeline
-    index entries per pipeline however long its history."""
+    statement for all of them: a `UNION ALL` of one branch per pipeline, each the first
+    `per_pipeline` entries of the `(pipeline_id, number)` index read backwards. That costs
+    about `per_pipeline` index entries a pipeline however long its history, and needs no
+    planner statistics to be planned so (ranking every build with `row_number()`, or a
+    correlated "10th newest number" floor, were either slow with long histories or, on a
+    PostgreSQL not yet analyzed, flattened into a scan of every build: decision 0019)."""
     if not pipeline_ids:
         return {}
-    older = aliased(Build)
-    floor = (
-        select(older.number)
-        .where(older.pipeline_id == Pipeline.id)
-        .order_by(older.number.desc())
-        .offset(per_pipeline - 1)
-        .limit(1)
-        .correlate(Pipeline)
-        .scalar_subquery()
+    columns = (
+        Build.pipeline_id,
+        Build.number,
+        Build.state,
+        Build.blocked,
+        Build.message,
+        Build.branch,
+        Build.created_at,
+        Build.started_at,
+        Build.finished_at,
     )
-    cut = (
-        select(Pipeline.id.label("pipeline_id"), func.coalesce(floor, 0).label("floor"))
-        .where(Pipeline.id.in_(pipeline_ids))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(
-            Build.pipeline_id,
-            Build.number,
-            Build.state,
-            Build.blocked,
-            Build.message,
-            Build.branch,
-            Build.created_at,
-            Build.started_at,
-            Build.finished_at,
+    branches = []
+    for pipeline_id in dict.fromkeys(pipeline_ids):
+        newest = (
+            select(*columns)
+            .where(Build.pipeline_id == pipeline_id)
+            .order_by(Build.number.desc())
+            .limit(per_pipeline)
+            .subquery()
         )
-        .join(cut, and_(Build.pipeline_id == cut.c.pipeline_id, Build.number >= cut.c.floor))
-        .order_by(Build.pipeline_id, Build.number)
-    )
+        branches.append(select(newest))
+    rows = await session.execute(union_all(*branches))
     recent: dict[uuid.UUID, list[RecentBuild]] = {pid: [] for pid in pipeline_ids}
     for row in rows:
         recent[row.pipeline_id].append(
@@ -1090,6 +1083,8 @@ async def recent_for_pipelines(
                 finished_at=row.finished_at,
             )
         )
+    for builds in recent.values():
+        builds.sort(key=lambda build: build.number)
     return recent
 
 
