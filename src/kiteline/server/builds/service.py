@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, or_, select, union_all, update
+from sqlalchemy import Row, Select, bindparam, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
@@ -1034,6 +1034,9 @@ class RecentBuild:
     finished_at: datetime | None
 
 
+RECENT_BRANCHES_PER_STATEMENT = 400
+
+
 async def recent_for_pipelines(
     session: AsyncSession, pipeline_ids: Sequence[uuid.UUID], *, per_pipeline: int = 10
 ) -> dict[uuid.UUID, list[RecentBuild]]:
@@ -1067,7 +1070,11 @@ async def recent_for_pipelines(
             .subquery()
         )
         branches.append(select(newest))
-    rows = await session.execute(union_all(*branches))
+    rows: list[Row[Any]] = []
+    # SQLite allows at most 500 members in a compound select: a longer list takes more.
+    for start in range(0, len(branches), RECENT_BRANCHES_PER_STATEMENT):
+        chunk = branches[start : start + RECENT_BRANCHES_PER_STATEMENT]
+        rows.extend(await session.execute(union_all(*chunk)))
     recent: dict[uuid.UUID, list[RecentBuild]] = {pid: [] for pid in pipeline_ids}
     for row in rows:
         recent[row.pipeline_id].append(
