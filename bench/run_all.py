@@ -117,6 +117,12 @@ BENCHMARKS = [
         budget_s=180,
     ),
     Benchmark(
+        "web-pipelines-list",
+        _python("web_pipelines_list.py", "--backend", "sqlite"),
+        _python("web_pipelines_list.py", "--pipelines", "10", "--requests", "10"),
+        budget_s=180,
+    ),
+    Benchmark(
         "web-log",
         _python("web_log.py", "--backend", "sqlite", "--megabytes", "50"),
         _python("web_log.py", "--megabytes", "5", "--requests", "10"),

@@ -69,6 +69,7 @@ SHOTS = [
     Shot("pipelines", "/default"),
     Shot("pipelines-dark", "/default", dark=True),
     Shot("pipelines-phone", "/default", phone=True),
+    Shot("pipelines-new", "/organizations/default/pipelines/new", full_page=True),
     Shot("user-menu", "/default", click="User menu"),
     Shot("not-found", "/another-organization"),
     Shot("api-docs", "/v2/docs", signed_in=False),

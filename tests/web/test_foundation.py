@@ -125,3 +125,14 @@ def test_the_pipelines_list_follows_builds_live(web: WebUi, signed_in_page: Any)
         json={"commit": "HEAD", "branch": "main"},
     ).raise_for_status()
     expect(scheduled).to_have_text("1 scheduled")
+    # The new build's bar appears too, linked to it and titled with its state and message.
+    bar = page.get_by_role("list", name="Last builds of Hello").get_by_role("link")
+    expect(bar).to_have_count(1)
+    expect(bar).to_have_attribute("href", "/acme/hello/builds/1")
+    expect(bar).to_have_attribute("title", "#1 scheduled")
+    # New Pipeline: the button opens the form, "Create Pipeline" opens the new pipeline.
+    page.get_by_role("link", name="New Pipeline").click()
+    page.get_by_label("Name").fill("Second")
+    page.get_by_role("button", name="Create Pipeline").click()
+    expect(page).to_have_url(f"{web.url}/acme/second")
+    expect(page.get_by_role("heading", name="Second")).to_be_visible()

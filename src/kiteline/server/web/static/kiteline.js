@@ -71,6 +71,29 @@
     });
   });
 
+  // <time data-ago datetime="…"> says how long ago, as the server wrote it ("3 minutes ago");
+  // kept true every 30 s while the page stays open between live refreshes.
+  function ago(moment) {
+    var seconds = Math.max(0, Math.floor((Date.now() - moment) / 1000));
+    var units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (seconds >= units[i][1]) {
+        var count = Math.floor(seconds / units[i][1]);
+        return count + " " + units[i][0] + (count === 1 ? "" : "s") + " ago";
+      }
+    }
+    return "just now";
+  }
+
+  window.setInterval(function () {
+    document.querySelectorAll("time[data-ago]").forEach(function (element) {
+      var moment = Date.parse(element.getAttribute("datetime"));
+      if (!isNaN(moment)) {
+        element.textContent = ago(moment);
+      }
+    });
+  }, 30000);
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", startLive);
   } else {

@@ -1,0 +1,152 @@
+"""Web UI benchmark: the organization's pipelines page, each pipeline with its last builds.
+
+    python bench/web_pipelines_list.py [--backend sqlite|postgresql] [--pipelines 50]
+        [--builds 10] [--requests 50]
+
+`--pipelines` pipelines get `--builds` finished builds each straight with SQL. A signed-in
+client fetches `/{org}` one request at a time: the page, the block a live update fetches
+(`HX-Target: pipelines`) and a name-filtered page (`?filter=pipeline`, all of them). Each
+answer must be a 200 with every pipeline's row and `--builds` state bars for each (at most 10).
+Prints one JSON line with the latencies and the server's CPU time per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from common import (
+    ORG,
+    WARM_UP_REQUESTS,
+    cpu_seconds,
+    create_pipeline,
+    database,
+    database_info,
+    emit,
+    exit_on_sigterm,
+    kiteline,
+    progress,
+    seed_builds,
+    summary_ms,
+)
+
+from kiteline.server import admin
+
+EMAIL = "bench@kiteline.local"
+PASSWORD = "benchmark password"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+STEPS = "steps:\n  - command: make test\n"
+SHOWN_BUILDS = 10  # the page's bars per pipeline
+
+
+def _sign_in(url: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
+    form = client.get("/login")
+    token = _CSRF.search(form.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    signed = client.post(
+        "/login",
+        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
+    )
+    if signed.status_code != 303:
+        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    return client
+
+
+def _measure(
+    client: httpx.Client,
+    path: str,
+    headers: dict[str, str],
+    requests: int,
+    expected: tuple[int, int],
+) -> tuple[list[float], int]:
+    def fetch() -> httpx.Response:
+        response = client.get(path, headers=headers)
+        shown = (
+            response.text.count('<li class="row pipeline"'),
+            response.text.count('<a class="bar bar-'),
+        )
+        if response.status_code != 200 or shown != expected:
+            raise SystemExit(f"{path} is wrong: {response.status_code}, (rows, bars) {shown}")
+        return response
+
+    for _ in range(WARM_UP_REQUESTS):
+        fetch()
+    latencies = []
+    size = 0
+    for _ in range(requests):
+        began = time.perf_counter()
+        size = len(fetch().content)
+        latencies.append(time.perf_counter() - began)
+    return latencies, size
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pipelines", type=int, default=50)
+    parser.add_argument("--builds", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-") as tmp,
+        database(args.backend, Path(tmp)) as url,
+        kiteline(url) as k,
+    ):
+        asyncio.run(
+            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
+        )
+        with k.client() as api:
+            slugs = [create_pipeline(api, f"Pipeline {n:03}", STEPS) for n in range(args.pipelines)]
+        for slug in slugs:
+            seed_builds(url, slug, args.builds, with_jobs=args.builds, jobs_per_build=1)
+        progress(f"{args.pipelines} pipelines x {args.builds} builds seeded")
+        expected = (args.pipelines, args.pipelines * min(args.builds, SHOWN_BUILDS))
+        base = f"/{ORG}"
+        results: dict[str, Any] = {}
+        client = _sign_in(k.url)
+        try:
+            for name, path, headers in (
+                ("page", base, {}),
+                ("live_block", base, {"HX-Request": "true", "HX-Target": "pipelines"}),
+                ("filtered", f"{base}?filter=pipeline", {}),
+            ):
+                cpu_before = cpu_seconds(k.server.pid)
+                latencies, size = _measure(client, path, headers, args.requests, expected)
+                cpu = cpu_seconds(k.server.pid) - cpu_before
+                results[name] = {
+                    **summary_ms(latencies),
+                    "bytes": size,
+                    "server_cpu_ms_per_request": round(
+                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
+                    ),
+                }
+                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
+        finally:
+            client.close()
+        emit(
+            {
+                "benchmark": "web-pipelines-list",
+                "backend": args.backend,
+                "database": database_info(url),
+                "pipelines": args.pipelines,
+                "builds_per_pipeline": args.builds,
+                "requests": args.requests,
+                **results,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
