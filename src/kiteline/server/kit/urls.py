@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 #: Paths of the APIs on this server: their errors are JSON, never a web page.
 API_PATHS = ("/v1", "/v2", "/v3", "/graphql", "/healthz", "/metrics")
-#: First path segments the web UI uses itself, beside organizations' slugs.
-WEB_PATHS = ("/static", "/login", "/logout", "/user", "/organizations", "/badges")
+#: First path segments the web UI (and the code hosts' `/deliver`) use, beside organizations' slugs.
+WEB_PATHS = ("/static", "/login", "/logout", "/user", "/organizations", "/badges", "/deliver")
 #: No organization may take one of these slugs: its pages (`/{slug}`) would be unreachable.
 RESERVED_SLUGS = frozenset(path.strip("/") for path in API_PATHS + WEB_PATHS)
 

@@ -3,10 +3,13 @@ paths that belong to the APIs, and the error pages and sign-in redirects."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
-from kiteline.server.kit.urls import API_PATHS
+from kiteline.server.kit.urls import API_PATHS, RESERVED_SLUGS
 from kiteline.server.web.auth import enforce_csrf, login_url
 from kiteline.server.web.templating import render
 
@@ -21,6 +24,36 @@ TITLES = {
     429: "Too Many Requests",
     500: "Something Went Wrong",
 }
+
+
+class SlugConvertor(Convertor[str]):
+    """A slug in a page's path (`{pipeline:slug}`): letters, digits, `-` and `_`. A segment with
+    anything else (`/agentedge.v1.AgentEdgeService/…`) is no page's, and stays the API's 404."""
+
+    regex = "[A-Za-z0-9][A-Za-z0-9_-]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class OrganizationConvertor(SlugConvertor):
+    """An organization's slug as a page path's first segment (`{org:org}`): never one of the
+    APIs' or the UI's own first segments, so `/v3/no-such-thing` is the agent API's 404 (or
+    405), not a pipeline page asking to sign in."""
+
+    regex = (
+        "(?!(?:"
+        + "|".join(re.escape(slug) for slug in sorted(RESERVED_SLUGS))
+        + ")(?![A-Za-z0-9_-]))"
+        + SlugConvertor.regex
+    )
+
+
+register_url_convertor("slug", SlugConvertor())
+register_url_convertor("org", OrganizationConvertor())
 
 
 def page_router() -> APIRouter:

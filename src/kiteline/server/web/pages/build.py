@@ -55,7 +55,7 @@ from kiteline.server.web.templating import render
 
 router = page_router()
 
-BUILD = "/{org}/{pipeline}/builds/{number}"
+BUILD = "/{org:org}/{pipeline:slug}/builds/{number}"
 JOB = BUILD + "/jobs/{job_id}"
 #: A block step's field `key` is posted as `field.<key>` (beside the CSRF token).
 FIELD_PREFIX = "field."

@@ -88,7 +88,7 @@ async def home(request: Request) -> Response:
         return RedirectResponse(f"/{viewer.organizations[0].slug}", status_code=303)
 
 
-@router.get("/{org}")
+@router.get("/{org:org}")
 async def pipelines_page(
     request: Request, org: str, name_filter: str = Query("", alias="filter")
 ) -> Response:

@@ -40,7 +40,7 @@ from kiteline.server.web.templating import render
 
 router = page_router()
 
-PIPELINE = "/{org}/{pipeline}"
+PIPELINE = "/{org:org}/{pipeline:slug}"
 SETTINGS = PIPELINE + "/settings"
 #: The list shows builds as REST lists them, without their jobs or the pipeline.
 LIST_SHAPE = rendering.Shape(include_jobs=False, include_pipeline=False)
