@@ -34,9 +34,10 @@ LINES = 12
 
 
 def _counting(seconds: int, *, exit_status: int) -> str:
-    """A command that writes a line a second, then `done`, and exits with `exit_status`."""
+    """A command that writes a line a second, then `done`, and exits with `exit_status`. Its
+    `$` are written `$$`: a pipeline's text is interpolated when the build is made."""
     return (
-        f'for i in $(seq 1 {seconds}); do echo "line $i"; sleep 1; done; echo done; '
+        f'for i in $$(seq 1 {seconds}); do echo "line $$i"; sleep 1; done; echo done; '
         f"exit {exit_status}"
     )
 
@@ -130,7 +131,8 @@ def test_a_killed_agents_job_ends_agent_lost_and_its_processes_die_with_it(
 ) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
-    command = f"echo $$ > {pids}/leader; sleep 300 & echo $! > {pids}/child; echo ready; wait"
+    # `$$$$` is the shell's `$$` once the pipeline's text is interpolated (as `$$!` is `$!`).
+    command = f"echo $$$$ > {pids}/leader; sleep 300 & echo $$! > {pids}/child; echo ready; wait"
     settings = {
         "agent_heartbeat_interval": "1",
         "agent_lost_after_seconds": "3",

@@ -41,7 +41,11 @@ def test_up_runs_server_and_agents_and_a_triggered_build_passes(tmp_path: Path) 
         wait_until(lambda: _healthy(url), timeout=90, what="kiteline up to serve")
         credentials = json.loads((data_dir / "credentials.json").read_text())
         assert (data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
-        # The banner leads into the web UI, and its login works.
+        # The banner leads into the web UI, and its login works. It is printed once the agents
+        # are started too, a little after the server answers.
+        wait_until(
+            lambda: "Password" in (tmp_path / "up.log").read_text(), timeout=60, what="the banner"
+        )
         banner = (tmp_path / "up.log").read_text()
         assert f"Web UI        {url}/" in banner
         assert f"Password      {credentials['password']}" in banner
