@@ -218,9 +218,14 @@ def test_a_receiver_slower_than_the_timeout_gets_a_retry(
         webhook = world.webhook(hook.url)
         (ping,) = world.settled(webhook, 1)
         release.set()
-    first, second = ping["attempts"]
-    assert (first["status_code"], first["error"]) == (None, "no complete answer within 0.5s")
-    assert (second["status_code"], second["succeeded"]) == (200, True)
+    # On a loaded machine a later answer can miss the half second too: every attempt but the
+    # last timed out, and the last succeeded.
+    *timed_out, last = ping["attempts"]
+    assert timed_out
+    assert [(a["status_code"], a["error"]) for a in timed_out] == [
+        (None, "no complete answer within 0.5s")
+    ] * len(timed_out)
+    assert (last["status_code"], last["succeeded"]) == (200, True)
 
 
 def test_a_webhook_that_keeps_failing_is_disabled_and_enabling_resumes_it(
