@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import insert, select, text, update
@@ -38,6 +39,13 @@ from kiteline.settings import Settings, normalize_database_url
 ORG = "bench"
 SEED_BATCH = 5_000
 WARM_UP_REQUESTS = 3
+
+#: The web UI benchmarks' user, given a password with `set_web_password`.
+WEB_EMAIL = "bench@kiteline.local"
+WEB_PASSWORD = "benchmark password"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+T = TypeVar("T")
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -626,3 +634,48 @@ def seed_builds(
     asyncio.run(
         _seed_builds(database_url, pipeline_slug, total, already, with_jobs, jobs_per_build)
     )
+
+
+def set_web_password(k: Kiteline) -> None:
+    """Gives the benchmark's user (WEB_EMAIL) its web UI password."""
+    asyncio.run(
+        admin.run_in_transaction(
+            k.settings, lambda session: admin.set_password(session, WEB_EMAIL, WEB_PASSWORD)
+        )
+    )
+
+
+def web_sign_in(url: str) -> httpx.Client:
+    """A client signed in to the web UI as the benchmark's user, asking for HTML."""
+    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
+    form = client.get("/login")
+    token = _CSRF.search(form.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    signed = client.post(
+        "/login",
+        data={
+            "email": WEB_EMAIL,
+            "password": WEB_PASSWORD,
+            "next": "/",
+            "csrf_token": token.group(1),
+        },
+    )
+    if signed.status_code != 303:
+        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    return client
+
+
+def timed(fetch: Callable[[], T], requests: int) -> tuple[list[float], T]:
+    """`fetch` WARM_UP_REQUESTS times, then `requests` times timed one after another: the
+    latencies in seconds and the last answer."""
+    for _ in range(WARM_UP_REQUESTS):
+        fetch()
+    latencies, answers = [], []
+    for _ in range(requests):
+        began = time.perf_counter()
+        answers.append(fetch())
+        latencies.append(time.perf_counter() - began)
+    if not answers:
+        raise SystemExit("nothing was measured: --requests must be at least 1")
+    return latencies, answers[-1]

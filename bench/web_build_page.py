@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,20 +35,19 @@ from common import (
     exit_on_sigterm,
     kiteline,
     progress,
+    set_web_password,
     summary_ms,
+    timed,
+    web_sign_in,
 )
 from sqlalchemy import select, update
 
-from kiteline.server import admin
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import create_engine
 
-EMAIL = "bench@kiteline.local"
-PASSWORD = "benchmark password"
 STEPS_PER_GROUP = 10
 PARALLELISM = 10
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def configuration(jobs: int) -> str:
@@ -107,21 +104,6 @@ async def _finish_jobs(database_url: str) -> None:
         await engine.dispose()
 
 
-def _sign_in(url: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
-    form = client.get("/login")
-    token = _CSRF.search(form.text)
-    if token is None:
-        raise SystemExit("the sign-in form has no CSRF token")
-    signed = client.post(
-        "/login",
-        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
-    )
-    if signed.status_code != 303:
-        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
-    return client
-
-
 def _measure(
     client: httpx.Client, path: str, headers: dict[str, str], jobs: int, requests: int
 ) -> tuple[list[float], int]:
@@ -132,15 +114,8 @@ def _measure(
             raise SystemExit(f"the page is wrong: {response.status_code}, {shown} job rows")
         return response
 
-    for _ in range(WARM_UP_REQUESTS):
-        fetch()
-    latencies = []
-    size = 0
-    for _ in range(requests):
-        began = time.perf_counter()
-        size = len(fetch().content)
-        latencies.append(time.perf_counter() - began)
-    return latencies, size
+    latencies, last = timed(fetch, requests)
+    return latencies, len(last.content)
 
 
 def main() -> None:
@@ -155,9 +130,7 @@ def main() -> None:
         database(args.backend, Path(tmp)) as url,
         kiteline(url) as k,
     ):
-        asyncio.run(
-            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
-        )
+        set_web_password(k)
         with k.client() as api:
             slug = create_pipeline(api, "Big", configuration(args.jobs))
             build = create_build(api, slug)
@@ -167,7 +140,7 @@ def main() -> None:
         asyncio.run(_finish_jobs(url))
         path = f"/{ORG}/{slug}/builds/{build['number']}"
         results: dict[str, Any] = {}
-        client = _sign_in(k.url)
+        client = web_sign_in(k.url)
         try:
             for name, headers in (
                 ("page", {}),

@@ -36,6 +36,8 @@ import httpx
 from common import (
     ORG,
     WARM_UP_REQUESTS,
+    WEB_EMAIL,
+    WEB_PASSWORD,
     cpu_seconds,
     create_build,
     create_pipeline,
@@ -45,14 +47,15 @@ from common import (
     exit_on_sigterm,
     kiteline,
     progress,
+    set_web_password,
     summary_ms,
+    timed,
+    web_sign_in,
 )
 from logs import _take_job
 from sqlalchemy import insert, update
-from web_build_page import EMAIL, PASSWORD, _sign_in
 
 from kiteline.agent.api import AgentApi, Session
-from kiteline.server import admin
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import create_engine, utcnow
 from kiteline.server.logs.models import LogChunk
@@ -121,14 +124,7 @@ def _measure(
             raise SystemExit(f"the window is wrong: {response.status_code}, {lines} lines")
         return len(response.content), lines
 
-    for _ in range(WARM_UP_REQUESTS):
-        fetch()
-    latencies = []
-    size = lines = 0
-    for _ in range(requests):
-        began = time.perf_counter()
-        size, lines = fetch()
-        latencies.append(time.perf_counter() - began)
+    latencies, (size, lines) = timed(fetch, requests)
     return latencies, size, lines
 
 
@@ -159,8 +155,8 @@ def _browser(
         context = browser.new_context(base_url=url)
         page = context.new_page()
         page.goto("/login")
-        page.get_by_label("Email").fill(EMAIL)
-        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Email").fill(WEB_EMAIL)
+        page.get_by_label("Password").fill(WEB_PASSWORD)
         page.get_by_role("button", name="Sign In").click()
         page.wait_for_url("**/" + ORG)
         first_lines = []
@@ -211,9 +207,7 @@ def main() -> None:
         database(args.backend, Path(tmp)) as url,
         kiteline(url) as k,
     ):
-        asyncio.run(
-            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
-        )
+        set_web_password(k)
         with k.client() as api:
             slug = create_pipeline(api, "Logs", "steps:\n  - command: make test\n")
             build = create_build(api, slug)
@@ -224,7 +218,7 @@ def main() -> None:
         progress(f"log of {len(log)} bytes in {len(range(0, len(log), CHUNK))} chunks")
         path = f"/{ORG}/{slug}/builds/{build['number']}/jobs/{job_id}/log"
         results: dict[str, Any] = {}
-        client = _sign_in(k.url)
+        client = web_sign_in(k.url)
         try:
             for name, params in (
                 ("first_window", {}),

@@ -12,11 +12,8 @@ each). A signed-in client fetches `/{org}/{pipeline}` one request at a time: the
 from __future__ import annotations
 
 import argparse
-import asyncio
-import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +32,14 @@ from common import (
     kiteline,
     progress,
     seed_builds,
+    set_web_password,
     summary_ms,
+    timed,
+    web_sign_in,
 )
 
-from kiteline.server import admin
-
-EMAIL = "bench@kiteline.local"
-PASSWORD = "benchmark password"
 ROWS = 30  # the list's page, as REST's default per_page
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 STEPS = "steps:\n  - command: make test\n"
-
-
-def _sign_in(url: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
-    form = client.get("/login")
-    token = _CSRF.search(form.text)
-    if token is None:
-        raise SystemExit("the sign-in form has no CSRF token")
-    signed = client.post(
-        "/login",
-        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
-    )
-    if signed.status_code != 303:
-        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
-    return client
 
 
 def _measure(
@@ -72,15 +52,8 @@ def _measure(
             raise SystemExit(f"{path} is wrong: {response.status_code}, {shown} build rows")
         return response
 
-    for _ in range(WARM_UP_REQUESTS):
-        fetch()
-    latencies = []
-    size = 0
-    for _ in range(requests):
-        began = time.perf_counter()
-        size = len(fetch().content)
-        latencies.append(time.perf_counter() - began)
-    return latencies, size
+    latencies, last = timed(fetch, requests)
+    return latencies, len(last.content)
 
 
 def main() -> None:
@@ -95,9 +68,7 @@ def main() -> None:
         database(args.backend, Path(tmp)) as url,
         kiteline(url) as k,
     ):
-        asyncio.run(
-            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
-        )
+        set_web_password(k)
         with k.client() as api:
             slug = create_pipeline(api, "Busy", STEPS)
         seed_builds(url, slug, args.builds, with_jobs=1_000, jobs_per_build=3)
@@ -105,7 +76,7 @@ def main() -> None:
         base = f"/{ORG}/{slug}"
         deep = min(100, args.builds // ROWS)
         results: dict[str, Any] = {}
-        client = _sign_in(k.url)
+        client = web_sign_in(k.url)
         try:
             for name, path, headers in (
                 ("page", base, {}),
