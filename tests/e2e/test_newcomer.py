@@ -131,8 +131,10 @@ def test_login_keeps_a_checked_token_for_other_folders(up: Up, tmp_path: Path) -
 def test_make_up_passes_port_and_agents_on() -> None:
     root = Path(__file__).resolve().parents[2]
     shown = subprocess.run(
-        ["make", "-n", "up", "PORT=8123", "AGENTS=3"],
+        # Under `make test` (as in CI) make's own variables would have it name directories.
+        ["make", "--no-print-directory", "-n", "up", "PORT=8123", "AGENTS=3"],
         cwd=root,
+        env={k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")},
         capture_output=True,
         text=True,
         timeout=60,
