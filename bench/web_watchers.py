@@ -205,13 +205,18 @@ class Watchers:
         self.tally = Tally()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
+        self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.newest = Newest()
         self.stop_event = asyncio.Event()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._main())
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as error:  # told to the main thread
+            self.error = error
+            self.ready.set()
 
     async def _main(self) -> None:
         clients = [await _sign_in(self.url) for _ in range(self.count)]
@@ -232,6 +237,8 @@ class Watchers:
         self.thread.start()
         if not self.ready.wait(timeout=300):
             raise SystemExit("the watchers did not sign in within 300s")
+        if self.error is not None:
+            raise SystemExit(f"the watchers failed: {self.error}")
 
     def created(self, number: int, build_id: str) -> None:
         def tell() -> None:
@@ -287,7 +294,8 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="kiteline-bench-watchers-") as tmp,
         database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
+        # 50 sign-ins from one address within a minute: the sign-in limit is off.
+        kiteline(url, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as k,
         k.client() as client,
     ):
         asyncio.run(
