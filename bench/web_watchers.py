@@ -8,10 +8,11 @@ One server, real `kiteline agent` processes (`--agents` workers) and a pipeline 
 it: builds created back to back through REST, timed from the first create to the last build
 finished, in jobs per second. It is measured three times against the same server: with no one
 watching, with `--watchers` signed-in clients (each its own session) doing what the build
-page's JavaScript does: open the newest build's page, hold its Server-Sent Events stream (the
-page's `data-live-url`), and on each event fetch the page's live block (`HX-Target:
-build_live`) at most once per 250 ms and one at a time (kiteline.js, build.js); when the build
-finishes, move on to the newest build; and with no one watching again. The watchers are
+page's JavaScript does: open a build's page as soon as the build is created (the builds are
+dealt out to the watchers in turn, so every build being run is watched), hold its Server-Sent
+Events stream (the page's `data-live-url`), and on each event fetch the page's live block
+(`HX-Target: build_live`) at most once per 250 ms and one at a time (kiteline.js, build.js);
+when the build finishes, move on to its next build; and with no one watching again. The watchers are
 asyncio httpx clients in a thread of this process (no Chromium: the JavaScript's requests are
 what load the server).
 
@@ -60,12 +61,11 @@ REFRESH_DELAY_S = 0.25  # kiteline.js's REFRESH_DELAY_MS
 _LIVE_URL = re.compile(r'<body[^>]* data-live-url="([^"]+)"')
 
 
-class Newest:
-    """The newest build created so far (number and id), which watchers move on to."""
+class Created:
+    """The builds created since the watchers started (number and id), in order."""
 
     def __init__(self) -> None:
-        self.number = 0
-        self.build_id = ""
+        self.builds: list[tuple[int, str]] = []
         self.changed = asyncio.Event()
 
 
@@ -178,21 +178,29 @@ async def _watch_build(
 
 
 async def _watcher(
-    client: httpx.AsyncClient, slug: str, newest: Newest, tally: Tally, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    slug: str,
+    slot: int,
+    every: int,
+    created: Created,
+    tally: Tally,
+    stop: asyncio.Event,
 ) -> None:
-    watched = 0
+    """Watcher `slot` of `every` opens the page of build `slot`, `slot + every`, … of those
+    created, each from its creation until it finishes: every build being run is watched."""
     while not stop.is_set():
-        if newest.number == watched:
-            newest.changed.clear()
-            waiting = asyncio.create_task(newest.changed.wait())
+        if slot >= len(created.builds):
+            created.changed.clear()
+            waiting = asyncio.create_task(created.changed.wait())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
             stopping.cancel()
             continue
-        watched, build_id = newest.number, newest.build_id
+        number, build_id = created.builds[slot]
+        slot += every
         try:
-            await _watch_build(client, f"/{ORG}/{slug}/builds/{watched}", build_id, tally, stop)
+            await _watch_build(client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop)
         except httpx.HTTPError as error:
             tally.failures.append(f"{type(error).__name__}: {error}")
 
@@ -207,7 +215,7 @@ class Watchers:
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
-        self.newest = Newest()
+        self.created = Created()
         self.stop_event = asyncio.Event()
 
     def _run(self) -> None:
@@ -223,9 +231,17 @@ class Watchers:
         try:
             tasks = [
                 asyncio.create_task(
-                    _watcher(client, self.slug, self.newest, self.tally, self.stop_event)
+                    _watcher(
+                        client,
+                        self.slug,
+                        slot,
+                        self.count,
+                        self.created,
+                        self.tally,
+                        self.stop_event,
+                    )
                 )
-                for client in clients
+                for slot, client in enumerate(clients)
             ]
             self.ready.set()
             await asyncio.gather(*tasks)
@@ -240,10 +256,10 @@ class Watchers:
         if self.error is not None:
             raise SystemExit(f"the watchers failed: {self.error}")
 
-    def created(self, number: int, build_id: str) -> None:
+    def tell_created(self, number: int, build_id: str) -> None:
         def tell() -> None:
-            self.newest.number, self.newest.build_id = number, build_id
-            self.newest.changed.set()
+            self.created.builds.append((number, build_id))
+            self.created.changed.set()
 
         self.loop.call_soon_threadsafe(tell)
 
@@ -263,7 +279,7 @@ def _run(
         build = create_build(client, slug)
         numbers.append(build["number"])
         if watchers is not None:
-            watchers.created(build["number"], build["id"])
+            watchers.tell_created(build["number"], build["id"])
     _wait_finished(client, slug, numbers, timeout=900, interval=0.5)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(k.server.pid) - cpu_before
