@@ -129,6 +129,12 @@ BENCHMARKS = [
         budget_s=180,
     ),
     Benchmark(
+        "web-watchers",
+        _python("web_watchers.py", "--backend", "sqlite", "--watchers", "50", "--jobs", "500"),
+        _python("web_watchers.py", "--watchers", "5", "--jobs", "50"),
+        budget_s=240,
+    ),
+    Benchmark(
         "source-deliveries",
         _python("source_deliveries.py", "--backend", "sqlite", "--deliveries", "300"),
         _python("source_deliveries.py", "--deliveries", "30"),

@@ -272,6 +272,28 @@ def _web_pipeline_page_rows(web: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
+    measure = "web UI: 50 build pages watching, cost to agent API throughput"
+    if not _measured(web):
+        return [_not_measured(measure, "≤ 10 %", web)]
+    assert web is not None
+    alone, watched, again = web["no_watchers"], web["with_watchers"], web["no_watchers_again"]
+    return [
+        (
+            f"web UI: {web['watchers']} build pages watching, cost to agent API throughput "
+            f"({web['agents']} agents, {_label(web, 'SQLite')})",
+            "≤ 10 %",
+            f"{web['throughput_cost_percent']} %: {alone['jobs_per_second']} / "
+            f"{again['jobs_per_second']} jobs/s alone, {watched['jobs_per_second']} jobs/s "
+            f"watched; {web['live_events_received']} live events, "
+            f"{web['live_block_fetches']} live-block fetches",
+            MISSING,
+            MISSING,
+            _ok(web["throughput_cost_percent"] <= 10),
+        )
+    ]
+
+
 def _memory_rows(
     dispatch: dict[str, Any] | None, buildbot: dict[str, Any] | None, logs: dict[str, Any] | None
 ) -> list[Row]:
@@ -335,6 +357,7 @@ def render(results: list[dict[str, Any]]) -> str:
         *_logs_rows(runs.get("logs")),
         *_web_build_page_rows(runs.get("web-build-page")),
         *_web_pipeline_page_rows(runs.get("web-pipeline-page")),
+        *_web_watchers_rows(runs.get("web-watchers")),
         *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
     ]
     header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")

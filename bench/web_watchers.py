@@ -1,0 +1,367 @@
+"""Web UI benchmark: what 50 browsers watching builds cost the agent API.
+
+    python bench/web_watchers.py [--backend sqlite|postgresql] [--watchers 50] [--agents 4]
+                                 [--jobs 500] [--jobs-per-build 10]
+
+One server, real `kiteline agent` processes (`--agents` workers) and a pipeline of
+`--jobs-per-build` trivial `true` jobs. Throughput is measured as bench/dispatch.py measures
+it: builds created back to back through REST, timed from the first create to the last build
+finished, in jobs per second. It is measured three times against the same server: with no one
+watching, with `--watchers` signed-in clients (each its own session) doing what the build
+page's JavaScript does: open a build's page as soon as the build is created (the builds are
+dealt out to the watchers in turn, so every build being run is watched), hold its Server-Sent
+Events stream (the page's `data-live-url`), and on each event fetch the page's live block
+(`HX-Target: build_live`) at most once per 250 ms and one at a time (kiteline.js, build.js);
+when the build finishes, move on to its next build; and with no one watching again. The watchers are
+asyncio httpx clients in a thread of this process (no Chromium: the JavaScript's requests are
+what load the server).
+
+Prints one JSON line: the three throughputs, the cost in % of the mean of the two without
+watchers, the server's CPU time per job in each run, and how many live events and live-block
+fetches the watchers made (proof that they were live).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+from common import (
+    ORG,
+    agents,
+    cpu_seconds,
+    create_build,
+    create_pipeline,
+    database,
+    database_info,
+    emit,
+    exit_on_sigterm,
+    kiteline,
+    progress,
+    summary_ms,
+)
+from dispatch import _wait_finished
+from web_build_page import _CSRF, EMAIL, PASSWORD
+
+from kiteline.server import admin
+
+REFRESH_DELAY_S = 0.25  # kiteline.js's REFRESH_DELAY_MS
+_LIVE_URL = re.compile(r'<body[^>]* data-live-url="([^"]+)"')
+
+
+class Created:
+    """The builds created since the watchers started (number and id), in order."""
+
+    def __init__(self) -> None:
+        self.builds: list[tuple[int, str]] = []
+        self.changed = asyncio.Event()
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.events = 0
+        self.refreshes = 0
+        self.pages = 0
+        self.failures: list[str] = []
+        self.refresh_latencies: list[float] = []
+
+
+async def _sign_in(url: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(
+        base_url=url,
+        timeout=httpx.Timeout(60, read=None),
+        headers={"Accept": "text/html"},
+        limits=httpx.Limits(max_connections=4),
+    )
+    form = await client.get("/login")
+    token = _CSRF.search(form.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    signed = await client.post(
+        "/login",
+        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
+    )
+    if signed.status_code != 303:
+        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    return client
+
+
+async def _watch_build(
+    client: httpx.AsyncClient, path: str, build_id: str, tally: Tally, stop: asyncio.Event
+) -> None:
+    """One build page open until its build finishes (or the run ends)."""
+    page = await client.get(path)
+    tally.pages += 1
+    found = _LIVE_URL.search(page.text)
+    if page.status_code != 200 or found is None:
+        tally.failures.append(f"page {path}: {page.status_code}")
+        return
+    live_url = html.unescape(found.group(1))
+    fetching = False
+    again = False
+    pending: asyncio.Task[None] | None = None
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def fetch_live_block() -> None:
+        nonlocal fetching, again
+        fetching = True
+        try:
+            while True:
+                again = False
+                began = time.perf_counter()
+                response = await client.get(
+                    path, headers={"HX-Request": "true", "HX-Target": "build_live"}
+                )
+                tally.refresh_latencies.append(time.perf_counter() - began)
+                tally.refreshes += 1
+                if response.status_code != 200:
+                    tally.failures.append(f"live block {path}: {response.status_code}")
+                if not again:
+                    return
+        finally:
+            fetching = False
+
+    async def refresh_later() -> None:
+        nonlocal pending, again
+        await asyncio.sleep(REFRESH_DELAY_S)
+        pending = None
+        if fetching:
+            again = True
+            return
+        task = asyncio.create_task(fetch_live_block())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async with client.stream("GET", live_url, headers={"Accept": "text/event-stream"}) as stream:
+        if stream.status_code != 200:
+            tally.failures.append(f"stream {live_url}: {stream.status_code}")
+            return
+        stopped = asyncio.create_task(stop.wait())
+        lines = stream.aiter_lines()
+        try:
+            while not stop.is_set():
+                next_line = asyncio.ensure_future(anext(lines))
+                done, _ = await asyncio.wait(
+                    {next_line, stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_line not in done:
+                    next_line.cancel()
+                    break
+                line = next_line.result()
+                if not line.startswith("data:"):
+                    continue
+                tally.events += 1
+                if pending is None:
+                    pending = asyncio.create_task(refresh_later())
+                data = json.loads(line.removeprefix("data:"))
+                if data.get("event") == "build.finished" and data.get("build_id") == build_id:
+                    break
+        except StopAsyncIteration:
+            pass
+        finally:
+            stopped.cancel()
+    if pending is not None:
+        await asyncio.gather(pending, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _watcher(
+    client: httpx.AsyncClient,
+    slug: str,
+    slot: int,
+    every: int,
+    created: Created,
+    tally: Tally,
+    stop: asyncio.Event,
+) -> None:
+    """Watcher `slot` of `every` opens the page of build `slot`, `slot + every`, … of those
+    created, each from its creation until it finishes: every build being run is watched."""
+    while not stop.is_set():
+        if slot >= len(created.builds):
+            created.changed.clear()
+            waiting = asyncio.create_task(created.changed.wait())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            stopping.cancel()
+            continue
+        number, build_id = created.builds[slot]
+        slot += every
+        try:
+            await _watch_build(client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop)
+        except httpx.HTTPError as error:
+            tally.failures.append(f"{type(error).__name__}: {error}")
+
+
+class Watchers:
+    """`count` signed-in watchers on an event loop in a thread of their own."""
+
+    def __init__(self, url: str, slug: str, count: int) -> None:
+        self.url, self.slug, self.count = url, slug, count
+        self.tally = Tally()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.created = Created()
+        self.stop_event = asyncio.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as error:  # told to the main thread
+            self.error = error
+            self.ready.set()
+
+    async def _main(self) -> None:
+        clients = [await _sign_in(self.url) for _ in range(self.count)]
+        try:
+            tasks = [
+                asyncio.create_task(
+                    _watcher(
+                        client,
+                        self.slug,
+                        slot,
+                        self.count,
+                        self.created,
+                        self.tally,
+                        self.stop_event,
+                    )
+                )
+                for slot, client in enumerate(clients)
+            ]
+            self.ready.set()
+            await asyncio.gather(*tasks)
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    def start(self) -> None:
+        self.thread.start()
+        if not self.ready.wait(timeout=300):
+            raise SystemExit("the watchers did not sign in within 300s")
+        if self.error is not None:
+            raise SystemExit(f"the watchers failed: {self.error}")
+
+    def tell_created(self, number: int, build_id: str) -> None:
+        def tell() -> None:
+            self.created.builds.append((number, build_id))
+            self.created.changed.set()
+
+        self.loop.call_soon_threadsafe(tell)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout=60)
+
+
+def _run(
+    k: Any, client: httpx.Client, slug: str, builds: int, jobs: int, watchers: Watchers | None
+) -> dict[str, Any]:
+    cpu_before = cpu_seconds(k.server.pid)
+    own_before = time.process_time()  # this process: the REST client and the watchers' thread
+    started = time.monotonic()
+    numbers = []
+    for _ in range(builds):
+        build = create_build(client, slug)
+        numbers.append(build["number"])
+        if watchers is not None:
+            watchers.tell_created(build["number"], build["id"])
+    _wait_finished(client, slug, numbers, timeout=900, interval=0.5)
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(k.server.pid) - cpu_before
+    return {
+        "jobs": jobs,
+        "jobs_per_second": round(jobs / elapsed, 1),
+        "elapsed_s": round(elapsed, 1),
+        "server_cpu_ms_per_job": round(cpu * 1000 / jobs, 1),
+        "server_cpu_share": round(cpu / elapsed, 2),
+        "bench_process_cpu_share": round((time.process_time() - own_before) / elapsed, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--watchers", type=int, default=50)
+    parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
+    parser.add_argument("--jobs", type=int, default=500, help="jobs in each run")
+    parser.add_argument("--jobs-per-build", type=int, default=10)
+    args = parser.parse_args()
+    exit_on_sigterm()
+    per_build = max(args.jobs_per_build, 1)
+    builds = max(args.jobs // per_build, 1)
+    jobs = builds * per_build
+    with (
+        tempfile.TemporaryDirectory(prefix="kiteline-bench-watchers-") as tmp,
+        database(args.backend, Path(tmp)) as url,
+        # 50 sign-ins from one address within a minute: the sign-in limit is off.
+        kiteline(url, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as k,
+        k.client() as client,
+    ):
+        asyncio.run(
+            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
+        )
+        slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
+        with agents(k, args.agents):
+            time.sleep(2)  # let every agent register and start long-polling
+            warm = max(builds // 10, 1)  # first requests fill caches of compiled statements
+            _run(k, client, slug, warm, warm * per_build, None)
+            progress(f"web-watchers ({args.backend}): {jobs} jobs, no watchers")
+            alone = _run(k, client, slug, builds, jobs, None)
+            progress(f"alone: {alone}")
+            watchers = Watchers(k.url, slug, args.watchers)
+            watchers.start()
+            progress(f"web-watchers ({args.backend}): {jobs} jobs, {args.watchers} watchers")
+            try:
+                watched = _run(k, client, slug, builds, jobs, watchers)
+            finally:
+                watchers.stop()
+            progress(f"watched: {watched}")
+            # Again alone: a drift of the machine or of the growing tables shows as a gap
+            # between the two runs without watchers.
+            again = _run(k, client, slug, builds, jobs, None)
+            progress(f"alone again: {again}")
+        info = database_info(url)
+    tally = watchers.tally
+    baseline = (alone["jobs_per_second"] + again["jobs_per_second"]) / 2
+    cost = 100 * (1 - watched["jobs_per_second"] / baseline)
+    result: dict[str, Any] = {
+        "benchmark": "web-watchers",
+        "backend": args.backend,
+        **info,
+        "agents": args.agents,
+        "watchers": args.watchers,
+        "jobs_per_build": per_build,
+        "no_watchers": alone,
+        "with_watchers": watched,
+        "no_watchers_again": again,
+        "throughput_cost_percent": round(cost, 1),
+        "live_events_received": tally.events,
+        "build_pages_opened": tally.pages,
+        "live_block_fetches": tally.refreshes,
+        "live_block_latency": summary_ms(tally.refresh_latencies),
+        "watcher_failures": len(tally.failures),
+    }
+    if tally.failures:
+        result["first_watcher_failure"] = tally.failures[0]
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
