@@ -43,7 +43,7 @@ WARM_UP_REQUESTS = 3
 #: The web UI benchmarks' user, given a password with `set_web_password`.
 WEB_EMAIL = "bench@kiteline.local"
 WEB_PASSWORD = "benchmark password"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 T = TypeVar("T")
 
@@ -649,7 +649,7 @@ def web_sign_in(url: str) -> httpx.Client:
     """A client signed in to the web UI as the benchmark's user, asking for HTML."""
     client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
     form = client.get("/login")
-    token = _CSRF.search(form.text)
+    token = CSRF_FIELD.search(form.text)
     if token is None:
         raise SystemExit("the sign-in form has no CSRF token")
     signed = client.post(

@@ -39,7 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from common import (
+    CSRF_FIELD,
     ORG,
+    WEB_EMAIL,
+    WEB_PASSWORD,
     agents,
     cpu_seconds,
     create_build,
@@ -50,12 +53,10 @@ from common import (
     exit_on_sigterm,
     kiteline,
     progress,
+    set_web_password,
     summary_ms,
 )
 from dispatch import _wait_finished
-from web_build_page import _CSRF, EMAIL, PASSWORD
-
-from kiteline.server import admin
 
 REFRESH_DELAY_S = 0.25  # kiteline.js's REFRESH_DELAY_MS
 _LIVE_URL = re.compile(r'<body[^>]* data-live-url="([^"]+)"')
@@ -86,12 +87,17 @@ async def _sign_in(url: str) -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=4),
     )
     form = await client.get("/login")
-    token = _CSRF.search(form.text)
+    token = CSRF_FIELD.search(form.text)
     if token is None:
         raise SystemExit("the sign-in form has no CSRF token")
     signed = await client.post(
         "/login",
-        data={"email": EMAIL, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)},
+        data={
+            "email": WEB_EMAIL,
+            "password": WEB_PASSWORD,
+            "next": "/",
+            "csrf_token": token.group(1),
+        },
     )
     if signed.status_code != 303:
         raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
@@ -314,9 +320,7 @@ def main() -> None:
         kiteline(url, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as k,
         k.client() as client,
     ):
-        asyncio.run(
-            admin.run_in_transaction(k.settings, lambda s: admin.set_password(s, EMAIL, PASSWORD))
-        )
+        set_web_password(k)
         slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
         with agents(k, args.agents):
             time.sleep(2)  # let every agent register and start long-polling
