@@ -14,6 +14,7 @@ from kiteline.server.web.pages import (
     live,
     organizations,
     pipeline,
+    pipeline_sources,
     services,
     sign_in,
     site,
@@ -34,6 +35,7 @@ PAGE_ROUTERS = (
     api_tokens.router,
     organizations.router,
     build.router,
+    pipeline_sources.router,
     pipeline.router,
 )
 

@@ -1,6 +1,6 @@
 """`/{org}/{pipeline}` (its builds, filtered and paged as the REST list, refreshed live, and the
-"New Build" dialog) and `/{org}/{pipeline}/settings` (edit, archive, unarchive, delete); every
-action through the same service function as REST."""
+"New Build" dialog) and `/{org}/{pipeline}/settings` (edit, archive, unarchive, delete, and the
+source section of pipeline_sources); every action through the same service function as REST."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.pages.pipeline_sources import source_section
 from kiteline.server.web.pages.pipeline_view import (
     SETTINGS_FIELDS,
     STATE_CHOICES,
@@ -215,6 +216,7 @@ async def render_settings_page(
             saved=request.query_params.get("saved") == "1" and form is None,
             badge_url=Urls(base_url(request)).badge(pipeline.badge_key),
             pipeline_url=Urls(base_url(request)).web(f"{organization.slug}/{pipeline.slug}"),
+            source=await source_section(session, request, organization, pipeline),
         )
 
 
