@@ -80,8 +80,10 @@ def test_cancel_kills_a_running_sleep_and_its_children(database_url: str, tmp_pa
         s.pipeline("Sleepy", f"steps:\n  - command: 'sleep 300 & echo $! > {pid_file}; wait'\n")
         s.start_agent("runner", cancel_grace_period="2")
         s.trigger("sleepy")
-        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleep")
-        child = int(pid_file.read_text())
+        # One read: the value seen by the wait is the one used.
+        child = int(
+            wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the sleep")
+        )
         assert _pid_alive(child)
         canceled = s.client.put("/v2/organizations/acme/pipelines/sleepy/builds/1/cancel")
         assert canceled.json()["state"] == "canceling"
