@@ -5,9 +5,13 @@ what `kiteline.cli.credentials` finds), any failure as one red line and exit sta
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from inspect import Parameter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +69,66 @@ ORG = typer.Option(
 JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.")
 PIPELINE = typer.Argument(..., help="The pipeline's slug.")
 NUMBER = typer.Argument(..., help="The build's number.")
+
+Command = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Api:
+    """What every API command is given by `--url`, `--token`, `--org` and `--json`."""
+
+    url: str | None
+    token: str | None
+    org: str | None
+    as_json: bool
+
+    def connect(self) -> AbstractContextManager[Client]:
+        return connect(self.url, self.token, self.org)
+
+    def show(self, data: dict[str, Any], *, view: Callable[[], RenderableType]) -> None:
+        show(data, as_json=self.as_json, view=view)
+
+
+def api_command(*, org: bool = True, json: bool = True) -> Callable[[Command], Command]:
+    """A command `function(api, ...)` as Typer's command with `--url`, `--token`, `--org`
+    (unless `org=False`) and `--json` (unless `json=False`) after its own options, given to
+    it as one `Api`:
+
+        @app.command("list")
+        @api_command()
+        def list_pipelines(api: Api) -> None: ..."""
+    shared = [
+        Parameter(name, Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, default, annotation in (
+            ("url", URL, str | None),
+            ("token", TOKEN, str | None),
+            ("org", ORG, str | None),
+            ("as_json", JSON_OPTION, bool),
+        )
+        if (org or name != "org") and (json or name != "as_json")
+    ]
+
+    def wrap(function: Command) -> Command:
+        own = list(inspect.signature(function, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(function)
+        def command(**values: Any) -> None:
+            api = Api(
+                url=values.pop("url"),
+                token=values.pop("token"),
+                org=values.pop("org", None),
+                as_json=values.pop("as_json", False),
+            )
+            function(api, **values)
+
+        parameters = own + shared
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        del command.__wrapped__  # Typer reads the signature above, not the function's
+        return command
+
+    return wrap
+
 
 # -- the client and its failures ------------------------------------------------------------
 
