@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import BaseModel
 from rich.console import RenderableType
-from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -34,7 +31,7 @@ from kiteline.cli.display import (
     state_text,
     when,
 )
-from kiteline.cli.output import console, errors
+from kiteline.cli.output import errors, fail, show
 from kiteline.client import (
     ApiError,
     Client,
@@ -141,7 +138,7 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
     try:
         client = Client(found.url, found.token, org=found.org)
     except ConfigurationError as error:
-        raise failure(
+        raise fail(
             "no API token: run `kiteline up` here first (it keeps .kiteline/credentials.json), "
             "or `kiteline login URL`, or pass --url and --token (or set KITELINE_URL and "
             "KITELINE_TOKEN); BUILDKITE_API_TOKEN talks to api.buildkite.com"
@@ -157,7 +154,7 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
         with client:
             yield client
     except (KitelineClientError, OSError) as error:
-        raise failure(describe(error)) from error
+        raise fail(describe(error)) from error
 
 
 def describe(error: Exception) -> str:
@@ -183,36 +180,7 @@ def refusal(error: ApiError) -> str:
     return error.message
 
 
-def failure(message: str) -> typer.Exit:
-    """One line on stderr, however long (Rich would wrap it) and whatever brackets it holds."""
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(1)
-
-
 # -- output ---------------------------------------------------------------------------------
-
-
-def show(data: dict[str, Any], *, as_json: bool, view: Callable[[], RenderableType]) -> None:
-    """`data` as one JSON object with `--json`, else `view()` for people."""
-    if as_json:
-        typer.echo(json.dumps(data))
-    else:
-        print_wide(view())
-
-
-def print_wide(renderable: RenderableType) -> None:
-    """Print as wide as the terminal, or wider when a table's ids and paths need it: the
-    terminal then folds the long lines, and nothing is cut to `…`."""
-    needed = Measurement.get(console, console.options.update_width(10_000), renderable).minimum
-    terminal = console.width
-    if needed <= terminal:
-        console.print(renderable)
-        return
-    console.width = needed  # `print(width=...)` only ever narrows
-    try:
-        console.print(renderable, crop=False)
-    finally:
-        console.width = terminal
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -229,7 +197,7 @@ def read_text(path: Path) -> str:
     try:
         return typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
     except OSError as error:
-        raise failure(f"could not read {path}: {error.strerror}") from error
+        raise fail(f"could not read {path}: {error.strerror}") from error
 
 
 def builds_table(builds: Iterable[Build]) -> Table:

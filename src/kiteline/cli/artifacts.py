@@ -15,11 +15,11 @@ from kiteline.cli.api import (
     Api,
     api_command,
     dump_all,
-    failure,
 )
 from kiteline.cli.display import (
     state_text,
 )
+from kiteline.cli.output import fail
 from kiteline.client import Artifact
 
 app = typer.Typer(
@@ -62,7 +62,7 @@ def download(
     with api.connect() as client:
         written = client.download_artifacts(pipeline, number, pattern, dest, job_id=job)
     if not written:
-        raise failure(f"no uploaded artifact of {pipeline} #{number} matches {pattern!r}")
+        raise fail(f"no uploaded artifact of {pipeline} #{number} matches {pattern!r}")
     files = [str(path) for path in written]
     api.show({"files": files}, view=lambda: Text("\n".join(files)))
 
