@@ -106,11 +106,7 @@ def list_builds(
 
 @app.command("view")
 @api_command()
-def view(
-    api: Api,
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-) -> None:
+def view(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """A build's details and its jobs."""
     with api.connect() as client:
         build = client.build(pipeline, number)
@@ -119,11 +115,7 @@ def view(
 
 @app.command("watch")
 @api_command()
-def watch(
-    api: Api,
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-) -> None:
+def watch(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """Follow a build's jobs until it finishes; exit status 0 if it passed, else 1.
 
     A build waiting at a block step ends the watch too, with exit status 1."""
@@ -133,11 +125,7 @@ def watch(
 
 @app.command("cancel")
 @api_command()
-def cancel(
-    api: Api,
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-) -> None:
+def cancel(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """Cancel a scheduled, running or failing build."""
     with api.connect() as client:
         build = client.cancel_build(pipeline, number)
@@ -146,12 +134,7 @@ def cancel(
 
 @app.command("rebuild")
 @api_command()
-def rebuild(
-    api: Api,
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    watch: bool = WATCH,
-) -> None:
+def rebuild(api: Api, pipeline: str = PIPELINE, number: int = NUMBER, watch: bool = WATCH) -> None:
     """Run a build again, as a new build."""
     with api.connect() as client:
         build = client.rebuild_build(pipeline, number)

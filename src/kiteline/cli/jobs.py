@@ -56,12 +56,7 @@ def log(
 
 @app.command("retry")
 @api_command()
-def retry(
-    api: Api,
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    job_id: str = JOB,
-) -> None:
+def retry(api: Api, pipeline: str = PIPELINE, number: int = NUMBER, job_id: str = JOB) -> None:
     """Run a failed, timed-out or canceled job again, as a new job."""
     with api.connect() as client:
         job = client.retry_job(pipeline, number, job_id)

@@ -32,9 +32,7 @@ app = typer.Typer(
 
 @app.command("list")
 @api_command()
-def list_pipelines(
-    api: Api,
-) -> None:
+def list_pipelines(api: Api) -> None:
     """Every pipeline of the organization."""
     with api.connect() as client:
         pipelines = list(client.pipelines())
@@ -46,10 +44,7 @@ def list_pipelines(
 
 @app.command("view")
 @api_command()
-def view(
-    api: Api,
-    slug: str = typer.Argument(..., help="The pipeline's slug."),
-) -> None:
+def view(api: Api, slug: str = typer.Argument(..., help="The pipeline's slug.")) -> None:
     """A pipeline's settings and its steps."""
     with api.connect() as client:
         pipeline = client.pipeline(slug)
