@@ -27,8 +27,12 @@ def test_tags_are_comma_separated_key_value_pairs() -> None:
 
 
 def test_a_tag_without_a_value_is_refused() -> None:
-    with pytest.raises(ValueError, match="key=value, got: linux"):
+    with pytest.raises(ValueError) as missing:
         parse_tags("queue=default,linux")
+    assert str(missing.value) == "expected KEY=VALUE, got 'linux': no '='"
+    with pytest.raises(ValueError) as keyless:
+        parse_tags("=linux")
+    assert str(keyless.value) == "expected KEY=VALUE, got '=linux': no KEY before '='"
 
 
 def config(name: str, spawn: int) -> AgentConfig:

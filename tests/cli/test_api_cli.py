@@ -319,11 +319,50 @@ def test_tables_at_80_columns_keep_ids_and_paths_whole(cli: Cli, green: Watched)
 
 
 def test_a_malformed_key_value_is_a_usage_error_naming_the_option(cli: Cli) -> None:
-    for args in (
-        ("build", "create", "green", "--env", "NO_EQUALS"),
-        ("job", "unblock", "green", "1", "some-job", "--field", "=value"),
-        ("graphql", "{ viewer { user { email } } }", "--var", "novalue"),
+    for args, why in (
+        (("build", "create", "green", "--env", "NO_EQUALS"), "no '='"),
+        (("job", "unblock", "green", "1", "some-job", "--field", "=value"), "no KEY before '='"),
+        (("graphql", "{ viewer { user { email } } }", "--var", "novalue"), "no '='"),
+        (("schedule", "create", "green", "--cronline", "@daily", "--env", "X"), "no '='"),
+        (("schedule", "update", "some-schedule", "--env", "=1"), "no KEY before '='"),
     ):
         refused = cli.run(*args)
         assert refused.returncode == 2, refused.stderr
-        assert f"Invalid value for {args[-2]}: expected KEY=VALUE" in refused.stderr, refused.stderr
+        expected = f"Invalid value for {args[-2]}: expected KEY=VALUE, got {args[-1]!r}: {why}"
+        assert expected in " ".join(refused.stderr.replace("│", "").split()), refused.stderr
+
+
+def test_schedules_are_created_listed_updated_and_deleted(cli: Cli, green: Watched) -> None:
+    slug = green.pipeline["slug"]
+    made = cli.run(
+        *("schedule", "create", slug, "--cronline", "0 3 1 1 * Europe/Berlin"),
+        *("--label", "Yearly", "--env", "A=1", "--env", "B=x=y"),
+    )
+    assert made.returncode == 0, made.stderr
+    (line,) = made.stdout.splitlines()
+    assert line.startswith("created schedule "), line
+    uuid = line.split()[2].rstrip(":")
+    (listed,) = cli.json("schedule", "list", slug)["schedules"]
+    assert {key: listed[key] for key in ("uuid", "label", "cronline", "branch", "env")} == {
+        "uuid": uuid,
+        "label": "Yearly",
+        "cronline": "0 3 1 1 * Europe/Berlin",
+        "branch": None,
+        "env": ["A=1", "B=x=y"],
+    }
+    changed = cli.json("schedule", "update", uuid, "--disabled", "--message", "Once a year")
+    after = changed["schedule"]
+    assert (after["enabled"], after["nextBuildAt"], after["message"], after["env"]) == (
+        False,
+        None,
+        "Once a year",
+        ["A=1", "B=x=y"],
+    )
+    table = cli.run("schedule", "list", slug)
+    assert table.returncode == 0, table.stderr
+    (row,) = [row for row in table.stdout.splitlines() if uuid in row]
+    cells = [uuid, "Yearly", "0 3 1 1 * Europe/Berlin", "(default branch)", "no", "-"]
+    assert row.split() == " ".join(cells).split()
+    deleted = cli.run("schedule", "delete", uuid)
+    assert (deleted.returncode, deleted.stdout) == (0, f"deleted schedule {uuid}\n")
+    assert cli.json("schedule", "list", slug) == {"schedules": []}

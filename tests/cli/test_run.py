@@ -284,6 +284,19 @@ def test_outside_a_git_repository_it_says_so(tmp_path: Path) -> None:
     assert "is not inside the working tree of one" in " ".join(completed.stderr.split())
 
 
+def test_a_malformed_key_value_option_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    repo = _repository(tmp_path / "repo", {"pipeline.yml": "steps:\n  - command: echo hi\n"})
+    for option, given, why in (
+        ("--tag", "linux", "no '='"),
+        ("--env", "=1", "no KEY before '='"),
+        ("--unblock", "release-name", "no '='"),
+    ):
+        completed = _kiteline_run(repo, "pipeline.yml", option, given)
+        assert completed.returncode == 2, completed.stderr
+        said = " ".join(completed.stderr.replace("│", "").split())
+        assert f"Invalid value for {option}: expected KEY=VALUE, got {given!r}: {why}" in said
+
+
 SHARDS = """\
 steps:
   - label: "shard %n of %t"

@@ -26,7 +26,9 @@ from kiteline.client import (
 from kiteline.client.operations.artifacts import artifact_destination
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
+from tests.support.processes import wait_until
 from tests.support.stack import ORG, Stack, stack
+from tests.support.webhook_receiver import receiver
 
 REPORT = "report line 1\nreport line 2\nreport line 3\n"
 
@@ -358,3 +360,42 @@ def test_artifact_destination_keeps_paths_inside_the_folder(tmp_path: Path) -> N
     for path in ("../escape.txt", "/etc/passwd"):
         with pytest.raises(KitelineClientError, match="outside"):
             artifact_destination(tmp_path, Artifact(id="b", path=path))
+
+
+def test_webhooks_are_created_listed_page_by_page_and_redelivered(server: LiveServer) -> None:
+    token = server.identity(ORG).api_token
+    requested: list[httpx.Request] = []
+    hooks = {"event_hooks": {"request": [requested.append]}}
+    with receiver() as hook, Client(server.url, token, org=ORG, http_options=hooks) as client:
+        pipeline = client.create_pipeline("Hooked", configuration="steps:\n  - command: x\n")
+        scoped = client.create_webhook(
+            hook.url,
+            events=["build.finished"],
+            token_mode="signature",
+            secret="s3cret",
+            description="scoped",
+            pipeline_ids=[str(pipeline.id)],
+        )
+        settings = scoped["settings"]
+        assert (settings["events"], settings["token_mode"], settings["token"]) == (
+            ["build.finished"],
+            "signature",
+            "s3cret",
+        )
+        assert (scoped["scope"], scoped["description"]) == ("some_projects", "scoped")
+        every = client.create_webhook(hook.url)
+        assert every["settings"]["token_mode"] == "sha256"
+        assert every["settings"]["token"]
+        requested.clear()
+        listed = [webhook["id"] for webhook in client.webhooks(per_page=1)]
+        assert sorted(listed) == sorted([scoped["id"], every["id"]])
+        pages = [(r.url.params.get("per_page"), "after" in r.url.params) for r in requested]
+        assert pages == [("1", False), ("1", True)]
+        ping = wait_until(
+            lambda: next(iter(client.webhook_deliveries(scoped["id"], state="succeeded")), None),
+            what="the ping to be delivered",
+        )
+        again = client.redeliver(scoped["id"], ping["id"])
+        assert (again["event"], again["redelivery_of"]) == ("ping", ping["id"])
+        delivered = [d["id"] for d in client.webhook_deliveries(scoped["id"], per_page=1)]
+        assert delivered == [again["id"], ping["id"]]

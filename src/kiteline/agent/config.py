@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiteline.agent.plugin_source import DEFAULT_PLUGINS_BASE_URL
+from kiteline.pairs import split_pair
 
 DEFAULT_NAME = "%hostname-%spawn"
 DEFAULT_SHELL = "/bin/bash -e -c"
@@ -79,9 +80,9 @@ def agent_api_endpoint(base_url: str) -> str:
 
 
 def parse_tags(text: str) -> tuple[str, ...]:
-    """Split `queue=default,os=linux` (commas or newlines) into `key=value` tags."""
+    """Split `queue=default,os=linux` (commas or newlines) into `key=value` tags; a tag
+    without `=` or a key is refused as every `KEY=VALUE` option refuses it."""
     tags = tuple(part.strip() for part in text.replace("\n", ",").split(",") if part.strip())
-    malformed = [tag for tag in tags if "=" not in tag or tag.startswith("=")]
-    if malformed:
-        raise ValueError(f"tags must look like key=value, got: {', '.join(malformed)}")
+    for tag in tags:
+        split_pair(tag)
     return tags

@@ -8,13 +8,25 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from kiteline.cli import artifacts, builds, graphql, jobs, login, output, pipelines, schedules
+from kiteline.cli import (
+    artifacts,
+    builds,
+    graphql,
+    jobs,
+    login,
+    output,
+    pipelines,
+    schedules,
+    webhook,
+)
 from kiteline.cli.agent import app as agent_app
 
 #: The commands that only talk to a server over HTTP. They are built without the rest, so that
 #: an agent or an API call never imports the server (FastAPI, SQLAlchemy): that would take
 #: seconds per command.
-CLIENT_COMMANDS = frozenset({"agent", "artifact", "build", "graphql", "job", "login", "pipeline"})
+CLIENT_COMMANDS = frozenset(
+    {"agent", "artifact", "build", "graphql", "job", "login", "pipeline", "schedule", "webhook"}
+)
 
 
 def build_app(*, client_only: bool = False) -> typer.Typer:
@@ -36,9 +48,10 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
     app.add_typer(schedules.app, name="schedule")
     app.command("graphql")(graphql.graphql)
     app.command("login")(login.login)
+    app.add_typer(webhook.app, name="webhook")
     if client_only:
         return app
-    from kiteline.cli import admin, db, run, server, up, webhook, worker
+    from kiteline.cli import admin, db, run, server, up, worker
 
     app.command("server", help="Serve the APIs, the web UI, /healthz and /metrics on one port.")(
         server.serve
@@ -48,7 +61,6 @@ def build_app(*, client_only: bool = False) -> typer.Typer:
     app.command("run", help=run.HELP, short_help="Run a pipeline on this machine.")(run.run)
     app.add_typer(admin.app, name="admin")
     app.add_typer(db.app, name="db")
-    app.add_typer(webhook.app, name="webhook")
     return app
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.cli.output import emit, fail
+from kiteline.cli.output import fail, show
 from kiteline.server import admin
 from kiteline.server.kit.errors import KitelineError, ValidationFailed
 from kiteline.server.kit.scopes import parse_scopes
@@ -40,7 +40,9 @@ def create_org(
     as_json: bool = JSON_OPTION,
 ) -> None:
     result = _run(lambda s: admin.create_org(s, slug, name))
-    emit(result, as_json=as_json, text=f"created organization [bold]{result['slug']}[/bold]")
+    show(
+        result, as_json=as_json, view=lambda: f"created organization [bold]{result['slug']}[/bold]"
+    )
 
 
 def read_password() -> str:
@@ -64,7 +66,7 @@ def create_user(
 ) -> None:
     password = read_password() if password_stdin else None
     result = _run(lambda s: admin.create_user(s, email, name, org, password))
-    emit(result, as_json=as_json, text=f"created user [bold]{result['email']}[/bold]")
+    show(result, as_json=as_json, view=lambda: f"created user [bold]{result['email']}[/bold]")
 
 
 @app.command("set-password")
@@ -72,11 +74,13 @@ def set_password(email: str, as_json: bool = JSON_OPTION) -> None:
     """Set the user's web UI password (read from standard input); signs them out everywhere."""
     password = read_password()
     result = _run(lambda s: admin.set_password(s, email, password))
-    emit(
+    show(
         result,
         as_json=as_json,
-        text=f"password set for [bold]{result['email']}[/bold] "
-        f"({result['sessions_ended']} session(s) signed out)",
+        view=lambda: (
+            f"password set for [bold]{result['email']}[/bold] "
+            f"({result['sessions_ended']} session(s) signed out)"
+        ),
     )
 
 
@@ -92,7 +96,7 @@ def create_token(
     except ValueError as error:
         raise fail(str(error)) from error
     result = _run(lambda s: admin.create_token(s, user, scope_list, description))
-    emit(result, as_json=as_json, text=f"API token: [bold]{result['token']}[/bold]")
+    show(result, as_json=as_json, view=lambda: f"API token: [bold]{result['token']}[/bold]")
 
 
 @app.command("create-agent-token")
@@ -102,4 +106,4 @@ def create_agent_token(
     as_json: bool = JSON_OPTION,
 ) -> None:
     result = _run(lambda s: admin.create_agent_token(s, org, description))
-    emit(result, as_json=as_json, text=f"agent token: [bold]{result['token']}[/bold]")
+    show(result, as_json=as_json, view=lambda: f"agent token: [bold]{result['token']}[/bold]")

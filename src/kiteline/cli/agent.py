@@ -227,43 +227,37 @@ def _configure_logging(debug: bool) -> None:
 
 
 @app.command("list")
+@rest.api_command()
 def list_agents(
+    api: rest.Api,
     name: str | None = typer.Option(
         None, "--name", help="Only agents whose name matches (* glob)."
     ),
-    url: str | None = rest.URL,
-    token: str | None = rest.TOKEN,
-    org: str | None = rest.ORG,
-    as_json: bool = rest.JSON_OPTION,
 ) -> None:
     """The organization's connected agents and the jobs they are running."""
-    with rest.connect(url, token, org) as client:
+    with api.connect() as client:
         agents = list(client.agents(name=name))
-    rest.show(
+    api.show(
         rest.dump_all("agents", agents),
-        as_json=as_json,
         view=lambda: _agents_table(agents) if agents else "no connected agents",
     )
 
 
 @app.command("stop")
+@rest.api_command()
 def stop(
+    api: rest.Api,
     agent_id: str = typer.Argument(..., help="The agent's ID (see `kiteline agent list`)."),
     force: bool = typer.Option(
         False, "--force", help="Cancel its job now, instead of stopping after the job."
     ),
-    url: str | None = rest.URL,
-    token: str | None = rest.TOKEN,
-    org: str | None = rest.ORG,
-    as_json: bool = rest.JSON_OPTION,
 ) -> None:
     """Ask an agent to stop: after its current job, or at once with --force."""
-    with rest.connect(url, token, org) as client:
+    with api.connect() as client:
         client.stop_agent(agent_id, force=force)
         agent = client.agent(agent_id)
-    rest.show(
+    api.show(
         rest.dump(agent),
-        as_json=as_json,
         view=lambda: Text.assemble(
             "Agent ",
             (agent.name or agent.id, "bold"),

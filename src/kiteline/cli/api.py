@@ -5,9 +5,12 @@ what `kiteline.cli.credentials` finds), any failure as one red line and exit sta
 
 from __future__ import annotations
 
-import json
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from inspect import Parameter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,8 +18,6 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import BaseModel
 from rich.console import RenderableType
-from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -30,7 +31,7 @@ from kiteline.cli.display import (
     state_text,
     when,
 )
-from kiteline.cli.output import console, errors
+from kiteline.cli.output import errors, fail, show
 from kiteline.client import (
     ApiError,
     Client,
@@ -66,6 +67,66 @@ JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object.
 PIPELINE = typer.Argument(..., help="The pipeline's slug.")
 NUMBER = typer.Argument(..., help="The build's number.")
 
+Command = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Api:
+    """What every API command is given by `--url`, `--token`, `--org` and `--json`."""
+
+    url: str | None
+    token: str | None
+    org: str | None
+    as_json: bool
+
+    def connect(self) -> AbstractContextManager[Client]:
+        return connect(self.url, self.token, self.org)
+
+    def show(self, data: dict[str, Any], *, view: Callable[[], RenderableType]) -> None:
+        show(data, as_json=self.as_json, view=view)
+
+
+def api_command(*, org: bool = True, json: bool = True) -> Callable[[Command], Command]:
+    """A command `function(api, ...)` as Typer's command with `--url`, `--token`, `--org`
+    (unless `org=False`) and `--json` (unless `json=False`) after its own options, given to
+    it as one `Api`:
+
+        @app.command("list")
+        @api_command()
+        def list_pipelines(api: Api) -> None: ..."""
+    shared = [
+        Parameter(name, Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, default, annotation in (
+            ("url", URL, str | None),
+            ("token", TOKEN, str | None),
+            ("org", ORG, str | None),
+            ("as_json", JSON_OPTION, bool),
+        )
+        if (org or name != "org") and (json or name != "as_json")
+    ]
+
+    def wrap(function: Command) -> Command:
+        own = list(inspect.signature(function, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(function)
+        def command(**values: Any) -> None:
+            api = Api(
+                url=values.pop("url"),
+                token=values.pop("token"),
+                org=values.pop("org", None),
+                as_json=values.pop("as_json", False),
+            )
+            function(api, **values)
+
+        parameters = own + shared
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        del command.__wrapped__  # Typer reads the signature above, not the function's
+        return command
+
+    return wrap
+
+
 # -- the client and its failures ------------------------------------------------------------
 
 
@@ -77,7 +138,7 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
     try:
         client = Client(found.url, found.token, org=found.org)
     except ConfigurationError as error:
-        raise failure(
+        raise fail(
             "no API token: run `kiteline up` here first (it keeps .kiteline/credentials.json), "
             "or `kiteline login URL`, or pass --url and --token (or set KITELINE_URL and "
             "KITELINE_TOKEN); BUILDKITE_API_TOKEN talks to api.buildkite.com"
@@ -93,7 +154,7 @@ def connect(url: str | None, token: str | None, org: str | None) -> Iterator[Cli
         with client:
             yield client
     except (KitelineClientError, OSError) as error:
-        raise failure(describe(error)) from error
+        raise fail(describe(error)) from error
 
 
 def describe(error: Exception) -> str:
@@ -119,36 +180,7 @@ def refusal(error: ApiError) -> str:
     return error.message
 
 
-def failure(message: str) -> typer.Exit:
-    """One line on stderr, however long (Rich would wrap it) and whatever brackets it holds."""
-    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(1)
-
-
 # -- output ---------------------------------------------------------------------------------
-
-
-def show(data: dict[str, Any], *, as_json: bool, view: Callable[[], RenderableType]) -> None:
-    """`data` as one JSON object with `--json`, else `view()` for people."""
-    if as_json:
-        typer.echo(json.dumps(data))
-    else:
-        print_wide(view())
-
-
-def print_wide(renderable: RenderableType) -> None:
-    """Print as wide as the terminal, or wider when a table's ids and paths need it: the
-    terminal then folds the long lines, and nothing is cut to `…`."""
-    needed = Measurement.get(console, console.options.update_width(10_000), renderable).minimum
-    terminal = console.width
-    if needed <= terminal:
-        console.print(renderable)
-        return
-    console.width = needed  # `print(width=...)` only ever narrows
-    try:
-        console.print(renderable, crop=False)
-    finally:
-        console.width = terminal
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -165,7 +197,7 @@ def read_text(path: Path) -> str:
     try:
         return typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
     except OSError as error:
-        raise failure(f"could not read {path}: {error.strerror}") from error
+        raise fail(f"could not read {path}: {error.strerror}") from error
 
 
 def builds_table(builds: Iterable[Build]) -> Table:

@@ -10,20 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from kiteline.cli.api import (
-    JSON_OPTION,
     NUMBER,
-    ORG,
     PIPELINE,
-    TOKEN,
-    URL,
-    connect,
+    Api,
+    api_command,
     dump_all,
-    failure,
-    show,
 )
 from kiteline.cli.display import (
     state_text,
 )
+from kiteline.cli.output import fail
 from kiteline.client import Artifact
 
 app = typer.Typer(
@@ -34,27 +30,26 @@ JOB = typer.Option(None, "--job", help="Only this job's artifacts (its ID).")
 
 
 @app.command("list")
+@api_command()
 def list_artifacts(
+    api: Api,
     pipeline: str = PIPELINE,
     number: int = NUMBER,
     job: str | None = JOB,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """A build's artifacts, or one job's."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         artifacts = list(client.artifacts(pipeline, number, job_id=job))
-    show(
+    api.show(
         dump_all("artifacts", artifacts),
-        as_json=as_json,
         view=lambda: _table(artifacts) if artifacts else "no artifacts",
     )
 
 
 @app.command("download")
+@api_command()
 def download(
+    api: Api,
     pipeline: str = PIPELINE,
     number: int = NUMBER,
     pattern: str = typer.Option(
@@ -62,18 +57,14 @@ def download(
     ),
     dest: Path = typer.Option(Path("."), "--dest", help="Directory to write them under."),
     job: str | None = JOB,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """Download artifacts into DEST at their paths, each checked against its SHA-1."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         written = client.download_artifacts(pipeline, number, pattern, dest, job_id=job)
     if not written:
-        raise failure(f"no uploaded artifact of {pipeline} #{number} matches {pattern!r}")
+        raise fail(f"no uploaded artifact of {pipeline} #{number} matches {pattern!r}")
     files = [str(path) for path in written]
-    show({"files": files}, as_json=as_json, view=lambda: Text("\n".join(files)))
+    api.show({"files": files}, view=lambda: Text("\n".join(files)))
 
 
 def _table(artifacts: Iterable[Artifact]) -> Table:

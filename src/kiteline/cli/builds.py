@@ -12,19 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from kiteline.cli.api import (
-    JSON_OPTION,
     NUMBER,
-    ORG,
     PIPELINE,
-    TOKEN,
-    URL,
+    Api,
+    api_command,
     builds_table,
-    connect,
     dump,
     dump_all,
     fields_grid,
     jobs_table,
-    show,
 )
 from kiteline.cli.display import (
     build_state,
@@ -52,7 +48,9 @@ MAX_POLL_SECONDS = 5.0
 
 
 @app.command("create")
+@api_command()
 def create(
+    api: Api,
     pipeline: str = PIPELINE,
     commit: str = typer.Option("HEAD", "--commit", help="The commit to build."),
     branch: str = typer.Option("main", "--branch", help="The branch the commit is on."),
@@ -62,15 +60,11 @@ def create(
         None, "--meta-data", help="KEY=VALUE build meta-data (repeat)."
     ),
     watch: bool = WATCH,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """Start a build of a pipeline."""
     variables = key_values(env, "--env")
     meta = key_values(meta_data, "--meta-data")
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         build = client.trigger_build(
             pipeline,
             commit,
@@ -79,24 +73,22 @@ def create(
             env=variables or None,
             meta_data=meta or None,
         )
-        _started(client, pipeline, build, what="Created", watch=watch, as_json=as_json)
+        _started(api, client, pipeline, build, what="Created", watch=watch)
 
 
 @app.command("list")
+@api_command()
 def list_builds(
+    api: Api,
     pipeline: str | None = typer.Argument(
         None, help="Only this pipeline's builds [default: the organization's, else all]."
     ),
     state: list[str] | None = typer.Option(None, "--state", help="Only in this state (repeat)."),
     branch: list[str] | None = typer.Option(None, "--branch", help="Only of this branch (repeat)."),
     limit: int = typer.Option(30, "--limit", min=1, help="How many, newest first."),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest builds of a pipeline, of the organization, or of every organization."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         found = client.builds(
             pipeline,
             # Without a pipeline, the default organization narrows the list to its builds.
@@ -106,95 +98,69 @@ def list_builds(
             per_page=min(limit, 100),
         )
         builds = list(islice(found, limit))
-    show(
+    api.show(
         dump_all("builds", builds),
-        as_json=as_json,
         view=lambda: builds_table(builds) if builds else "no builds",
     )
 
 
 @app.command("view")
-def view(
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def view(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """A build's details and its jobs."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         build = client.build(pipeline, number)
-    show(dump(build), as_json=as_json, view=lambda: _details(pipeline, build))
+    api.show(dump(build), view=lambda: _details(pipeline, build))
 
 
 @app.command("watch")
-def watch(
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def watch(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """Follow a build's jobs until it finishes; exit status 0 if it passed, else 1.
 
     A build waiting at a block step ends the watch too, with exit status 1."""
-    with connect(url, token, org) as client:
-        raise typer.Exit(_watch(client, pipeline, number, as_json=as_json))
+    with api.connect() as client:
+        raise typer.Exit(_watch(api, client, pipeline, number))
 
 
 @app.command("cancel")
-def cancel(
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def cancel(api: Api, pipeline: str = PIPELINE, number: int = NUMBER) -> None:
     """Cancel a scheduled, running or failing build."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         build = client.cancel_build(pipeline, number)
-    show(dump(build), as_json=as_json, view=lambda: _headline(pipeline, build))
+    api.show(dump(build), view=lambda: _headline(pipeline, build))
 
 
 @app.command("rebuild")
-def rebuild(
-    pipeline: str = PIPELINE,
-    number: int = NUMBER,
-    watch: bool = WATCH,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def rebuild(api: Api, pipeline: str = PIPELINE, number: int = NUMBER, watch: bool = WATCH) -> None:
     """Run a build again, as a new build."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         build = client.rebuild_build(pipeline, number)
         what = f"Rebuilt #{number} as"
-        _started(client, pipeline, build, what=what, watch=watch, as_json=as_json)
+        _started(api, client, pipeline, build, what=what, watch=watch)
 
 
 def _started(
-    client: Client, pipeline: str, build: Build, *, what: str, watch: bool, as_json: bool
+    api: Api, client: Client, pipeline: str, build: Build, *, what: str, watch: bool
 ) -> None:
     """Print the new build; with `--watch`, follow it and exit with its outcome."""
     announcement = _announce(what, pipeline, build)
     if not watch:
-        show(dump(build), as_json=as_json, view=lambda: announcement)
+        api.show(dump(build), view=lambda: announcement)
         return
-    if not as_json:
+    if not api.as_json:
         console.print(announcement)
-    raise typer.Exit(_watch(client, pipeline, build.number, as_json=as_json))
+    raise typer.Exit(_watch(api, client, pipeline, build.number))
 
 
-def _watch(client: Client, pipeline: str, number: int, *, as_json: bool) -> int:
+def _watch(api: Api, client: Client, pipeline: str, number: int) -> int:
     """Wait for the build, live on the console unless `--json` (then only the final build is
     printed); the exit status: 0 if it passed, else 1."""
-    if as_json:
+    if api.as_json:
         build = _wait(client, pipeline, number)
-        show(dump(build), as_json=True, view=lambda: _headline(pipeline, build))
+        api.show(dump(build), view=lambda: _headline(pipeline, build))
     else:
         display = _WatchDisplay(pipeline)
         with Live(display, console=console, refresh_per_second=4):
@@ -202,7 +168,7 @@ def _watch(client: Client, pipeline: str, number: int, *, as_json: bool) -> int:
         if not console.is_terminal:  # Rich ends the display's last line on terminals only
             console.line()
     for line in unblock_hints(pipeline, build):
-        (errors if as_json else console).print(line, soft_wrap=True)
+        (errors if api.as_json else console).print(line, soft_wrap=True)
     return 0 if build_state(build) == "passed" else 1
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from kiteline.client.models import Build, Job
+from kiteline.pairs import pairs_dict
 
 STATE_STYLES = {
     "passed": "green",
@@ -111,11 +112,9 @@ def duration(start: datetime | None, end: datetime | None) -> str:
 
 def key_values(values: Iterable[str] | None, option: str) -> dict[str, str]:
     """`KEY=VALUE` option values as a dict (a later key wins); anything else is a usage error
-    naming the option (exit status 2)."""
-    pairs: dict[str, str] = {}
-    for value in values or []:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
-        pairs[key] = rest
-    return pairs
+    naming the option (exit status 2): `Invalid value for --env: expected KEY=VALUE, got
+    'X': no '='`."""
+    try:
+        return pairs_dict(values or [])
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from error

@@ -9,11 +9,13 @@ from typing import Any
 import typer
 from rich.json import JSON
 
-from kiteline.cli.api import JSON_OPTION, TOKEN, URL, connect, read_text, show
+from kiteline.cli.api import Api, api_command, read_text
 from kiteline.cli.display import key_values
 
 
+@api_command(org=False)
 def graphql(
+    api: Api,
     query: str | None = typer.Argument(
         None, help="The query [default: the --file's].", show_default=False
     ),
@@ -26,9 +28,6 @@ def graphql(
     file: Path | None = typer.Option(
         None, "--file", help="Read the query from this file (- for stdin)."
     ),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """Run a GraphQL query or mutation and print its data."""
     if file is not None:
@@ -38,9 +37,9 @@ def graphql(
     elif query is None:
         raise typer.BadParameter("give the query as an argument, or with --file")
     variables = {name: _value(text) for name, text in key_values(var, "--var").items()}
-    with connect(url, token, None) as client:
+    with api.connect() as client:
         data = client.graphql(query, variables)
-    show(data, as_json=as_json, view=lambda: JSON.from_data(data))
+    api.show(data, view=lambda: JSON.from_data(data))
 
 
 def _value(text: str) -> Any:

@@ -11,8 +11,8 @@ import typer
 from rich.text import Text
 
 from kiteline.cli import credentials
-from kiteline.cli.api import connect, failure
-from kiteline.cli.output import console
+from kiteline.cli.api import connect
+from kiteline.cli.output import console, fail
 
 
 def login(
@@ -31,10 +31,10 @@ def login(
     if org is None:
         if len(slugs) != 1:
             shown = ", ".join(slugs) or "none"
-            raise failure(f"the token sees {len(slugs)} organizations ({shown}): pass --org SLUG")
+            raise fail(f"the token sees {len(slugs)} organizations ({shown}): pass --org SLUG")
         org = slugs[0]
     elif org not in slugs:
-        raise failure(f"the token cannot see the organization {org!r} (it sees {', '.join(slugs)})")
+        raise fail(f"the token cannot see the organization {org!r} (it sees {', '.join(slugs)})")
     path = credentials.login_file(os.environ)
     credentials.write_login(path, url=url, token=token, org=org)
     console.print(Text.assemble("Logged in to ", (url, "bold"), f" as {org}; saved in {path}"))
@@ -44,5 +44,5 @@ def _read_token() -> str:
     typed = getpass.getpass("API token: ") if sys.stdin.isatty() else sys.stdin.readline()
     token = typed.strip()
     if not token:
-        raise failure("no token: type it at the prompt, or pipe it in (kiteline login URL < FILE)")
+        raise fail("no token: type it at the prompt, or pipe it in (kiteline login URL < FILE)")
     return token

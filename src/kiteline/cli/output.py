@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.measure import Measurement
 
 console = Console()
 errors = Console(stderr=True)
@@ -15,13 +18,31 @@ errors = Console(stderr=True)
 verbose = False
 
 
-def emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
+def show(data: dict[str, Any], *, as_json: bool, view: Callable[[], RenderableType]) -> None:
+    """`data` as one JSON object with `--json`, else `view()` for people."""
     if as_json:
         typer.echo(json.dumps(data))
     else:
-        console.print(text)
+        print_wide(view())
+
+
+def print_wide(renderable: RenderableType) -> None:
+    """Print as wide as the terminal, or wider when a table's ids and paths need it: the
+    terminal then folds the long lines, and nothing is cut to `…`."""
+    needed = Measurement.get(console, console.options.update_width(10_000), renderable).minimum
+    terminal = console.width
+    if needed <= terminal:
+        console.print(renderable)
+        return
+    console.width = needed  # `print(width=...)` only ever narrows
+    try:
+        console.print(renderable, crop=False)
+    finally:
+        console.width = terminal
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    """One red `error:` line on stderr, however long (Rich would wrap it) and whatever
+    brackets it holds; the exit status to raise."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)

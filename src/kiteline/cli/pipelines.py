@@ -14,15 +14,12 @@ from rich.text import Text
 
 from kiteline.cli.api import (
     JSON_OPTION,
-    ORG,
-    TOKEN,
-    URL,
-    connect,
+    Api,
+    api_command,
     dump,
     dump_all,
     fields_grid,
     read_text,
-    show,
 )
 from kiteline.cli.output import console, errors
 from kiteline.client import Pipeline
@@ -34,38 +31,30 @@ app = typer.Typer(
 
 
 @app.command("list")
-def list_pipelines(
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def list_pipelines(api: Api) -> None:
     """Every pipeline of the organization."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         pipelines = list(client.pipelines())
-    show(
+    api.show(
         dump_all("pipelines", pipelines),
-        as_json=as_json,
         view=lambda: _table(pipelines) if pipelines else "no pipelines",
     )
 
 
 @app.command("view")
-def view(
-    slug: str = typer.Argument(..., help="The pipeline's slug."),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def view(api: Api, slug: str = typer.Argument(..., help="The pipeline's slug.")) -> None:
     """A pipeline's settings and its steps."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         pipeline = client.pipeline(slug)
-    show(dump(pipeline), as_json=as_json, view=lambda: _details(pipeline))
+    api.show(dump(pipeline), view=lambda: _details(pipeline))
 
 
 @app.command("create")
+@api_command()
 def create(
+    api: Api,
     name: str = typer.Argument(..., help="The pipeline's name (its slug is made from it)."),
     config: Path = typer.Option(
         ..., "--config", help="The steps: a pipeline.yml file, or - for stdin."
@@ -73,18 +62,13 @@ def create(
     repository: str | None = typer.Option(
         None, "--repository", help="The Git repository agents check out."
     ),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a pipeline from a YAML configuration."""
     configuration = read_text(config)
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         pipeline = client.create_pipeline(name, configuration=configuration, repository=repository)
-    show(
+    api.show(
         dump(pipeline),
-        as_json=as_json,
         view=lambda: Text.assemble("Created pipeline ", (pipeline.slug, "bold")),
     )
 

@@ -44,6 +44,7 @@ from kiteline.cli.run_git import GitError, Snapshot, find_repository, is_ignored
 from kiteline.client import AsyncClient, KitelineClientError
 from kiteline.client.models import Build
 from kiteline.client.operations.artifacts import artifact_destination
+from kiteline.pairs import split_pair
 from kiteline.server import admin
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.settings import Settings
@@ -466,15 +467,15 @@ def _agent_groups(tags: list[str]) -> list[dict[str, str]]:
     try:
         parsed = parse_tags(",".join(tags))
     except ValueError as error:
-        raise fail(f"--tag: {error}", USAGE_ERROR) from error
+        raise typer.BadParameter(str(error), param_hint="--tag") from error
     queues = ["default"]
     others: dict[str, str] = {}
     for tag in parsed:  # one at a time: each queue=NAME adds a queue
-        for key, value in key_values([tag], "--tag").items():
-            if key == "queue":
-                queues.append(value)
-            else:
-                others[key] = value
+        key, value = split_pair(tag)
+        if key == "queue":
+            queues.append(value)
+        else:
+            others[key] = value
     return [{"queue": queue, **others} for queue in dict.fromkeys(queues)]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from kiteline.cli.api import JSON_OPTION, ORG, PIPELINE, TOKEN, URL, connect, failure, show
+from kiteline.cli.api import PIPELINE, Api, api_command
+from kiteline.cli.display import key_values
+from kiteline.client import Client
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -20,18 +23,47 @@ CRONLINE_HELP = (
     "Five cron fields or @hourly/@daily/@weekly/@monthly/@yearly, then an optional time zone: "
     "'0 3 * * 1-5 Europe/Berlin'."
 )
+# The fields `create` and `update` both take; left out, `update` leaves them as they are.
+Label = Annotated[str | None, typer.Option("--label", help="What the schedule is for.")]
+Branch = Annotated[
+    str | None, typer.Option("--branch", help="The branch to build [create: the default one].")
+]
+Commit = Annotated[str | None, typer.Option("--commit", help="The commit [create: HEAD].")]
+Message = Annotated[str | None, typer.Option("--message", help="The builds' message.")]
+Env = Annotated[
+    list[str] | None,
+    typer.Option("--env", metavar="KEY=VALUE", help="A build environment variable (repeat)."),
+]
 
 
-def _env(pairs: list[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise failure(f"--env {pair!r}: expected KEY=value")
-        env[key] = value
-    return env
+def _fields(
+    label: str | None,
+    branch: str | None,
+    commit: str | None,
+    message: str | None,
+    env: list[str] | None,
+) -> dict[str, Any]:
+    """The given fields as the client takes them (`None`: not given)."""
+    variables = key_values(env, "--env") or None
+    return {
+        "label": label,
+        "branch": branch,
+        "commit": commit,
+        "message": message,
+        "env": variables,
+    }
+
+
+def _save(api: Api, verb: str, save: Callable[[Client], dict[str, Any]]) -> None:
+    with api.connect() as client:
+        schedule = save(client)
+    api.show(
+        {"schedule": schedule},
+        view=lambda: (
+            f"{verb} schedule {schedule['uuid']}: {schedule['cronline']}, next build "
+            f"{schedule['nextBuildAt'] or '(disabled)'}"
+        ),
+    )
 
 
 def _table(schedules: list[dict[str, Any]]) -> Table:
@@ -50,103 +82,70 @@ def _table(schedules: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _shown(schedule: dict[str, Any], as_json: bool, verb: str) -> None:
-    show(
-        {"schedule": schedule},
-        as_json=as_json,
-        view=lambda: (
-            f"{verb} schedule {schedule['uuid']}: {schedule['cronline']}, next build "
-            f"{schedule['nextBuildAt'] or '(disabled)'}"
-        ),
-    )
-
-
 @app.command("list")
-def list_schedules(
-    pipeline: str = PIPELINE,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
-) -> None:
+@api_command()
+def list_schedules(api: Api, pipeline: str = PIPELINE) -> None:
     """The pipeline's schedules."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         schedules = client.schedules(pipeline)
-    show(
+    api.show(
         {"schedules": schedules},
-        as_json=as_json,
         view=lambda: _table(schedules) if schedules else "no schedules",
     )
 
 
 @app.command("create")
+@api_command()
 def create(
+    api: Api,
     pipeline: str = PIPELINE,
     cronline: str = typer.Option(..., "--cronline", help=CRONLINE_HELP),
-    label: str | None = typer.Option(None, "--label", help="What the schedule is for."),
-    branch: str | None = typer.Option(None, "--branch", help="Default: the default branch."),
-    commit: str | None = typer.Option(None, "--commit", help="Default: HEAD."),
-    message: str | None = typer.Option(None, "--message", help="The builds' message."),
-    env: list[str] | None = typer.Option(None, "--env", help="KEY=value, repeatable."),
+    label: Label = None,
+    branch: Branch = None,
+    commit: Commit = None,
+    message: Message = None,
+    env: Env = None,
     disabled: bool = typer.Option(False, "--disabled", help="Create it switched off."),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """A new schedule of the pipeline."""
-    with connect(url, token, org) as client:
-        schedule = client.create_schedule(
-            pipeline,
-            cronline=cronline,
-            label=label,
-            branch=branch,
-            commit=commit,
-            message=message,
-            env=_env(env),
-            enabled=not disabled,
-        )
-    _shown(schedule, as_json, "created")
+    fields = _fields(label, branch, commit, message, env)
+    _save(
+        api,
+        "created",
+        lambda client: client.create_schedule(
+            pipeline, cronline=cronline, enabled=not disabled, **fields
+        ),
+    )
 
 
 @app.command("update")
+@api_command()
 def update(
+    api: Api,
     schedule: str = SCHEDULE,
     cronline: str | None = typer.Option(None, "--cronline", help=CRONLINE_HELP),
-    label: str | None = typer.Option(None, "--label"),
-    branch: str | None = typer.Option(None, "--branch"),
-    commit: str | None = typer.Option(None, "--commit"),
-    message: str | None = typer.Option(None, "--message"),
-    env: list[str] | None = typer.Option(None, "--env", help="KEY=value, repeatable."),
+    label: Label = None,
+    branch: Branch = None,
+    commit: Commit = None,
+    message: Message = None,
+    env: Env = None,
     enabled: bool | None = typer.Option(None, "--enabled/--disabled"),
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-    as_json: bool = JSON_OPTION,
 ) -> None:
     """Change the given fields of a schedule."""
-    with connect(url, token, org) as client:
-        changed = client.update_schedule(
-            schedule,
-            cronline=cronline,
-            label=label,
-            branch=branch,
-            commit=commit,
-            message=message,
-            env=_env(env),
-            enabled=enabled,
-        )
-    _shown(changed, as_json, "updated")
+    fields = _fields(label, branch, commit, message, env)
+    _save(
+        api,
+        "updated",
+        lambda client: client.update_schedule(
+            schedule, cronline=cronline, enabled=enabled, **fields
+        ),
+    )
 
 
 @app.command("delete")
-def delete(
-    schedule: str = SCHEDULE,
-    url: str | None = URL,
-    token: str | None = TOKEN,
-    org: str | None = ORG,
-) -> None:
+@api_command(json=False)
+def delete(api: Api, schedule: str = SCHEDULE) -> None:
     """Delete a schedule; builds it made stay."""
-    with connect(url, token, org) as client:
+    with api.connect() as client:
         client.delete_schedule(schedule)
     typer.echo(f"deleted schedule {schedule}")

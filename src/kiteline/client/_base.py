@@ -25,6 +25,7 @@ from kiteline.client.operations import meta_data as _meta_data
 from kiteline.client.operations import organizations as _organizations
 from kiteline.client.operations import pipelines as _pipelines
 from kiteline.client.operations import schedules as _schedules
+from kiteline.client.operations import webhooks as _webhooks
 
 if TYPE_CHECKING:
     from kiteline.client.aio import AsyncClient
@@ -175,5 +176,10 @@ class ClientBase:
     meta_data = call(_meta_data.meta_data)
     get_meta_data = call(_meta_data.get_meta_data)
     set_meta_data = call(_meta_data.set_meta_data)
+
+    webhooks = iterate(_webhooks.webhooks)
+    create_webhook = call(_webhooks.create_webhook)
+    webhook_deliveries = iterate(_webhooks.webhook_deliveries)
+    redeliver = call(_webhooks.redeliver)
 
     graphql = call(_graphql.graphql)
