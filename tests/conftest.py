@@ -49,6 +49,30 @@ def pytest_runtest_makereport(
         outcome.force_result(report)
 
 
+#: The GraphQL tests run in the default (fast) execution mode; those marked
+#: `both_graphql_executions` run in stock mode too.
+BOTH_EXECUTIONS = "both_graphql_executions"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BOTH_EXECUTIONS}: run with KITELINE_GRAPHQL_EXECUTION=fast and =stock "
+        "(the servers the test starts)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(BOTH_EXECUTIONS) is not None:
+        metafunc.parametrize("graphql_execution", ["fast", "stock"], indirect=True)
+
+
+@pytest.fixture
+def graphql_execution(request: pytest.FixtureRequest) -> str:
+    """The servers' `graphql_execution` setting: fast unless parametrized."""
+    return str(getattr(request, "param", "fast"))
+
+
 @pytest.fixture(params=backends())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path) as url:
@@ -56,12 +80,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def make_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def make_server(
+    database_url: str, tmp_path: Path, graphql_execution: str
+) -> Iterator[Callable[..., LiveServer]]:
     """Start live servers on the test's database with settings overridden (e.g. limits)."""
     started: list[LiveServer] = []
 
     def make(**overrides: Any) -> LiveServer:
-        live = start_live_server(database_url, tmp_path / f"data{len(started)}", **overrides)
+        settings = {"graphql_execution": graphql_execution, **overrides}
+        live = start_live_server(database_url, tmp_path / f"data{len(started)}", **settings)
         started.append(live)
         return live
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     )
     graphql_max_query_complexity: int = Field(
         default=50_000, ge=1, description="Largest requested complexity of a single query"
+    )
+    graphql_execution: Literal["fast", "stock"] = Field(
+        default="fast",
+        description="fast: Kiteline's shortcuts past strawberry's and graphql-core's per-field "
+        "work (on their private internals, both pinned); stock: the libraries as they come",
     )
 
     # Size limits (see kit/limits.py and docs/reliability.md): far above what real pipelines

@@ -150,6 +150,7 @@ def test_introspection_serves_buildkites_names(server: LiveServer) -> None:
     }
 
 
+@pytest.mark.both_graphql_executions
 def test_build_by_uuid_with_command_jobs_and_their_env_agrees_with_rest(
     server: LiveServer,
 ) -> None:
@@ -183,6 +184,7 @@ def test_build_by_uuid_with_command_jobs_and_their_env_agrees_with_rest(
     assert "STEP_VAR=from-step" in compile_job["env"]
 
 
+@pytest.mark.both_graphql_executions
 def test_organization_pipelines_with_their_five_latest_builds(server: LiveServer) -> None:
     org = Org.create(server)
     org.pipeline("q")
@@ -217,6 +219,7 @@ def _finished_builds(org: Org) -> None:
     org.build()
 
 
+@pytest.mark.both_graphql_executions
 def test_pipeline_builds_filtered_by_branch_and_state_agree_with_rest(
     server: LiveServer,
 ) -> None:
@@ -234,6 +237,7 @@ def test_pipeline_builds_filtered_by_branch_and_state_agree_with_rest(
     assert [b["createdAt"] for b in found] == [b["created_at"] for b in rest]
 
 
+@pytest.mark.both_graphql_executions
 def test_seed_search_query_runs_verbatim_with_its_unused_variable(server: LiveServer) -> None:
     org = Org.create(server)
     _finished_builds(org)
@@ -243,6 +247,7 @@ def test_seed_search_query_runs_verbatim_with_its_unused_variable(server: LiveSe
     assert numbers == [2, 1]
 
 
+@pytest.mark.both_graphql_executions
 def test_builds_page_forwards_and_backwards_with_cursors(server: LiveServer) -> None:
     org = Org.create(server)
     for _ in range(5):
@@ -280,6 +285,7 @@ def test_builds_page_forwards_and_backwards_with_cursors(server: LiveServer) -> 
     assert rest == [5, 4, 3, 2, 1]
 
 
+@pytest.mark.both_graphql_executions
 def test_jobs_pages_of_several_builds_with_cursors(server: LiveServer) -> None:
     org = Org.create(server)
     steps = "".join(f"  - label: s{n}\n    command: echo {n}\n" for n in range(1, 6))
@@ -348,6 +354,7 @@ def test_build_create_with_a_pipeline_id_taken_from_a_query(server: LiveServer) 
     assert [job["state"] for job in rest["jobs"]] == ["scheduled", "waiting", "waiting", "waiting"]
 
 
+@pytest.mark.both_graphql_executions
 def test_build_create_refusals_say_why(server: LiveServer) -> None:
     org = Org.create(server)
     pipeline_id = org.get("pipelines/p")["graphql_id"]
@@ -432,6 +439,7 @@ def test_unblocking_twice_is_refused_with_buildkites_reason(server: LiveServer) 
     assert message == "The job's state must be blocked, but it is unblocked"
 
 
+@pytest.mark.both_graphql_executions
 def test_unblock_without_a_required_field_names_it(server: LiveServer) -> None:
     org = Org.create(server)
     org.build()
@@ -733,6 +741,7 @@ def test_job_artifacts_and_build_meta_data_agree_with_rest(server: LiveServer) -
     assert "/v3/artifacts/" in artifact["downloadURL"]
 
 
+@pytest.mark.both_graphql_executions
 def test_node_resolves_every_type_by_its_global_id(server: LiveServer) -> None:
     org = Org.create(server)
     job, artifact_id = _upload_artifact(org)
@@ -767,6 +776,7 @@ def test_node_resolves_every_type_by_its_global_id(server: LiveServer) -> None:
     assert execute(org.gql, query, id="not-an-id")["node"] is None
 
 
+@pytest.mark.both_graphql_executions
 def test_foreign_and_missing_objects_are_null(server: LiveServer) -> None:
     org = Org.create(server)
     other = Org.create(server, "other")

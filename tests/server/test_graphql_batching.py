@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from tests.support.graphql import Org, execute
@@ -83,6 +84,7 @@ def counted_statements(server: LiveServer) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
+@pytest.mark.both_graphql_executions
 def test_statements_do_not_grow_with_pipelines_builds_and_jobs(make_server: MakeServer) -> None:
     server = make_server(
         run_workers=False, rate_limit_org_per_minute=0, graphql_complexity_per_window=0

@@ -7,14 +7,14 @@ from typing import Any
 from graphql import OperationDefinitionNode, get_operation_ast, parse
 
 from kiteline.server.graphql.complexity import Weight, actual_complexity, weigh
-from kiteline.server.graphql.schema import schema
+from kiteline.server.graphql.schema import schema_for
 
 
 def _weigh(query: str, **variables: Any) -> Weight:
     document = parse(query)
     operation = get_operation_ast(document)
     assert operation is not None
-    return weigh(schema._schema, document, operation, variables)
+    return weigh(schema_for("stock").graphql_core, document, operation, variables)
 
 
 def test_buildkites_worked_example_costs_503() -> None:
@@ -87,5 +87,10 @@ def test_actual_complexity_counts_what_was_returned() -> None:
     assert isinstance(operation, OperationDefinitionNode)
     edges = [{"node": {"slug": f"p{n}"}} for n in range(10)]
     data = {"organization": {"pipelines": {"edges": edges}}}
-    assert actual_complexity(schema._schema, document, operation, {}, data) == 13
-    assert actual_complexity(schema._schema, document, operation, {}, {"organization": None}) == 1
+    assert actual_complexity(schema_for("stock").graphql_core, document, operation, {}, data) == 13
+    assert (
+        actual_complexity(
+            schema_for("stock").graphql_core, document, operation, {}, {"organization": None}
+        )
+        == 1
+    )

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import strawberry
 
-from kiteline.server.graphql.execution import KitelineExecutionContext
+from kiteline.server.graphql.fast.execution import KitelineExecutionContext
+from kiteline.server.graphql.fast.shortcuts import take_shortcuts
 from kiteline.server.graphql.scalars import SCALARS
-from kiteline.server.graphql.shortcuts import take_shortcuts
 
 
 @strawberry.enum

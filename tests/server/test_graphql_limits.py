@@ -36,6 +36,7 @@ def limit_headers(response: httpx.Response) -> dict[str, str]:
     }
 
 
+@pytest.mark.both_graphql_executions
 def test_a_query_over_the_maximum_complexity_is_refused_before_it_runs(
     server: LiveServer,
 ) -> None:
@@ -62,6 +63,7 @@ def test_the_maximum_is_configurable(make_server: MakeServer) -> None:
     assert post(org.rest, small).json()["data"]["organization"]["pipelines"]["edges"]
 
 
+@pytest.mark.both_graphql_executions
 def test_every_answer_reports_the_window_budget_counting_down(make_server: MakeServer) -> None:
     org = Org.create(make_server(graphql_complexity_per_window=30))
     responses = [post(org.rest, FIVE_PIPELINES) for _ in range(3)]
@@ -102,6 +104,7 @@ def test_an_organization_over_its_budget_gets_429_until_the_window_ends(
     assert refused.headers["RateLimit-Limit"] == "30"
 
 
+@pytest.mark.both_graphql_executions
 def test_a_refused_mutation_changes_nothing(make_server: MakeServer) -> None:
     org = Org.create(make_server(graphql_complexity_per_window=4))
     assert post(org.rest, FIVE_PIPELINES).status_code == 200
@@ -148,6 +151,7 @@ def test_query_stats_on_request(server: LiveServer) -> None:
     assert "stats" not in post(org.rest, FIVE_PIPELINES).json()
 
 
+@pytest.mark.both_graphql_executions
 def test_a_query_deeper_than_fifteen_is_refused(server: LiveServer) -> None:
     org = Org.create(server)
     fifteen = """
@@ -165,6 +169,7 @@ def test_a_query_deeper_than_fifteen_is_refused(server: LiveServer) -> None:
     }
 
 
+@pytest.mark.both_graphql_executions
 def test_pages_are_capped_at_500(server: LiveServer) -> None:
     org = Org.create(server)
     query = '{ organization(slug: "acme") { pipelines(first: 1000) { edges { node { slug } } } } }'

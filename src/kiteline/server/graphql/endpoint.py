@@ -37,7 +37,7 @@ from kiteline.server.graphql.checks import DocumentLimits, Refused, check
 from kiteline.server.graphql.complexity import actual_complexity
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.errors import formatted
-from kiteline.server.graphql.schema import schema
+from kiteline.server.graphql.schema import KitelineSchema, schema_for
 from kiteline.server.kit import limits
 from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
 from kiteline.server.kit.http import base_url, request_transaction
@@ -117,12 +117,12 @@ def introspection_only(operation: OperationDefinitionNode) -> bool:
 
 
 def _introspect(
-    document: DocumentNode, post: GraphQLPost, max_bytes: int
+    schema: KitelineSchema, document: DocumentNode, post: GraphQLPost, max_bytes: int
 ) -> tuple[ExecutionResult, bytes | None]:
     """An introspection query run and rendered whole, in a thread (off the event loop): the
     answer, and its body unless it is over `max_bytes`."""
     result = execute(
-        schema._schema,
+        schema.graphql_core,
         document,
         variable_values=post.variables,
         operation_name=post.operation_name,
@@ -201,9 +201,10 @@ def after_use(request: Request, principal: Principal) -> None:
 async def answer(request: Request, post: GraphQLPost) -> Answer:
     settings: Settings = request.app.state.settings
     budget: ComplexityBudget | None = request.app.state.graphql_budget
+    schema: KitelineSchema = request.app.state.graphql_schema
     active = limits.current()
     checked = check(
-        schema._schema,
+        schema.graphql_core,
         post.query,
         post.variables,
         post.operation_name,
@@ -233,7 +234,7 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
         rendered: bytes | None = None
         if introspection_only(checked.operation):
             introspected, rendered = await asyncio.to_thread(
-                _introspect, checked.document, post, active.graphql_answer_bytes
+                _introspect, schema, checked.document, post, active.graphql_answer_bytes
             )
             data, errors = introspected.data, list(introspected.errors or [])
             if rendered is None:
@@ -255,7 +256,7 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
                 raise error.original_error  # rolls the transaction back
         await gate.enter_default()
     actual = actual_complexity(
-        schema._schema, checked.document, checked.operation, post.variables, data
+        schema.graphql_core, checked.document, checked.operation, post.variables, data
     )
     body: dict[str, Any] = {"data": data}
     if errors:
@@ -301,8 +302,9 @@ async def graphql_get() -> JSONResponse:
 
 
 def install_graphql(app: FastAPI, settings: Settings) -> None:
-    """Mount the endpoint; its budgets share REST's rate-limit storage (call after
-    `install_rate_limits`)."""
+    """Mount the endpoint with the schema for `settings.graphql_execution`; its budgets
+    share REST's rate-limit storage (call after `install_rate_limits`)."""
+    app.state.graphql_schema = schema_for(settings.graphql_execution)
     limiter: RateLimiter = app.state.rate_limiter
     app.state.graphql_budget = (
         ComplexityBudget(

@@ -1,12 +1,15 @@
 """The schema: every domain's types, queries and mutations, `node(id)`, and how a checked
-document is run."""
+document is run: `schema_for(execution)`, one schema per execution mode (`fast`, the shortcuts
+of `graphql.fast`; `stock`, strawberry and graphql-core as they come)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
+from typing import Literal
 
 import strawberry
-from graphql import GraphQLError, NoUnusedVariablesRule, specified_rules
+from graphql import GraphQLError, GraphQLSchema, NoUnusedVariablesRule, specified_rules
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -24,13 +27,12 @@ from kiteline.server.builds.graphql import (
     BuildSourceWebhook,
     lookup_build,
 )
+from kiteline.server.graphql import fast
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.errors import log_unexpected
-from kiteline.server.graphql.execution import KitelineExecutionContext
 from kiteline.server.graphql.ids import decode_global_id
 from kiteline.server.graphql.node import Node, NodeLookup
 from kiteline.server.graphql.scalars import SCALARS
-from kiteline.server.graphql.shortcuts import take_shortcuts
 from kiteline.server.jobs.graphql import JobMutation, JobQuery, lookup_job
 from kiteline.server.organizations.graphql import OrganizationQuery, lookup_organization
 from kiteline.server.pipelines.graphql import PipelineMutation, PipelineQuery, lookup_pipeline
@@ -111,7 +113,17 @@ class UseCheckedDocument(SchemaExtension):
         yield
 
 
+#: How graphql-core runs a document (the `graphql_execution` setting).
+Execution = Literal["fast", "stock"]
+
+
 class KitelineSchema(strawberry.Schema):
+    @property
+    def graphql_core(self) -> GraphQLSchema:
+        """The graphql-core schema strawberry built (for the checks before a query runs, its
+        cost after, and introspection). Strawberry keeps it as `_schema`: read here only."""
+        return self._schema
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -119,19 +131,23 @@ class KitelineSchema(strawberry.Schema):
         log_unexpected(errors)
 
 
-schema = KitelineSchema(
-    query=Query,
-    mutation=Mutation,
-    types=[
-        BuildSourceAPI,
-        BuildSourceFrontend,
-        BuildSourceWebhook,
-        BuildSourceSchedule,
-        BuildSourceTriggerJob,
-    ],
-    scalar_overrides=SCALARS,
-    extensions=[UseCheckedDocument],
-    execution_context_class=KitelineExecutionContext,
-)
-
-take_shortcuts(schema)
+@cache
+def schema_for(execution: Execution) -> KitelineSchema:
+    """The schema, built once per process for each execution mode asked for."""
+    built = KitelineSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[
+            BuildSourceAPI,
+            BuildSourceFrontend,
+            BuildSourceWebhook,
+            BuildSourceSchedule,
+            BuildSourceTriggerJob,
+        ],
+        scalar_overrides=SCALARS,
+        extensions=[UseCheckedDocument],
+        execution_context_class=fast.ExecutionContext if execution == "fast" else None,
+    )
+    if execution == "fast":
+        fast.install(built)
+    return built

@@ -22,12 +22,11 @@ for objects and `complete_iterable_value` (graphql-core 3.3).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from collections.abc import Awaitable
+from typing import Any
 
 from graphql import (
     FieldNode,
-    GraphQLAbstractType,
     GraphQLField,
     GraphQLLeafType,
     GraphQLList,
@@ -35,7 +34,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
-    GraphQLSchema,
     Undefined,
     UndefinedType,
     is_leaf_type,
@@ -44,130 +42,40 @@ from graphql.execution.collect_fields import FieldDetails, FieldDetailsList, Gro
 from graphql.execution.executor import gather_with_cancel, to_nodes
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
-from graphql.type.scalars import serialize_boolean, serialize_id, serialize_string
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from kiteline.server.graphql.shortcuts import plain_is_type_of, plain_resolver, runtime_types
-
-#: Values that are never awaitable nor exceptions: no need to ask.
-_PLAIN_VALUES = frozenset({str, int, bool, float})
-
-
-class _LeafStep(NamedTuple):
-    """A leaf field whose resolver needs only its source, and without arguments."""
-
-    response_name: str
-    field_details_list: FieldDetailsList
-    field_def: GraphQLField
-    resolve: Callable[[Any], Any]
-    leaf_type: GraphQLLeafType
-    non_null: bool
-    #: The class whose values `leaf_type` serializes as they are (a str for a String).
-    unchanged: type | None
-
-
-#: graphql-core's serializers that return a value of this class as it is.
-_UNCHANGED: dict[Callable[[Any], Any], type] = {
-    serialize_string: str,
-    serialize_id: str,
-    serialize_boolean: bool,
-}
-
-
-#: An object's GraphQL type from the object alone; None when only graphql-core can tell.
-_RuntimeType = Callable[[Any], GraphQLObjectType | None]
-
-
-class _ObjectStep(NamedTuple):
-    """An object (or list of objects) field whose resolver needs only its source, without
-    arguments or directives."""
-
-    response_name: str
-    field_details_list: FieldDetailsList
-    field_def: GraphQLField
-    resolve: Callable[[Any], Any]
-    non_null: bool
-    #: For a list: the type of its items, else None.
-    item_type: GraphQLOutputType | None
-    item_non_null: bool
-    runtime_type: _RuntimeType
-
-
-class _Slow:
-    """Returned by the direct completion before it has done anything: graphql-core's turn."""
-
-
-_SLOW = _Slow()
-
-
-class _FieldStep(NamedTuple):
-    """Any other field: graphql-core's `execute_field`."""
-
-    response_name: str
-    field_details_list: FieldDetailsList
-
-
-_Plan = list[_LeafStep | _ObjectStep | _FieldStep]
-
-
-def _runtime_type(named: Any, schema: GraphQLSchema) -> _RuntimeType | None:
-    """How to tell the object type of a value of the named type `named`, if it can be told."""
-    if isinstance(named, GraphQLObjectType):
-        if named.is_type_of is None:
-            return lambda _value: named
-        is_type_of = plain_is_type_of(named)
-        if is_type_of is None:
-            return None
-        check: Callable[[Any], Any] = is_type_of
-        return lambda value: named if check(value) is True else None
-    if not isinstance(named, GraphQLAbstractType):
-        return None
-    names = runtime_types(named)
-    if names is None:
-        return None
-    by_class: dict[type, tuple[GraphQLObjectType, Callable[[Any], Any] | None]] = {}
-    for cls, name in names.items():
-        object_type = schema.get_type(name)
-        if not isinstance(object_type, GraphQLObjectType) or not schema.is_sub_type(
-            named, object_type
-        ):
-            continue
-        if object_type.is_type_of is None:
-            by_class[cls] = (object_type, None)
-        else:
-            plain = plain_is_type_of(object_type)
-            if plain is not None:
-                by_class[cls] = (object_type, plain)
-
-    def runtime_type(value: Any) -> GraphQLObjectType | None:
-        found = by_class.get(type(value))
-        if found is None:
-            return None
-        object_type, is_type_of = found
-        return object_type if is_type_of is None or is_type_of(value) is True else None
-
-    return runtime_type
+from kiteline.server.graphql.fast.shortcuts import plain_resolver
+from kiteline.server.graphql.fast.steps import (
+    PLAIN_VALUES,
+    SLOW,
+    UNCHANGED,
+    FieldStep,
+    LeafStep,
+    ObjectStep,
+    Plan,
+    runtime_type_of,
+)
 
 
 class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Keyed by the identity of graphql-core's memoized field sets, kept alive with them.
-        self._plans: dict[tuple[str, int], tuple[GroupedFieldSet, _Plan]] = {}
+        self._plans: dict[tuple[str, int], tuple[GroupedFieldSet, Plan]] = {}
         #: The plans of the objects completed here, keyed like graphql-core's memoized
         #: `collect_subfields` (None: deferred fragments, left to graphql-core).
         self._arguments_by_node: dict[int, tuple[FieldNode, GraphQLField, dict[str, Any]]] = {}
-        self._object_plans: dict[tuple[str, int], tuple[FieldDetailsList, _Plan | None]] = {}
+        self._object_plans: dict[tuple[str, int], tuple[FieldDetailsList, Plan | None]] = {}
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
         key = (parent_type.name, id(grouped_field_set))
         cached = self._plans.get(key)
         if cached is not None and cached[0] is grouped_field_set:
             return cached[1]
-        plan: _Plan = [
+        plan: Plan = [
             self._leaf_step(parent_type, response_name, field_details_list)
             or self._object_step(parent_type, response_name, field_details_list)
-            or _FieldStep(response_name, field_details_list)
+            or FieldStep(response_name, field_details_list)
             for response_name, field_details_list in grouped_field_set.items()
         ]
         self._plans[key] = (grouped_field_set, plan)
@@ -178,7 +86,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         parent_type: GraphQLObjectType,
         response_name: str,
         field_details_list: FieldDetailsList,
-    ) -> _LeafStep | None:
+    ) -> LeafStep | None:
         node = field_details_list[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
         if field_def is None or field_def.args or node.arguments:
@@ -190,8 +98,8 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if resolve is None or not is_leaf_type(leaf_type):
             return None
         assert isinstance(leaf_type, GraphQLLeafType)
-        unchanged = _UNCHANGED.get(leaf_type.coerce_output_value)
-        return _LeafStep(
+        unchanged = UNCHANGED.get(leaf_type.coerce_output_value)
+        return LeafStep(
             response_name, field_details_list, field_def, resolve, leaf_type, non_null, unchanged
         )
 
@@ -200,7 +108,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         parent_type: GraphQLObjectType,
         response_name: str,
         field_details_list: FieldDetailsList,
-    ) -> _ObjectStep | None:
+    ) -> ObjectStep | None:
         if any(details.node.directives for details in field_details_list):
             return None  # @stream, and whatever else may come: graphql-core's
         node = field_details_list[0].node
@@ -220,10 +128,10 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             item_type = nullable.of_type
             item_non_null = isinstance(item_type, GraphQLNonNull)
             named = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        runtime_type = _runtime_type(named, self.schema)
+        runtime_type = runtime_type_of(named, self.schema)
         if runtime_type is None:
             return None
-        return _ObjectStep(
+        return ObjectStep(
             response_name,
             field_details_list,
             field_def,
@@ -260,7 +168,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         parent_type: GraphQLObjectType,
         source_value: Any,
         path: Path | None,
-        plan: _Plan,
+        plan: Plan,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
         """`execute_fields` of a planned field set."""
@@ -270,7 +178,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         try:
             for step in plan:
                 response_name = step.response_name
-                if isinstance(step, _LeafStep):
+                if isinstance(step, LeafStep):
                     try:
                         value = step.resolve(source_value)
                     except Exception as raw_error:
@@ -289,7 +197,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if not step.non_null:
                             results[response_name] = None
                             continue
-                    elif value.__class__ in _PLAIN_VALUES or not (
+                    elif value.__class__ in PLAIN_VALUES or not (
                         isinstance(value, Exception) or is_awaitable(value)
                     ):
                         try:
@@ -307,7 +215,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         value,
                         position_context,
                     )
-                elif isinstance(step, _ObjectStep):
+                elif isinstance(step, ObjectStep):
                     result = self._execute_object_field(
                         step, parent_type, source_value, path, position_context
                     )
@@ -347,7 +255,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _execute_object_field(
         self,
-        step: _ObjectStep,
+        step: ObjectStep,
         parent_type: GraphQLObjectType,
         source_value: Any,
         path: Path | None,
@@ -360,7 +268,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, step.field_details_list, field_path)
             return None
-        completed: Any = _SLOW
+        completed: Any = SLOW
         if value is None:
             if not step.non_null:
                 return None
@@ -381,7 +289,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             except Exception as raw_error:
                 self.handle_field_error(raw_error, return_type, step.field_details_list, field_path)
                 return None
-        if completed is _SLOW:
+        if completed is SLOW:
             return self._complete_resolved(
                 parent_type,
                 step.field_def,
@@ -404,9 +312,9 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         value: Any,
         position_context: Any,
     ) -> AwaitableOrValue[Any]:
-        """`complete_object_value` for a value of a known type, or _SLOW."""
+        """`complete_object_value` for a value of a known type, or SLOW."""
         if object_type is None or position_context is not None:
-            return _SLOW
+            return SLOW
         key = (object_type.name, id(field_details_list))
         cached = self._object_plans.get(key)
         if cached is None or cached[0] is not field_details_list:
@@ -417,12 +325,12 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
             cached = self._object_plans[key] = (field_details_list, plan)
         plan = cached[1]
         if plan is None:  # deferred fragments: graphql-core's
-            return _SLOW
+            return SLOW
         return self._execute_plan(object_type, value, path, plan, position_context)
 
     def _complete_list(
         self,
-        step: _ObjectStep,
+        step: ObjectStep,
         parent_type: GraphQLObjectType,
         path: Path,
         items: list[Any] | tuple[Any, ...],
@@ -441,7 +349,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
         try:
             for index, item in enumerate(items):
                 item_path = Path(path, index, None)
-                completed: Any = _SLOW
+                completed: Any = SLOW
                 if item is None:
                     if not step.item_non_null:
                         append(None)
@@ -459,7 +367,7 @@ class KitelineExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                         append(None)
                         continue
-                    if completed is not _SLOW:
+                    if completed is not SLOW:
                         if is_awaitable(completed):
                             append(
                                 self._await_completed(
