@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
+from kiteline.server.agent_api.artifacts import download_urls
 from kiteline.server.agents import service as agents
 from kiteline.server.annotations import service as annotations_service
 from kiteline.server.artifacts import service as artifacts
@@ -305,7 +305,8 @@ async def download_artifact(
         artifact = await artifacts.get(session, build_id=build.id, artifact_id=parsed)
         if artifact.job_id != job.id:
             raise NotFound.of("artifact")
-    return RedirectResponse(signed_url(request, "GET", DOWNLOAD_PATH, artifact), status_code=302)
+    (url,) = await download_urls(request, [artifact])
+    return RedirectResponse(url, status_code=302)
 
 
 @router.get(JOB + "/env")
