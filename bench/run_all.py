@@ -135,6 +135,12 @@ BENCHMARKS = [
         budget_s=240,
     ),
     Benchmark(
+        "s3-artifacts",
+        _python("s3_artifacts.py", "--backend", "sqlite", "--files", "4", "--megabytes", "16"),
+        _python("s3_artifacts.py", "--files", "2", "--megabytes", "4", "--rounds", "1"),
+        budget_s=240,
+    ),
+    Benchmark(
         "source-deliveries",
         _python("source_deliveries.py", "--backend", "sqlite", "--deliveries", "300"),
         _python("source_deliveries.py", "--deliveries", "30"),

@@ -343,6 +343,31 @@ def _memory_rows(
     return rows
 
 
+def _s3_rows(s3: dict[str, Any] | None) -> list[Row]:
+    measure = "artifact throughput with S3 (moto), % of a direct boto3 transfer"
+    target = "≥ 80 %"
+    if not _measured(s3):
+        return [_not_measured(measure, target, s3)]
+    assert s3 is not None
+    rows: list[Row] = []
+    for way in ("upload", "download"):
+        ratio = s3[f"{way}_percent_of_boto3"]
+        rows.append(
+            (
+                f"artifact {way} through Kiteline vs boto3, S3 (moto), "
+                f"{s3['files']} x {s3['mib_per_file']} MiB",
+                target,
+                f"{s3[f'kiteline_{way}']['mib_per_s']} MiB/s vs "
+                f"{s3[f'boto3_{way}']['mib_per_s']} MiB/s: {ratio['wall']} % by wall time, "
+                f"{ratio['cpu']} % by CPU of every process",
+                MISSING,
+                MISSING,
+                _ok(ratio["cpu"] >= 80),
+            )
+        )
+    return rows
+
+
 def render(results: list[dict[str, Any]]) -> str:
     runs = _by_run(results)
     buildbot = runs.get("peer-buildbot")
@@ -358,6 +383,7 @@ def render(results: list[dict[str, Any]]) -> str:
         *_web_build_page_rows(runs.get("web-build-page")),
         *_web_pipeline_page_rows(runs.get("web-pipeline-page")),
         *_web_watchers_rows(runs.get("web-watchers")),
+        *_s3_rows(runs.get("s3-artifacts")),
         *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
     ]
     header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")
