@@ -10,7 +10,8 @@ client) takes a job, and each round:
   file to its pre-signed S3 URL, then "finished", which has the server check each one in S3);
 - Kiteline download: the SDK's `download_artifacts` (REST list, a 302 per artifact to a
   pre-signed S3 GET, SHA-1 checked);
-- boto3: `upload_file` and `download_file` of the same files, the same bucket.
+- boto3: `upload_file` and `download_file` of the same files, the same bucket; and
+  `upload_file` with a SHA-256 checksum S3 verifies (the guarantee Kiteline's check gives).
 Throughput is MB (MiB) per second of wall time, best of the rounds (the machine is shared), and
 per CPU second of every process involved (this one, moto's, Kiteline's server): the machine's
 load barely moves the latter. Target: Kiteline within 80 % of boto3. Prints one JSON line.
@@ -171,6 +172,11 @@ def _round(
         for path, key in zip(sorted(folder.iterdir()), keys, strict=True):
             s3.upload_file(str(path), BUCKET, key)
 
+    def boto3_upload_sha256() -> None:
+        # The same guarantee as Kiteline's check: S3 verifies a SHA-256 of the bytes.
+        for path, key in zip(sorted(folder.iterdir()), keys, strict=True):
+            s3.upload_file(str(path), BUCKET, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+
     def boto3_download() -> None:
         target = work / f"direct-{round_}"
         target.mkdir()
@@ -182,6 +188,7 @@ def _round(
         ("kiteline_download", download),
         ("boto3_upload", boto3_upload),
         ("boto3_download", boto3_download),
+        ("boto3_upload_sha256", boto3_upload_sha256),
     ):
         results[name].append(_measure(action, pids, name))
 
@@ -225,7 +232,13 @@ def main() -> None:
             )
             pids = [os.getpid(), moto_process.pid, k.server.pid]
             client = Client(k.url, k.api_token, org=ORG)
-            names = ("kiteline_upload", "kiteline_download", "boto3_upload", "boto3_download")
+            names = (
+                "kiteline_upload",
+                "kiteline_download",
+                "boto3_upload",
+                "boto3_download",
+                "boto3_upload_sha256",
+            )
             results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
             for round_ in range(args.rounds):
                 progress(f"round {round_ + 1} of {args.rounds}")
@@ -256,6 +269,18 @@ def main() -> None:
             ),
         }
         for way in ("upload", "download")
+    }
+    ratios["upload_percent_of_boto3_sha256"] = {
+        "wall": round(
+            100
+            * measured["kiteline_upload"]["mib_per_s"]
+            / measured["boto3_upload_sha256"]["mib_per_s"]
+        ),
+        "cpu": round(
+            100
+            * measured["kiteline_upload"]["mib_per_cpu_s"]
+            / measured["boto3_upload_sha256"]["mib_per_cpu_s"]
+        ),
     }
     emit(
         {

@@ -11,10 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from kiteline.server.kit.signing import UrlSigner
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, free_port
 from tests.support.s3 import S3Service
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
@@ -233,3 +234,23 @@ def test_the_server_takes_no_artifact_bytes_itself(
         "message": "This server keeps artifacts in S3: upload to the URL in the artifact's "
         "upload instructions (POST jobs/{id}/artifacts), not to the server"
     }
+
+
+def test_s3_out_of_reach_is_a_503_and_changes_nothing(
+    make_server: Callable[..., LiveServer], s3: S3Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob_url = s3.blob_url()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, _ = _create(agent, job, CONTENT)  # signing needs no S3
+    reported = _finish(agent, job, artifact_id)
+    assert reported.status_code == 503
+    assert reported.json()["message"].startswith(
+        "The artifact store (S3) could not be reached: Could not connect to the endpoint URL"
+    )
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+    deleted = client.delete(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}")
+    assert deleted.status_code == 503
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -22,8 +21,6 @@ from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.text import check_plain, relative_path
 
 STATES = ("new", "error", "finished", "deleted", "expired")
-
-log = logging.getLogger("kiteline.server.artifacts")
 
 
 @dataclass(frozen=True)
@@ -164,13 +161,11 @@ async def check_direct_upload(
     """Checked as the server checks the bytes it receives: the declared size and checksum
     (SHA-256 when declared, else SHA-1) against what the store holds, computed by the store.
     A store that computes no checksum has the bytes read back and hashed here."""
-    try:
-        found = await direct.finish_upload(
-            upload.upload_key, upload.key, sha256=upload.sha1sum is None or bool(upload.sha256sum)
-        )
-    except Exception as error:  # the store's own error (S3 unreachable, a refused copy)
-        log.warning("checking the upload of artifact %s failed: %s", upload.id, error)
-        return Checked(problem=f"the blob store could not check it: {error}")
+    # The store unreachable is a 503 (BlobStoreUnavailable) the agent retries: nothing is
+    # written before the check, so the artifact waits, still `new`.
+    found = await direct.finish_upload(
+        upload.upload_key, upload.key, sha256=upload.sha1sum is None or bool(upload.sha256sum)
+    )
     if found is None:
         return Checked(problem="nothing was uploaded for it")
     sha1, sha256 = found.sha1, found.sha256

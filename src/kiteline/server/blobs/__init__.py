@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 from kiteline.server.blobs.filesystem import FilesystemBlobStore
 from kiteline.server.blobs.store import (
     BlobStore,
+    BlobStoreUnavailable,
     BlobWriteResult,
     DirectTransfers,
     Download,
@@ -20,6 +21,7 @@ from kiteline.settings import Settings
 
 __all__ = [
     "BlobStore",
+    "BlobStoreUnavailable",
     "BlobWriteResult",
     "DirectTransfers",
     "Download",

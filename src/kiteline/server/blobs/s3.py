@@ -10,15 +10,16 @@ import base64
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
-from typing import IO, Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kiteline.server.blobs.store import (
+    BlobStoreUnavailable,
     BlobWriteResult,
     DirectTransfers,
     Download,
@@ -73,8 +74,28 @@ def s3_client(max_connections: int = MAX_CONNECTIONS) -> Any:
     )
 
 
+T = TypeVar("T")
+
+
 def _missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in MISSING
+
+
+async def _call(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`function` in a thread; S3 being unreachable or refusing is a BlobStoreUnavailable
+    (a missing key stays a ClientError, for the caller to answer)."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except ClientError as error:
+        if _missing(error):
+            raise
+        raise BlobStoreUnavailable(
+            f"The artifact store (S3) refused the request: {error}"
+        ) from error
+    except BotoCoreError as error:
+        raise BlobStoreUnavailable(
+            f"The artifact store (S3) could not be reached: {error}"
+        ) from error
 
 
 def _hex(checksum: str | None) -> str | None:
@@ -107,7 +128,7 @@ class S3BlobStore:
                 else:
                     spool.write(chunk)
             spool.seek(0)
-            await asyncio.to_thread(self._client.upload_fileobj, spool, self.bucket, name)
+            await _call(self._client.upload_fileobj, spool, self.bucket, name)
         finally:
             spool.close()
         return BlobWriteResult(size=size, sha1=sha1.hexdigest(), sha256=sha256.hexdigest())
@@ -115,28 +136,28 @@ class S3BlobStore:
     async def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         name = self.object_key(key)
         try:
-            answer = await asyncio.to_thread(self._client.get_object, Bucket=self.bucket, Key=name)
+            answer = await _call(self._client.get_object, Bucket=self.bucket, Key=name)
         except ClientError as error:
             if _missing(error):
                 raise FileNotFoundError(key) from error
             raise
         body = answer["Body"]
         try:
-            while chunk := await asyncio.to_thread(body.read, chunk_size):
+            while chunk := await _call(body.read, chunk_size):
                 yield chunk
         finally:
             body.close()
 
     async def delete(self, key: str) -> None:
         name = self.object_key(key)
-        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=name)
+        await _call(self._client.delete_object, Bucket=self.bucket, Key=name)
 
     async def exists(self, key: str) -> bool:
         return await self._head(self.object_key(key)) is not None
 
     async def _head(self, name: str, **extra: Any) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = await asyncio.to_thread(
+            found: dict[str, Any] = await _call(
                 self._client.head_object, Bucket=self.bucket, Key=name, **extra
             )
         except ClientError as error:
@@ -144,10 +165,6 @@ class S3BlobStore:
                 return None
             raise
         return found
-
-    async def check_bucket(self) -> None:
-        """Raises with S3's reason when the bucket can't be reached with these credentials."""
-        await asyncio.to_thread(self._client.head_bucket, Bucket=self.bucket)
 
 
 class S3DirectTransfers:
@@ -174,7 +191,7 @@ class S3DirectTransfers:
                 for download in downloads
             ]
 
-        return await asyncio.to_thread(sign) if downloads else []
+        return await _call(sign) if downloads else []
 
     async def presign_posts(
         self, uploads: Sequence[tuple[str, int, str]], expires_in: int
@@ -197,7 +214,7 @@ class S3DirectTransfers:
                 signed.append(PresignedPost(url=post["url"], fields=dict(post["fields"])))
             return signed
 
-        return await asyncio.to_thread(sign) if uploads else []
+        return await _call(sign) if uploads else []
 
     async def finish_upload(self, upload_key: str, key: str, *, sha256: bool) -> UploadCheck | None:
         """S3 keeps a checksum only when asked: the upload is copied to its final key with the
@@ -209,7 +226,7 @@ class S3DirectTransfers:
             return None
         field = "ChecksumSHA256" if sha256 else "ChecksumSHA1"
         try:
-            copied = await asyncio.to_thread(
+            copied = await _call(
                 self._client.copy_object,
                 Bucket=self._store.bucket,
                 Key=target,
@@ -223,7 +240,7 @@ class S3DirectTransfers:
             if _missing(error):
                 return None
             raise
-        await asyncio.to_thread(self._client.delete_object, Bucket=self._store.bucket, Key=source)
+        await _call(self._client.delete_object, Bucket=self._store.bucket, Key=source)
         checksum = _hex(copied.get("CopyObjectResult", {}).get(field))
         size = int(head["ContentLength"])
         if sha256:

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
+from kiteline.server.kit.errors import KitelineError
+
+
+class BlobStoreUnavailable(KitelineError):
+    """The store could not be reached or refused the call (S3 down, wrong credentials): a
+    503 naming the reason, which agents retry, never a 500."""
+
+    status = 503
+
 
 @dataclass(frozen=True)
 class BlobWriteResult:
