@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +15,11 @@ import httpx
 import pytest
 
 from kiteline.server.kit.signing import UrlSigner
+from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer, free_port
 from tests.support.s3 import S3Service
+from tests.support.web import give_password
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
 CONTENT = b"artifact bytes in a bucket\n" * 4000
@@ -254,3 +257,22 @@ def test_s3_out_of_reach_is_a_503_and_changes_nothing(
     deleted = client.delete(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}")
     assert deleted.status_code == 503
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+
+
+def test_the_web_uis_artifact_link_redirects_to_s3(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    server = make_server(blob_url=s3.blob_url())
+    _, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT)
+    assert _post_as_buildkite_agent(instructions, CONTENT).status_code == 204
+    assert _finish(agent, job, artifact_id).status_code == 200
+    (identity,) = server.identities
+    give_password(server, identity)
+    with closing(signed_in(server, identity.email)) as browser:
+        path = f"/acme/p/builds/1/jobs/{job['id']}/artifacts/{artifact_id}"
+        assert f'href="{path}"' in browser.get("/acme/p/builds/1").text
+        redirect = browser.get(path)
+    assert redirect.status_code == 302
+    assert redirect.headers["location"].startswith(f"{s3.endpoint}/{s3.bucket}/")
+    assert httpx.get(redirect.headers["location"]).content == CONTENT
