@@ -169,7 +169,7 @@ class S3BlobStore:
 
 class S3DirectTransfers:
     """Pre-signed URLs (computed locally, in a thread: signing may look credentials up) and
-    the check of what an agent uploaded, done by S3 itself (see `check_upload`)."""
+    the check of what an agent uploaded, done by S3 itself (see `finish_upload`)."""
 
     def __init__(self, store: S3BlobStore) -> None:
         self._store = store
