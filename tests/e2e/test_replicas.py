@@ -19,6 +19,7 @@ import subprocess
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ EVENTS = [
     "job.started",
     "job.finished",
 ]
+#: How long the tests' long polls may be held (the servers' agent_ping_max_wait), and how long
+#: a test waits for one to be answered by a wake-up (see `_long_poll`).
+POLL_SECONDS = 600
+ANSWER_WITHIN = 120
 #: Quick webhook rounds and retries; the test waits for outcomes, never for a clock.
 FAST_WEBHOOKS = {
     "webhook_poll_interval_seconds": "0.05",
@@ -176,7 +181,7 @@ def _finished_delivered(hook: Receiver, build_ids: set[str]) -> bool:
 
 def _register_idle(url: str, agent_token: str, queue: str) -> ScriptedAgent:
     """An agent registered on `url` but not yet connected: its first ping connects it."""
-    http = httpx.Client(base_url=f"{url}/v3", timeout=120)
+    http = httpx.Client(base_url=f"{url}/v3", timeout=POLL_SECONDS + 30)
     registered = http.post(
         "/register",
         json={"name": "long-poller", "hostname": "test-host", "meta_data": [f"queue={queue}"]},
@@ -187,22 +192,42 @@ def _register_idle(url: str, agent_token: str, queue: str) -> ScriptedAgent:
     return ScriptedAgent(http, data["access_token"], data["id"], data["name"])
 
 
+def _long_poll(agent: ScriptedAgent) -> Callable[[], dict[str, Any]]:
+    """Start a ping held for up to POLL_SECONDS; returns a function that waits for its answer.
+    A poll answered within ANSWER_WITHIN was woken (it would still be held otherwise: an
+    unwoken poll looks for work again only at its end), so tests assert the job it carries."""
+    answers: list[dict[str, Any]] = []
+
+    def poll() -> None:
+        try:
+            answers.append(agent.ping(wait=POLL_SECONDS))
+        except httpx.HTTPError as error:
+            answers.append({"error": repr(error)})
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+
+    def answer() -> dict[str, Any]:
+        thread.join(timeout=ANSWER_WITHIN)
+        assert answers, f"no wake-up reached the long poll within {ANSWER_WITHIN}s"
+        return answers[0]
+
+    return answer
+
+
+def _connection_state(client: httpx.Client, agent_id: str) -> str:
+    return str(client.get(f"/v2/organizations/{ORG}/agents/{agent_id}").json()["connection_state"])
+
+
 def _handed_a_job_by_its_long_poll(s: Stack, first: str, second: str) -> tuple[str, str]:
     """An agent long-polls the second replica; once that poll has connected it (so the poll is
     holding: it took its wake-up ticket before it looked), a build is created through the
     first. Returns (the job the poll answered with, the build's job)."""
     s.pipeline("Wake", "steps:\n  - command: 'true'\n    agents:\n      queue: wake\n")
     agent = _register_idle(second, s.agent_token, "wake")
-    answers: list[dict[str, Any]] = []
-    # The longest poll the server allows (agent_ping_max_wait): without a wake-up from the
-    # first replica it answers with no job.
-    poll = threading.Thread(target=lambda: answers.append(agent.ping(wait=60)))
-    poll.start()
+    answer = _long_poll(agent)
     wait_until(
-        lambda: (
-            s.client.get(f"/v2/organizations/{ORG}/agents/{agent.id}").json()["connection_state"]
-            == "connected"
-        ),
+        lambda: _connection_state(s.client, agent.id) == "connected",
         what="the long poll to connect its agent",
     )
     with httpx.Client(base_url=first, headers=dict(s.client.headers), timeout=30) as client:
@@ -211,9 +236,8 @@ def _handed_a_job_by_its_long_poll(s: Stack, first: str, second: str) -> tuple[s
             json={"commit": "HEAD", "branch": "main"},
         )
         assert created.status_code == 201, created.text
-    poll.join(timeout=120)
     job = created.json()["jobs"][0]
-    handed = answers[0].get("job", {}).get("id", "none")
+    handed = answer().get("job", {}).get("id", "none")
     if handed == job["id"]:  # finish it through the second replica, and leave
         taken = agent.take_job()
         assert agent.log(taken, 0, 0, b"woken\n").status_code == 201
@@ -230,7 +254,7 @@ def test_two_replicas_and_a_worker_lose_nothing_when_one_replica_is_killed(
         run_workers="false",  # the sweeps and webhook delivery run in `kiteline worker`
         agent_heartbeat_interval="1",
         agent_lost_after_seconds="30",
-        agent_ping_max_wait="60",
+        agent_ping_max_wait=str(POLL_SECONDS),
         worker_interval_seconds="0.2",
         **FAST_WEBHOOKS,
     )
@@ -361,6 +385,49 @@ def test_two_replicas_and_a_worker_lose_nothing_when_one_replica_is_killed(
     for request in requests:
         bodies.setdefault(request.request_id, set()).add(request.body)
     assert all(len(variants) == 1 for variants in bodies.values())
+
+
+def test_a_job_the_worker_makes_runnable_wakes_a_long_poll_on_a_replica(
+    replicated: None, database_url: str, tmp_path: Path, blob_store: dict[str, str]
+) -> None:
+    """The lost-agent sweep runs in `kiteline worker`; the retry it makes of the lost agent's
+    job is handed to an agent long-polling a replica by that same poll."""
+    settings = _settings(
+        blob_store,
+        run_workers="false",
+        agent_heartbeat_interval="1",
+        agent_lost_after_seconds="8",
+        agent_ping_max_wait=str(POLL_SECONDS),
+        worker_interval_seconds="0.2",
+    )
+    retried = (
+        "steps:\n  - command: 'true'\n    retry:\n      automatic:\n        - exit_status: -1\n"
+    )
+    with stack(database_url, tmp_path, **settings) as s:
+        s.start_worker()
+        s.pipeline("Lost", retried)
+        silent = ScriptedAgent.register(s.url, s.agent_token, name="silent")
+        s.trigger("lost")
+        held = silent.take_job()  # and then says nothing more: the worker will find it lost
+        poller = _register_idle(s.url, s.agent_token, "default")
+        answer = _long_poll(poller)
+        wait_until(
+            lambda: _connection_state(s.client, poller.id) == "connected",
+            what="the long poll to connect its agent",
+        )
+        # The poll took its wake-up ticket before the job it waits for existed.
+        state_when_polling = s.build("lost", 1)["jobs"][0]["state"]
+        handed = answer().get("job", {}).get("id", "none")
+        build = s.build("lost", 1, include_retried_jobs="true")
+
+    assert state_when_polling == "running"
+    assert [
+        (job["id"] == held["id"], job["state"], job["exit_status"]) for job in build["jobs"]
+    ] == [
+        (True, "failed", -1),
+        (False, "assigned", None),
+    ]
+    assert handed == build["jobs"][1]["id"]
 
 
 async def _org_with_token(session: AsyncSession, slug: str) -> str:
