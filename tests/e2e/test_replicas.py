@@ -9,6 +9,8 @@ place that says so):
   load balancer): no build, job, log line, artifact or webhook event is lost, and the webhook
   receiver (a real HTTP server, fed by the worker) gets every event exactly once per
   X-Buildkite-Request;
+- a job the worker's sweeps make runnable is handed to an agent long-polling a server by that
+  very poll (the worker's wake-ups reach the servers the same way);
 - the REST rate limit and the GraphQL complexity budget are one budget across replicas."""
 
 from __future__ import annotations
@@ -391,12 +393,12 @@ def test_a_job_the_worker_makes_runnable_wakes_a_long_poll_on_a_replica(
     replicated: None, database_url: str, tmp_path: Path, blob_store: dict[str, str]
 ) -> None:
     """The lost-agent sweep runs in `kiteline worker`; the retry it makes of the lost agent's
-    job is handed to an agent long-polling a replica by that same poll."""
+    job is handed to an agent long-polling a server by that same poll."""
     settings = _settings(
         blob_store,
         run_workers="false",
         agent_heartbeat_interval="1",
-        agent_lost_after_seconds="8",
+        agent_lost_after_seconds="12",  # time enough to start the poll before the sweep
         agent_ping_max_wait=str(POLL_SECONDS),
         worker_interval_seconds="0.2",
     )
