@@ -87,6 +87,13 @@ BENCHMARKS = [
         postgresql=True,
     ),
     Benchmark(
+        "replicas",
+        _python("replicas.py", "--agents", "4", "--jobs", "500", "--latency-samples", "50"),
+        _python("replicas.py", "--jobs", "50", "--latency-samples", "5"),
+        budget_s=300,
+        postgresql=True,
+    ),
+    Benchmark(
         "graphql",
         _python("graphql_query.py", "--backend", "sqlite"),
         _python("graphql_query.py", "--jobs-per-build", "2", "--duration", "5"),
