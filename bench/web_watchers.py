@@ -28,6 +28,8 @@ import asyncio
 import html
 import json
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -104,8 +106,19 @@ async def _sign_in(url: str) -> httpx.AsyncClient:
     return client
 
 
+#: What a watcher does (`--split` runs each in turn to split the watchers' cost): open each
+#: build's page only; also hold its event stream until the build finishes; also fetch the live
+#: block on events (what a browser does).
+MODES = ("pages", "streams", "full")
+
+
 async def _watch_build(
-    client: httpx.AsyncClient, path: str, build_id: str, tally: Tally, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    path: str,
+    build_id: str,
+    tally: Tally,
+    stop: asyncio.Event,
+    mode: str = "full",
 ) -> None:
     """One build page open until its build finishes (or the run ends)."""
     page = await client.get(path)
@@ -113,6 +126,8 @@ async def _watch_build(
     found = _LIVE_URL.search(page.text)
     if page.status_code != 200 or found is None:
         tally.failures.append(f"page {path}: {page.status_code}")
+        return
+    if mode == "pages":
         return
     live_url = html.unescape(found.group(1))
     fetching = False
@@ -169,7 +184,7 @@ async def _watch_build(
                 if not line.startswith("data:"):
                     continue
                 tally.events += 1
-                if pending is None:
+                if pending is None and mode == "full":
                     pending = asyncio.create_task(refresh_later())
                 data = json.loads(line.removeprefix("data:"))
                 if data.get("event") == "build.finished" and data.get("build_id") == build_id:
@@ -191,6 +206,7 @@ async def _watcher(
     created: Created,
     tally: Tally,
     stop: asyncio.Event,
+    mode: str,
 ) -> None:
     """Watcher `slot` of `every` opens the page of build `slot`, `slot + every`, … of those
     created, each from its creation until it finishes: every build being run is watched."""
@@ -206,7 +222,9 @@ async def _watcher(
         number, build_id = created.builds[slot]
         slot += every
         try:
-            await _watch_build(client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop)
+            await _watch_build(
+                client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop, mode
+            )
         except httpx.HTTPError as error:
             tally.failures.append(f"{type(error).__name__}: {error}")
 
@@ -214,8 +232,8 @@ async def _watcher(
 class Watchers:
     """`count` signed-in watchers on an event loop in a thread of their own."""
 
-    def __init__(self, url: str, slug: str, count: int) -> None:
-        self.url, self.slug, self.count = url, slug, count
+    def __init__(self, url: str, slug: str, count: int, mode: str = "full") -> None:
+        self.url, self.slug, self.count, self.mode = url, slug, count, mode
         self.tally = Tally()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -245,6 +263,7 @@ class Watchers:
                         self.created,
                         self.tally,
                         self.stop_event,
+                        self.mode,
                     )
                 )
                 for slot, client in enumerate(clients)
@@ -274,9 +293,51 @@ class Watchers:
         self.thread.join(timeout=60)
 
 
+class Profiler:
+    """py-spy sampling the server during one run (`--profile DIR`): its folded stacks go to
+    DIR/<run>.txt, to split the server's CPU between what it did (see docs/performance.md)."""
+
+    def __init__(self, directory: Path | None, pid: int, name: str) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--output",
+                str(directory / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)  # py-spy attaches
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+
+
 def _run(
-    k: Any, client: httpx.Client, slug: str, builds: int, jobs: int, watchers: Watchers | None
+    k: Any,
+    client: httpx.Client,
+    slug: str,
+    builds: int,
+    jobs: int,
+    watchers: Watchers | None,
+    profile: Path | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
+    profiler = Profiler(profile, k.server.pid, name)
     cpu_before = cpu_seconds(k.server.pid)
     own_before = time.process_time()  # this process: the REST client and the watchers' thread
     started = time.monotonic()
@@ -289,6 +350,7 @@ def _run(
     _wait_finished(client, slug, numbers, timeout=900, interval=0.5)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(k.server.pid) - cpu_before
+    profiler.stop()
     return {
         "jobs": jobs,
         "jobs_per_second": round(jobs / elapsed, 1),
@@ -308,6 +370,17 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
     parser.add_argument("--jobs", type=int, default=500, help="jobs in each run")
     parser.add_argument("--jobs-per-build", type=int, default=10)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the server with py-spy (pip install py-spy) during each run, into DIR",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="before the watched run, a run whose watchers only open the pages and one whose "
+        "watchers also hold the event streams (no live-block fetches): the cost of each part",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     per_build = max(args.jobs_per_build, 1)
@@ -326,25 +399,53 @@ def main() -> None:
             time.sleep(2)  # let every agent register and start long-polling
             warm = max(builds // 10, 1)  # first requests fill caches of compiled statements
             _run(k, client, slug, warm, warm * per_build, None)
+            # What the server spends with nothing to do (the agents' long polls, its sweeps):
+            # a run that takes longer pays more of it, whatever it did for the jobs.
+            idle_before, idle_started = cpu_seconds(k.server.pid), time.monotonic()
+            time.sleep(10)
+            idle_share = (cpu_seconds(k.server.pid) - idle_before) / (
+                time.monotonic() - idle_started
+            )
             progress(f"web-watchers ({args.backend}): {jobs} jobs, no watchers")
-            alone = _run(k, client, slug, builds, jobs, None)
+            alone = _run(k, client, slug, builds, jobs, None, args.profile, "alone")
             progress(f"alone: {alone}")
+            partial: dict[str, Any] = {}
+            for mode in MODES[:-1] if args.split else ():
+                part = Watchers(k.url, slug, args.watchers, mode)
+                part.start()
+                progress(f"web-watchers ({args.backend}): {jobs} jobs, watchers: {mode} only")
+                try:
+                    partial[mode] = _run(k, client, slug, builds, jobs, part, args.profile, mode)
+                finally:
+                    part.stop()
+                progress(f"{mode}: {partial[mode]}")
             watchers = Watchers(k.url, slug, args.watchers)
             watchers.start()
             progress(f"web-watchers ({args.backend}): {jobs} jobs, {args.watchers} watchers")
             try:
-                watched = _run(k, client, slug, builds, jobs, watchers)
+                watched = _run(k, client, slug, builds, jobs, watchers, args.profile, "watched")
             finally:
                 watchers.stop()
             progress(f"watched: {watched}")
             # Again alone: a drift of the machine or of the growing tables shows as a gap
             # between the two runs without watchers.
-            again = _run(k, client, slug, builds, jobs, None)
+            again = _run(k, client, slug, builds, jobs, None, args.profile, "again")
             progress(f"alone again: {again}")
         info = database_info(url)
     tally = watchers.tally
     baseline = (alone["jobs_per_second"] + again["jobs_per_second"]) / 2
     cost = 100 * (1 - watched["jobs_per_second"] / baseline)
+    for run in (alone, watched, again, *partial.values()):
+        # Less what the same time idle would have cost.
+        run["server_cpu_ms_per_job_less_idle"] = round(
+            run["server_cpu_ms_per_job"] - idle_share * run["elapsed_s"] * 1000 / jobs, 1
+        )
+    cpu_alone = (alone["server_cpu_ms_per_job"] + again["server_cpu_ms_per_job"]) / 2
+    cpu_extra = watched["server_cpu_ms_per_job"] - cpu_alone
+    net_alone = (
+        alone["server_cpu_ms_per_job_less_idle"] + again["server_cpu_ms_per_job_less_idle"]
+    ) / 2
+    net_extra = watched["server_cpu_ms_per_job_less_idle"] - net_alone
     result: dict[str, Any] = {
         "benchmark": "web-watchers",
         "backend": args.backend,
@@ -356,12 +457,26 @@ def main() -> None:
         "with_watchers": watched,
         "no_watchers_again": again,
         "throughput_cost_percent": round(cost, 1),
+        "extra_server_cpu_ms_per_job": round(cpu_extra, 1),
+        "extra_server_cpu_percent": round(100 * cpu_extra / cpu_alone, 1),
+        "server_idle_cpu_share": round(idle_share, 3),
+        "extra_server_cpu_percent_less_idle": round(100 * net_extra / net_alone, 1),
         "live_events_received": tally.events,
         "build_pages_opened": tally.pages,
         "live_block_fetches": tally.refreshes,
         "live_block_latency": summary_ms(tally.refresh_latencies),
         "watcher_failures": len(tally.failures),
     }
+    if partial:
+        # Extra server CPU per job of each part: the pages, the streams, the live blocks.
+        pages = partial["pages"]["server_cpu_ms_per_job"] - cpu_alone
+        streams = partial["streams"]["server_cpu_ms_per_job"] - cpu_alone
+        result["split_runs"] = partial
+        result["extra_cpu_ms_per_job_split"] = {
+            "page_opens": round(pages, 1),
+            "event_streams": round(streams - pages, 1),
+            "live_blocks": round(cpu_extra - streams, 1),
+        }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]
     emit(result)
