@@ -57,6 +57,7 @@ from common import (
     progress,
     set_web_password,
     summary_ms,
+    web_sign_in,
 )
 from dispatch import _wait_finished
 
@@ -352,6 +353,7 @@ def _run(
     cpu = cpu_seconds(k.server.pid) - cpu_before
     profiler.stop()
     return {
+        "numbers": numbers,
         "jobs": jobs,
         "jobs_per_second": round(jobs / elapsed, 1),
         "elapsed_s": round(elapsed, 1),
@@ -359,6 +361,33 @@ def _run(
         "server_cpu_share": round(cpu / elapsed, 2),
         "bench_process_cpu_share": round((time.process_time() - own_before) / elapsed, 2),
     }
+
+
+def _shown(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in run.items() if key != "numbers"}
+
+
+def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> dict[str, float]:
+    """Server CPU of one request of each kind the watchers make, one at a time on finished
+    builds (less the idle share): a figure the machine's load disturbs less than a run's."""
+    costs = {}
+    web = web_sign_in(k.url)
+    try:
+        kinds = {
+            "page_open": {},
+            "live_block": {"HX-Request": "true", "HX-Target": "build_live"},
+        }
+        for kind, headers in kinds.items():
+            before, started = cpu_seconds(k.server.pid), time.monotonic()
+            for number in numbers:
+                response = web.get(f"/{ORG}/{slug}/builds/{number}", headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"{kind} of build {number}: {response.status_code}")
+            cpu = cpu_seconds(k.server.pid) - before - idle_share * (time.monotonic() - started)
+            costs[f"server_cpu_ms_per_{kind}"] = round(cpu * 1000 / len(numbers), 1)
+    finally:
+        web.close()
+    return costs
 
 
 def main() -> None:
@@ -408,7 +437,7 @@ def main() -> None:
             )
             progress(f"web-watchers ({args.backend}): {jobs} jobs, no watchers")
             alone = _run(k, client, slug, builds, jobs, None, args.profile, "alone")
-            progress(f"alone: {alone}")
+            progress(f"alone: {_shown(alone)}")
             partial: dict[str, Any] = {}
             for mode in MODES[:-1] if args.split else ():
                 part = Watchers(k.url, slug, args.watchers, mode)
@@ -418,7 +447,7 @@ def main() -> None:
                     partial[mode] = _run(k, client, slug, builds, jobs, part, args.profile, mode)
                 finally:
                     part.stop()
-                progress(f"{mode}: {partial[mode]}")
+                progress(f"{mode}: {_shown(partial[mode])}")
             watchers = Watchers(k.url, slug, args.watchers)
             watchers.start()
             progress(f"web-watchers ({args.backend}): {jobs} jobs, {args.watchers} watchers")
@@ -426,16 +455,18 @@ def main() -> None:
                 watched = _run(k, client, slug, builds, jobs, watchers, args.profile, "watched")
             finally:
                 watchers.stop()
-            progress(f"watched: {watched}")
+            progress(f"watched: {_shown(watched)}")
             # Again alone: a drift of the machine or of the growing tables shows as a gap
             # between the two runs without watchers.
             again = _run(k, client, slug, builds, jobs, None, args.profile, "again")
-            progress(f"alone again: {again}")
+            progress(f"alone again: {_shown(again)}")
+            per_request = _per_request(k, slug, again["numbers"], idle_share)
         info = database_info(url)
     tally = watchers.tally
     baseline = (alone["jobs_per_second"] + again["jobs_per_second"]) / 2
     cost = 100 * (1 - watched["jobs_per_second"] / baseline)
     for run in (alone, watched, again, *partial.values()):
+        del run["numbers"]
         # Less what the same time idle would have cost.
         run["server_cpu_ms_per_job_less_idle"] = round(
             run["server_cpu_ms_per_job"] - idle_share * run["elapsed_s"] * 1000 / jobs, 1
@@ -465,6 +496,14 @@ def main() -> None:
         "build_pages_opened": tally.pages,
         "live_block_fetches": tally.refreshes,
         "live_block_latency": summary_ms(tally.refresh_latencies),
+        **per_request,
+        # What the watchers' page opens and live-block fetches cost at those prices, per job.
+        "attributed_cpu_ms_per_job": {
+            "page_opens": round(tally.pages * per_request["server_cpu_ms_per_page_open"] / jobs, 1),
+            "live_blocks": round(
+                tally.refreshes * per_request["server_cpu_ms_per_live_block"] / jobs, 1
+            ),
+        },
         "watcher_failures": len(tally.failures),
     }
     if partial:

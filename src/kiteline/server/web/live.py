@@ -6,7 +6,9 @@ a replica that missed a wake-up still finds the events in the table. Wake-ups (`
 `outbox` notifier: in process, and across replicas by PostgreSQL NOTIFY) only say "look now";
 the reader also looks every `live_poll_seconds`, for writers whose wake-ups cannot reach this
 process (another process on SQLite, `kiteline worker`). The reader runs only while some page
-listens, and reads once per wake-up however many pages listen.
+listens, and reads once per wake-up however many pages listen; wake-ups within
+`BATCH_SECONDS` of each other share one read, and a page's stream writes what one read brought
+it as one chunk.
 """
 
 from __future__ import annotations
