@@ -87,6 +87,13 @@ BENCHMARKS = [
         postgresql=True,
     ),
     Benchmark(
+        "replicas",
+        _python("replicas.py", "--agents", "4", "--jobs", "500", "--latency-samples", "50"),
+        _python("replicas.py", "--jobs", "50", "--latency-samples", "5"),
+        budget_s=300,
+        postgresql=True,
+    ),
+    Benchmark(
         "graphql",
         _python("graphql_query.py", "--backend", "sqlite"),
         _python("graphql_query.py", "--jobs-per-build", "2", "--duration", "5"),
@@ -132,6 +139,12 @@ BENCHMARKS = [
         "web-watchers",
         _python("web_watchers.py", "--backend", "sqlite", "--watchers", "50", "--jobs", "500"),
         _python("web_watchers.py", "--watchers", "5", "--jobs", "50"),
+        budget_s=240,
+    ),
+    Benchmark(
+        "s3-artifacts",
+        _python("s3_artifacts.py", "--backend", "sqlite", "--files", "4", "--megabytes", "16"),
+        _python("s3_artifacts.py", "--files", "2", "--megabytes", "4", "--rounds", "1"),
         budget_s=240,
     ),
     Benchmark(

@@ -343,6 +343,75 @@ def _memory_rows(
     return rows
 
 
+def _s3_rows(s3: dict[str, Any] | None) -> list[Row]:
+    measure = "artifact throughput with S3 (moto), % of a direct boto3 transfer"
+    target = "≥ 80 %"
+    if not _measured(s3):
+        return [_not_measured(measure, target, s3)]
+    assert s3 is not None
+    rows: list[Row] = []
+    for way in ("upload", "download"):
+        ratio = s3[f"{way}_percent_of_boto3"]
+        rows.append(
+            (
+                f"artifact {way} through Kiteline vs boto3, S3 (moto), "
+                f"{s3['files']} x {s3['mib_per_file']} MiB",
+                target,
+                f"{s3[f'kiteline_{way}']['mib_per_s']} MiB/s vs "
+                f"{s3[f'boto3_{way}']['mib_per_s']} MiB/s: {ratio['wall']} % by wall time, "
+                f"{ratio['cpu']} % by CPU of every process",
+                MISSING,
+                MISSING,
+                _ok(ratio["cpu"] >= 80),
+            )
+        )
+    return rows
+
+
+def _replicas_rows(replicas: dict[str, Any] | None) -> list[Row]:
+    latency_measure = "dispatch latency, idle agent, job created through the other replica"
+    throughput_measure = "trivial jobs, one server vs two replicas, same agents (PostgreSQL)"
+    if not _measured(replicas):
+        return [
+            _not_measured(latency_measure, "p50 ≤ 50 ms", replicas),
+            _not_measured(throughput_measure, "two ≥ one", replicas),
+        ]
+    assert replicas is not None
+    other = replicas["idle_dispatch_latency_other_replica"]
+    same = replicas["idle_dispatch_latency_same_replica"]
+    one, two = replicas["one_server"], replicas["two_replicas"]
+
+    def run(label: str, result: dict[str, Any]) -> str:
+        return (
+            f"{label} {result['jobs_per_second']} jobs/s, servers' CPU "
+            f"{result['cpu_ms_per_job']['servers']} ms per job (load average "
+            f"{result['load_average_1m'][-1]})"
+        )
+
+    return [
+        (
+            latency_measure,
+            "p50 ≤ 50 ms",
+            f"p50 {other['p50_ms']:.0f} ms, p95 {other['p95_ms']:.0f} ms, p99 "
+            f"{other['p99_ms']:.0f} ms ({other['samples']} samples); created through the "
+            f"agent's own replica p50 {same['p50_ms']:.0f} ms (load average "
+            f"{replicas['latency_load_average_1m'][-1]})",
+            MISSING,
+            MISSING,
+            _ok(other["p50_ms"] <= 50),
+        ),
+        (
+            f"{throughput_measure}, {replicas['agents']} agents, {replicas['cpus']} cores",
+            "two ≥ one",
+            f"{run('one server', one)}; {run('two replicas', two)}; "
+            f"{replicas['throughput_ratio']}x",
+            MISSING,
+            MISSING,
+            _ok(replicas["throughput_ratio"] >= 1),
+        ),
+    ]
+
+
 def render(results: list[dict[str, Any]]) -> str:
     runs = _by_run(results)
     buildbot = runs.get("peer-buildbot")
@@ -352,12 +421,14 @@ def render(results: list[dict[str, Any]]) -> str:
         _throughput_row(runs.get("dispatch-sqlite-single"), buildbot, "SQLite", "one job"),
         _latency_row(runs.get("dispatch-postgresql"), buildbot),
         _throughput_row(runs.get("dispatch-postgresql"), buildbot, "PostgreSQL", "10 jobs"),
+        *_replicas_rows(runs.get("replicas")),
         *_rest_rows(runs.get("rest")),
         *_graphql_rows(runs.get("graphql")),
         *_logs_rows(runs.get("logs")),
         *_web_build_page_rows(runs.get("web-build-page")),
         *_web_pipeline_page_rows(runs.get("web-pipeline-page")),
         *_web_watchers_rows(runs.get("web-watchers")),
+        *_s3_rows(runs.get("s3-artifacts")),
         *_memory_rows(runs.get("dispatch-sqlite"), buildbot, runs.get("logs")),
     ]
     header: Row = ("measure", "target", "Kiteline", "Buildbot", "ratio", "met")

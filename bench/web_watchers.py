@@ -28,6 +28,8 @@ import asyncio
 import html
 import json
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +57,7 @@ from common import (
     progress,
     set_web_password,
     summary_ms,
+    web_sign_in,
 )
 from dispatch import _wait_finished
 
@@ -104,8 +107,19 @@ async def _sign_in(url: str) -> httpx.AsyncClient:
     return client
 
 
+#: What a watcher does (`--split` runs each in turn to split the watchers' cost): open each
+#: build's page only; also hold its event stream until the build finishes; also fetch the live
+#: block on events (what a browser does).
+MODES = ("pages", "streams", "full")
+
+
 async def _watch_build(
-    client: httpx.AsyncClient, path: str, build_id: str, tally: Tally, stop: asyncio.Event
+    client: httpx.AsyncClient,
+    path: str,
+    build_id: str,
+    tally: Tally,
+    stop: asyncio.Event,
+    mode: str = "full",
 ) -> None:
     """One build page open until its build finishes (or the run ends)."""
     page = await client.get(path)
@@ -113,6 +127,8 @@ async def _watch_build(
     found = _LIVE_URL.search(page.text)
     if page.status_code != 200 or found is None:
         tally.failures.append(f"page {path}: {page.status_code}")
+        return
+    if mode == "pages":
         return
     live_url = html.unescape(found.group(1))
     fetching = False
@@ -169,7 +185,7 @@ async def _watch_build(
                 if not line.startswith("data:"):
                     continue
                 tally.events += 1
-                if pending is None:
+                if pending is None and mode == "full":
                     pending = asyncio.create_task(refresh_later())
                 data = json.loads(line.removeprefix("data:"))
                 if data.get("event") == "build.finished" and data.get("build_id") == build_id:
@@ -191,6 +207,7 @@ async def _watcher(
     created: Created,
     tally: Tally,
     stop: asyncio.Event,
+    mode: str,
 ) -> None:
     """Watcher `slot` of `every` opens the page of build `slot`, `slot + every`, … of those
     created, each from its creation until it finishes: every build being run is watched."""
@@ -206,7 +223,9 @@ async def _watcher(
         number, build_id = created.builds[slot]
         slot += every
         try:
-            await _watch_build(client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop)
+            await _watch_build(
+                client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop, mode
+            )
         except httpx.HTTPError as error:
             tally.failures.append(f"{type(error).__name__}: {error}")
 
@@ -214,8 +233,8 @@ async def _watcher(
 class Watchers:
     """`count` signed-in watchers on an event loop in a thread of their own."""
 
-    def __init__(self, url: str, slug: str, count: int) -> None:
-        self.url, self.slug, self.count = url, slug, count
+    def __init__(self, url: str, slug: str, count: int, mode: str = "full") -> None:
+        self.url, self.slug, self.count, self.mode = url, slug, count, mode
         self.tally = Tally()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -245,6 +264,7 @@ class Watchers:
                         self.created,
                         self.tally,
                         self.stop_event,
+                        self.mode,
                     )
                 )
                 for slot, client in enumerate(clients)
@@ -274,9 +294,51 @@ class Watchers:
         self.thread.join(timeout=60)
 
 
+class Profiler:
+    """py-spy sampling the server during one run (`--profile DIR`): its folded stacks go to
+    DIR/<run>.txt, to split the server's CPU between what it did (see docs/performance.md)."""
+
+    def __init__(self, directory: Path | None, pid: int, name: str) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        if directory is None:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--output",
+                str(directory / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)  # py-spy attaches
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+
+
 def _run(
-    k: Any, client: httpx.Client, slug: str, builds: int, jobs: int, watchers: Watchers | None
+    k: Any,
+    client: httpx.Client,
+    slug: str,
+    builds: int,
+    jobs: int,
+    watchers: Watchers | None,
+    profile: Path | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
+    profiler = Profiler(profile, k.server.pid, name)
     cpu_before = cpu_seconds(k.server.pid)
     own_before = time.process_time()  # this process: the REST client and the watchers' thread
     started = time.monotonic()
@@ -289,7 +351,9 @@ def _run(
     _wait_finished(client, slug, numbers, timeout=900, interval=0.5)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(k.server.pid) - cpu_before
+    profiler.stop()
     return {
+        "numbers": numbers,
         "jobs": jobs,
         "jobs_per_second": round(jobs / elapsed, 1),
         "elapsed_s": round(elapsed, 1),
@@ -297,6 +361,33 @@ def _run(
         "server_cpu_share": round(cpu / elapsed, 2),
         "bench_process_cpu_share": round((time.process_time() - own_before) / elapsed, 2),
     }
+
+
+def _shown(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in run.items() if key != "numbers"}
+
+
+def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> dict[str, float]:
+    """Server CPU of one request of each kind the watchers make, one at a time on finished
+    builds (less the idle share): a figure the machine's load disturbs less than a run's."""
+    costs = {}
+    web = web_sign_in(k.url)
+    try:
+        kinds = {
+            "page_open": {},
+            "live_block": {"HX-Request": "true", "HX-Target": "build_live"},
+        }
+        for kind, headers in kinds.items():
+            before, started = cpu_seconds(k.server.pid), time.monotonic()
+            for number in numbers:
+                response = web.get(f"/{ORG}/{slug}/builds/{number}", headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"{kind} of build {number}: {response.status_code}")
+            cpu = cpu_seconds(k.server.pid) - before - idle_share * (time.monotonic() - started)
+            costs[f"server_cpu_ms_per_{kind}"] = round(cpu * 1000 / len(numbers), 1)
+    finally:
+        web.close()
+    return costs
 
 
 def main() -> None:
@@ -308,6 +399,17 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
     parser.add_argument("--jobs", type=int, default=500, help="jobs in each run")
     parser.add_argument("--jobs-per-build", type=int, default=10)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the server with py-spy (pip install py-spy) during each run, into DIR",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="before the watched run, a run whose watchers only open the pages and one whose "
+        "watchers also hold the event streams (no live-block fetches): the cost of each part",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     per_build = max(args.jobs_per_build, 1)
@@ -326,25 +428,55 @@ def main() -> None:
             time.sleep(2)  # let every agent register and start long-polling
             warm = max(builds // 10, 1)  # first requests fill caches of compiled statements
             _run(k, client, slug, warm, warm * per_build, None)
+            # What the server spends with nothing to do (the agents' long polls, its sweeps):
+            # a run that takes longer pays more of it, whatever it did for the jobs.
+            idle_before, idle_started = cpu_seconds(k.server.pid), time.monotonic()
+            time.sleep(10)
+            idle_share = (cpu_seconds(k.server.pid) - idle_before) / (
+                time.monotonic() - idle_started
+            )
             progress(f"web-watchers ({args.backend}): {jobs} jobs, no watchers")
-            alone = _run(k, client, slug, builds, jobs, None)
-            progress(f"alone: {alone}")
+            alone = _run(k, client, slug, builds, jobs, None, args.profile, "alone")
+            progress(f"alone: {_shown(alone)}")
+            partial: dict[str, Any] = {}
+            for mode in MODES[:-1] if args.split else ():
+                part = Watchers(k.url, slug, args.watchers, mode)
+                part.start()
+                progress(f"web-watchers ({args.backend}): {jobs} jobs, watchers: {mode} only")
+                try:
+                    partial[mode] = _run(k, client, slug, builds, jobs, part, args.profile, mode)
+                finally:
+                    part.stop()
+                progress(f"{mode}: {_shown(partial[mode])}")
             watchers = Watchers(k.url, slug, args.watchers)
             watchers.start()
             progress(f"web-watchers ({args.backend}): {jobs} jobs, {args.watchers} watchers")
             try:
-                watched = _run(k, client, slug, builds, jobs, watchers)
+                watched = _run(k, client, slug, builds, jobs, watchers, args.profile, "watched")
             finally:
                 watchers.stop()
-            progress(f"watched: {watched}")
+            progress(f"watched: {_shown(watched)}")
             # Again alone: a drift of the machine or of the growing tables shows as a gap
             # between the two runs without watchers.
-            again = _run(k, client, slug, builds, jobs, None)
-            progress(f"alone again: {again}")
+            again = _run(k, client, slug, builds, jobs, None, args.profile, "again")
+            progress(f"alone again: {_shown(again)}")
+            per_request = _per_request(k, slug, again["numbers"], idle_share)
         info = database_info(url)
     tally = watchers.tally
     baseline = (alone["jobs_per_second"] + again["jobs_per_second"]) / 2
     cost = 100 * (1 - watched["jobs_per_second"] / baseline)
+    for run in (alone, watched, again, *partial.values()):
+        del run["numbers"]
+        # Less what the same time idle would have cost.
+        run["server_cpu_ms_per_job_less_idle"] = round(
+            run["server_cpu_ms_per_job"] - idle_share * run["elapsed_s"] * 1000 / jobs, 1
+        )
+    cpu_alone = (alone["server_cpu_ms_per_job"] + again["server_cpu_ms_per_job"]) / 2
+    cpu_extra = watched["server_cpu_ms_per_job"] - cpu_alone
+    net_alone = (
+        alone["server_cpu_ms_per_job_less_idle"] + again["server_cpu_ms_per_job_less_idle"]
+    ) / 2
+    net_extra = watched["server_cpu_ms_per_job_less_idle"] - net_alone
     result: dict[str, Any] = {
         "benchmark": "web-watchers",
         "backend": args.backend,
@@ -356,12 +488,34 @@ def main() -> None:
         "with_watchers": watched,
         "no_watchers_again": again,
         "throughput_cost_percent": round(cost, 1),
+        "extra_server_cpu_ms_per_job": round(cpu_extra, 1),
+        "extra_server_cpu_percent": round(100 * cpu_extra / cpu_alone, 1),
+        "server_idle_cpu_share": round(idle_share, 3),
+        "extra_server_cpu_percent_less_idle": round(100 * net_extra / net_alone, 1),
         "live_events_received": tally.events,
         "build_pages_opened": tally.pages,
         "live_block_fetches": tally.refreshes,
         "live_block_latency": summary_ms(tally.refresh_latencies),
+        **per_request,
+        # What the watchers' page opens and live-block fetches cost at those prices, per job.
+        "attributed_cpu_ms_per_job": {
+            "page_opens": round(tally.pages * per_request["server_cpu_ms_per_page_open"] / jobs, 1),
+            "live_blocks": round(
+                tally.refreshes * per_request["server_cpu_ms_per_live_block"] / jobs, 1
+            ),
+        },
         "watcher_failures": len(tally.failures),
     }
+    if partial:
+        # Extra server CPU per job of each part: the pages, the streams, the live blocks.
+        pages = partial["pages"]["server_cpu_ms_per_job"] - cpu_alone
+        streams = partial["streams"]["server_cpu_ms_per_job"] - cpu_alone
+        result["split_runs"] = partial
+        result["extra_cpu_ms_per_job_split"] = {
+            "page_opens": round(pages, 1),
+            "event_streams": round(streams - pages, 1),
+            "live_blocks": round(cpu_extra - streams, 1),
+        }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]
     emit(result)

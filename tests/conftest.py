@@ -14,6 +14,7 @@ from _pytest.runner import CallInfo
 
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
+from tests.support.s3 import S3Service, S3Unavailable, moto_server
 
 # The tests must not pick up a developer's own configuration.
 for _name in [
@@ -102,3 +103,14 @@ def make_server(
 @pytest.fixture
 def server(make_server: Callable[..., LiveServer]) -> LiveServer:
     return make_server()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
+    """moto's S3 server for this test process (tests/support/s3.py says how to use it)."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    try:
+        with moto_server(log) as service:
+            yield service
+    except S3Unavailable as error:
+        pytest.skip(f"S3 tests need moto's server, which could not start: {error}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: `agent_lost_after_seconds` is at least this many heartbeat intervals: an agent may miss one
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None,
         description="Signs artifact URLs; kept in the data dir when unset (set it for replicas)",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where artifacts (and finished logs) go: s3://bucket/prefix (endpoint, "
+        "region and credentials from the usual AWS variables), or a local path or file:// URL; "
+        "unset: the filesystem under KITELINE_BLOB_DIR",
     )
     blob_dir: Path | None = Field(default=None, description="Filesystem blob store root")
     signed_url_ttl_seconds: int = 600
@@ -185,6 +192,23 @@ class Settings(BaseSettings):
     )
 
     log_sql: bool = False
+
+    @field_validator("blob_url")
+    @classmethod
+    def _known_blob_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        scheme = urlsplit(url).scheme
+        if scheme == "s3":
+            parts = urlsplit(url)
+            if not parts.netloc or parts.query or parts.fragment:
+                raise ValueError(f"{url!r}: an S3 store is s3://bucket or s3://bucket/prefix")
+        elif scheme not in ("", "file"):
+            raise ValueError(
+                f"{url!r}: not a blob store this server knows (s3://bucket/prefix, "
+                "file:///path or a path)"
+            )
+        return url
 
     @model_validator(mode="after")
     def _lost_after_outlasts_heartbeats(self) -> Settings:

@@ -11,9 +11,10 @@ from kiteline.settings import Settings
 
 
 def work() -> None:
-    from kiteline.server.kit.db import create_engine, create_sessionmaker
+    from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
     from kiteline.server.kit.instruments import Instruments
     from kiteline.server.kit.migrate import upgrade
+    from kiteline.server.kit.notify import PostgresRelay
     from kiteline.server.workers.runner import run_workers
 
     settings = Settings()
@@ -30,9 +31,17 @@ def work() -> None:
         # Seen by a server's /metrics when both share PROMETHEUS_MULTIPROC_DIR.
         instruments = Instruments()
         instruments.watch_pool(engine)
+        # What the sweeps make runnable (a lost agent's retried job, a scheduled build) wakes
+        # the agents long-polling the servers, as a server's own commits do.
+        relay = None
+        if engine.dialect.name == "postgresql":
+            relay = PostgresRelay(asyncpg_dsn(engine))
+            await relay.start()
         try:
             await run_workers(create_sessionmaker(engine), settings, stop, instruments)
         finally:
+            if relay is not None:
+                await relay.stop()
             await engine.dispose()
             instruments.close()
 

@@ -25,7 +25,6 @@ from kiteline.client._effects import (
     http_request,
 )
 from kiteline.client.config import ClientConfig
-from kiteline.client.sync import CHUNK_BYTES
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,7 +69,8 @@ class AsyncClient(ClientBase):
             if sink is not None:
                 try:
                     if response.is_success:
-                        async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        # As the bytes arrive: re-chunking them copies every byte again.
+                        async for chunk in response.aiter_bytes():
                             sink.write(chunk)
                     else:
                         await response.aread()

@@ -20,7 +20,7 @@ from kiteline.server.agent_api.routes import router as agent_api_router
 from kiteline.server.agents.rest import router as agents_router
 from kiteline.server.annotations.rest import router as annotations_router
 from kiteline.server.artifacts.rest import router as artifacts_router
-from kiteline.server.blobs import FilesystemBlobStore
+from kiteline.server.blobs import open_blob_store
 from kiteline.server.builds.meta_data_rest import router as meta_data_router
 from kiteline.server.builds.rest import router as builds_router
 from kiteline.server.graphql.endpoint import install_graphql
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await upgrade(engine)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        app.state.blobs = FilesystemBlobStore(settings.resolved_blob_dir)
+        app.state.blobs = open_blob_store(settings)
         app.state.secret_key = load_or_create_secret(settings.secret_key, settings.data_dir)
         app.state.signer = UrlSigner(app.state.secret_key)
         app.state.live = LiveHub(app.state.sessions, poll_seconds=settings.live_poll_seconds)

@@ -1,15 +1,20 @@
 """/v3 artifact endpoints: batches created by `buildkite-agent artifact upload`, the signed
-upload and download URLs they are given, state updates and search."""
+upload and download URLs they are given, state updates and search.
+
+With the filesystem store the URLs are this server's own (signed with the secret key) and the
+bytes come through it. With S3 (KITELINE_BLOB_URL=s3://…) they are S3's pre-signed form POST
+and GET, as Buildkite's own artifact bucket: the server only signs and checks."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +22,9 @@ from kiteline.server.agent_api import auth
 from kiteline.server.agent_api.in_job import build_for_caller
 from kiteline.server.artifacts import service as artifacts
 from kiteline.server.artifacts.models import Artifact
+from kiteline.server.blobs import BlobStore, Download, content_disposition
 from kiteline.server.jobs import service as jobs
-from kiteline.server.kit.errors import BadRequest, NotFound
+from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.query import flag, one_of
 from kiteline.server.kit.signing import UrlSigner
@@ -67,6 +73,67 @@ def signed_url(request: Request, method: str, template: str, artifact: Artifact)
     return f"{base_url(request)}{path}?{signer.query(method, path, ttl)}"
 
 
+async def download_urls(request: Request, found: Sequence[Artifact]) -> list[str]:
+    """Where each artifact's bytes are fetched without a token: S3's pre-signed GET, or this
+    server's signed download URL."""
+    store: BlobStore = request.app.state.blobs
+    if store.direct is None:
+        return [signed_url(request, "GET", DOWNLOAD_PATH, artifact) for artifact in found]
+    downloads = [
+        Download(
+            key=artifacts.blob_key(artifact),
+            filename=artifact.path.rsplit("/", 1)[-1],
+            content_type=artifact.mime_type or "application/octet-stream",
+        )
+        for artifact in found
+    ]
+    return await store.direct.presign_gets(
+        downloads, request.app.state.settings.signed_url_ttl_seconds
+    )
+
+
+async def _upload_instructions(request: Request, created: list[Artifact]) -> dict[str, Any]:
+    """Per artifact, the form upload buildkite-agent sends: a multipart POST of `data`'s
+    fields then the file in `file_input`, to `url` with its path replaced by `path`."""
+    store: BlobStore = request.app.state.blobs
+    if store.direct is None:
+        return {
+            str(artifact.id): {
+                "action": {
+                    "url": signed_url(request, "POST", UPLOAD_PATH, artifact),
+                    "method": "POST",
+                    "path": UPLOAD_PATH.format(id=artifact.id),
+                    "file_input": FILE_FIELD,
+                },
+                "data": {},
+            }
+            for artifact in created
+        }
+    posts = await store.direct.presign_posts(
+        [
+            (
+                artifacts.upload_key(artifact),
+                artifact.file_size,
+                artifact.mime_type or "application/octet-stream",
+            )
+            for artifact in created
+        ],
+        request.app.state.settings.signed_url_ttl_seconds,
+    )
+    return {
+        str(artifact.id): {
+            "action": {
+                "url": post.url,
+                "method": "POST",
+                "path": urlsplit(post.url).path or "/",
+                "file_input": FILE_FIELD,
+            },
+            "data": post.fields,
+        }
+        for artifact, post in zip(created, posts, strict=True)
+    }
+
+
 @router.post("/jobs/{job_id}/artifacts")
 async def create_artifacts(request: Request, job_id: str, body: BatchCreate) -> dict[str, Any]:
     async with request_transaction(request) as session:
@@ -88,18 +155,7 @@ async def create_artifacts(request: Request, job_id: str, body: BatchCreate) -> 
                 for item in body.artifacts
             ],
         )
-    instructions = {}
-    for artifact in created:
-        url = signed_url(request, "POST", UPLOAD_PATH, artifact)
-        instructions[str(artifact.id)] = {
-            "action": {
-                "url": url,
-                "method": "POST",
-                "path": UPLOAD_PATH.format(id=artifact.id),
-                "file_input": FILE_FIELD,
-            },
-            "data": {},
-        }
+    instructions = await _upload_instructions(request, created)
     return {
         "id": body.id or str(uuid.uuid4()),
         "artifact_ids": [str(artifact.id) for artifact in created],
@@ -110,15 +166,30 @@ async def create_artifacts(request: Request, job_id: str, body: BatchCreate) -> 
 
 @router.put("/jobs/{job_id}/artifacts")
 async def update_artifacts(request: Request, job_id: str, body: StatesUpdate) -> dict[str, Any]:
+    """The agent's states. With S3, an artifact said finished is checked first (its size and
+    checksum, computed by S3), outside any transaction; one that fails the check is an error,
+    and the answer is a 422 naming it, as a refused upload is with the filesystem store."""
+    states = {item.id: item.state for item in body.artifacts}
+    store: BlobStore = request.app.state.blobs
+    checked = None
+    if store.direct is not None:
+        async with request_transaction(request) as session:
+            job = await auth.job(session, request, job_id)
+            uploads = await artifacts.direct_uploads(session, job=job, states=states)
+        direct = store.direct
+        results = await asyncio.gather(
+            *(artifacts.check_direct_upload(store, direct, upload) for upload in uploads)
+        )
+        checked = {upload.id: result for upload, result in zip(uploads, results, strict=True)}
     async with request_transaction(request) as session:
         job = await auth.job(session, request, job_id)
-        await artifacts.update_states(
-            session, job=job, states={item.id: item.state for item in body.artifacts}
-        )
+        problems = await artifacts.update_states(session, job=job, states=states, checked=checked)
+    if problems:
+        raise Unprocessable("Artifact uploads failed their check: " + "; ".join(problems))
     return {}
 
 
-def search_json(request: Request, artifact: Artifact) -> dict[str, Any]:
+def search_json(request: Request, artifact: Artifact, url: str) -> dict[str, Any]:
     return {
         "id": str(artifact.id),
         "job_id": str(artifact.job_id),
@@ -126,7 +197,7 @@ def search_json(request: Request, artifact: Artifact) -> dict[str, Any]:
         "file_size": artifact.file_size,
         "sha1sum": artifact.sha1sum,
         "sha256sum": artifact.sha256sum,
-        "url": signed_url(request, "GET", DOWNLOAD_PATH, artifact),
+        "url": url,
         "upload_destination": artifact.upload_destination or "",
         "created_at": iso(artifact.created_at),
         "state": artifact.state,
@@ -151,7 +222,8 @@ async def search_artifacts(request: Request, build_id: str) -> list[dict[str, An
         if not flag(query, "include_retried_jobs"):
             retried = await jobs.retried_ids(session, build.id)
             found = [artifact for artifact in found if artifact.job_id not in retried]
-    return [search_json(request, artifact) for artifact in found]
+    urls = await download_urls(request, found)
+    return [search_json(request, artifact, url) for artifact, url in zip(found, urls, strict=True)]
 
 
 async def _artifact_for_url(
@@ -189,6 +261,11 @@ async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
 @router.put("/artifacts/{artifact_id}/upload", status_code=201)
 async def upload_artifact(request: Request, artifact_id: str) -> Response:
     """Bytes for an artifact, authorised by the signed URL alone (no Authorization header)."""
+    if request.app.state.blobs.direct is not None:
+        raise Unprocessable(
+            "This server keeps artifacts in S3: upload to the URL in the artifact's upload "
+            "instructions (POST jobs/{id}/artifacts), not to the server"
+        )
     async with request_transaction(request) as session:
         artifact = await _artifact_for_url(session, request, "POST", UPLOAD_PATH, artifact_id)
         await artifacts.store_upload(
@@ -197,20 +274,17 @@ async def upload_artifact(request: Request, artifact_id: str) -> Response:
     return Response(status_code=201)
 
 
-def content_disposition(name: str) -> str:
-    """`attachment` with the file's name: an ASCII fallback, and the exact name encoded as
-    RFC 6266 says (a header holds Latin-1 only, and a quote would end the name early)."""
-    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 @router.get("/artifacts/{artifact_id}/download")
-async def download_artifact(request: Request, artifact_id: str) -> StreamingResponse:
+async def download_artifact(request: Request, artifact_id: str) -> Response:
+    """The bytes, or with S3 a 302 to S3's pre-signed GET of them."""
     async with request_transaction(request) as session:
         artifact = await _artifact_for_url(session, request, "GET", DOWNLOAD_PATH, artifact_id)
     if artifact.state != "finished":
         raise NotFound(f"Artifact is {artifact.state}, not downloadable")
-    store = request.app.state.blobs
+    store: BlobStore = request.app.state.blobs
+    if store.direct is not None:
+        (url,) = await download_urls(request, [artifact])
+        return RedirectResponse(url, status_code=302)
     key = artifacts.blob_key(artifact)
     if not await store.exists(key):
         raise NotFound("The artifact's bytes are gone")

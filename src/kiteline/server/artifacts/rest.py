@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
+from kiteline.server.agent_api.artifacts import download_urls
 from kiteline.server.artifacts import service
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.artifacts.shapes import artifact_json
@@ -116,11 +116,12 @@ async def get_artifact(
 async def download_artifact(
     request: Request, org: str, pipeline: str, number: str, job_id: str, artifact_id: str
 ) -> JSONResponse:
-    """302 to a short-lived signed URL that needs no Authorization header."""
+    """302 to a short-lived signed URL that needs no Authorization header (S3's pre-signed
+    GET when the artifacts are in S3)."""
     artifact, _ = await _artifact(
         request, "read_artifacts", org, pipeline, number, job_id, artifact_id
     )
-    url = signed_url(request, "GET", DOWNLOAD_PATH, artifact)
+    (url,) = await download_urls(request, [artifact])
     return JSONResponse({"url": url}, status_code=302, headers={"Location": url})
 
 

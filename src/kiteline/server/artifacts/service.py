@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -13,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
-from kiteline.server.blobs import BlobStore
+from kiteline.server.blobs import BlobStore, DirectTransfers
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
@@ -35,6 +36,12 @@ class NewArtifact:
 
 def blob_key(artifact: Artifact) -> str:
     return f"artifacts/{artifact.organization_id}/{artifact.build_id}/{artifact.id}"
+
+
+def upload_key(artifact: Artifact) -> str:
+    """Where an agent uploads an artifact directly (S3): moved to `blob_key` once checked, so
+    the upload URL, still valid for a while, can't change what is served."""
+    return f"incoming/{blob_key(artifact)}"
 
 
 async def create_batch(
@@ -93,7 +100,30 @@ async def store_upload(
     artifact.uploaded_at = utcnow()
 
 
-async def update_states(session: AsyncSession, *, job: Job, states: dict[uuid.UUID, str]) -> None:
+@dataclass(frozen=True)
+class DirectUpload:
+    """An artifact an agent uploaded straight to the store, to check before it is finished."""
+
+    id: uuid.UUID
+    key: str
+    upload_key: str
+    file_size: int
+    sha1sum: str | None
+    sha256sum: str | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the check of a direct upload found: the checksums, or the problem."""
+
+    sha1: str | None = None
+    sha256: str | None = None
+    problem: str | None = None
+
+
+async def _artifacts_to_update(
+    session: AsyncSession, job: Job, states: dict[uuid.UUID, str]
+) -> dict[uuid.UUID, Artifact]:
     rows = await session.scalars(
         select(Artifact).where(Artifact.job_id == job.id, Artifact.id.in_(states))
     )
@@ -101,11 +131,93 @@ async def update_states(session: AsyncSession, *, job: Job, states: dict[uuid.UU
     for artifact_id, state in states.items():
         if state not in ("finished", "error"):
             raise ValidationFailed.field("state", "must be finished or error")
-        artifact = found.get(artifact_id)
-        if artifact is None:
+        if artifact_id not in found:
             raise NotFound.of("artifact")
+    return found
+
+
+async def direct_uploads(
+    session: AsyncSession, *, job: Job, states: dict[uuid.UUID, str]
+) -> list[DirectUpload]:
+    """The artifacts the agent says it finished uploading to the store that aren't yet."""
+    found = await _artifacts_to_update(session, job, states)
+    return [
+        DirectUpload(
+            id=artifact.id,
+            key=blob_key(artifact),
+            upload_key=upload_key(artifact),
+            file_size=artifact.file_size,
+            sha1sum=artifact.sha1sum,
+            sha256sum=artifact.sha256sum,
+        )
+        for artifact_id, state in states.items()
+        if state == "finished" and (artifact := found[artifact_id]).state == "new"
+    ]
+
+
+async def check_direct_upload(
+    store: BlobStore, direct: DirectTransfers, upload: DirectUpload
+) -> Checked:
+    """Checked as the server checks the bytes it receives: the declared size and checksum
+    (SHA-256 when declared, else SHA-1) against what the store holds, computed by the store.
+    A store that computes no checksum has the bytes read back and hashed here."""
+    # The store unreachable is a 503 (BlobStoreUnavailable) the agent retries: nothing is
+    # written before the check, so the artifact waits, still `new`.
+    found = await direct.finish_upload(
+        upload.upload_key, upload.key, sha256=upload.sha1sum is None or bool(upload.sha256sum)
+    )
+    if found is None:
+        return Checked(problem="nothing was uploaded for it")
+    sha1, sha256 = found.sha1, found.sha256
+    if sha1 is None and sha256 is None:
+        sha1_hash, sha256_hash = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
+        async for chunk in store.read(upload.key):
+            sha1_hash.update(chunk)
+            sha256_hash.update(chunk)
+        sha1, sha256 = sha1_hash.hexdigest(), sha256_hash.hexdigest()
+    mismatch = (
+        found.size != upload.file_size
+        or (sha256 is not None and upload.sha256sum and upload.sha256sum.lower() != sha256)
+        or (sha1 is not None and upload.sha1sum and upload.sha1sum.lower() != sha1)
+    )
+    if mismatch:
+        await store.delete(upload.key)
+        got = f"sha256 {sha256}" if sha256 else f"sha1 {sha1}"
+        want = f"sha256 {upload.sha256sum}" if sha256 else f"sha1 {upload.sha1sum}"
+        return Checked(
+            problem=f"uploaded bytes don't match the artifact: got {found.size} bytes with "
+            f"{got}, expected {upload.file_size} bytes with {want}"
+        )
+    return Checked(sha1=sha1 or upload.sha1sum, sha256=sha256 or upload.sha256sum)
+
+
+async def update_states(
+    session: AsyncSession,
+    *,
+    job: Job,
+    states: dict[uuid.UUID, str],
+    checked: dict[uuid.UUID, Checked] | None = None,
+) -> list[str]:
+    """Apply the agent's states; with `checked` (direct uploads), an upload whose check found
+    a problem is an error. The problems, by artifact path."""
+    found = await _artifacts_to_update(session, job, states)
+    problems = []
+    for artifact_id, state in states.items():
+        artifact = found[artifact_id]
+        result = (checked or {}).get(artifact_id)
+        if result is not None and state == "finished":
+            if artifact.state != "new":
+                continue  # settled meanwhile (the same update, sent twice)
+            if result.problem is not None:
+                artifact.state = "error"
+                problems.append(f"{artifact.path}: {result.problem}")
+                continue
+            artifact.sha1sum = result.sha1
+            artifact.sha256sum = result.sha256
+            artifact.uploaded_at = utcnow()
         if artifact.state == "new" or state == "error":
             artifact.state = state
+    return problems
 
 
 async def get(session: AsyncSession, *, build_id: uuid.UUID, artifact_id: uuid.UUID) -> Artifact:

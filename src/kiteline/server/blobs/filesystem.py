@@ -9,10 +9,13 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from kiteline.server.blobs.store import BlobWriteResult
+from kiteline.server.blobs.store import BlobWriteResult, DirectTransfers
 
 
 class FilesystemBlobStore:
+    #: No direct transfers: the server carries artifact bytes through its signed URLs.
+    direct: DirectTransfers | None = None
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

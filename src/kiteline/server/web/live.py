@@ -6,7 +6,9 @@ a replica that missed a wake-up still finds the events in the table. Wake-ups (`
 `outbox` notifier: in process, and across replicas by PostgreSQL NOTIFY) only say "look now";
 the reader also looks every `live_poll_seconds`, for writers whose wake-ups cannot reach this
 process (another process on SQLite, `kiteline worker`). The reader runs only while some page
-listens, and reads once per wake-up however many pages listen.
+listens, and reads once per wake-up however many pages listen; wake-ups within
+`BATCH_SECONDS` of each other share one read, and a page's stream writes what one read brought
+it as one chunk.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ QUEUE_LIMIT = 200
 #: ids before commit); they are looked for again this long, then taken as rolled back.
 GAP_PATIENCE_SECONDS = 30.0
 MAX_TRACKED_GAPS = 1000
+#: After a wake-up the reader waits this long before it reads, so that the events committed
+#: meanwhile (a busy server commits dozens a second: each job's assignment, start, finish…)
+#: are read by one query and reach each page as one write, rather than one read and one write
+#: per event (docs/performance.md, `bench/web_watchers.py`). A page hears of a change at most
+#: this much later.
+BATCH_SECONDS = 0.1
 
 
 def organization_topic(organization_id: uuid.UUID) -> str:
@@ -132,6 +140,13 @@ class Subscription:
         except asyncio.QueueFull:
             self.overflowed = True
 
+    def take_ready(self) -> list[LiveMessage]:
+        """The messages already queued (none after an overflow: `next` tells RESYNC)."""
+        ready: list[LiveMessage] = []
+        while not self.overflowed and not self.queue.empty():
+            ready.append(self.queue.get_nowait())
+        return ready
+
     async def next(self, wait_seconds: float) -> LiveMessage | None:
         """The next message; RESYNC once after an overflow; None when `wait_seconds` passed."""
         if self.overflowed:
@@ -154,9 +169,11 @@ class LiveHub:
         *,
         poll_seconds: float,
         notifier: Notifier = outbox,
+        batch_seconds: float = BATCH_SECONDS,
     ) -> None:
         self._sessions = sessions
         self._poll_seconds = poll_seconds
+        self._batch_seconds = batch_seconds
         self._notifier = notifier
         self._by_topic: dict[str, set[Subscription]] = defaultdict(set)
         self._count = 0
@@ -232,7 +249,8 @@ class LiveHub:
                     pass
             except Exception:  # the database may be restarting: pages just hear later
                 log.warning("could not read the events outbox for live pages", exc_info=True)
-            await self._notifier.wait(ticket, self._poll_seconds)
+            if await self._notifier.wait(ticket, self._poll_seconds) and self._batch_seconds:
+                await asyncio.sleep(self._batch_seconds)
 
     async def _read_once(self) -> int:
         async with transaction(self._sessions, read_only=True) as session:
@@ -328,11 +346,18 @@ async def event_stream(
             )
         # Sent once listening: from here on nothing of these topics is missed.
         yield f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()
-        for message in missed:
-            yield message.encode()
+        if missed:
+            yield b"".join(message.encode() for message in missed)
         while (left := deadline - time.monotonic()) > 0:
             received = await subscription.next(min(HEARTBEAT_SECONDS, left))
             if received is None:
                 yield b": keep-alive\n\n"
-            elif received.event_id is None or received.event_id not in already_sent:
-                yield received.encode()
+                continue
+            # What arrived together (one read of the outbox) goes out as one write.
+            chunk = b"".join(
+                message.encode()
+                for message in (received, *subscription.take_ready())
+                if message.event_id is None or message.event_id not in already_sent
+            )
+            if chunk:
+                yield chunk

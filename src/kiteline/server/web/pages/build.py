@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
+from kiteline.server.agent_api.artifacts import download_urls
 from kiteline.server.agents import service as agents
 from kiteline.server.annotations import service as annotations_service
 from kiteline.server.artifacts import service as artifacts
@@ -147,10 +147,13 @@ async def render_build_page(
     *,
     form: UnblockForm | None = None,
     status: int = 200,
+    live_block: bool = False,
 ) -> Response:
+    """The page, or with `live_block` only its `build_live` block (which holds no link to the
+    live stream: the outbox position is not read)."""
     async with page_transaction(request, read_only=True) as (session, viewer):
         # Read before the rows: an event committed in between is replayed to the page.
-        position = await outbox.latest_id(session)
+        position = None if live_block else await outbox.latest_id(session)
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
         build_jobs = await jobs.summaries_for_build(session, build.id)
         page_related = await _related(session, organization, build, build_jobs)
@@ -166,9 +169,12 @@ async def render_build_page(
             now=utcnow(),
         )
         base = build_path(org, found.slug, build.number)
-        # The build's own events, and its triggered builds' (their states show in its rows).
-        followed = [build.id, *(link.build_id for link in page_related.triggered.values())]
-        query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
+        live_url = ""
+        if position is not None:
+            # The build's own events, and its triggered builds' (their states show in its rows).
+            followed = [build.id, *(link.build_id for link in page_related.triggered.values())]
+            query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
+            live_url = f"/organizations/{organization.slug}/live?{query}"
         return render(
             request,
             "build/show.html",
@@ -182,7 +188,7 @@ async def render_build_page(
             rows_html=render_rows(page.rows, base=base, organization=organization),
             lanes_html=render_lanes(page.waterfall),
             form=form,
-            live_url=f"/organizations/{organization.slug}/live?{query}",
+            live_url=live_url,
         )
 
 
@@ -190,7 +196,14 @@ async def render_build_page(
 async def show_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     """The page; with htmx's `HX-Target: build_live` (build.js, on every live event) only the
     block holding its live regions."""
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "build_live":
+        return await _live_block(request, org, pipeline, number)
     return await render_build_page(request, org, pipeline, number)
+
+
+async def _live_block(request: Request, org: str, pipeline: str, number: str) -> Response:
+    """Its own function so that a profile tells the live block's cost from the page's."""
+    return await render_build_page(request, org, pipeline, number, live_block=True)
 
 
 @router.post(BUILD + "/cancel")
@@ -305,7 +318,8 @@ async def download_artifact(
         artifact = await artifacts.get(session, build_id=build.id, artifact_id=parsed)
         if artifact.job_id != job.id:
             raise NotFound.of("artifact")
-    return RedirectResponse(signed_url(request, "GET", DOWNLOAD_PATH, artifact), status_code=302)
+    (url,) = await download_urls(request, [artifact])
+    return RedirectResponse(url, status_code=302)
 
 
 @router.get(JOB + "/env")

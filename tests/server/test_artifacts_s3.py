@@ -1,0 +1,278 @@
+"""Artifacts in S3 (KITELINE_BLOB_URL=s3://…, against moto's S3 server): the agent is told to
+POST the bytes straight to a pre-signed S3 form, the server checks what arrived when the
+agent says it finished, and every download is a 302 to a pre-signed S3 GET."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from kiteline.server.kit.signing import UrlSigner
+from tests.server.test_web_pages import signed_in
+from tests.support.agent_protocol import ScriptedAgent
+from tests.support.live_server import LiveServer, free_port
+from tests.support.s3 import S3Service
+from tests.support.web import give_password
+
+BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
+CONTENT = b"artifact bytes in a bucket\n" * 4000
+
+
+def _job(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent, dict[str, Any]]:
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    client.post(
+        "/v2/organizations/acme/pipelines",
+        json={"name": "P", "configuration": "steps:\n  - key: make\n    command: make\n"},
+    )
+    client.post(
+        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
+    )
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    return client, agent, agent.take_job()
+
+
+def _create(agent: ScriptedAgent, job: dict[str, Any], content: bytes) -> tuple[str, dict]:
+    batch = agent.call(
+        "POST",
+        f"/jobs/{job['id']}/artifacts",
+        token=job["token"],
+        json={
+            "id": str(uuid.uuid4()),
+            "artifacts": [
+                {
+                    "path": "dist/app.tar.gz",
+                    "absolute_path": "/tmp/x/dist/app.tar.gz",
+                    "glob_path": "dist/*",
+                    "file_size": len(content),
+                    "sha1sum": hashlib.sha1(content).hexdigest(),
+                    "sha256sum": hashlib.sha256(content).hexdigest(),
+                }
+            ],
+            "upload_destination": "",
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    (artifact_id,) = body["artifact_ids"]
+    return artifact_id, body["per_artifact_instructions"][artifact_id]
+
+
+def _post_as_buildkite_agent(instructions: dict[str, Any], content: bytes) -> httpx.Response:
+    """buildkite-agent's form upload (internal/artifact/bk_uploader.go): the URL with its path
+    replaced by action.path, the data fields (in map order: any), then the file last under
+    action.file_input, a Content-Length, and no Authorization header."""
+    action = instructions["action"]
+    boundary = "kiteline-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in reversed(list(instructions["data"].items()))
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{action["file_input"]}"; '
+        f'filename="dist/app.tar.gz"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    url = urlsplit(action["url"])._replace(path=action["path"]).geturl()
+    return httpx.request(
+        action["method"],
+        url,
+        content=b"".join(parts),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+
+def _finish(agent: ScriptedAgent, job: dict[str, Any], artifact_id: str) -> httpx.Response:
+    return agent.call(
+        "PUT",
+        f"/jobs/{job['id']}/artifacts",
+        token=job["token"],
+        json={"artifacts": [{"id": artifact_id, "state": "finished"}]},
+    )
+
+
+def test_upload_goes_to_s3_and_downloads_redirect_there(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT)
+
+    action = instructions["action"]
+    assert action["url"].startswith(f"{s3.endpoint}/{s3.bucket}")
+    assert (action["method"], action["path"], action["file_input"]) == (
+        "POST",
+        f"/{s3.bucket}",
+        "file",
+    )
+    build_id = client.get(BUILD).json()["id"]
+    org_id = server.admin(_org_id)
+    key = f"artifacts/{org_id}/{build_id}/{artifact_id}"
+    assert instructions["data"]["key"] == blob_url.split("/", 3)[3] + f"/incoming/{key}"
+    assert instructions["data"]["Content-Type"] == "application/x-tar"
+
+    upload = _post_as_buildkite_agent(instructions, CONTENT)
+    assert upload.status_code == 204, upload.text
+    assert s3.keys(blob_url) == [f"incoming/{key}"]
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+
+    assert _finish(agent, job, artifact_id).status_code == 200
+    # Checked and moved where downloads read it; the upload URL can no longer change it.
+    assert s3.keys(blob_url) == [key]
+    assert s3.get(blob_url, key) == CONTENT
+    (listed,) = client.get(f"{BUILD}/artifacts").json()
+    assert (listed["state"], listed["file_size"], listed["sha1sum"]) == (
+        "finished",
+        len(CONTENT),
+        hashlib.sha1(CONTENT).hexdigest(),
+    )
+
+    redirect = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
+    assert redirect.status_code == 302
+    location = redirect.headers["location"]
+    assert redirect.json() == {"url": location}
+    assert location.startswith(f"{s3.endpoint}/{s3.bucket}/{blob_url.split('/', 3)[3]}/{key}?")
+    assert "X-Amz-Signature=" in location
+    fetched = httpx.get(location)
+    assert fetched.status_code == 200
+    assert fetched.content == CONTENT
+    assert fetched.headers["content-type"] == "application/x-tar"
+    assert fetched.headers["content-disposition"] == (
+        "attachment; filename=\"app.tar.gz\"; filename*=UTF-8''app.tar.gz"
+    )
+
+    found = agent.call(
+        "GET",
+        f"/builds/{build_id}/artifacts/search",
+        token=job["token"],
+        params={"query": "dist/*", "state": "finished"},
+    ).json()
+    assert [(a["id"], a["sha256sum"]) for a in found] == [
+        (artifact_id, hashlib.sha256(CONTENT).hexdigest())
+    ]
+    assert found[0]["url"].startswith(f"{s3.endpoint}/{s3.bucket}/")
+    assert httpx.get(found[0]["url"]).content == CONTENT
+
+    # The server's own signed download URL (GraphQL's downloadURL) redirects there too.
+    path = f"/v3/artifacts/{artifact_id}/download"
+    signer = UrlSigner(server.app.state.secret_key)
+    via = httpx.get(f"{server.url}{path}?{signer.query('GET', path, 60)}")
+    assert via.status_code == 302
+    assert httpx.get(via.headers["location"]).content == CONTENT
+
+    deleted = client.delete(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}")
+    assert deleted.status_code == 204
+    assert s3.keys(blob_url) == []
+
+
+async def _org_id(session: Any) -> str:
+    from kiteline.server.organizations.service import get_by_slug
+
+    return str((await get_by_slug(session, "acme")).id)
+
+
+def test_bytes_that_dont_match_make_the_artifact_an_error(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT)
+    tampered = CONTENT[:-1] + b"?"  # the same size: only the checksum can tell
+    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
+
+    refused = _finish(agent, job, artifact_id)
+    assert refused.status_code == 422
+    sha256 = hashlib.sha256(tampered).hexdigest()
+    assert refused.json() == {
+        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
+        f"match the artifact: got {len(CONTENT)} bytes with sha256 {sha256}, expected "
+        f"{len(CONTENT)} bytes with sha256 {hashlib.sha256(CONTENT).hexdigest()}"
+    }
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    assert s3.keys(blob_url) == []
+    # A second report changes nothing: the artifact stays an error.
+    assert _finish(agent, job, artifact_id).status_code == 200
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+
+
+def test_finished_without_an_upload_is_an_error(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    server = make_server(blob_url=s3.blob_url())
+    client, agent, job = _job(server)
+    artifact_id, _ = _create(agent, job, CONTENT)
+    refused = _finish(agent, job, artifact_id)
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Artifact uploads failed their check: dist/app.tar.gz: nothing was uploaded "
+        "for it"
+    }
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+
+
+def test_the_server_takes_no_artifact_bytes_itself(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    server = make_server(blob_url=s3.blob_url())
+    _, agent, job = _job(server)
+    artifact_id, _ = _create(agent, job, CONTENT)
+    # Even with a URL the server signed itself (as it does for the filesystem store).
+    path = f"/v3/artifacts/{artifact_id}/upload"
+    signer = UrlSigner(server.app.state.secret_key)
+    refused = httpx.post(
+        f"{server.url}{path}?{signer.query('POST', path, 60)}", files={"file": ("a", CONTENT)}
+    )
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "This server keeps artifacts in S3: upload to the URL in the artifact's "
+        "upload instructions (POST jobs/{id}/artifacts), not to the server"
+    }
+
+
+def test_s3_out_of_reach_is_a_503_and_changes_nothing(
+    make_server: Callable[..., LiveServer], s3: S3Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blob_url = s3.blob_url()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, _ = _create(agent, job, CONTENT)  # signing needs no S3
+    reported = _finish(agent, job, artifact_id)
+    assert reported.status_code == 503
+    assert reported.json()["message"].startswith(
+        "The artifact store (S3) could not be reached: Could not connect to the endpoint URL"
+    )
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+    deleted = client.delete(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}")
+    assert deleted.status_code == 503
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+
+
+def test_the_web_uis_artifact_link_redirects_to_s3(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    server = make_server(blob_url=s3.blob_url())
+    _, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT)
+    assert _post_as_buildkite_agent(instructions, CONTENT).status_code == 204
+    assert _finish(agent, job, artifact_id).status_code == 200
+    (identity,) = server.identities
+    give_password(server, identity)
+    with closing(signed_in(server, identity.email)) as browser:
+        path = f"/acme/p/builds/1/jobs/{job['id']}/artifacts/{artifact_id}"
+        assert f'href="{path}"' in browser.get("/acme/p/builds/1").text
+        redirect = browser.get(path)
+    assert redirect.status_code == 302
+    assert redirect.headers["location"].startswith(f"{s3.endpoint}/{s3.bucket}/")
+    assert httpx.get(redirect.headers["location"]).content == CONTENT
