@@ -11,6 +11,7 @@ from kiteline.settings import Settings
 
 
 def work() -> None:
+    from kiteline.server.blobs import FilesystemBlobStore
     from kiteline.server.kit.db import create_engine, create_sessionmaker
     from kiteline.server.kit.instruments import Instruments
     from kiteline.server.kit.migrate import upgrade
@@ -31,7 +32,8 @@ def work() -> None:
         instruments = Instruments()
         instruments.watch_pool(engine)
         try:
-            await run_workers(create_sessionmaker(engine), settings, stop, instruments)
+            store = FilesystemBlobStore(settings.resolved_blob_dir)
+            await run_workers(create_sessionmaker(engine), settings, stop, instruments, store)
         finally:
             await engine.dispose()
             instruments.close()

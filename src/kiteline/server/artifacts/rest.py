@@ -120,6 +120,8 @@ async def download_artifact(
     artifact, _ = await _artifact(
         request, "read_artifacts", org, pipeline, number, job_id, artifact_id
     )
+    if artifact.state == "expired":  # retention deleted its file
+        raise NotFound("Artifact has expired")
     url = signed_url(request, "GET", DOWNLOAD_PATH, artifact)
     return JSONResponse({"url": url}, status_code=302, headers={"Location": url})
 

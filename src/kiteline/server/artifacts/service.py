@@ -6,14 +6,16 @@ import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore
+from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
@@ -179,3 +181,24 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 async def delete(session: AsyncSession, store: BlobStore, artifact: Artifact) -> None:
     artifact.state = "deleted"
     await store.delete(blob_key(artifact))
+
+
+async def of_builds_finished_before(
+    session: AsyncSession, cutoff: datetime, limit: int
+) -> list[Artifact]:
+    """Artifacts still kept (neither deleted nor expired) of builds finished before `cutoff`."""
+    return list(
+        await session.scalars(
+            select(Artifact)
+            .join(Build, Build.id == Artifact.build_id)
+            .where(Build.finished_at < cutoff, Artifact.state.not_in(("deleted", "expired")))
+            .limit(limit)
+        )
+    )
+
+
+async def expire(session: AsyncSession, artifact_ids: list[uuid.UUID]) -> None:
+    """Mark these artifacts expired (retention: their files are deleted already)."""
+    await session.execute(
+        update(Artifact).where(Artifact.id.in_(artifact_ids)).values(state="expired")
+    )
