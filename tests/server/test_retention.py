@@ -111,7 +111,7 @@ def test_an_expired_log_is_deleted_and_answered_as_a_deleted_log(
     with closing(signed_in(server, identity.email)) as web:
         viewer = web.get(f"/acme/p/builds/1/jobs/{job['id']}/log", headers={"HX-Request": "true"})
         assert viewer.status_code == 200
-        assert "This job&#39;s log was deleted." in viewer.text
+        assert "This job's log was deleted." in viewer.text
         assert "This job wrote no log." not in viewer.text
         download = web.get(f"/acme/p/builds/1/jobs/{job['id']}/log.txt")
         assert (download.status_code, download.content) == (200, b"")
@@ -134,7 +134,7 @@ def test_an_expired_artifact_keeps_its_record_with_state_expired_and_no_file(
     assert listed["id"] == artifact_id
     assert client.get(f"{BUILD}/artifacts", params={"state": "finished"}).json() == []
     blobs = Path(server.settings.resolved_blob_dir)
-    assert not any(blobs.glob("artifacts/**/*-*-*-*-*")), list(blobs.rglob("*"))
+    assert [path for path in blobs.rglob("*") if path.is_file()] == []
     assert expire_artifacts(server, 1e-6) == 0
 
 
@@ -150,7 +150,9 @@ def test_old_finished_webhook_deliveries_are_forgotten(
     assert created.status_code == 201, created.text
     deliveries = f"/v2/organizations/acme/services/{created.json()['id']}/deliveries"
     failed = wait_until(
-        lambda: [d for d in client.get(deliveries).json()["items"] if d["state"] == "failed"],
+        lambda: (
+            [d for d in client.get(deliveries).json()["items"] if d["state"] == "failed"] or None
+        ),
         what="the ping to fail",
     )
     assert [d["event"] for d in failed] == ["ping"]
