@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def main() -> None:
         ingest = asyncio.run(_agent(k, output))
         job_id = ingest["job_id"]
         set_web_password(k)
-        with web_sign_in(k.url) as web:
+        with closing(web_sign_in(k.url)) as web:
             log = f"/v2/organizations/{ORG}/pipelines/{slug}/builds/{build['number']}"
             log += f"/jobs/{job_id}/log"
             page = f"/{ORG}/{slug}/builds/{build['number']}/jobs/{job_id}"
