@@ -5,6 +5,7 @@ before and after; the sweep compacts on its own; a log deleted meanwhile stays d
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -255,3 +256,31 @@ def test_the_servers_sweep_compacts_finished_logs(make_server: Callable[..., Liv
         assert job.api.get(f"{BUILD}/jobs/{job.id}/log.txt").content == b"small log\n"
     finally:
         job.close()
+
+
+def test_two_compactors_at_once_compact_the_log_once(finished: Finished) -> None:
+    """As when sweep leadership changes hands mid-round: both write the object (the same
+    bytes), one records it."""
+
+    async def both() -> list[bool]:
+        engines = [create_engine(finished.server.settings.resolved_database_url) for _ in "ab"]
+        store = FilesystemBlobStore(finished.server.settings.resolved_blob_dir)
+        try:
+            return list(
+                await asyncio.gather(
+                    *(
+                        compaction.compact_log(
+                            create_sessionmaker(engine), store, uuid.UUID(finished.id)
+                        )
+                        for engine in engines
+                    )
+                )
+            )
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    assert sorted(run_async(both)) == [False, True]
+    assert stored(finished.server, finished.id) == (0, "compacted")
+    text = finished.api.get(f"{BUILD}/jobs/{finished.id}/log.txt")
+    assert (text.status_code, text.content) == (200, LOG)
