@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore
-from kiteline.server.builds.models import Build
+from kiteline.server.builds import service as builds
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
@@ -190,8 +190,10 @@ async def of_builds_finished_before(
     return list(
         await session.scalars(
             select(Artifact)
-            .join(Build, Build.id == Artifact.build_id)
-            .where(Build.finished_at < cutoff, Artifact.state.not_in(("deleted", "expired")))
+            .where(
+                Artifact.build_id.in_(builds.finished_before(cutoff)),
+                Artifact.state.not_in(("deleted", "expired")),
+            )
             .limit(limit)
         )
     )

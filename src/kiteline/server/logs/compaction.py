@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.blobs import BlobStore
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.db import transaction, utcnow
 from kiteline.server.logs import service
 from kiteline.server.logs.models import JobLog, LogChunk
@@ -184,9 +184,11 @@ async def compactable(
     async with transaction(sessions, read_only=True) as session:
         rows = await session.scalars(
             select(LogChunk.job_id)
-            .join(Job, Job.id == LogChunk.job_id)
             .outerjoin(JobLog, JobLog.job_id == LogChunk.job_id)
-            .where(Job.finished_at < finished_before, JobLog.job_id.is_(None))
+            .where(
+                LogChunk.job_id.in_(jobs.finished_before(finished_before)),
+                JobLog.job_id.is_(None),
+            )
             .distinct()
             .limit(limit)
         )
