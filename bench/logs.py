@@ -139,7 +139,13 @@ async def _agent(k: Kiteline, output: bytes) -> dict[str, Any]:
         ingest_s = time.perf_counter() - began
         await runner.finish_job(
             job_id,
-            JobFinish(exit_status=0, signal=None, signal_reason=None, chunks_failed_count=0),
+            JobFinish(
+                exit_status=0,
+                signal=None,
+                signal_reason=None,
+                chunks_failed_count=0,
+                finished_at=utc_timestamp(),
+            ),
         )
     return {
         "job_id": job_id,

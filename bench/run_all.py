@@ -106,6 +106,12 @@ BENCHMARKS = [
         budget_s=150,
     ),
     Benchmark(
+        "log-compaction",
+        _python("log_compaction.py", "--backend", "sqlite", "--megabytes", "50"),
+        _python("log_compaction.py", "--megabytes", "5", "--requests", "3"),
+        budget_s=240,
+    ),
+    Benchmark(
         "rest",
         _python("rest.py", "--backend", "sqlite", "--sizes", "10000,100000,1000000"),
         _python("rest.py", "--sizes", "1000,10000", "--requests", "64", "--duration", "5"),

@@ -134,6 +134,33 @@ class Settings(BaseSettings):
         default=30 * 24 * 3600, description="A job no agent took for this long expires"
     )
 
+    # Finished jobs' logs and retention (background sweeps, see docs/operations.md).
+    log_compaction: bool = Field(
+        default=True,
+        description="Move each finished job's log out of the database into one compressed "
+        "object in the blob store",
+    )
+    log_compaction_delay_seconds: float = Field(
+        default=30.0, ge=0, description="How long after a job finishes its log is compacted"
+    )
+    log_retention_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Logs of builds finished longer ago than this are deleted (0: kept forever)",
+    )
+    artifact_retention_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Artifacts of builds finished longer ago than this expire and their files "
+        "are deleted (0: kept forever)",
+    )
+    webhook_delivery_retention_seconds: float = Field(
+        default=90 * 24 * 3600,
+        ge=0,
+        description="Finished webhook deliveries (and their attempts) older than this are "
+        "deleted (0: kept forever)",
+    )
+
     # Webhook delivery (a background loop beside the sweeps).
     webhook_max_attempts: int = Field(
         default=10, ge=1, description="Attempts of one delivery before it is marked failed"

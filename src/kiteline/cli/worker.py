@@ -11,6 +11,7 @@ from kiteline.settings import Settings
 
 
 def work() -> None:
+    from kiteline.server.blobs import open_blob_store
     from kiteline.server.kit.db import asyncpg_dsn, create_engine, create_sessionmaker
     from kiteline.server.kit.instruments import Instruments
     from kiteline.server.kit.migrate import upgrade
@@ -38,7 +39,8 @@ def work() -> None:
             relay = PostgresRelay(asyncpg_dsn(engine))
             await relay.start()
         try:
-            await run_workers(create_sessionmaker(engine), settings, stop, instruments)
+            store = open_blob_store(settings)
+            await run_workers(create_sessionmaker(engine), settings, stop, instruments, store)
         finally:
             if relay is not None:
                 await relay.stop()

@@ -105,7 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with serving_presence(app.state.sessions):
                 workers = (
                     asyncio.create_task(
-                        run_workers(app.state.sessions, settings, stop_workers, instruments)
+                        run_workers(
+                            app.state.sessions, settings, stop_workers, instruments, app.state.blobs
+                        )
                     )
                     if settings.run_workers
                     else None

@@ -7,7 +7,7 @@ from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.events.models import Event
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import Base
-from kiteline.server.logs.models import LogChunk
+from kiteline.server.logs.models import JobLog, LogChunk
 from kiteline.server.organizations.models import Membership, Organization
 from kiteline.server.pipeline_uploads.models import PipelineUpload
 from kiteline.server.pipelines.models import Pipeline
@@ -36,6 +36,7 @@ __all__ = [
     "CommitStatus",
     "Event",
     "Job",
+    "JobLog",
     "LogChunk",
     "Membership",
     "Organization",

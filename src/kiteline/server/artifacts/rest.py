@@ -121,6 +121,8 @@ async def download_artifact(
     artifact, _ = await _artifact(
         request, "read_artifacts", org, pipeline, number, job_id, artifact_id
     )
+    if artifact.state == "expired":  # retention deleted its file
+        raise NotFound("Artifact has expired")
     (url,) = await download_urls(request, [artifact])
     return JSONResponse({"url": url}, status_code=302, headers={"Location": url})
 

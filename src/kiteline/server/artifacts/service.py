@@ -7,14 +7,16 @@ import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore, DirectTransfers
+from kiteline.server.builds import service as builds
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
@@ -291,3 +293,26 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 async def delete(session: AsyncSession, store: BlobStore, artifact: Artifact) -> None:
     artifact.state = "deleted"
     await store.delete(blob_key(artifact))
+
+
+async def of_builds_finished_before(
+    session: AsyncSession, cutoff: datetime, limit: int
+) -> list[Artifact]:
+    """Artifacts still kept (neither deleted nor expired) of builds finished before `cutoff`."""
+    return list(
+        await session.scalars(
+            select(Artifact)
+            .where(
+                Artifact.build_id.in_(builds.finished_before(cutoff)),
+                Artifact.state.not_in(("deleted", "expired")),
+            )
+            .limit(limit)
+        )
+    )
+
+
+async def expire(session: AsyncSession, artifact_ids: list[uuid.UUID]) -> None:
+    """Mark these artifacts expired (retention: their files are deleted already)."""
+    await session.execute(
+        update(Artifact).where(Artifact.id.in_(artifact_ids)).values(state="expired")
+    )

@@ -40,7 +40,12 @@ class FilesystemBlobStore:
             handle.close()
             partial.unlink(missing_ok=True)
             raise
-        handle.close()
+        try:
+            # Durable before it is in place: a log's chunks are deleted once this returns.
+            await asyncio.to_thread(handle.flush)
+            await asyncio.to_thread(os.fsync, handle.fileno())
+        finally:
+            handle.close()
         await asyncio.to_thread(os.replace, partial, path)  # readers never see half a file
         return BlobWriteResult(size=size, sha1=sha1.hexdigest(), sha256=sha256.hexdigest())
 

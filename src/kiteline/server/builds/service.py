@@ -1226,3 +1226,13 @@ async def counts_by(
         parent_ids=parent_ids,
         where=_build_conditions(where, organization_ids),
     )
+
+
+def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
+    """The ids of builds that finished before `cutoff`, as a subquery (retention)."""
+    return select(Build.id).where(Build.finished_at < cutoff)
+
+
+def jobs_of_builds_finished_before(cutoff: datetime) -> Select[uuid.UUID]:
+    """The ids of the jobs of builds that finished before `cutoff`, as a subquery (retention)."""
+    return select(Job.id).where(Job.build_id.in_(finished_before(cutoff)))

@@ -20,6 +20,7 @@ from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobListing, JobSummary
 from kiteline.server.jobs.states import JobState, JobType
+from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_uuid
@@ -339,7 +340,7 @@ async def get_job_log(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        layout = await logs.layout(
+        layout = await logs.open_log(
             session, located.job.id, complete=located.job.finished_at is not None
         )
     if _wants(request, suffix, "txt"):
@@ -358,7 +359,9 @@ async def delete_job_log(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        await logs.delete_log(session, located.job.id)
+        key = await logs.delete_log(session, located.job.id, utcnow())
+    if key is not None:
+        await request.app.state.blobs.delete(key)
     return Response(status_code=204)
 
 

@@ -685,3 +685,9 @@ async def unfinished_by_queue(
         queue = tags_to_map(json.loads(rules) if rules else [])["queue"]
         counts[state, queue] = counts.get((state, queue), 0) + count
     return counts
+
+
+def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
+    """The ids of jobs that finished before `cutoff`, as a subquery for other domains' reads
+    (log compaction)."""
+    return select(Job.id).where(Job.finished_at < cutoff)

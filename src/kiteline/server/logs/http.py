@@ -1,8 +1,10 @@
-"""A job's log over HTTP as text, HTML or JSON: streamed from its chunks, with byte ranges.
+"""A job's log over HTTP as text, HTML or JSON: streamed from its chunks or from its compacted
+object in the blob store (the same bytes either way), with byte ranges.
 
-The caller authorizes the request and reads the log's layout first, so that every refusal is
-an ordinary error response; the chunks' data is then read batch by batch while the response is
-sent, each batch in its own short read-only transaction, and never held whole in memory."""
+The caller authorizes the request and finds where the log is first (`logs.open_log`), so that
+every refusal is an ordinary error response; the chunks' data is then read batch by batch while
+the response is sent, each batch in its own short read-only transaction, or the object block by
+block, and never held whole in memory."""
 
 from __future__ import annotations
 
@@ -10,20 +12,16 @@ import codecs
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kiteline.server.kit.db import transaction
-from kiteline.server.logs import service as logs
-from kiteline.server.logs.service import LogLayout, Piece
+from kiteline.server.logs.compaction import log_bytes
+from kiteline.server.logs.service import CompactedLog, LogLayout
 
-# A couple of the agent's 1 MiB chunks per read; the id cap keeps a log of many small chunks
-# well inside every database's limit on bound parameters.
-BATCH_BYTES = 2 * 1024 * 1024
-BATCH_CHUNKS = 256
+StoredLog = LogLayout | CompactedLog
+
 # Decoding and escaping make a few copies of what they are given: give them little at a time.
 TEXT_SLICE = 256 * 1024
 
@@ -34,11 +32,7 @@ UNFINISHED_ESCAPE = re.compile(rb"\x1b(?:\[[0-9;?]*|_[^\x07]*)?\Z")
 SINGLE_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
 
 
-class LogChangedWhileSending(Exception):
-    """A chunk went away (the log was deleted) after the response's headers were sent."""
-
-
-def text_response(request: Request, layout: LogLayout) -> Response:
+def text_response(request: Request, layout: StoredLog) -> Response:
     """The log as plain text; a single `Range: bytes=...` gets 206 with just those bytes."""
     headers = {"Accept-Ranges": "bytes"}
     wanted = requested_range(request, layout.size)
@@ -56,25 +50,27 @@ def text_response(request: Request, layout: LogLayout) -> Response:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{layout.size}"
     headers["Content-Length"] = str(stop - start)
     return StreamingResponse(
-        _log_bytes(request, layout.within(start, stop)),
+        _log_bytes(request, layout, start, stop),
         status_code=status,
         headers=headers,
         media_type="text/plain; charset=utf-8",
     )
 
 
-def html_response(request: Request, layout: LogLayout) -> Response:
+def html_response(request: Request, layout: StoredLog) -> Response:
     """The log without its ANSI escapes, HTML-escaped in a terminal `<pre>`."""
     return StreamingResponse(
-        _html_body(_in_slices(_log_bytes(request, layout.pieces))),
+        _html_body(_in_slices(_log_bytes(request, layout, 0, layout.size))),
         media_type="text/html; charset=utf-8",
     )
 
 
-def json_response(request: Request, layout: LogLayout, *, url: str) -> Response:
+def json_response(request: Request, layout: StoredLog, *, url: str) -> Response:
     """`{"url", "content", "size", "header_times"}`, byte for byte as a JSONResponse of it."""
     return StreamingResponse(
-        _json_body(_in_slices(_log_bytes(request, layout.pieces)), url=url, size=layout.size),
+        _json_body(
+            _in_slices(_log_bytes(request, layout, 0, layout.size)), url=url, size=layout.size
+        ),
         media_type="application/json",
     )
 
@@ -113,31 +109,8 @@ def requested_range(request: Request, size: int) -> tuple[int, int] | _Unsatisfi
     return start, (min(int(last) + 1, size) if last else size)
 
 
-async def _log_bytes(request: Request, pieces: list[Piece]) -> AsyncIterator[bytes]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    for batch in _batches(pieces):
-        async with transaction(sessions, read_only=True) as session:
-            data = await logs.chunk_data(session, {piece.chunk_id for piece in batch})
-        for piece in batch:
-            part = data.get(piece.chunk_id, b"")[piece.skip : piece.skip + piece.length]
-            if len(part) != piece.length:
-                raise LogChangedWhileSending(
-                    f"log chunk {piece.chunk_id} changed or was deleted while being sent"
-                )
-            yield part
-
-
-def _batches(pieces: list[Piece]) -> Iterator[list[Piece]]:
-    batch: list[Piece] = []
-    size = 0
-    for piece in pieces:
-        batch.append(piece)
-        size += piece.length
-        if size >= BATCH_BYTES or len(batch) >= BATCH_CHUNKS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+def _log_bytes(request: Request, stored: StoredLog, start: int, stop: int) -> AsyncIterator[bytes]:
+    return log_bytes(request.app.state.sessions, request.app.state.blobs, stored, start, stop)
 
 
 async def _in_slices(log: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

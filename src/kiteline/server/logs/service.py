@@ -1,4 +1,5 @@
-"""Job logs: chunks stored as agents send them (gzip, out of order) and read back in place."""
+"""Job logs: chunks stored as agents send them (gzip, out of order) and read back in place; once
+the job has finished, one object in the blob store (`logs.compaction`) or, deleted, nothing."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import uuid
 import zlib
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import BadRequest
-from kiteline.server.logs.models import LogChunk
+from kiteline.server.logs.models import JobLog, LogChunk
 
 
 def decode_chunk(body: bytes, content_encoding: str | None) -> bytes:
@@ -42,11 +44,8 @@ async def append_chunk(
     return bool(stored.rowcount)  # type: ignore[attr-defined]
 
 
-async def size(session: AsyncSession, job_id: uuid.UUID) -> int:
-    end = await session.scalar(
-        select(func.max(LogChunk.offset + LogChunk.size)).where(LogChunk.job_id == job_id)
-    )
-    return int(end or 0)
+class LogChangedWhileSending(Exception):
+    """A chunk or the log's object went away (the log was deleted) while it was being sent."""
 
 
 async def sizes(session: AsyncSession, job_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -58,7 +57,14 @@ async def sizes(session: AsyncSession, job_ids: Collection[uuid.UUID]) -> dict[u
         .where(LogChunk.job_id.in_(list(job_ids)))
         .group_by(LogChunk.job_id)
     )
-    return {job_id: int(end or 0) for job_id, end in rows}
+    found = {job_id: int(end or 0) for job_id, end in rows}
+    compacted = await session.execute(
+        select(JobLog.job_id, JobLog.size).where(
+            JobLog.job_id.in_(list(job_ids)), JobLog.state == "compacted"
+        )
+    )
+    found.update({job_id: int(size) for job_id, size in compacted})
+    return found
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class LogLayout:
 
     pieces: list[Piece]
     size: int
+    #: The log was deleted (`DELETE …/log` or retention): it reads as empty.
+    deleted: bool = field(default=False, kw_only=True)
 
     def within(self, start: int, stop: int) -> list[Piece]:
         """The pieces, cut to the log bytes `start..stop`."""
@@ -95,6 +103,40 @@ class LogLayout:
             if lo < hi:
                 cut.append(Piece(lo, piece.chunk_id, piece.skip + lo - piece.start, hi - lo))
         return cut
+
+
+@dataclass(frozen=True)
+class CompactedLog:
+    """A finished job's log as one object in the blob store: `size` bytes of log cut into
+    `block_size` blocks, block i compressed to `blocks[i]` bytes (see `logs.compaction`)."""
+
+    key: str
+    size: int
+    block_size: int
+    blocks: tuple[int, ...]
+    deleted: bool = field(default=False, kw_only=True)
+
+
+async def open_log(
+    session: AsyncSession, job_id: uuid.UUID, *, complete: bool
+) -> LogLayout | CompactedLog:
+    """Where the job's log is: its chunks laid out, its compacted object, or deleted (an
+    empty layout that says so)."""
+    row = await session.get(JobLog, job_id)
+    if row is None:
+        return await layout(session, job_id, complete=complete)
+    if row.state == "deleted" or row.key is None:
+        return LogLayout([], 0, deleted=True)
+    return CompactedLog(row.key, row.size, row.block_size, _unpack(row.blocks))
+
+
+def _unpack(packed: bytes) -> tuple[int, ...]:
+    count = len(packed) // 4
+    return tuple(int.from_bytes(packed[i * 4 : i * 4 + 4], "big") for i in range(count))
+
+
+async def chunk_ids(session: AsyncSession, job_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(await session.scalars(select(LogChunk.id).where(LogChunk.job_id == job_id)))
 
 
 async def layout(session: AsyncSession, job_id: uuid.UUID, *, complete: bool) -> LogLayout:
@@ -163,5 +205,17 @@ async def chunk_data(
     return {chunk_id: data for chunk_id, data in rows}
 
 
-async def delete_log(session: AsyncSession, job_id: uuid.UUID) -> None:
+async def delete_log(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> str | None:
+    """Delete the job's log (chunks and record of its object), remembering that it was
+    deleted; the object's key, for the caller to delete from the blob store once this
+    transaction has committed (a crash before leaves an object nothing refers to)."""
     await session.execute(delete(LogChunk).where(LogChunk.job_id == job_id))
+    key = await session.scalar(select(JobLog.key).where(JobLog.job_id == job_id).with_for_update())
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    deleted = {"state": "deleted", "key": None, "size": 0, "block_size": 0, "blocks": b""}
+    await session.execute(
+        insert(JobLog)
+        .values(job_id=job_id, deleted_at=now, **deleted)
+        .on_conflict_do_update(index_elements=["job_id"], set_={**deleted, "deleted_at": now})
+    )
+    return key

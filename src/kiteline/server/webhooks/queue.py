@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -323,3 +323,23 @@ async def backlog(session: AsyncSession) -> Backlog:
         )
     ).one()
     return Backlog(pending, oldest)
+
+
+async def forget_finished_before(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` finished deliveries (and their attempts) that finished before
+    `cutoff` (retention of the delivery history); pending ones are never touched."""
+    ids = list(
+        await session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.state != DeliveryState.PENDING,
+                WebhookDelivery.finished_at < cutoff,
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        )
+    )
+    if ids:
+        await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    return len(ids)

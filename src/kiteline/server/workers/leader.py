@@ -17,13 +17,16 @@ log = logging.getLogger("kiteline.workers")
 
 #: The advisory lock's key: "kite" + "swp" in ASCII, unlikely to meet another application's.
 SWEEP_LOCK_KEY = 0x6B697465_737770
+#: Log compaction and retention's lock (`workers.housekeeping`): "kite" + "hkp".
+HOUSEKEEPING_LOCK_KEY = 0x6B697465_686B70
 
 
 class SweepLeadership:
     """`await leads()` before each round of sweeps; `await release()` at the end."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, key: int = SWEEP_LOCK_KEY) -> None:
         self.engine = engine
+        self.key = key
         self.connection: AsyncConnection | None = None
 
     async def leads(self) -> bool:
@@ -40,7 +43,7 @@ class SweepLeadership:
         connection = await self.engine.connect()
         try:
             taken = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SWEEP_LOCK_KEY}
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
             )
             await connection.commit()
         except Exception:
@@ -57,7 +60,7 @@ class SweepLeadership:
         if self.connection is not None:
             try:
                 await self.connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": SWEEP_LOCK_KEY}
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
                 )
                 await self.connection.commit()
             except Exception:

@@ -9,10 +9,12 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.blobs import BlobStore
 from kiteline.server.kit import limits
 from kiteline.server.kit.instruments import Instruments
 from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
+from kiteline.server.workers.housekeeping import run_housekeeping
 from kiteline.server.workers.leader import SweepLeadership
 from kiteline.settings import Settings
 
@@ -24,11 +26,13 @@ async def run_workers(
     settings: Settings,
     stop: asyncio.Event,
     instruments: Instruments,
+    store: BlobStore,
 ) -> None:
-    """The sweeps and webhook delivery, side by side."""
+    """The sweeps, log compaction and retention, and webhook delivery, side by side."""
     limits.activate(settings)  # a trigger step's build is held to this server's limits
     await asyncio.gather(
         _run_sweeps(sessions, settings, stop),
+        run_housekeeping(sessions, store, settings, stop),
         run_delivery(sessions, settings, stop, instruments),
     )
 

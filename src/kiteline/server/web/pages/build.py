@@ -30,7 +30,7 @@ from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import http as log_http
 from kiteline.server.logs import service as logs
-from kiteline.server.logs.service import LogLayout
+from kiteline.server.logs.compaction import read_range
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
@@ -318,6 +318,8 @@ async def download_artifact(
         artifact = await artifacts.get(session, build_id=build.id, artifact_id=parsed)
         if artifact.job_id != job.id:
             raise NotFound.of("artifact")
+        if artifact.state == "expired":  # retention deleted its file
+            raise NotFound("Artifact has expired")
     (url,) = await download_urls(request, [artifact])
     return RedirectResponse(url, status_code=302)
 
@@ -344,14 +346,6 @@ def _offset(request: Request, name: str) -> int | None:
     return int(value)
 
 
-async def _log_bytes(session: AsyncSession, layout: LogLayout, start: int, stop: int) -> bytes:
-    pieces = layout.within(start, stop)
-    stored = await logs.chunk_data(session, {piece.chunk_id for piece in pieces})
-    return b"".join(
-        stored.get(piece.chunk_id, b"")[piece.skip : piece.skip + piece.length] for piece in pieces
-    )
-
-
 @router.get(JOB + "/log")
 async def job_log(request: Request, org: str, pipeline: str, number: str, job_id: str) -> Response:
     """The log viewer (a fragment the job's row loads when it first opens) with the log's
@@ -363,17 +357,18 @@ async def job_log(request: Request, org: str, pipeline: str, number: str, job_id
     async with page_transaction(request, read_only=True) as (session, viewer):
         build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
         complete = job.finished_at is not None
-        layout = await logs.layout(session, job.id, complete=complete)
+        layout = await logs.open_log(session, job.id, complete=complete)
+        store = request.app.state.blobs
         if before is not None:
             stop = min(before, layout.size)
             first = max(stop - WINDOW_BYTES, 0)
-            data = await _log_bytes(session, layout, first, stop)
+            data = await read_range(session, store, layout, first, stop)
             start = backward_start(data, start=first)
             data = data[start - first :]
             first_line = max(line - line_count(data), 1)
         else:
             start = min(after or 0, layout.size)
-            data = await _log_bytes(session, layout, start, start + WINDOW_BYTES)
+            data = await read_range(session, store, layout, start, start + WINDOW_BYTES)
             end = forward_bounds(data, start=start, size=layout.size, complete=complete)
             data = data[: end - start]
             first_line = line
@@ -388,6 +383,7 @@ async def job_log(request: Request, org: str, pipeline: str, number: str, job_id
             organization=viewer.organization(org),
             window=window,
             job=job,
+            log_deleted=layout.deleted,
             log_url=f"{base}/jobs/{job.id}/log",
         )
 
@@ -399,7 +395,7 @@ async def job_log_text(
     """The raw log, as REST's `…/log.txt` (byte ranges too), to download."""
     async with page_transaction(request, read_only=True) as (session, viewer):
         _, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
-        layout = await logs.layout(session, job.id, complete=job.finished_at is not None)
+        layout = await logs.open_log(session, job.id, complete=job.finished_at is not None)
     response = log_http.text_response(request, layout)
     response.headers["Content-Disposition"] = f'attachment; filename="{job.id}.log"'
     return response
