@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from kiteline.server.builds import service as builds
-from kiteline.server.builds.models import Build
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.enums import BuildStates, values
 from kiteline.server.graphql.node import found, id_of
-from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+
+if TYPE_CHECKING:  # the rows the services return, named through them (not their tables)
+    from kiteline.server.builds.service import Build
+    from kiteline.server.organizations.service import Organization
+    from kiteline.server.pipelines.service import Pipeline
 
 DEFAULT_BRANCH = "%default"  # in a `branch` filter: the pipeline's default branch
 

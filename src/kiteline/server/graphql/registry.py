@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
-if TYPE_CHECKING:  # types only: at run time the slots hold the functions
+if TYPE_CHECKING:  # types only (rows named through their services): at run time, the slots
     from kiteline.server.agents.graphql import AgentNode
-    from kiteline.server.agents.models import Agent
+    from kiteline.server.agents.service import Agent
     from kiteline.server.annotations.graphql import AnnotationNode
     from kiteline.server.artifacts.graphql import ArtifactNode
     from kiteline.server.builds.graphql import BuildNode
-    from kiteline.server.builds.models import Build
-    from kiteline.server.builds.service import BuildFilter
+    from kiteline.server.builds.service import Build, BuildFilter
     from kiteline.server.graphql.connections import Connection
     from kiteline.server.graphql.context import Info
     from kiteline.server.graphql.enums import AnnotationOrder, PipelineOrders
@@ -33,16 +32,15 @@ if TYPE_CHECKING:  # types only: at run time the slots hold the functions
         JobTypeTrigger,
         JobTypeWait,
     )
-    from kiteline.server.jobs.models import Job
-    from kiteline.server.jobs.service import JobFilter
+    from kiteline.server.jobs.service import Job, JobFilter
     from kiteline.server.kit.keyset import Window
     from kiteline.server.organizations.graphql import OrganizationNode
-    from kiteline.server.organizations.models import Organization
+    from kiteline.server.organizations.service import Organization
     from kiteline.server.pipelines.graphql import PipelineNode
-    from kiteline.server.pipelines.models import Pipeline
+    from kiteline.server.pipelines.service import Pipeline
     from kiteline.server.schedules.graphql import PipelineScheduleNode
     from kiteline.server.users.graphql import UnregisteredUser, UserNode
-    from kiteline.server.users.models import User
+    from kiteline.server.users.service import User
 
 P = ParamSpec("P")
 R = TypeVar("R")
