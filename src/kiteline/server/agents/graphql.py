@@ -13,17 +13,17 @@ import strawberry
 from kiteline.server.agents import service
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.stop import stop
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import caller_organization
 from kiteline.server.graphql.connections import Connection, listed
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node, found, id_of
 from kiteline.server.graphql.refs import JobRef, OrganizationRef
-from kiteline.server.jobs import graphql as job_types
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.models import Job as JobRow
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
-from kiteline.server.organizations import graphql as organization_types
 
 
 @strawberry.type(name="OperatingSystem")
@@ -116,7 +116,7 @@ class AgentNode(Node):
     @strawberry.field(description="The job the agent is running")
     async def job(self, info: Info) -> JobRef | None:
         job = await current_job(info.context, self.row.id)
-        return job_types.job_node(job) if job is not None else None
+        return registry.job_node(job) if job is not None else None
 
     @strawberry.field(description="Kiteline agents are never paused")
     def paused(self) -> bool:
@@ -128,10 +128,8 @@ class AgentNode(Node):
 
     @strawberry.field
     async def organization(self, info: Info) -> OrganizationRef | None:
-        organization = organization_types.caller_organization(
-            info.context, id_=self.row.organization_id
-        )
-        return organization_types.OrganizationNode(row=organization) if organization else None
+        organization = caller_organization(info.context, id_=self.row.organization_id)
+        return registry.organization_node(organization) if organization else None
 
 
 async def current_job(ctx: GraphQLContext, agent_id: uuid.UUID) -> JobRow | None:
@@ -141,6 +139,12 @@ async def current_job(ctx: GraphQLContext, agent_id: uuid.UUID) -> JobRow | None
     return await ctx.loader("agent_current_job", fetch).load(agent_id)
 
 
+@registry.agent_node.provide
+def _node(row: Agent) -> AgentNode:
+    return AgentNode(row=row)
+
+
+@registry.agents_of.provide
 async def agents_of(
     info: Info,
     organization_id: uuid.UUID,
@@ -158,7 +162,7 @@ async def agents_of(
             session, ids, search=search, meta_data=tags
         ),
         window=window,
-        wrap=lambda row: AgentNode(row=row),
+        wrap=_node,
     )
 
 
@@ -173,7 +177,7 @@ class AgentQuery:
     async def agent(self, info: Info, slug: strawberry.ID) -> AgentNode | None:
         ctx = info.context
         org_slug, _, agent_id = slug.partition("/")
-        organization = organization_types.caller_organization(ctx, slug=org_slug)
+        organization = caller_organization(ctx, slug=org_slug)
         agent = await ctx.load(service.get_many, parse_uuid(agent_id))
         if organization is None or agent is None or agent.organization_id != organization.id:
             return None

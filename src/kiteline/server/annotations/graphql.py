@@ -12,8 +12,9 @@ import strawberry
 from kiteline.server.annotations import service
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.annotations.shapes import annotation_json
-from kiteline.server.builds import graphql as build_types
 from kiteline.server.builds import service as builds
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import build_for_mutation
 from kiteline.server.graphql.connections import Connection, Edge, paged, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import AnnotationOrder, AnnotationScope, AnnotationStyle
@@ -70,6 +71,7 @@ def _wrap(annotation: Annotation) -> AnnotationNode:
     return AnnotationNode(row=annotation)
 
 
+@registry.annotations_of.provide
 async def annotations_of(
     info: Info,
     build_id: uuid.UUID,
@@ -129,7 +131,7 @@ class AnnotationMutation:
         self, info: Info, input: BuildAnnotateInput
     ) -> BuildAnnotatePayload | None:
         ctx = info.context
-        build = await build_types.build_for_mutation(ctx, input.build_id)
+        build = await build_for_mutation(ctx, input.build_id)
 
         async def annotate(session: Any) -> Annotation:
             return await service.annotate(
@@ -148,5 +150,5 @@ class AnnotationMutation:
             client_mutation_id=input.client_mutation_id,
             annotation=node,
             annotation_edge=row_edge(annotation, node),
-            build=build_types.BuildNode(row=build),
+            build=registry.build_node(build),
         )

@@ -10,13 +10,13 @@ import strawberry
 from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
 from kiteline.server.artifacts import service
 from kiteline.server.artifacts.models import Artifact
+from kiteline.server.graphql import registry
 from kiteline.server.graphql.connections import Connection, listed
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node
 from kiteline.server.graphql.refs import JobTypeCommandRef
 from kiteline.server.graphql.scalars import JSInt
-from kiteline.server.jobs import graphql as job_types
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
@@ -68,9 +68,10 @@ class ArtifactNode(Node):
     @strawberry.field
     async def job(self, info: Info) -> JobTypeCommandRef | None:
         job = await info.context.load(jobs.get_many, self.row.job_id)
-        return job_types.JobTypeCommand(row=job) if job is not None else None
+        return registry.command_job_node(job) if job is not None else None
 
 
+@registry.artifacts_of.provide
 async def artifacts_of(
     info: Info, job_id: uuid.UUID, *, window: Window, path: str | None, state: str | None
 ) -> Connection[ArtifactNode]:

@@ -9,10 +9,17 @@ from typing import Any
 
 import strawberry
 
-from kiteline.server.annotations import graphql as annotation_types
 from kiteline.server.builds import service
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import BuildState
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import (
+    build_for_mutation,
+    build_web_url,
+    caller_organization,
+    organization_of,
+    pipeline_for_mutation,
+)
 from kiteline.server.graphql.connections import (
     MAX_META_DATA_PAGE_SIZE,
     Connection,
@@ -32,7 +39,7 @@ from kiteline.server.graphql.enums import (
     values,
 )
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.node import Node, found
 from kiteline.server.graphql.refs import (
     AnnotationRef,
     BuildCreatorRef,
@@ -41,18 +48,12 @@ from kiteline.server.graphql.refs import (
     OrganizationRef,
     PipelineRef,
 )
-from kiteline.server.jobs import graphql as job_types
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import INT32_MAX, parse_int, parse_uuid
 from kiteline.server.kit.keyset import Window
-from kiteline.server.organizations import graphql as organization_types
-from kiteline.server.pipelines import graphql as pipeline_types
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.users import graphql as user_types
 from kiteline.server.users import service as users
-
-DEFAULT_BRANCH = "%default"  # in a `branch` filter: the pipeline's default branch
 
 
 @strawberry.interface(name="BuildSource", description="What created a build")
@@ -180,11 +181,11 @@ class BuildNode(Node):
     async def created_by(self, info: Info) -> BuildCreatorRef | None:
         creator = await info.context.load(users.get_many, self.row.creator_id)
         if creator is not None:
-            return user_types.UserNode(row=creator)
+            return registry.user_node(creator)
         author = self.row.author or {}
         if not author.get("name") and not author.get("email"):
             return None
-        return user_types.UnregisteredUser(name=author.get("name"), email=author.get("email"))
+        return registry.unregistered_user(author.get("name"), author.get("email"))
 
     @strawberry.field
     def source(self) -> BuildSource:
@@ -222,14 +223,11 @@ class BuildNode(Node):
     @strawberry.field
     async def pipeline(self, info: Info) -> PipelineRef:
         pipeline = await info.context.load(pipelines.get_many, self.row.pipeline_id)
-        return pipeline_types.PipelineNode(row=found(pipeline, "pipeline"))
+        return registry.pipeline_node(found(pipeline, "pipeline"))
 
     @strawberry.field
     def organization(self, info: Info) -> OrganizationRef:
-        organization = organization_types.caller_organization(
-            info.context, id_=self.row.organization_id
-        )
-        return organization_types.OrganizationNode(row=found(organization, "organization"))
+        return registry.organization_node(organization_of(info.context, self.row.organization_id))
 
     @strawberry.field
     def pull_request(self) -> PullRequest | None:
@@ -244,7 +242,7 @@ class BuildNode(Node):
     @strawberry.field(description="The trigger step that created this build")
     async def triggered_from(self, info: Info) -> JobTypeTriggerRef | None:
         job = await info.context.load(jobs.get_many, self.row.triggered_from_job_id)
-        return job_types.JobTypeTrigger(row=job) if job is not None else None
+        return registry.trigger_job_node(job) if job is not None else None
 
     @strawberry.field(description="In step order, retried attempts included")
     async def jobs(
@@ -259,7 +257,7 @@ class BuildNode(Node):
         passed: bool | None = None,
         step: JobStepSearch | None = None,
     ) -> JobConnectionRef:
-        return await job_types.jobs_of(
+        return await registry.jobs_of(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
@@ -283,7 +281,7 @@ class BuildNode(Node):
         scope: list[AnnotationScope] | None = None,
         order: AnnotationOrder | None = AnnotationOrder.RECENTLY_CREATED,
     ) -> Connection[AnnotationRef]:
-        return await annotation_types.annotations_of(
+        return await registry.annotations_of(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
@@ -293,44 +291,12 @@ class BuildNode(Node):
         )
 
 
-async def build_web_url(ctx: GraphQLContext, build: Build) -> str:
-    pipeline = await ctx.load(pipelines.get_many, build.pipeline_id)
-    organization = organization_types.caller_organization(ctx, id_=build.organization_id)
-    return ctx.urls.build_web(
-        organization.slug if organization else "", pipeline.slug if pipeline else "", build.number
-    )
-
-
-def build_filter(
-    *,
-    state: list[BuildStates] | None = None,
-    branch: list[str] | None = None,
-    commit: list[str] | None = None,
-    meta_data: list[str] | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    default_branch: str | None = None,
-) -> service.BuildFilter:
-    """GraphQL's build filters as the service's (the REST list's) BuildFilter."""
-    branches = [
-        default_branch if name == DEFAULT_BRANCH and default_branch else name
-        for name in branch or []
-    ]
-    pairs = [item.partition("=") for item in meta_data or []]
-    return service.BuildFilter(
-        branches=tuple(branches),
-        states=tuple(values(state)),
-        commits=tuple(commit or ()),
-        created_from=created_from,
-        created_to=created_to,
-        meta_data={key: value for key, _, value in pairs},
-    )
-
-
+@registry.build_node.provide
 def _wrap(build: Build) -> BuildNode:
     return BuildNode(row=build)
 
 
+@registry.builds_of_pipeline.provide
 async def builds_of_pipeline(
     info: Info, pipeline_id: uuid.UUID, *, window: Window, where: service.BuildFilter
 ) -> Connection[BuildNode]:
@@ -346,6 +312,7 @@ async def builds_of_pipeline(
     )
 
 
+@registry.builds_created_by.provide
 async def builds_created_by(
     info: Info, user_id: uuid.UUID, *, window: Window, where: service.BuildFilter
 ) -> Connection[BuildNode]:
@@ -373,7 +340,7 @@ async def reveal_build(ctx: GraphQLContext, build: Build | None) -> BuildNode | 
 async def _by_slug(ctx: GraphQLContext, slug: str) -> Build | None:
     """`org/pipeline/number`."""
     org_slug, pipeline_slug, number = [*slug.split("/"), "", ""][:3]
-    organization = organization_types.caller_organization(ctx, slug=org_slug)
+    organization = caller_organization(ctx, slug=org_slug)
     parsed = parse_int(number, minimum=1, maximum=INT32_MAX)
     if organization is None or parsed is None:
         return None
@@ -403,12 +370,6 @@ class BuildQuery:
 
 async def lookup_build(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
     return await reveal_build(ctx, await ctx.load(service.get_many, global_id.uuid))
-
-
-async def build_for_mutation(ctx: GraphQLContext, id_: str) -> Build:
-    """The build a mutation names by global id, or "No build found"."""
-    build_id = id_of(id_, {"Build"}, "build")
-    return found(await ctx.reveal(await ctx.load(service.get_many, build_id)), "build")
 
 
 # --- mutations ------------------------------------------------------------------------------
@@ -477,11 +438,8 @@ class BuildMutation:
     @strawberry.mutation
     async def build_create(self, info: Info, input: BuildCreateInput) -> BuildCreatePayload | None:
         ctx = info.context
-        pipeline = await pipeline_types.pipeline_for_mutation(ctx, input.pipeline_id)
-        organization = found(
-            organization_types.caller_organization(ctx, id_=pipeline.organization_id),
-            "organization",
-        )
+        pipeline = await pipeline_for_mutation(ctx, input.pipeline_id)
+        organization = organization_of(ctx, pipeline.organization_id)
         user = ctx.principal.user
         author = input.author
         new = service.NewBuild(
@@ -523,10 +481,7 @@ class BuildMutation:
     ) -> BuildRebuildPayload | None:
         ctx = info.context
         original = await build_for_mutation(ctx, input.id)
-        organization = found(
-            organization_types.caller_organization(ctx, id_=original.organization_id),
-            "organization",
-        )
+        organization = organization_of(ctx, original.organization_id)
 
         async def rebuild(session: Any) -> Build:
             pipeline = await pipelines.get_by_id(session, original.pipeline_id)

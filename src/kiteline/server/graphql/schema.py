@@ -27,7 +27,7 @@ from kiteline.server.builds.graphql import (
     BuildSourceWebhook,
     lookup_build,
 )
-from kiteline.server.graphql import fast
+from kiteline.server.graphql import fast, registry
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.errors import log_unexpected
 from kiteline.server.graphql.ids import decode_global_id
@@ -38,6 +38,8 @@ from kiteline.server.organizations.graphql import OrganizationQuery, lookup_orga
 from kiteline.server.pipelines.graphql import PipelineMutation, PipelineQuery, lookup_pipeline
 from kiteline.server.schedules.graphql import ScheduleMutation, ScheduleQuery, lookup_schedule
 from kiteline.server.users.graphql import UserQuery, lookup_user, lookup_viewer
+
+registry.check_filled()  # every domain module imported above has provided its slots
 
 #: Every rule of the GraphQL spec but one: the seed's own "SearchBuilds" example declares an
 #: `$org` it never uses, and the seed's examples must run as written.

@@ -15,11 +15,10 @@ from typing import Annotated, Any, cast
 
 import strawberry
 
-from kiteline.server.agents import graphql as agent_types
 from kiteline.server.agents import service as agents
-from kiteline.server.artifacts import graphql as artifact_types
-from kiteline.server.builds import graphql as build_types
 from kiteline.server.builds import service as builds
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import build_web_url, organization_of
 from kiteline.server.graphql.connections import Connection, paged, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import (
@@ -46,10 +45,7 @@ from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.errors import BadRequest
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
-from kiteline.server.organizations import graphql as organization_types
-from kiteline.server.pipelines import graphql as pipeline_types
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.users import graphql as user_types
 from kiteline.server.users import service as users
 
 
@@ -136,7 +132,7 @@ class JobFields:
     @strawberry.field
     async def build(self, info: Info) -> BuildRef | None:
         build = await info.context.load(builds.get_many, self.row.build_id)
-        return build_types.BuildNode(row=build) if build is not None else None
+        return registry.build_node(build) if build is not None else None
 
 
 @strawberry.type(name="JobTypeCommand")
@@ -171,7 +167,7 @@ class JobTypeCommand(Node, JobInterface, JobFields):
     @strawberry.field
     def agent(self, info: Info) -> AgentRef | None:
         # Prefetched with the page (`jobs_of`): no coroutine per job.
-        return info.context.loaded(agents.get_many, self.row.agent_id, _agent_node)
+        return info.context.loaded(agents.get_many, self.row.agent_id, registry.agent_node)
 
     @strawberry.field
     def agent_query_rules(self) -> list[str] | None:
@@ -180,7 +176,7 @@ class JobTypeCommand(Node, JobInterface, JobFields):
     @strawberry.field
     async def pipeline(self, info: Info) -> PipelineRef | None:
         pipeline = await info.context.load(pipelines.get_many, self.row.pipeline_id)
-        return pipeline_types.PipelineNode(row=pipeline) if pipeline is not None else None
+        return registry.pipeline_node(pipeline) if pipeline is not None else None
 
     @strawberry.field
     def created_at(self) -> datetime | None:
@@ -257,7 +253,7 @@ class JobTypeCommand(Node, JobInterface, JobFields):
         path: str | None = None,
         state: ArtifactStates | None = None,
     ) -> Connection[ArtifactRef]:
-        return await artifact_types.artifacts_of(
+        return await registry.artifacts_of(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
@@ -290,7 +286,7 @@ class JobTypeBlock(Node, JobInterface, JobFields):
     @strawberry.field
     async def unblocked_by(self, info: Info) -> UserRef | None:
         user = await info.context.load(users.get_many, self.row.unblocked_by_id)
-        return user_types.UserNode(row=user) if user is not None else None
+        return registry.user_node(user) if user is not None else None
 
     @strawberry.field
     def step(self) -> StepInput | None:
@@ -308,7 +304,7 @@ class JobTypeTrigger(Node, JobInterface, JobFields):
     @strawberry.field(description="The build this step created")
     async def triggered(self, info: Info) -> BuildRef | None:
         build = await info.context.load(builds.get_many, self.row.triggered_build_id)
-        return build_types.BuildNode(row=build) if build is not None else None
+        return registry.build_node(build) if build is not None else None
 
     @strawberry.field
     def step(self) -> StepTrigger | None:
@@ -340,10 +336,7 @@ _TYPE_NAMES = {
 }
 
 
-def _agent_node(agent: agent_types.Agent) -> agent_types.AgentNode:
-    return agent_types.AgentNode(row=agent)
-
-
+@registry.job_node.provide
 def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTypeTrigger:
     node_type = _TYPES_BY_VALUE.get(job.type)  # no enum call per job
     return (node_type or _TYPES[JobType(job.type)])(row=job)
@@ -351,7 +344,7 @@ def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTy
 
 async def job_url(ctx: GraphQLContext, job: JobRow) -> str:
     build = found(await ctx.load(builds.get_many, job.build_id), "build")
-    return f"{await build_types.build_web_url(ctx, build)}#{job.id}"
+    return f"{await build_web_url(ctx, build)}#{job.id}"
 
 
 async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
@@ -363,9 +356,7 @@ async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
         ctx.load(users.get_many, build.creator_id),
     )
     pipeline = found(pipeline, "pipeline")
-    organization = found(
-        organization_types.caller_organization(ctx, id_=build.organization_id), "organization"
-    )
+    organization = organization_of(ctx, build.organization_id)
     return job_environment(
         job=job,
         build=build,
@@ -377,6 +368,17 @@ async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
     )
 
 
+@registry.command_job_node.provide
+def _command_job_node(job: JobRow) -> JobTypeCommand:
+    return JobTypeCommand(row=job)
+
+
+@registry.trigger_job_node.provide
+def _trigger_job_node(job: JobRow) -> JobTypeTrigger:
+    return JobTypeTrigger(row=job)
+
+
+@registry.jobs_of.provide
 async def jobs_of(
     info: Info, build_id: uuid.UUID, *, window: Window, where: service.JobFilter
 ) -> JobConnection:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import strawberry
 
-from kiteline.server.agents import graphql as agent_types
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import caller_organization
 from kiteline.server.graphql.connections import Connection, connection, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import PipelineOrders
@@ -17,7 +17,6 @@ from kiteline.server.graphql.refs import AgentRef, PipelineRef
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
 from kiteline.server.organizations.models import Organization
-from kiteline.server.pipelines import graphql as pipeline_types
 
 
 @strawberry.type(name="Organization")
@@ -54,7 +53,7 @@ class OrganizationNode(Node):
         created_at_to: datetime | None = None,
         order: PipelineOrders | None = PipelineOrders.RECENTLY_CREATED,
     ) -> Connection[PipelineRef]:
-        return await pipeline_types.pipelines_of(
+        return await registry.pipelines_of(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
@@ -76,7 +75,7 @@ class OrganizationNode(Node):
         search: str | None = None,
         meta_data: list[str] | None = None,
     ) -> Connection[AgentRef]:
-        return await agent_types.agents_of(
+        return await registry.agents_of(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
@@ -95,17 +94,12 @@ async def reveal_organization(
     return OrganizationNode(row=organization)
 
 
-def caller_organization(
-    ctx: GraphQLContext, *, slug: str | None = None, id_: uuid.UUID | None = None
-) -> Organization | None:
-    """One of the caller's organizations, by slug or id (slugs such as `org/pipeline` start
-    with one); None for any other."""
-    return next(
-        (o for o in ctx.organizations if o.slug == slug or (id_ is not None and o.id == id_)),
-        None,
-    )
+@registry.organization_node.provide
+def _node(row: Organization) -> OrganizationNode:
+    return OrganizationNode(row=row)
 
 
+@registry.organizations_of_viewer.provide
 async def organizations_of_viewer(info: Info, window: Window) -> Connection[OrganizationNode]:
     ctx = info.context
     page = window.slice(ctx.organizations, key=lambda organization: organization.id)
@@ -115,9 +109,7 @@ async def organizations_of_viewer(info: Info, window: Window) -> Connection[Orga
     async def count() -> int:
         return len(ctx.organizations)
 
-    return connection(
-        page, lambda row: OrganizationNode(row=row), key=lambda row: row.id, count=count
-    )
+    return connection(page, _node, key=lambda row: row.id, count=count)
 
 
 @strawberry.type

@@ -9,7 +9,13 @@ from typing import Any
 
 import strawberry
 
-from kiteline.server.builds import graphql as build_types
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import (
+    build_filter,
+    caller_organization,
+    organization_of,
+    pipeline_for_mutation,
+)
 from kiteline.server.graphql.connections import (
     Connection,
     Edge,
@@ -31,11 +37,8 @@ from kiteline.server.graphql.scalars import JSONValue, YAMLText
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import graphql_id, parse_uuid
 from kiteline.server.kit.keyset import Window
-from kiteline.server.organizations import graphql as organization_types
 from kiteline.server.pipelines import providers, service
 from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.schedules import graphql as schedule_types
-from kiteline.server.users import graphql as user_types
 from kiteline.server.users import service as users
 
 _PROVIDER_NAMES = {
@@ -99,9 +102,7 @@ class PipelineNode(Node):
 
     @strawberry.field(description="The pipeline's page on this server")
     def url(self, info: Info) -> str:
-        organization = organization_types.caller_organization(
-            info.context, id_=self.row.organization_id
-        )
+        organization = caller_organization(info.context, id_=self.row.organization_id)
         slug = organization.slug if organization else ""
         return info.context.urls.web(f"{slug}/{self.row.slug}")
 
@@ -154,8 +155,8 @@ class PipelineNode(Node):
         after: str | None = None,
         before: str | None = None,
     ) -> Connection[PipelineScheduleRef]:
-        return await schedule_types.schedules_of_pipeline(
-            info, self.row.id, first, last, after, before
+        return await registry.schedules_of(
+            info, self.row.id, window=window_from(first, last, after, before)
         )
 
     @strawberry.field
@@ -182,14 +183,11 @@ class PipelineNode(Node):
     @strawberry.field
     async def created_by(self, info: Info) -> UserRef | None:
         user = await info.context.load(users.get_many, self.row.created_by_id)
-        return user_types.UserNode(row=user) if user is not None else None
+        return registry.user_node(user) if user is not None else None
 
     @strawberry.field
     def organization(self, info: Info) -> OrganizationRef:
-        organization = organization_types.caller_organization(
-            info.context, id_=self.row.organization_id
-        )
-        return organization_types.OrganizationNode(row=found(organization, "organization"))
+        return registry.organization_node(organization_of(info.context, self.row.organization_id))
 
     @strawberry.field
     def skip_intermediate_builds(self) -> bool:
@@ -234,11 +232,11 @@ class PipelineNode(Node):
         created_at_from: datetime | None = None,
         created_at_to: datetime | None = None,
     ) -> Connection[BuildRef]:
-        return await build_types.builds_of_pipeline(
+        return await registry.builds_of_pipeline(
             info,
             self.row.id,
             window=window_from(first, last, after, before),
-            where=build_types.build_filter(
+            where=build_filter(
                 state=state,
                 branch=branch,
                 commit=commit,
@@ -250,6 +248,12 @@ class PipelineNode(Node):
         )
 
 
+@registry.pipeline_node.provide
+def _node(row: Pipeline) -> PipelineNode:
+    return PipelineNode(row=row)
+
+
+@registry.pipelines_of.provide
 async def pipelines_of(
     info: Info,
     organization_id: uuid.UUID,
@@ -273,7 +277,7 @@ async def pipelines_of(
             session, ids, where=where, order=ordering, window=window
         ),
         counts=lambda session, ids: service.counts_for_organizations(session, ids, where=where),
-        wrap=lambda row: PipelineNode(row=row),
+        wrap=_node,
     )
 
 
@@ -284,7 +288,7 @@ async def reveal_pipeline(ctx: GraphQLContext, pipeline: Pipeline | None) -> Pip
 
 async def _by_slug(ctx: GraphQLContext, slug: str) -> Pipeline | None:
     org_slug, _, pipeline_slug = slug.partition("/")
-    organization = organization_types.caller_organization(ctx, slug=org_slug)
+    organization = caller_organization(ctx, slug=org_slug)
     if organization is None or not pipeline_slug:
         return None
     try:
@@ -312,12 +316,6 @@ class PipelineQuery:
 
 async def lookup_pipeline(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
     return await reveal_pipeline(ctx, await ctx.load(service.get_many, global_id.uuid))
-
-
-async def pipeline_for_mutation(ctx: GraphQLContext, id_: str) -> Pipeline:
-    """The pipeline a mutation names by global id, or "No pipeline found"."""
-    pipeline_id = id_of(id_, {"Pipeline"}, "pipeline")
-    return found(await ctx.reveal(await ctx.load(service.get_many, pipeline_id)), "pipeline")
 
 
 # --- mutations ------------------------------------------------------------------------------
@@ -432,9 +430,7 @@ class PipelineMutation:
     ) -> PipelineCreatePayload | None:
         ctx = info.context
         organization_id = id_of(input.organization_id, {"Organization"}, "organization")
-        organization = found(
-            organization_types.caller_organization(ctx, id_=organization_id), "organization"
-        )
+        organization = found(caller_organization(ctx, id_=organization_id), "organization")
         await ctx.budget.enter_organization(organization.id)
         changes = input.changes()
         settings = {key: changes[key] for key in service.UPDATABLE_SETTINGS if key in changes}
@@ -458,7 +454,7 @@ class PipelineMutation:
             client_mutation_id=input.client_mutation_id,
             pipeline=node,
             pipeline_edge=row_edge(pipeline, node),
-            organization=organization_types.OrganizationNode(row=organization),
+            organization=registry.organization_node(organization),
         )
 
     @strawberry.mutation
@@ -491,13 +487,10 @@ class PipelineMutation:
     ) -> PipelineDeletePayload | None:
         ctx = info.context
         pipeline = await pipeline_for_mutation(ctx, input.id)
-        organization = found(
-            organization_types.caller_organization(ctx, id_=pipeline.organization_id),
-            "organization",
-        )
+        organization = organization_of(ctx, pipeline.organization_id)
         await ctx.write(lambda session: service.delete(session, pipeline))
         return PipelineDeletePayload(
             client_mutation_id=input.client_mutation_id,
             deleted_pipeline_id=strawberry.ID(graphql_id("Pipeline", pipeline.id)),
-            organization=organization_types.OrganizationNode(row=organization),
+            organization=registry.organization_node(organization),
         )

@@ -9,14 +9,16 @@ from typing import Any
 
 import strawberry
 
-from kiteline.server.graphql.connections import Connection, Edge, listed, row_edge, window_from
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import pipeline_for_mutation
+from kiteline.server.graphql.connections import Connection, Edge, listed, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node, found, id_of
 from kiteline.server.graphql.refs import PipelineRef
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.ids import graphql_id, parse_uuid
-from kiteline.server.pipelines import graphql as pipeline_types
+from kiteline.server.kit.keyset import Window
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.schedules import service
 from kiteline.server.schedules.models import PipelineSchedule
@@ -76,24 +78,21 @@ class PipelineScheduleNode(Node):
 
     @strawberry.field
     async def pipeline(self, info: Info) -> PipelineRef | None:
-        pipeline = await info.context.load(pipelines.get_many, self.row.pipeline_id)
-        return await pipeline_types.reveal_pipeline(info.context, pipeline)
+        ctx = info.context
+        pipeline = await ctx.reveal(await ctx.load(pipelines.get_many, self.row.pipeline_id))
+        return registry.pipeline_node(pipeline) if pipeline is not None else None
 
 
-async def schedules_of_pipeline(
-    info: Info,
-    pipeline_id: uuid.UUID,
-    first: int | None,
-    last: int | None,
-    after: str | None,
-    before: str | None,
+@registry.schedules_of.provide
+async def schedules_of(
+    info: Info, pipeline_id: uuid.UUID, *, window: Window
 ) -> Connection[PipelineScheduleNode]:
     return await listed(
         info,
         "pipeline_schedules",
         pipeline_id,
         fetch=service.for_pipelines,
-        window=window_from(first, last, after, before),
+        window=window,
         wrap=lambda row: PipelineScheduleNode(row=row),
     )
 
@@ -201,7 +200,7 @@ class ScheduleMutation:
         self, info: Info, input: PipelineScheduleCreateInput
     ) -> PipelineScheduleCreatePayload | None:
         ctx = info.context
-        pipeline = await pipeline_types.pipeline_for_mutation(ctx, input.pipeline_id)
+        pipeline = await pipeline_for_mutation(ctx, input.pipeline_id)
         schedule = await ctx.write(
             lambda session: service.create(
                 session,
@@ -214,7 +213,7 @@ class ScheduleMutation:
         node = PipelineScheduleNode(row=schedule)
         return PipelineScheduleCreatePayload(
             client_mutation_id=input.client_mutation_id,
-            pipeline=pipeline_types.PipelineNode(row=pipeline),
+            pipeline=registry.pipeline_node(pipeline),
             pipeline_schedule_edge=row_edge(schedule, node),
         )
 
@@ -242,9 +241,7 @@ class ScheduleMutation:
     ) -> PipelineScheduleDeletePayload | None:
         ctx = info.context
         schedule = await _schedule_for_mutation(ctx, input.id)
-        pipeline = await pipeline_types.pipeline_for_mutation(
-            ctx, graphql_id("Pipeline", schedule.pipeline_id)
-        )
+        pipeline = await pipeline_for_mutation(ctx, graphql_id("Pipeline", schedule.pipeline_id))
 
         async def remove(session: Any) -> None:
             await service.delete(session, await service.get(session, schedule.id))
@@ -253,5 +250,5 @@ class ScheduleMutation:
         return PipelineScheduleDeletePayload(
             client_mutation_id=input.client_mutation_id,
             deleted_pipeline_schedule_id=strawberry.ID(graphql_id("PipelineSchedule", schedule.id)),
-            pipeline=pipeline_types.PipelineNode(row=pipeline),
+            pipeline=registry.pipeline_node(pipeline),
         )

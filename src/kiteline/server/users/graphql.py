@@ -7,14 +7,14 @@ from typing import Annotated
 
 import strawberry
 
-from kiteline.server.builds import graphql as build_types
+from kiteline.server.graphql import registry
+from kiteline.server.graphql.access import build_filter
 from kiteline.server.graphql.connections import Connection, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import BuildStates
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node
 from kiteline.server.graphql.refs import BuildRef, OrganizationRef
-from kiteline.server.organizations import graphql as organization_types
 from kiteline.server.organizations import service as organizations
 from kiteline.server.users import service
 from kiteline.server.users.models import User
@@ -68,12 +68,34 @@ class UserNode(Node):
         branch: list[str] | None = None,
         meta_data: list[str] | None = None,
     ) -> Connection[BuildRef]:
-        return await build_types.builds_created_by(
-            info,
-            self.row.id,
-            window=window_from(first, last, after, before),
-            where=build_types.build_filter(state=state, branch=branch, meta_data=meta_data),
+        return await _builds_created_by(
+            info, self.row, first, last, after, before, state, branch, meta_data
         )
+
+
+async def _builds_created_by(
+    info: Info,
+    user: User,
+    first: int | None,
+    last: int | None,
+    after: str | None,
+    before: str | None,
+    state: list[BuildStates] | None,
+    branch: list[str] | None,
+    meta_data: list[str] | None,
+) -> Connection[BuildRef]:
+    """`User.builds` and `Viewer.builds`."""
+    return await registry.builds_created_by(
+        info,
+        user.id,
+        window=window_from(first, last, after, before),
+        where=build_filter(state=state, branch=branch, meta_data=meta_data),
+    )
+
+
+@registry.user_node.provide
+def _user_node(row: User) -> UserNode:
+    return UserNode(row=row)
 
 
 @strawberry.type(name="UnregisteredUser", description="A build's author without an account")
@@ -84,6 +106,11 @@ class UnregisteredUser:
     @strawberry.field
     def avatar(self) -> Avatar:
         return _avatar(self.name or "", self.email or "")
+
+
+@registry.unregistered_user.provide
+def _unregistered_user(name: str | None, email: str | None) -> UnregisteredUser:
+    return UnregisteredUser(name=name, email=email)
 
 
 BuildCreator = Annotated[UserNode | UnregisteredUser, strawberry.union("BuildCreator")]
@@ -106,9 +133,7 @@ class Viewer(Node):
         after: str | None = None,
         before: str | None = None,
     ) -> Connection[OrganizationRef]:
-        return await organization_types.organizations_of_viewer(
-            info, window_from(first, last, after, before)
-        )
+        return await registry.organizations_of_viewer(info, window_from(first, last, after, before))
 
     @strawberry.field(description="Builds the viewer created")
     async def builds(
@@ -122,11 +147,8 @@ class Viewer(Node):
         branch: list[str] | None = None,
         meta_data: list[str] | None = None,
     ) -> Connection[BuildRef]:
-        return await build_types.builds_created_by(
-            info,
-            self.row.id,
-            window=window_from(first, last, after, before),
-            where=build_types.build_filter(state=state, branch=branch, meta_data=meta_data),
+        return await _builds_created_by(
+            info, self.row, first, last, after, before, state, branch, meta_data
         )
 
 

@@ -3,9 +3,9 @@
 A dashboard query completes some 10,000 fields; strawberry's per-field machinery and
 graphql-core's completion walk cost more than the fields themselves. `install` takes
 shortcuts past strawberry's resolver wrappers (`shortcuts.py`) and `ExecutionContext`
-completes plain fields directly (`execution.py`): about 2.5 times the stock throughput on
-`bench/graphql_query.py` (docs/performance.md). Answers and errors are exactly the stock ones
-(tests/server/test_graphql_execution.py, tests/server/test_graphql_modes.py).
+completes plain fields directly (`execution.py`): stock execution needs about 1.9 times the
+server CPU per answer on `bench/graphql_query.py` (docs/performance.md). Answers and errors
+are exactly the stock ones (tests/server/test_graphql_execution.py, test_graphql_modes.py).
 
 Both rest on what neither library promises to keep:
 - graphql-core's executor internals: `ExecutionContext.execute_fields`, `execute_field`,
