@@ -6,7 +6,8 @@ issue-14 probes run against a real `kiteline server` process.
 
 Probes, one after the other: a GraphQL document of `--aliases` introspection aliases (allowed
 by the default limits), the same with 1,000 aliases (refused by them), a pipeline of
-`--steps` command steps created over REST, then a build of it. While each runs, two threads
+`--steps` command steps created over REST, a build of it, that build read whole
+(`GET …/builds/1`), and the pipeline's build list (which holds it). While each runs, two threads
 of this process each send a request every `--interval` seconds: `GET /healthz`, and an idle
 agent's `GET /v3/ping`; their latencies (p50/p95/p99/max) are reported per probe, with the
 probe's own duration and status. Prints one JSON line.
@@ -15,6 +16,7 @@ probe's own duration and status. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -134,6 +136,7 @@ def under_probes(
     duration = time.perf_counter() - started
     time.sleep(0.2)
     return {
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "probe_seconds": round(duration, 2),
         "status": status,
         "answer_bytes": answer_bytes,
@@ -159,6 +162,7 @@ def main() -> None:
         kiteline(database_url, KITELINE_GRAPHQL_COMPLEXITY_PER_WINDOW="0") as k,
         k.client() as client,
     ):
+        client.timeout = httpx.Timeout(PROBE_TIMEOUT)
         idle = register_idle_agent(k.url, k.agent_token)
         probes: list[tuple[str, Callable[[], httpx.Response]]] = [
             (
@@ -182,6 +186,14 @@ def main() -> None:
                     f"/v2/organizations/{ORG}/pipelines/big/builds",
                     json={"commit": "HEAD", "branch": "main"},
                 ),
+            ),
+            (
+                f"build_get_{args.steps}_jobs",
+                lambda: client.get(f"/v2/organizations/{ORG}/pipelines/big/builds/1"),
+            ),
+            (
+                f"build_list_{args.steps}_jobs",
+                lambda: client.get(f"/v2/organizations/{ORG}/pipelines/big/builds"),
             ),
         ]
         for name, probe in probes:

@@ -18,6 +18,7 @@ from kiteline.server.agent_api.artifacts import router as agent_artifacts_router
 from kiteline.server.agent_api.in_job import router as in_job_router
 from kiteline.server.agent_api.routes import router as agent_api_router
 from kiteline.server.agents.rest import router as agents_router
+from kiteline.server.agents.sightings import Sightings
 from kiteline.server.annotations.rest import router as annotations_router
 from kiteline.server.artifacts.rest import router as artifacts_router
 from kiteline.server.blobs import open_blob_store
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.secret_key = load_or_create_secret(settings.secret_key, settings.data_dir)
         app.state.signer = UrlSigner(app.state.secret_key)
         app.state.live = LiveHub(app.state.sessions, poll_seconds=settings.live_poll_seconds)
+        app.state.sightings = Sightings(app.state.sessions)
         relay = None
         if engine.dialect.name == "postgresql":
             relay = PostgresRelay(asyncpg_dsn(engine))
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     if workers is not None:
                         await workers
         finally:
+            await app.state.sightings.aclose()
             await app.state.live.aclose()
             if relay is not None:
                 await relay.stop()

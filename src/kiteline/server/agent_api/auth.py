@@ -47,6 +47,14 @@ async def caller(session: AsyncSession, request: Request) -> agents.Caller:
     return found
 
 
+async def caller_unmarked(session: AsyncSession, request: Request) -> agents.Caller:
+    """As `caller`, not marked seen (a read-only transaction: the caller notes the sighting)."""
+    found = await agents.find_caller(session, agent_token_from(request))
+    if found is None:
+        raise Unauthorized("Invalid agent access token")
+    return found
+
+
 async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.JobRef:
     """The job named in the path, for its own job token or the access token of its agent."""
     token = agent_token_from(request)

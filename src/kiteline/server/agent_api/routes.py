@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kiteline.server.agent_api import auth
 from kiteline.server.agents import service as agents
+from kiteline.server.agents.sightings import Sightings
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.states import ON_AGENT, JobState
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import utcnow, writers_busy
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ids import INT32_MAX, parse_int
@@ -136,21 +137,22 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
     deadline = loop.time() + min(max(wait, 0.0), max_wait)
     while True:
         ticket = dispatch.ticket()
-        async with request_transaction(request) as session:
-            agent = await auth.caller(session, request)
-            if agent.connection_state == "stopping":
-                await jobs.release_assigned(session, agent.id)
-                return {"action": "disconnect", "message": "The agent was asked to stop"}
-            if agent.connection_state in ("never_connected", "disconnected", "lost"):
-                agents.connect(session, await agents.load(session, agent.id))
-            claim = None
-            if not agent.ignore_in_dispatches:
-                claim = await jobs.claim_next(
-                    session,
-                    agent_id=agent.id,
-                    organization_id=agent.organization_id,
-                    tags=agent.meta_data,
-                )
+        claim = None
+        if not (writers_busy(request.app.state.sessions) and await _idle_by_reading(request)):
+            async with request_transaction(request) as session:
+                agent = await auth.caller(session, request)
+                if agent.connection_state == "stopping":
+                    await jobs.release_assigned(session, agent.id)
+                    return {"action": "disconnect", "message": "The agent was asked to stop"}
+                if agent.connection_state in ("never_connected", "disconnected", "lost"):
+                    agents.connect(session, await agents.load(session, agent.id))
+                if not agent.ignore_in_dispatches:
+                    claim = await jobs.claim_next(
+                        session,
+                        agent_id=agent.id,
+                        organization_id=agent.organization_id,
+                        tags=agent.meta_data,
+                    )
         if claim is not None:
             if claim.assigned_at is not None:  # committed: this ping assigned it
                 _instruments(request).observe_dispatch(claim.runnable_at, claim.assigned_at)
@@ -159,6 +161,29 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
         remaining = deadline - loop.time()
         if remaining <= 0 or not await _wait_for_work(request, ticket, remaining):
             return {"action": "idle"}
+
+
+async def _idle_by_reading(request: Request) -> bool:
+    """Whether the calling agent is connected with nothing to take, found by reading only (the
+    sighting noted for `Sightings` to write): a ping that would otherwise wait behind a long
+    SQLite write (a build of thousands of jobs) answers at once. False: the ping must write
+    (a job to claim, a state to change), and queues as a writer."""
+    async with request_transaction(request, read_only=True) as session:
+        agent = await auth.caller_unmarked(session, request)
+        if agent.connection_state != "connected":
+            return False
+        if not agent.ignore_in_dispatches and await jobs.may_claim(
+            session,
+            agent_id=agent.id,
+            organization_id=agent.organization_id,
+            tags=agent.meta_data,
+        ):
+            return False
+    now = utcnow()
+    if agents.seen_is_due(agent, now):
+        sightings: Sightings = request.app.state.sightings
+        sightings.note(agent.id, now)
+    return True
 
 
 async def _wait_for_work(request: Request, ticket: Ticket, seconds: float) -> bool:

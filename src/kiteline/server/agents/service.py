@@ -151,14 +151,32 @@ async def seen_through_job(session: AsyncSession, agent_id: uuid.UUID | None) ->
 
 async def identify(session: AsyncSession, access_token: str) -> Caller | None:
     """The agent with this access token, marked seen (see SEEN_RESOLUTION), or None."""
-    row = (await execute_core(session, _CALLER, {"token_hash": hash_token(access_token)})).first()
-    if row is None:
+    caller = await find_caller(session, access_token)
+    if caller is None:
         return None
-    caller = Caller._make(row)
     now = utcnow()
-    if caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION:
+    if seen_is_due(caller, now):
         await execute_core(session, _SEEN, {"agent_id": caller.id, "now": now})
     return caller
+
+
+async def find_caller(session: AsyncSession, access_token: str) -> Caller | None:
+    """The agent with this access token, or None; not marked seen (the caller does that)."""
+    row = (await execute_core(session, _CALLER, {"token_hash": hash_token(access_token)})).first()
+    return Caller._make(row) if row is not None else None
+
+
+def seen_is_due(caller: Caller, now: datetime) -> bool:
+    return caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION
+
+
+async def mark_seen_at(session: AsyncSession, sightings: dict[uuid.UUID, datetime]) -> None:
+    """Agents seen at these times (`Sightings`' flush): each `last_seen_at` only moves on."""
+    connection = await session.connection()
+    await connection.execute(
+        _SEEN_IF_STALE,
+        [{"agent_id": agent_id, "stale_at": at, "now": at} for agent_id, at in sightings.items()],
+    )
 
 
 def connect(session: AsyncSession, agent: Agent) -> None:

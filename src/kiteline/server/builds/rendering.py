@@ -20,11 +20,12 @@ import re
 import secrets
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from fastapi import FastAPI
+from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
 from sqlalchemy import Select, String, bindparam, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,7 @@ from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import job_json_at, rest_state
 from kiteline.server.jobs.service import JobListing
 from kiteline.server.kit.ids import graphql_id
+from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines import service as pipelines
@@ -55,6 +57,7 @@ Signature = tuple[int, tuple[tuple[Any, int], ...]]
 _NONCE = secrets.token_hex(16)
 _API = f"\x00{_NONCE}:api\x00"  # the build's API URL up to its number: `…/builds/`
 _WEB = f"\x00{_NONCE}:web\x00"  # the same on the web
+_JOBS = f"\x00{_NONCE}:jobs\x00"  # where the jobs' array goes (each job encoded on its own)
 _MARKS = re.compile(
     rb'"\\u0000%s:o(\d+)\\u0000"|\\u0000%s:(api|web)\\u0000' % (_NONCE.encode(), _NONCE.encode())
 )
@@ -289,14 +292,20 @@ def _job_state_counts(jobs: list[JobListing]) -> dict[str, Any]:
     return {"total": len(jobs), "states": dict(sorted(counts.items()))}
 
 
-def _render(
+#: Jobs rendered between two `pause_if_due()` checks (each job takes some microseconds).
+_JOBS_PER_CHECK = 50
+
+
+async def _render(
     build: BuildListing,
     signature: Signature,
     jobs: list[JobListing],
     meta_data: dict[str, str],
     shape: Shape,
 ) -> RenderedBuild:
-    """The build's JSON with holes, from its rows alone."""
+    """The build's JSON with holes, from its rows alone. A build of thousands of jobs is
+    rendered in slices, the loop free between them (`kit/slices`): each job is encoded on its
+    own and the array spliced in, byte for byte what encoding the whole dict gives."""
     keys: list[str] = []
 
     def hole(kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None) -> Any:
@@ -312,26 +321,41 @@ def _render(
     body["rebuilt_from"] = hole("rebuilt_from", build.rebuilt_from_id)
     body["triggered_from"] = hole("triggered_from", build.triggered_from_job_id)
     shown = [job for job in jobs if shape.include_retried_jobs or not job.retried]
+    encoded_jobs: list[bytes] = []
     if shape.include_jobs:
-        body["jobs"] = [
-            job_json_at(
-                url,
-                web_url,
-                job,
-                agent=hole("agent", job.agent_id, build.organization_id),
-                triggered_build=hole("triggered_build", job.triggered_build_id),
-                unblocked_by=hole("user", job.unblocked_by_id),
+        body["jobs"] = _JOBS
+        for index, job in enumerate(shown):
+            encoded_jobs.append(
+                to_json(
+                    job_json_at(
+                        url,
+                        web_url,
+                        job,
+                        agent=hole("agent", job.agent_id, build.organization_id),
+                        triggered_build=hole("triggered_build", job.triggered_build_id),
+                        unblocked_by=hole("user", job.unblocked_by_id),
+                    )
+                )
             )
-            for job in shown
-        ]
+            if index % _JOBS_PER_CHECK == 0:
+                await pause_if_due()
     if shape.include_job_state_counts:
         body["job_state_counts"] = _job_state_counts(shown)
     if shape.include_pipeline:
         body["pipeline"] = hole("pipeline", build.pipeline_id)
-    return _split(to_json(body), keys, build, signature)
+    encoded = to_json(body)
+    if shape.include_jobs:
+        before, after = encoded.split(_JOBS_ENCODED)
+        encoded = b"".join((before, b"[", b",".join(encoded_jobs), b"]", after))
+    return await _split(encoded, keys, build, signature)
 
 
-def _split(
+_JOBS_ENCODED = to_json(_JOBS)
+#: Holes found between two `pause_if_due()` checks when splitting a rendering.
+_MARKS_PER_CHECK = 500
+
+
+async def _split(
     encoded: bytes, keys: list[str], build: BuildListing, signature: Signature
 ) -> RenderedBuild:
     urls = {
@@ -343,7 +367,9 @@ def _split(
     key: str | None = None
     slots_seen: set[int] = set()
     start = 0
-    for match in _MARKS.finditer(encoded):
+    for index, match in enumerate(_MARKS.finditer(encoded)):
+        if index % _MARKS_PER_CHECK == 0:
+            await pause_if_due()
         piece = encoded[start : match.start()]
         if key is None:
             head = piece
@@ -367,6 +393,10 @@ def _split(
     return RenderedBuild(signature, build.organization_id, build.pipeline_id, head, tuple(tail))
 
 
+#: Job rows read and made into listings between two `pause_if_due()` checks.
+_JOB_ROWS_PER_SLICE = 500
+
+
 async def _render_from_rows(
     session: AsyncSession, keys: Sequence[Any], shape: Shape
 ) -> dict[Any, RenderedBuild]:
@@ -381,14 +411,19 @@ async def _render_from_rows(
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
     jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
     if builds:
-        for row in await session.execute(_JOB_ROWS.where(Job.build_id.in_(list(builds)))):
-            job = JobListing._make(row[:-2])
-            jobs[job.build_id].append((job, row[-2], row[-1]))
+        # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
+        # processing, which would otherwise hold the loop in one piece.
+        found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
+        async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
+            for row in rows:
+                job = JobListing._make(row[:-2])
+                jobs[job.build_id].append((job, row[-2], row[-1]))
+            await pause_if_due()
     meta_data = await service.meta_data_for(session, list(builds))
     rendered: dict[Any, RenderedBuild] = {}
     for build_id, (build, revision, key) in builds.items():
         signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
-        rendered[key] = _render(
+        rendered[key] = await _render(
             build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
         )
     return rendered
@@ -440,24 +475,64 @@ class RenderedPage:
             parts.append(filled[key])
             parts.append(piece)
 
-    def each(self) -> list[bytes]:
-        """Each build's JSON."""
+    def each_parts(self) -> list[list[bytes]]:
+        """Each build's JSON, as the pieces it is joined from."""
         shown = []
         for entry in self.entries:
             parts: list[bytes] = []
             self._parts(entry, parts)
-            shown.append(b"".join(parts))
+            shown.append(parts)
         return shown
 
-    def as_list(self) -> bytes:
-        """The builds' JSON as one array."""
+    def each(self) -> list[bytes]:
+        """Each build's JSON."""
+        return [b"".join(parts) for parts in self.each_parts()]
+
+    def list_parts(self) -> list[bytes]:
+        """The builds' JSON as one array, as the pieces it is joined from."""
         parts = [b"["]
         for index, entry in enumerate(self.entries):
             if index:
                 parts.append(b",")
             self._parts(entry, parts)
         parts.append(b"]")
-        return b"".join(parts)
+        return parts
+
+    def as_list(self) -> bytes:
+        """The builds' JSON as one array."""
+        return b"".join(self.list_parts())
+
+
+#: Answers at least this large are sent in pieces of about this size, the loop free between
+#: them: a build of 20,000 jobs is 35 MB, which joined and written at once held it for long.
+STREAMED_BYTES = 1024 * 1024
+
+
+def json_response(parts: list[bytes], *, status_code: int = 200) -> Response:
+    """The JSON joined from `parts`: whole when small, else streamed with its Content-Length
+    (the same bytes either way)."""
+    size = sum(len(part) for part in parts)
+    if size < STREAMED_BYTES:
+        return Response(b"".join(parts), status_code=status_code, media_type="application/json")
+    return StreamingResponse(
+        _pieces(parts),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"content-length": str(size)},
+    )
+
+
+async def _pieces(parts: list[bytes]) -> AsyncIterator[bytes]:
+    batch: list[bytes] = []
+    size = 0
+    for part in parts:
+        batch.append(part)
+        size += len(part)
+        if size >= STREAMED_BYTES:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
 
 
 # Holes --------------------------------------------------------------------------------------

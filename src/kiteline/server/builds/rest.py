@@ -166,8 +166,8 @@ async def _changed_build(
         shape=rendering.Shape(),
         pipelines_known=[pipeline],
     )
-    (rendered,) = page.each()
-    return Response(rendered, status_code=status, media_type="application/json")
+    (parts,) = page.each_parts()
+    return rendering.json_response(parts, status_code=status)
 
 
 @router.get(BUILDS + "/{number}")
@@ -193,8 +193,8 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
             cache=rendering.cache_of(request.app),
             pipelines_known=[found],
         )
-        (rendered,) = page.each()
-    return Response(rendered, media_type="application/json")
+        (parts,) = page.each_parts()
+    return rendering.json_response(parts)
 
 
 @router.put(BUILDS + "/{number}/cancel")
@@ -269,7 +269,7 @@ async def _list_builds(
             cache=rendering.cache_of(request.app),
             pipelines_known=pipelines_known,
         )
-    response = Response(rendered.as_list(), media_type="application/json")
+    response = rendering.json_response(rendered.list_parts())
     add_link_header(response, request, urls.base, page, has_next=has_next)
     return response
 

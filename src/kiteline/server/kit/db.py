@@ -114,18 +114,28 @@ def _begin_sqlite(connection: Any) -> None:
     # Another process holds the write lock: wait for it without blocking the event loop.
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     pause = 0.002
-    while True:
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            return
-        except OperationalError as error:
-            if "locked" not in str(error.orig) or time.monotonic() >= deadline:
-                raise
-        if in_greenlet():  # SQLAlchemy's asyncio API: wait without blocking the loop
-            await_(asyncio.sleep(pause))
-        else:
-            time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    polling = False
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as error:
+                if "locked" not in str(error.orig) or time.monotonic() >= deadline:
+                    raise
+            if not polling:
+                # Further tries don't wait in SQLite's busy handler: that wait blocks the
+                # loop (50 ms a try, for every writer polling behind a long transaction).
+                connection.exec_driver_sql("PRAGMA busy_timeout=0")
+                polling = True
+            if in_greenlet():  # SQLAlchemy's asyncio API: wait without blocking the loop
+                await_(asyncio.sleep(pause))
+            else:
+                time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    finally:
+        if polling:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def asyncpg_dsn(engine: AsyncEngine) -> str:
@@ -196,6 +206,13 @@ def _writer_lock(sessions: async_sessionmaker[AsyncSession]) -> asyncio.Lock | N
     if held is None or held[0] is not loop:
         held = _writer_locks[bind.sync_engine] = (loop, asyncio.Lock())
     return held[1]
+
+
+def writers_busy(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether a writer transaction begun now would wait in this process's SQLite writer
+    queue (never on PostgreSQL, whose writers don't wait for each other's tables)."""
+    lock = _writer_lock(sessions)
+    return lock is not None and lock.locked()
 
 
 @asynccontextmanager

@@ -9,6 +9,11 @@ Running them inline keeps SQLAlchemy's asyncio API and costs the loop only the s
 Waiting for a lock must not block the loop, so connections get a short busy timeout and
 `BEGIN IMMEDIATE` retries with asyncio sleeps (see `kit/db._begin_sqlite`); in one process
 writers already take turns on an asyncio lock, so this only meets other processes.
+
+A call run inline completes at once, so awaiting it never lets the loop run other tasks: a
+transaction of many statements (a build of 20,000 jobs written 250 at a time) would hold the
+loop from its first statement to its last. So after each call the caller yields once the loop
+has been held for `kit/slices.SLICE_SECONDS`, as a network driver's every statement does.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import Any
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
+
+from kiteline.server.kit.slices import pause_if_due
 
 # How long one statement may block the loop waiting for another process's lock.
 BUSY_TIMEOUT_MS = 50
@@ -45,6 +52,11 @@ class InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunNow()  # type: ignore[assignment]
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = await super()._execute(fn, *args, **kwargs)
+        await pause_if_due()
+        return result
 
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         return self._connect().__await__()  # no thread to start
