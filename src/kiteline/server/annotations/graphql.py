@@ -13,7 +13,7 @@ from kiteline.server.annotations import service
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.annotations.shapes import annotation_json
 from kiteline.server.builds import graphql as build_types
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.graphql.connections import Connection, Edge, paged, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import AnnotationOrder, AnnotationScope, AnnotationStyle
@@ -99,7 +99,7 @@ async def lookup_annotation(ctx: GraphQLContext, global_id: GlobalId) -> Node | 
     annotation = await ctx.load(service.get_many, global_id.uuid)
     if annotation is None:
         return None
-    build = await ctx.reveal(await ctx.load(builds.get_many, annotation.build_id))
+    build = await ctx.reveal(await ctx.load(build_repository.get_many, annotation.build_id))
     return AnnotationNode(row=annotation) if build is not None else None
 
 

@@ -19,7 +19,8 @@ from kiteline.server.agents import graphql as agent_types
 from kiteline.server.agents import service as agents
 from kiteline.server.artifacts import graphql as artifact_types
 from kiteline.server.builds import graphql as build_types
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.graphql.connections import Connection, paged, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import (
@@ -135,7 +136,7 @@ class JobFields:
 
     @strawberry.field
     async def build(self, info: Info) -> BuildRef | None:
-        build = await info.context.load(builds.get_many, self.row.build_id)
+        build = await info.context.load(build_repository.get_many, self.row.build_id)
         return build_types.BuildNode(row=build) if build is not None else None
 
 
@@ -307,7 +308,7 @@ class JobTypeTrigger(Node, JobInterface, JobFields):
 
     @strawberry.field(description="The build this step created")
     async def triggered(self, info: Info) -> BuildRef | None:
-        build = await info.context.load(builds.get_many, self.row.triggered_build_id)
+        build = await info.context.load(build_repository.get_many, self.row.triggered_build_id)
         return build_types.BuildNode(row=build) if build is not None else None
 
     @strawberry.field
@@ -350,13 +351,13 @@ def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTy
 
 
 async def job_url(ctx: GraphQLContext, job: JobRow) -> str:
-    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    build = found(await ctx.load(build_repository.get_many, job.build_id), "build")
     return f"{await build_types.build_web_url(ctx, build)}#{job.id}"
 
 
 async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
     """The job's environment exactly as REST's `…/env` computes it (rows loaded in batches)."""
-    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    build = found(await ctx.load(build_repository.get_many, job.build_id), "build")
     pipeline, agent, creator = await asyncio.gather(
         ctx.load(pipelines.get_many, build.pipeline_id),
         ctx.load(agents.get_many, job.agent_id),
@@ -486,7 +487,7 @@ class JobMutation:
     ) -> JobTypeCommandRetryPayload | None:
         ctx = info.context
         job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
-        new = await ctx.write(lambda session: builds.retry_job(session, job))
+        new = await ctx.write(lambda session: build_transitions.retry_job(session, job=job))
         return JobTypeCommandRetryPayload(
             client_mutation_id=input.client_mutation_id,
             job_type_command=JobTypeCommand(row=job),
@@ -499,7 +500,7 @@ class JobMutation:
     ) -> JobTypeCommandCancelPayload | None:
         ctx = info.context
         job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
-        await ctx.write(lambda session: builds.cancel_job(session, job))
+        await ctx.write(lambda session: build_transitions.cancel_job(session, job=job))
         return JobTypeCommandCancelPayload(
             client_mutation_id=input.client_mutation_id, job_type_command=JobTypeCommand(row=job)
         )
@@ -512,8 +513,8 @@ class JobMutation:
         job = await job_for_mutation(ctx, input.id, JobType.MANUAL)
         fields = _fields(input.fields)
         await ctx.write(
-            lambda session: builds.unblock_job(
-                session, job, fields=fields, unblocked_by_id=ctx.principal.user_id
+            lambda session: build_transitions.unblock_job(
+                session, job=job, fields=fields, unblocked_by_id=ctx.principal.user_id
             )
         )
         return JobTypeBlockUnblockPayload(

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import service as builds_service
+from kiteline.server.builds import repository as build_repository
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
@@ -213,7 +214,7 @@ async def _locate(
     job = await service.get(session, parsed)
     if job.organization_id != organization.id:
         raise NotFound.of("job")
-    build = await builds_service.get_by_id(session, job.build_id)
+    build = await build_repository.get_by_id(session, job.build_id)
     found = await pipelines.get_by_id(session, build.pipeline_id)
     if pipeline is not None and (found.slug != pipeline or str(build.number) != number):
         raise NotFound.of("job")
@@ -262,7 +263,7 @@ async def retry_job(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        new = await builds_service.retry_job(session, located.job)
+        new = await build_transitions.retry_job(session, job=located.job)
         return Located(org, located.pipeline, located.build, new).json(
             Urls(base_url(request)), None
         )
@@ -293,8 +294,8 @@ async def unblock_job(
             if member is None:
                 raise Unprocessable("Unblocker is not a valid user id for this organization")
             unblocker = member
-        await builds_service.unblock_job(
-            session, located.job, fields=body.fields, unblocked_by_id=unblocker.id
+        await build_transitions.unblock_job(
+            session, job=located.job, fields=body.fields, unblocked_by_id=unblocker.id
         )
         return located.json(Urls(base_url(request)), None, unblocked_by=unblocker)
 

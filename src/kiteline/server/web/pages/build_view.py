@@ -14,7 +14,7 @@ from typing import Any, Literal
 from kiteline.server.agents.models import Agent
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.artifacts.models import Artifact
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.jobs.models import Job
@@ -471,7 +471,7 @@ def _job_row(
         attempt=job.retries_count + 1,
     )
     if kind == "command":
-        row.retry_allowed = builds.retry_refusal(build, job) is None
+        row.retry_allowed = build_transitions.retry_refusal(build, job) is None
         row.cancelable = job.state in CANCELABLE_JOB_STATES
         if job.runnable_at is not None:
             row.waited = duration_text(_seconds(job.runnable_at, job.started_at or now))
