@@ -24,6 +24,7 @@ from kiteline.server.builds.states import BuildState
 from kiteline.server.events.models import Event
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs import transitions as job_transitions
+from kiteline.server.jobs.definition import StepDefinition
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.db import create_engine, create_sessionmaker, transaction, utcnow
@@ -55,7 +56,7 @@ def _job(
         passed=passed,
         soft_failed=soft_failed,
         started_at=START if started else None,
-        definition={"blocked_state": blocked_state} if blocked_state else {},
+        definition=StepDefinition(blocked_state=blocked_state),
     )
 
 

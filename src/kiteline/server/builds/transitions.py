@@ -33,6 +33,7 @@ from kiteline.server.events import service as events
 from kiteline.server.events.names import EventName
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs import transitions as job_transitions
+from kiteline.server.jobs.definition import ManualRetry
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.refs import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
@@ -153,8 +154,8 @@ async def advance(
 
 async def _fire_trigger(session: AsyncSession, build: Build, trigger: Job, now: datetime) -> None:
     """Create the triggered build; an async trigger passes at once, a sync one waits for it."""
-    target = trigger.definition.get("trigger", "")
-    spec = trigger.definition.get("build", {})
+    target = trigger.definition.trigger or ""
+    spec = trigger.definition.build
     job_transitions.start_trigger(session, trigger, now)
     organization = await organizations_service.get(session, build.organization_id)
     try:
@@ -179,15 +180,13 @@ async def _fire_trigger(session: AsyncSession, build: Build, trigger: Job, now: 
         )
         child = await schedule(session, prepared)
     except (NotFound, ValidationFailed, Unprocessable) as error:
-        trigger.definition = {
-            **trigger.definition,
-            "error": f"Could not trigger {target!r}: {error}",
-        }
+        why = f"Could not trigger {target!r}: {error}"
+        trigger.definition = trigger.definition.with_changes(error=why)
         _finish_trigger(session, trigger, passed=False, now=now)
         return
     trigger.triggered_build_id = child.id
-    if trigger.definition.get("async") or child.state in FINISHED:
-        passed = bool(trigger.definition.get("async")) or _passed(child)
+    if trigger.definition.async_ or child.state in FINISHED:
+        passed = trigger.definition.async_ or _passed(child)
         _finish_trigger(session, trigger, passed=passed, now=now)
 
 
@@ -198,7 +197,7 @@ def _passed(build: Build) -> bool:
 
 
 def _finish_trigger(session: AsyncSession, trigger: Job, *, passed: bool, now: datetime) -> None:
-    soft_fail = bool(trigger.definition.get("soft_fail"))
+    soft_fail = bool(trigger.definition.soft_fail)
     job_transitions.finish_trigger(session, trigger, passed=passed, soft_fail=soft_fail, now=now)
 
 
@@ -224,7 +223,7 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
         build.failing_at = build.failing_at or now
         emit(session, EventName.BUILD_FAILING, build)
         for each in jobs:
-            if each.definition.get("cancel_on_build_failing"):
+            if each.definition.cancel_on_build_failing:
                 job_transitions.cancel(session, each, now)
     if new in FINISHED or build.blocked:
         build.finished_at = now if new in FINISHED else None
@@ -249,7 +248,7 @@ def derived_state(build: Build, jobs: list[Job]) -> tuple[BuildState, str | None
         return (BuildState.CANCELING if active or blocked else BuildState.CANCELED), None
     if not active and blocked:
         # Waiting for a person: the build keeps the state its block step asks for.
-        blocked_state = str(blocked[0].definition.get("blocked_state") or "passed")
+        blocked_state = blocked[0].definition.blocked_state or "passed"
         return (BuildState.FAILED if failed else BuildState(blocked_state)), blocked_state
     if not active:
         runnable = [each for each in jobs if each.type != JobType.WAITER]
@@ -333,7 +332,7 @@ async def finish_job(
     rule = outcomes.matching_retry_rule(loaded)
     if rule is None and loaded.state == JobState.FINISHED and not loaded.passed:
         loaded.soft_failed = outcomes.soft_fail_matches(loaded)
-    if rule is not None and loaded.retries_count < int(rule.get("limit", 2)):
+    if rule is not None and loaded.retries_count < rule.limit:
         _start_retry(session, build, loaded, await _others(session, build), "automatic")
     elif await _still_running_as_is(session, build, loaded):
         return loaded
@@ -381,13 +380,11 @@ def retry_refusal(
         return BadRequest, "Only command jobs can be retried"
     if candidate.retried:
         return Unprocessable, "This job has already been retried; retry its newest attempt instead"
-    manual = candidate.definition.get("manual_retry") or {}
-    if manual.get("allowed") is False:
-        reason = manual.get("reason") or "its step does not allow manual retries"
+    manual = candidate.definition.manual_retry or ManualRetry()
+    if not manual.allowed:
+        reason = manual.reason or "its step does not allow manual retries"
         return Unprocessable, f"This job can't be retried: {reason}"
-    if candidate.state not in RETRYABLE or (
-        candidate.passed and not manual.get("permit_on_passed")
-    ):
+    if candidate.state not in RETRYABLE or (candidate.passed and not manual.permit_on_passed):
         return BadRequest, "Only failed, timed out or canceled jobs can be retried"
     return None
 
@@ -443,7 +440,7 @@ async def unblock_job(
         raise Unprocessable("Jobs from canceled builds cannot be unblocked")
     if blocked.state != JobState.BLOCKED:
         raise Unprocessable(f"The job's state must be blocked, but it is {blocked.state}")
-    values = validate_block_fields(blocked.definition.get("fields", []), fields)
+    values = validate_block_fields(blocked.definition.fields, fields)
     await set_meta_data(session, build.id, values)
     job_transitions.unblock(session, blocked, unblocked_by_id=unblocked_by_id, now=utcnow())
     build.blocked = False

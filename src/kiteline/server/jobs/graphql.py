@@ -223,15 +223,15 @@ class JobTypeCommand(Node, JobInterface, JobFields):
 
     @strawberry.field
     def parallel_group_index(self) -> int | None:
-        return self.row.definition.get("parallel_job")
+        return self.row.definition.parallel_job
 
     @strawberry.field
     def parallel_group_total(self) -> int | None:
-        return self.row.definition.get("parallel_job_count")
+        return self.row.definition.parallel_job_count
 
     @strawberry.field
     def matrix(self) -> JSONValue | None:
-        matrix = self.row.definition.get("matrix")
+        matrix = self.row.definition.matrix
         return JSONValue(matrix) if matrix is not None else None
 
     @strawberry.field
@@ -304,7 +304,7 @@ class JobTypeTrigger(Node, JobInterface, JobFields):
 
     @strawberry.field(name="async")
     def is_async(self) -> bool:
-        return bool(self.row.definition.get("async"))
+        return self.row.definition.async_
 
     @strawberry.field(description="The build this step created")
     async def triggered(self, info: Info) -> BuildRef | None:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiteline.server.jobs.definition import StepDefinition
 from kiteline.server.jobs.states import JobState, JobType
 
 
@@ -28,5 +29,5 @@ class PlannedJob:
     priority: int = 0
     concurrency: int | None = None
     concurrency_group: str | None = None
-    definition: dict[str, Any] = field(default_factory=dict)
+    definition: StepDefinition = field(default_factory=StepDefinition)
     step: dict[str, Any] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from sqlalchemy import Select, Text, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.jobs import transitions
+from kiteline.server.jobs.definition import StepDefinition
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.planned import PlannedJob
@@ -83,7 +84,7 @@ class JobListing(NamedTuple):
     command: str | None
     state: str
     agent_query_rules: list[str]
-    definition: dict[str, Any]
+    definition: StepDefinition
     group_key: str | None
     artifact_paths: str | None
     priority: int
@@ -122,7 +123,7 @@ class JobSummary(NamedTuple):
     command: str | None
     state: str
     agent_query_rules: list[str]
-    definition: dict[str, Any]
+    definition: StepDefinition
     step: dict[str, Any]
     group_key: str | None
     continue_on_failure: bool

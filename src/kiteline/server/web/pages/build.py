@@ -249,7 +249,7 @@ def _submitted_fields(job: Job, form: Any) -> tuple[dict[str, Any], dict[str, li
     and as the dialog shows them again."""
     given: dict[str, Any] = {}
     shown: dict[str, list[str]] = {}
-    for spec in job.definition.get("fields", []):
+    for spec in job.definition.fields:
         key = str(spec["key"])
         values = [str(v) for v in form.getlist(FIELD_PREFIX + key)]
         shown[key] = values
