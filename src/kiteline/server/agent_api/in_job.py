@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api import auth
 from kiteline.server.annotations import service as annotation_service
+from kiteline.server.builds import meta_data as build_meta_data
 from kiteline.server.builds import outcomes
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.models import Job
@@ -56,14 +57,14 @@ class AnnotateRequest(BaseModel):
 
 async def _build_of_job(session: AsyncSession, request: Request, job_id: str) -> Build:
     job = await auth.job(session, request, job_id)
-    return await builds.get_by_id(session, job.build_id)
+    return await build_repository.get_by_id(session, job.build_id)
 
 
 async def build_for_caller(session: AsyncSession, request: Request, build_id: str) -> Build:
     """`--build <uuid>`: any build of the organization the caller's job or agent belongs to."""
     caller = await auth.job_of_token(session, request) or await auth.agent(session, request)
     try:
-        build = await builds.get_by_id(session, uuid.UUID(build_id))
+        build = await build_repository.get_by_id(session, uuid.UUID(build_id))
     except ValueError as error:
         raise NotFound.of("build") from error
     if build.organization_id != caller.organization_id:
@@ -72,25 +73,25 @@ async def build_for_caller(session: AsyncSession, request: Request, build_id: st
 
 
 async def _get(session: AsyncSession, build: Build, key: str) -> dict[str, Any]:
-    value = await builds.get_meta_data(session, build.id, key)
+    value = await build_repository.get_meta_data(session, build.id, key)
     if value is None:
         raise NotFound(f"No value for meta-data key {key!r}")
     return {"key": key, "value": value}
 
 
 async def _exists(session: AsyncSession, build: Build, key: str) -> dict[str, Any]:
-    return {"exists": await builds.get_meta_data(session, build.id, key) is not None}
+    return {"exists": await build_repository.get_meta_data(session, build.id, key) is not None}
 
 
 async def _keys(session: AsyncSession, build: Build) -> list[str]:
-    return sorted((await builds.meta_data_for(session, [build.id]))[build.id])
+    return sorted((await build_repository.meta_data_for(session, [build.id]))[build.id])
 
 
 @router.post("/jobs/{job_id}/data/set")
 async def data_set(request: Request, job_id: str, body: SetRequest) -> dict[str, Any]:
     async with request_transaction(request) as session:
         build = await _build_of_job(session, request, job_id)
-        await builds.set_meta_data(session, build.id, {body.key: body.value})
+        await build_meta_data.set_meta_data(session, build.id, {body.key: body.value})
     return {"key": body.key, "value": body.value}
 
 
@@ -98,7 +99,7 @@ async def data_set(request: Request, job_id: str, body: SetRequest) -> dict[str,
 async def data_set_batch(request: Request, job_id: str, body: BatchRequest) -> dict[str, Any]:
     async with request_transaction(request) as session:
         build = await _build_of_job(session, request, job_id)
-        await builds.set_meta_data(session, build.id, {i.key: i.value for i in body.items})
+        await build_meta_data.set_meta_data(session, build.id, {i.key: i.value for i in body.items})
     return {}
 
 
@@ -217,7 +218,7 @@ async def export_step(request: Request, step: str, body: StepExportRequest) -> d
         if body.build_id:
             build = await build_for_caller(session, request, body.build_id)
         elif caller is not None:
-            build = await builds.get_by_id(session, caller.build_id)
+            build = await build_repository.get_by_id(session, caller.build_id)
         else:
             raise NotFound.of("build")
         step_jobs = [

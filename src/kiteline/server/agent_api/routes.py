@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from kiteline.server.agent_api import auth
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.sightings import Sightings
-from kiteline.server.builds import service as builds
+from kiteline.server.agents.states import UNCONNECTED, ConnectionState
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.jobs import service as jobs
+from kiteline.server.jobs import transitions as job_transitions
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.states import ON_AGENT, JobState
 from kiteline.server.kit.db import utcnow, writers_busy
@@ -141,10 +143,10 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
         if not (writers_busy(request.app.state.sessions) and await _idle_by_reading(request)):
             async with request_transaction(request) as session:
                 agent = await auth.caller(session, request)
-                if agent.connection_state == "stopping":
+                if agent.connection_state == ConnectionState.STOPPING:
                     await jobs.release_assigned(session, agent.id)
                     return {"action": "disconnect", "message": "The agent was asked to stop"}
-                if agent.connection_state in ("never_connected", "disconnected", "lost"):
+                if agent.connection_state in UNCONNECTED:
                     agents.connect(session, await agents.load(session, agent.id))
                 if not agent.ignore_in_dispatches:
                     claim = await jobs.claim_next(
@@ -209,7 +211,9 @@ async def accept(request: Request, job_id: str) -> dict[str, Any]:
     settings = request.app.state.settings
     async with request_transaction(request) as session:
         agent = await auth.caller(session, request)
-        job, job_token = await jobs.accept(session, job_id=_uuid(job_id), agent_id=agent.id)
+        job, job_token = await job_transitions.accept(
+            session, job_id=_uuid(job_id), agent_id=agent.id
+        )
         env = await environment_for(session, job, agent, Urls(base_url(request)))
     return {
         "id": str(job.id),
@@ -231,7 +235,9 @@ async def start(request: Request, job_id: str) -> dict[str, Any]:
     body = await _json_object(request)
     async with request_transaction(request) as session:
         ref = await auth.job_ref(session, request, job_id)
-        job = await builds.start_job(session, ref, parse_agent_time(body.get("started_at")))
+        job = await build_transitions.start_job(
+            session, job=ref, started_at=parse_agent_time(body.get("started_at"))
+        )
     if ref.state == JobState.ACCEPTED:  # started now, not a start repeated
         # By the server's clock, as the job was scheduled: the agent's may be off.
         _instruments(request).observe_queue_wait(ref.scheduled_at, utcnow())
@@ -289,9 +295,9 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
         ) from error
     async with request_transaction(request) as session:
         ref = await auth.job_ref(session, request, job_id)
-        job = await builds.finish_job(
+        job = await build_transitions.finish_job(
             session,
-            ref,
+            job=ref,
             exit_status=exit_status,
             signal=body.signal or None,
             signal_reason=body.signal_reason or None,

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from kiteline.server.agents.states import ConnectionState
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
 
 
@@ -34,7 +35,9 @@ class Agent(Base):
     priority: Mapped[int | None] = mapped_column(Integer)
     ignore_in_dispatches: Mapped[bool] = mapped_column(Boolean, default=False)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    connection_state: Mapped[str] = mapped_column(String(20), default="never_connected")
+    connection_state: Mapped[str] = mapped_column(
+        String(20), default=ConnectionState.NEVER_CONNECTED
+    )
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

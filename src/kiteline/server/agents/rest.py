@@ -12,7 +12,7 @@ from kiteline.server.agents import service
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.agents.stop import stop
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.rest import job_json
 from kiteline.server.kit.errors import NotFound
@@ -37,7 +37,7 @@ async def _render(session: AsyncSession, urls: Urls, org: str, agent: Agent) -> 
     job = await jobs.current_for_agent(session, agent.id)
     rendered_job = None
     if job is not None:
-        build = await builds.get_by_id(session, job.build_id)
+        build = await build_repository.get_by_id(session, job.build_id)
         pipeline = await pipelines.get_by_id(session, build.pipeline_id)
         rendered_job = job_json(urls, org, pipeline.slug, build.number, job, None)
     return agent_json(urls, org, agent, rendered_job)

@@ -14,7 +14,9 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
+from kiteline.server.agents.states import ALIVE, ConnectionState
 from kiteline.server.events import service as events
+from kiteline.server.events.names import EventName
 from kiteline.server.kit.db import after_commit, execute_core, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.notify import dispatch
@@ -47,7 +49,7 @@ def _agent_name(requested: str, hostname: str | None) -> str:
     return name or f"{host}-{secrets.token_hex(3)}"
 
 
-def emit_agent_event(session: AsyncSession, name: str, agent: Agent) -> None:
+def emit_agent_event(session: AsyncSession, name: EventName, agent: Agent) -> None:
     events.emit(
         session,
         name,
@@ -81,7 +83,7 @@ async def register(
         ip_address=registration.ip_address,
         user_agent=registration.user_agent,
         access_token_hash=hash_token(access_token),
-        connection_state="never_connected",
+        connection_state=ConnectionState.NEVER_CONNECTED,
         last_seen_at=utcnow(),
     )
     session.add(agent)
@@ -181,20 +183,22 @@ async def mark_seen_at(session: AsyncSession, sightings: dict[uuid.UUID, datetim
 
 def connect(session: AsyncSession, agent: Agent) -> None:
     now = utcnow()
-    agent.connection_state = "connected"
+    agent.connection_state = ConnectionState.CONNECTED
     agent.connected_at = now
     agent.last_seen_at = now
-    emit_agent_event(session, "agent.connected", agent)
+    emit_agent_event(session, EventName.AGENT_CONNECTED, agent)
 
 
 def disconnect(session: AsyncSession, agent: Agent) -> None:
     now = utcnow()
-    stopping = agent.connection_state == "stopping"
-    agent.connection_state = "stopped" if stopping else "disconnected"
+    stopping = agent.connection_state == ConnectionState.STOPPING
+    agent.connection_state = ConnectionState.STOPPED if stopping else ConnectionState.DISCONNECTED
     agent.disconnected_at = now
     if stopping:
         agent.stopped_at = now
-    emit_agent_event(session, "agent.stopped" if stopping else "agent.disconnected", agent)
+    emit_agent_event(
+        session, EventName.AGENT_STOPPED if stopping else EventName.AGENT_DISCONNECTED, agent
+    )
 
 
 def heartbeat(agent: Agent) -> None:
@@ -232,11 +236,11 @@ async def find(session: AsyncSession, agent_id: uuid.UUID | None) -> Agent | Non
 def request_stop(session: AsyncSession, agent: Agent) -> None:
     """Mark the agent `stopping`: its next ping tells it to disconnect (after its job ends).
     Held pings are woken so that an idle agent hears it at once, not at its next poll."""
-    if agent.connection_state != "connected":
+    if agent.connection_state != ConnectionState.CONNECTED:
         raise BadRequest("Can only stop connected agents")
-    agent.connection_state = "stopping"
+    agent.connection_state = ConnectionState.STOPPING
     agent.stop_requested = True
-    emit_agent_event(session, "agent.stopping", agent)
+    emit_agent_event(session, EventName.AGENT_STOPPING, agent)
     after_commit(session, dispatch.notify)
 
 
@@ -253,7 +257,7 @@ async def list_connected(
     """Connected and stopping agents, as Buildkite lists them; `name` may use `*` globs."""
     query = select(Agent).where(
         Agent.organization_id == organization_id,
-        Agent.connection_state.in_(["connected", "stopping"]),
+        Agent.connection_state.in_(ALIVE),
     )
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -278,18 +282,16 @@ async def record_job_finished(session: AsyncSession, agent_id: uuid.UUID | None)
 
 async def silent_since(session: AsyncSession, cutoff: datetime) -> list[Agent]:
     """Connected (or stopping) agents not heard from since `cutoff`."""
-    query = select(Agent).where(
-        Agent.connection_state.in_(["connected", "stopping"]), Agent.last_seen_at < cutoff
-    )
+    query = select(Agent).where(Agent.connection_state.in_(ALIVE), Agent.last_seen_at < cutoff)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return list(await session.scalars(query))
 
 
 def mark_lost(session: AsyncSession, agent: Agent) -> None:
-    agent.connection_state = "lost"
+    agent.connection_state = ConnectionState.LOST
     agent.lost_at = utcnow()
-    emit_agent_event(session, "agent.lost", agent)
+    emit_agent_event(session, EventName.AGENT_LOST, agent)
 
 
 async def connected_for_organizations(
@@ -306,7 +308,7 @@ async def connected_for_organizations(
         return grouped
     query = select(Agent).where(
         Agent.organization_id.in_(list(grouped)),
-        Agent.connection_state.in_(["connected", "stopping"]),
+        Agent.connection_state.in_(ALIVE),
     )
     if search:
         query = query.where(or_(contains(Agent.name, search), contains(Agent.hostname, search)))

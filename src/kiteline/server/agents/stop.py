@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service
 from kiteline.server.agents.models import Agent
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.jobs import service as jobs
 
 
@@ -18,4 +18,4 @@ async def stop(session: AsyncSession, agent: Agent, *, force: bool) -> None:
     if force:
         job = await jobs.current_for_agent(session, agent.id)
         if job is not None:
-            await builds.cancel_job(session, job)
+            await build_transitions.cancel_job(session, job=job)

@@ -12,7 +12,7 @@ import strawberry
 from kiteline.server.annotations import service
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.annotations.shapes import annotation_json
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import build_for_mutation
 from kiteline.server.graphql.connections import Connection, Edge, paged, row_edge
@@ -101,7 +101,7 @@ async def lookup_annotation(ctx: GraphQLContext, global_id: GlobalId) -> Node | 
     annotation = await ctx.load(service.get_many, global_id.uuid)
     if annotation is None:
         return None
-    build = await ctx.reveal(await ctx.load(builds.get_many, annotation.build_id))
+    build = await ctx.reveal(await ctx.load(build_repository.get_many, annotation.build_id))
     return AnnotationNode(row=annotation) if build is not None else None
 
 

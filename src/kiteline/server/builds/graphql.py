@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from kiteline.server.builds import service
+from kiteline.server.builds import repository, service, transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import BuildState
 from kiteline.server.graphql import registry
@@ -205,7 +205,7 @@ class BuildNode(Node):
         before: str | None = None,
     ) -> Connection[BuildMetaData]:
         async def fetch(session: Any, build_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-            found = await service.meta_data_for(session, build_ids)
+            found = await repository.meta_data_for(session, build_ids)
             return {build_id: sorted(items.items()) for build_id, items in found.items()}
 
         return await listed(
@@ -236,7 +236,7 @@ class BuildNode(Node):
 
     @strawberry.field
     async def rebuilt_from(self, info: Info) -> BuildNode | None:
-        build = await info.context.load(service.get_many, self.row.rebuilt_from_id)
+        build = await info.context.load(repository.get_many, self.row.rebuilt_from_id)
         return BuildNode(row=build) if build is not None else None
 
     @strawberry.field(description="The trigger step that created this build")
@@ -298,23 +298,23 @@ def _wrap(build: Build) -> BuildNode:
 
 @registry.builds_of_pipeline.provide
 async def builds_of_pipeline(
-    info: Info, pipeline_id: uuid.UUID, *, window: Window, where: service.BuildFilter
+    info: Info, pipeline_id: uuid.UUID, *, window: Window, where: repository.BuildFilter
 ) -> Connection[BuildNode]:
     return await paged(
         info,
         ("pipeline_builds", repr(where), window),
         pipeline_id,
-        pages=lambda session, ids: service.pages_by(
+        pages=lambda session, ids: repository.pages_by(
             session, "pipeline", ids, where=where, window=window
         ),
-        counts=lambda session, ids: service.counts_by(session, "pipeline", ids, where=where),
+        counts=lambda session, ids: repository.counts_by(session, "pipeline", ids, where=where),
         wrap=_wrap,
     )
 
 
 @registry.builds_created_by.provide
 async def builds_created_by(
-    info: Info, user_id: uuid.UUID, *, window: Window, where: service.BuildFilter
+    info: Info, user_id: uuid.UUID, *, window: Window, where: repository.BuildFilter
 ) -> Connection[BuildNode]:
     """A user's builds in the organizations the caller belongs to."""
     visible = info.context.organization_ids
@@ -322,10 +322,10 @@ async def builds_created_by(
         info,
         ("creator_builds", repr(where), window),
         user_id,
-        pages=lambda session, ids: service.pages_by(
+        pages=lambda session, ids: repository.pages_by(
             session, "creator", ids, where=where, window=window, organization_ids=visible
         ),
-        counts=lambda session, ids: service.counts_by(
+        counts=lambda session, ids: repository.counts_by(
             session, "creator", ids, where=where, organization_ids=visible
         ),
         wrap=_wrap,
@@ -347,7 +347,7 @@ async def _by_slug(ctx: GraphQLContext, slug: str) -> Build | None:
 
     async def lookup(session: Any) -> Build:
         pipeline = await pipelines.get(session, organization_id=organization.id, slug=pipeline_slug)
-        return await service.get_by_number(session, pipeline_id=pipeline.id, number=parsed)
+        return await repository.get_by_number(session, pipeline_id=pipeline.id, number=parsed)
 
     try:
         return await ctx.read(lookup)
@@ -365,11 +365,11 @@ class BuildQuery:
         if slug is not None:
             return await reveal_build(ctx, await _by_slug(ctx, slug))
         build_id = parse_uuid(uuid) if uuid else None
-        return await reveal_build(ctx, await ctx.load(service.get_many, build_id))
+        return await reveal_build(ctx, await ctx.load(repository.get_many, build_id))
 
 
 async def lookup_build(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
-    return await reveal_build(ctx, await ctx.load(service.get_many, global_id.uuid))
+    return await reveal_build(ctx, await ctx.load(repository.get_many, global_id.uuid))
 
 
 # --- mutations ------------------------------------------------------------------------------
@@ -448,9 +448,7 @@ class BuildMutation:
             message=input.message,
             env=service.environment_from_pairs(input.env or []),
             meta_data={item.key: item.value for item in input.meta_data or []},
-            author={"name": author.name, "email": author.email}
-            if author
-            else {"name": user.name, "email": user.email},
+            author={"name": author.name, "email": author.email} if author else None,
             clean_checkout=bool(input.clean_checkout),
         )
         build = await ctx.write(
@@ -470,7 +468,7 @@ class BuildMutation:
     async def build_cancel(self, info: Info, input: BuildCancelInput) -> BuildCancelPayload | None:
         ctx = info.context
         build = await build_for_mutation(ctx, input.id)
-        await ctx.write(lambda session: service.cancel(session, build))
+        await ctx.write(lambda session: transitions.cancel(session, build=build))
         return BuildCancelPayload(
             client_mutation_id=input.client_mutation_id, build=BuildNode(row=build)
         )

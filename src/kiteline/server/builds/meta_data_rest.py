@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from kiteline.server.builds import service
+from kiteline.server.builds import meta_data, repository
 from kiteline.server.builds.rest import BUILDS, locate_build
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.tokens.auth import api_transaction
@@ -27,7 +27,7 @@ class MetaDataSet(BaseModel):
 async def list_meta_data(request: Request, org: str, pipeline: str, number: str) -> dict[str, str]:
     async with api_transaction(request, "read_builds") as (session, principal):
         _, _, build = await locate_build(session, principal, org, pipeline, number)
-        return (await service.meta_data_for(session, [build.id]))[build.id]
+        return (await repository.meta_data_for(session, [build.id]))[build.id]
 
 
 @router.get(META_DATA + "/{key:path}")
@@ -36,7 +36,7 @@ async def get_meta_data(
 ) -> dict[str, Any]:
     async with api_transaction(request, "read_builds") as (session, principal):
         _, _, build = await locate_build(session, principal, org, pipeline, number)
-        value = await service.get_meta_data(session, build.id, key)
+        value = await repository.get_meta_data(session, build.id, key)
     if value is None:
         raise NotFound.of("meta-data")
     return {"key": key, "value": value}
@@ -49,5 +49,5 @@ async def set_meta_data(
 ) -> dict[str, Any]:
     async with api_transaction(request, "write_builds") as (session, principal):
         _, _, build = await locate_build(session, principal, org, pipeline, number)
-        await service.set_meta_data(session, build.id, {body.key: body.value})
+        await meta_data.set_meta_data(session, build.id, {body.key: body.value})
     return {"key": body.key, "value": body.value}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiteline.server.jobs.definition import AutomaticRetry
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import TERMINAL, UNSUCCESSFUL, JobState, JobType
 
@@ -57,7 +58,7 @@ def _status_matches(expected: Any, exit_status: int) -> bool:
     )
 
 
-def matching_retry_rule(job: Job) -> dict[str, Any] | None:
+def matching_retry_rule(job: Job) -> AutomaticRetry | None:
     """The first `retry.automatic` rule this finished attempt matches, if any.
 
     `"*"` matches exit statuses 1-255; a lost agent's `-1` must be named. Canceled jobs are
@@ -66,19 +67,19 @@ def matching_retry_rule(job: Job) -> dict[str, Any] | None:
     if job.state not in (JobState.FINISHED, JobState.TIMED_OUT) or job.passed:
         return None
     exit_status = job.exit_status if job.exit_status is not None else -1
-    for rule in job.definition.get("automatic_retry", []):
-        if rule.get("signal") and rule["signal"] != job.signal:
+    for rule in job.definition.automatic_retry:
+        if rule.signal and rule.signal != job.signal:
             continue
-        if rule.get("signal_reason") and rule["signal_reason"] != job.signal_reason:
+        if rule.signal_reason and rule.signal_reason != job.signal_reason:
             continue
-        if _status_matches(rule.get("exit_status", "*"), exit_status):
-            return dict(rule)
+        if _status_matches(rule.exit_status, exit_status):
+            return rule
     return None
 
 
 def soft_fail_matches(job: Job) -> bool:
     """Whether this failed job's exit status is one its step allows to fail softly."""
-    rule = job.definition.get("soft_fail", False)
+    rule = job.definition.soft_fail
     if rule is True:
         return True
     if not rule or job.exit_status is None:

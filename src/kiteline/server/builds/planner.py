@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kiteline.pipeline import (
@@ -30,31 +30,10 @@ from kiteline.pipeline import (
     expand_command_step,
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
+from kiteline.server.jobs.definition import AutomaticRetry, GroupShown, ManualRetry, StepDefinition
+from kiteline.server.jobs.planned import PlannedJob
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit.errors import ValidationFailed
-
-
-@dataclass
-class PlannedJob:
-    step_id: uuid.UUID
-    type: JobType
-    state: JobState
-    label: str | None = None
-    step_key: str | None = None
-    group_key: str | None = None
-    command: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    agent_query_rules: list[str] = field(default_factory=list)
-    depends_on: list[dict[str, Any]] = field(default_factory=list)
-    allow_dependency_failure: bool = False
-    continue_on_failure: bool = False
-    artifact_paths: str | None = None
-    timeout_in_minutes: int | None = None
-    priority: int = 0
-    concurrency: int | None = None
-    concurrency_group: str | None = None
-    definition: dict[str, Any] = field(default_factory=dict)
-    step: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,9 +147,9 @@ def plan(
             made.append(_trigger_job(step, state, common))
         if isinstance(group, GroupStep) and node.group_index is not None:
             # A group is no job: its jobs carry it, so that a page can show them under it.
-            shown = {"id": str(step_ids[node.group_index]), "label": group.label, "key": group.key}
+            shown = GroupShown(id=str(step_ids[node.group_index]), label=group.label, key=group.key)
             for item in made:
-                item.definition = {**item.definition, "group": shown}
+                item.definition = item.definition.with_changes(group=shown)
         planned.extend(made)
     return planned
 
@@ -253,15 +232,17 @@ def _command_jobs(
                 priority=step.priority if step.priority is not None else definition.priority or 0,
                 concurrency=step.concurrency,
                 concurrency_group=step.concurrency_group,
-                definition={
-                    "soft_fail": spec.soft_fail,
-                    "automatic_retry": [dataclasses.asdict(rule) for rule in step.retry.automatic],
-                    "manual_retry": dataclasses.asdict(step.retry.manual),
-                    "cancel_on_build_failing": step.cancel_on_build_failing,
-                    "matrix": spec.matrix,
-                    "parallel_job": spec.parallel_job,
-                    "parallel_job_count": spec.parallel_job_count,
-                },
+                definition=StepDefinition(
+                    soft_fail=spec.soft_fail,
+                    automatic_retry=[
+                        AutomaticRetry(**dataclasses.asdict(rule)) for rule in step.retry.automatic
+                    ],
+                    manual_retry=ManualRetry(**dataclasses.asdict(step.retry.manual)),
+                    cancel_on_build_failing=step.cancel_on_build_failing,
+                    matrix=spec.matrix,
+                    parallel_job=spec.parallel_job,
+                    parallel_job_count=spec.parallel_job_count,
+                ),
                 **common,
             )
         )
@@ -278,12 +259,9 @@ def _block_job(step: BlockStep, state: JobState, common: dict[str, Any]) -> Plan
         type=JobType.MANUAL,
         state=state,
         label=step.label,
-        definition={
-            "kind": step.kind,
-            "prompt": step.prompt,
-            "fields": fields,
-            "blocked_state": step.blocked_state,
-        },
+        definition=StepDefinition(
+            kind=step.kind, prompt=step.prompt, fields=fields, blocked_state=step.blocked_state
+        ),
         **common,
     )
 
@@ -293,11 +271,11 @@ def _trigger_job(step: TriggerStep, state: JobState, common: dict[str, Any]) -> 
         type=JobType.TRIGGER,
         state=state,
         label=step.label,
-        definition={
-            "trigger": step.trigger,
-            "build": dataclasses.asdict(step.build),
-            "async": step.async_,
-            "soft_fail": step.soft_fail,
-        },
+        definition=StepDefinition(
+            trigger=step.trigger,
+            build=dataclasses.asdict(step.build),
+            async_=step.async_,
+            soft_fail=step.soft_fail,
+        ),
         **common,
     )

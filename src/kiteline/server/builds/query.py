@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 
-from kiteline.server.builds.service import BuildFilter
+from kiteline.server.builds.repository import BuildFilter
 from kiteline.server.builds.states import BuildState
 from kiteline.server.kit.errors import BadRequest
 from kiteline.server.kit.query import flag

@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import service
+from kiteline.server.builds import repository
 from kiteline.server.builds.models import Build
-from kiteline.server.builds.service import BuildFilter, BuildListing, _apply_filter
+from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import job_json_at, rest_state
@@ -201,7 +201,7 @@ def _page_query(*, pipeline_scoped: bool, where: BuildFilter) -> Select[Any]:
     if pipeline_scoped:
         query = query.where(Build.pipeline_id == bindparam("pipeline_id"))
     page = (
-        _apply_filter(query, where)
+        apply_filter(query, where)
         .order_by(Build.created_at.desc(), Build.number.desc())
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
@@ -419,7 +419,7 @@ async def _render_from_rows(
                 job = JobListing._make(row[:-2])
                 jobs[job.build_id].append((job, row[-2], row[-1]))
             await pause_if_due()
-    meta_data = await service.meta_data_for(session, list(builds))
+    meta_data = await repository.meta_data_for(session, list(builds))
     rendered: dict[Any, RenderedBuild] = {}
     for build_id, (build, revision, key) in builds.items():
         signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
@@ -568,7 +568,7 @@ class _Filler:
             wanted.setdefault(kind, set()).add(uuid.UUID(rest[:36]))
         session = self.session
         self.parent_jobs = await jobs_service.get_many(session, wanted.get("triggered_from", set()))
-        self.related = await service.get_many(
+        self.related = await repository.get_many(
             session,
             wanted.get("rebuilt_from", set())
             | wanted.get("triggered_build", set())
@@ -589,7 +589,7 @@ class _Filler:
         self.agents = await agents.get_many(session, wanted.get("agent", set()))
         filled: dict[str, bytes] = {}
         if shown:
-            counts = await service.counts_for_pipelines(session, [p.id for p in shown])
+            counts = await repository.counts_for_pipelines(session, [p.id for p in shown])
             for pipeline in shown:
                 body = pipeline_json(
                     self.urls,
@@ -598,7 +598,7 @@ class _Filler:
                     creator=self.users.get(pipeline.created_by_id)
                     if pipeline.created_by_id
                     else None,
-                    counts=counts.get(pipeline.id, service.PipelineCounts()),
+                    counts=counts.get(pipeline.id, repository.PipelineCounts()),
                 )
                 filled[_hole_key("pipeline", pipeline.id)] = to_json(body)
         for key in keys:

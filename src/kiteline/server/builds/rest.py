@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import rendering, service
+from kiteline.server.builds import rendering, repository, service, transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
-from kiteline.server.builds.service import BuildListing
+from kiteline.server.builds.repository import BuildListing
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import flag
@@ -103,8 +103,8 @@ async def locate_build(
 ) -> tuple[Organization, Pipeline, Build]:
     """The build at `…/pipelines/{pipeline}/builds/{number}` that this caller may see."""
     organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-    build = await service.get_by_number(
-        session, pipeline_id=found.id, number=service.parse_number(number)
+    build = await repository.get_by_number(
+        session, pipeline_id=found.id, number=repository.parse_number(number)
     )
     return organization, found, build
 
@@ -117,7 +117,7 @@ BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
 async def create_build(request: Request, org: str, pipeline: str, body: BuildCreate) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        author = body.author.model_dump(exclude_none=True) if body.author else {}
+        author = body.author.model_dump(exclude_none=True) if body.author else None
         pull_request = (
             {
                 "id": str(body.pull_request_id),
@@ -139,7 +139,7 @@ async def create_build(request: Request, org: str, pipeline: str, body: BuildCre
                 message=body.message,
                 env=body.env,
                 meta_data=body.meta_data,
-                author=author or {"name": principal.user.name, "email": principal.user.email},
+                author=author or None,
                 clean_checkout=body.clean_checkout,
                 pull_request=pull_request,
             ),
@@ -175,8 +175,8 @@ async def _changed_build(
 async def get_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "read_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        build = await service.get_by_number(
-            session, pipeline_id=found.id, number=service.parse_number(number)
+        build = await repository.get_by_number(
+            session, pipeline_id=found.id, number=repository.parse_number(number)
         )
         query = request.query_params
         page = await rendering.render(
@@ -201,10 +201,10 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
 async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        build = await service.get_by_number(
-            session, pipeline_id=found.id, number=service.parse_number(number)
+        build = await repository.get_by_number(
+            session, pipeline_id=found.id, number=repository.parse_number(number)
         )
-        await service.cancel(session, build)
+        await transitions.cancel(session, build=build)
         return await _changed_build(request, session, org, organization, found, build)
 
 
@@ -212,8 +212,8 @@ async def cancel_build(request: Request, org: str, pipeline: str, number: str) -
 async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
         organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        original = await service.get_by_number(
-            session, pipeline_id=found.id, number=service.parse_number(number)
+        original = await repository.get_by_number(
+            session, pipeline_id=found.id, number=repository.parse_number(number)
         )
         build = await service.rebuild(
             session,

@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events.models import Event
+from kiteline.server.events.names import EventName
 from kiteline.server.kit.db import after_commit_once
 from kiteline.server.kit.notify import outbox
 
 
 def emit(
     session: AsyncSession,
-    name: str,
+    name: EventName,
     *,
     organization_id: uuid.UUID,
     subject_id: uuid.UUID,

@@ -8,14 +8,14 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as builds
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.enums import BuildStates, values
 from kiteline.server.graphql.node import found, id_of
 from kiteline.server.pipelines import service as pipelines
 
 if TYPE_CHECKING:  # the rows the services return, named through them (not their tables)
-    from kiteline.server.builds.service import Build
+    from kiteline.server.builds.repository import Build
     from kiteline.server.organizations.service import Organization
     from kiteline.server.pipelines.service import Pipeline
 

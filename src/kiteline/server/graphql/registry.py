@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # types only (rows named through their services): at run time
     from kiteline.server.annotations.graphql import AnnotationNode
     from kiteline.server.artifacts.graphql import ArtifactNode
     from kiteline.server.builds.graphql import BuildNode
-    from kiteline.server.builds.service import Build, BuildFilter
+    from kiteline.server.builds.repository import Build, BuildFilter
     from kiteline.server.graphql.connections import Connection
     from kiteline.server.graphql.context import Info
     from kiteline.server.graphql.enums import AnnotationOrder, PipelineOrders

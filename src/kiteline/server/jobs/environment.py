@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.service import Caller
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.urls import Urls
@@ -94,7 +94,9 @@ async def environment_for(
     session: AsyncSession, job: Job, agent: Agent | Caller | None, urls: Urls
 ) -> dict[str, str]:
     """Everything `job_environment` needs, looked up through the owning services."""
-    build, pipeline, organization, creator = await builds.with_surroundings(session, job.build_id)
+    build, pipeline, organization, creator = await build_repository.with_surroundings(
+        session, job.build_id
+    )
     return job_environment(
         job=job,
         build=build,

@@ -16,7 +16,8 @@ from typing import Annotated, Any, cast
 import strawberry
 
 from kiteline.server.agents import service as agents
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import build_web_url, organization_of
 from kiteline.server.graphql.connections import Connection, paged, window_from
@@ -131,7 +132,7 @@ class JobFields:
 
     @strawberry.field
     async def build(self, info: Info) -> BuildRef | None:
-        build = await info.context.load(builds.get_many, self.row.build_id)
+        build = await info.context.load(build_repository.get_many, self.row.build_id)
         return registry.build_node(build) if build is not None else None
 
 
@@ -218,15 +219,15 @@ class JobTypeCommand(Node, JobInterface, JobFields):
 
     @strawberry.field
     def parallel_group_index(self) -> int | None:
-        return self.row.definition.get("parallel_job")
+        return self.row.definition.parallel_job
 
     @strawberry.field
     def parallel_group_total(self) -> int | None:
-        return self.row.definition.get("parallel_job_count")
+        return self.row.definition.parallel_job_count
 
     @strawberry.field
     def matrix(self) -> JSONValue | None:
-        matrix = self.row.definition.get("matrix")
+        matrix = self.row.definition.matrix
         return JSONValue(matrix) if matrix is not None else None
 
     @strawberry.field
@@ -299,11 +300,11 @@ class JobTypeTrigger(Node, JobInterface, JobFields):
 
     @strawberry.field(name="async")
     def is_async(self) -> bool:
-        return bool(self.row.definition.get("async"))
+        return self.row.definition.async_
 
     @strawberry.field(description="The build this step created")
     async def triggered(self, info: Info) -> BuildRef | None:
-        build = await info.context.load(builds.get_many, self.row.triggered_build_id)
+        build = await info.context.load(build_repository.get_many, self.row.triggered_build_id)
         return registry.build_node(build) if build is not None else None
 
     @strawberry.field
@@ -343,13 +344,13 @@ def job_node(job: JobRow) -> JobTypeCommand | JobTypeWait | JobTypeBlock | JobTy
 
 
 async def job_url(ctx: GraphQLContext, job: JobRow) -> str:
-    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    build = found(await ctx.load(build_repository.get_many, job.build_id), "build")
     return f"{await build_web_url(ctx, build)}#{job.id}"
 
 
 async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
     """The job's environment exactly as REST's `…/env` computes it (rows loaded in batches)."""
-    build = found(await ctx.load(builds.get_many, job.build_id), "build")
+    build = found(await ctx.load(build_repository.get_many, job.build_id), "build")
     pipeline, agent, creator = await asyncio.gather(
         ctx.load(pipelines.get_many, build.pipeline_id),
         ctx.load(agents.get_many, job.agent_id),
@@ -488,7 +489,7 @@ class JobMutation:
     ) -> JobTypeCommandRetryPayload | None:
         ctx = info.context
         job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
-        new = await ctx.write(lambda session: builds.retry_job(session, job))
+        new = await ctx.write(lambda session: build_transitions.retry_job(session, job=job))
         return JobTypeCommandRetryPayload(
             client_mutation_id=input.client_mutation_id,
             job_type_command=JobTypeCommand(row=job),
@@ -501,7 +502,7 @@ class JobMutation:
     ) -> JobTypeCommandCancelPayload | None:
         ctx = info.context
         job = await job_for_mutation(ctx, input.id, JobType.SCRIPT)
-        await ctx.write(lambda session: builds.cancel_job(session, job))
+        await ctx.write(lambda session: build_transitions.cancel_job(session, job=job))
         return JobTypeCommandCancelPayload(
             client_mutation_id=input.client_mutation_id, job_type_command=JobTypeCommand(row=job)
         )
@@ -514,8 +515,8 @@ class JobMutation:
         job = await job_for_mutation(ctx, input.id, JobType.MANUAL)
         fields = _fields(input.fields)
         await ctx.write(
-            lambda session: builds.unblock_job(
-                session, job, fields=fields, unblocked_by_id=ctx.principal.user_id
+            lambda session: build_transitions.unblock_job(
+                session, job=job, fields=fields, unblocked_by_id=ctx.principal.user_id
             )
         )
         return JobTypeBlockUnblockPayload(

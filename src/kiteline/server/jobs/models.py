@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from kiteline.server.jobs.definition import StepDefinition, StepDefinitionJSON
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
 
 
@@ -55,7 +56,7 @@ class Job(Base):
     step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Type-specific configuration: soft_fail, retry rules, concurrency for command jobs;
     # prompt, fields, blocked_state for block/input jobs; trigger target and build for triggers.
-    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    definition: Mapped[StepDefinition] = mapped_column(StepDefinitionJSON, default=StepDefinition)
     group_key: Mapped[str | None] = mapped_column(String(100))
     concurrency_group: Mapped[str | None] = mapped_column(String(200))
     concurrency: Mapped[int | None] = mapped_column(Integer)

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import service as builds_service
+from kiteline.server.builds import repository as build_repository
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
@@ -109,8 +110,8 @@ def job_json_at(
                 "unblocked_at": iso(job.unblocked_at),
                 "unblockable": job.state == JobState.BLOCKED,
                 "unblock_url": f"{url}/unblock",
-                "prompt": definition.get("prompt"),
-                "fields": definition.get("fields", []),
+                "prompt": definition.prompt,
+                "fields": definition.fields,
                 "created_at": iso(job.created_at),
                 "runnable_at": iso(job.runnable_at),
                 "finished_at": iso(job.finished_at),
@@ -122,9 +123,9 @@ def job_json_at(
             {
                 "name": job.label,
                 "label": job.label,
-                "async": bool(definition.get("async")),
+                "async": definition.async_,
                 "triggered_build": triggered_build,
-                "trigger_error": definition.get("error"),
+                "trigger_error": definition.error,
                 "soft_failed": job.soft_failed,
                 "created_at": iso(job.created_at),
                 "started_at": iso(job.started_at),
@@ -163,9 +164,9 @@ def job_json_at(
                 if job.retry_source_job_id
                 else None
             ),
-            "parallel_group_index": definition.get("parallel_job"),
-            "parallel_group_total": definition.get("parallel_job_count"),
-            "matrix": definition.get("matrix"),
+            "parallel_group_index": definition.parallel_job,
+            "parallel_group_total": definition.parallel_job_count,
+            "matrix": definition.matrix,
             "group_key": job.group_key,
             "cluster_id": None,
             "cluster_url": None,
@@ -214,7 +215,7 @@ async def _locate(
     job = await service.get(session, parsed)
     if job.organization_id != organization.id:
         raise NotFound.of("job")
-    build = await builds_service.get_by_id(session, job.build_id)
+    build = await build_repository.get_by_id(session, job.build_id)
     found = await pipelines.get_by_id(session, build.pipeline_id)
     if pipeline is not None and (found.slug != pipeline or str(build.number) != number):
         raise NotFound.of("job")
@@ -263,7 +264,7 @@ async def retry_job(
         located = await _locate(
             session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
         )
-        new = await builds_service.retry_job(session, located.job)
+        new = await build_transitions.retry_job(session, job=located.job)
         return Located(org, located.pipeline, located.build, new).json(
             Urls(base_url(request)), None
         )
@@ -294,8 +295,8 @@ async def unblock_job(
             if member is None:
                 raise Unprocessable("Unblocker is not a valid user id for this organization")
             unblocker = member
-        await builds_service.unblock_job(
-            session, located.job, fields=body.fields, unblocked_by_id=unblocker.id
+        await build_transitions.unblock_job(
+            session, job=located.job, fields=body.fields, unblocked_by_id=unblocker.id
         )
         return located.json(Urls(base_url(request)), None, unblocked_by=unblocker)
 

@@ -1,11 +1,13 @@
-"""Jobs: row-level transitions (claim, accept, start, finish, cancel), tokens and queries.
+"""Jobs: new rows, claiming a job for an agent, and queries.
 
-Changes that move a *build* go through builds.service, which calls these and then advances
-the build; nothing else writes the jobs table.
+Every change of a job's state is a function of jobs/transitions.py (each with its event and
+wake-up); changes that move a *build* go through builds/transitions.py, which calls those and
+then advances the build.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -13,18 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, bindparam, cast, func, select, text, update
+from sqlalchemy import Select, Text, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.events import service as events
+from kiteline.server.jobs import transitions
+from kiteline.server.jobs.definition import StepDefinition
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.planned import PlannedJob
+from kiteline.server.jobs.refs import JobRef as JobRef
+from kiteline.server.jobs.refs import find_ref as find_ref
+from kiteline.server.jobs.refs import ref as ref
 from kiteline.server.jobs.states import ON_AGENT, TERMINAL, JobState, JobType
-from kiteline.server.kit.db import after_commit, execute_core, utcnow
-from kiteline.server.kit.errors import NotFound, Unprocessable
+from kiteline.server.kit.db import execute_core, utcnow
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
-from kiteline.server.kit.notify import dispatch
-from kiteline.server.kit.secrets import generate_token, hash_token
+from kiteline.server.kit.secrets import hash_token
 
 #: How many runnable jobs a ping looks at before giving up on finding one its tags match.
 CLAIM_CANDIDATES = 200
@@ -36,50 +42,11 @@ CLAIM_BATCH = 10
 CLAIM_SLICES = ((0, CLAIM_BATCH), (CLAIM_BATCH, CLAIM_CANDIDATES - CLAIM_BATCH))
 
 
-def emit_job_event(session: AsyncSession, name: str, job: Job | JobRef) -> None:
-    events.emit(
-        session,
-        name,
-        organization_id=job.organization_id,
-        subject_id=job.id,
-        data={"job_id": str(job.id), "build_id": str(job.build_id), "state": job.state},
-    )
-
-
 async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
     job = await session.get(Job, job_id)
     if job is None:
         raise NotFound.of("job")
     return job
-
-
-class JobRef(NamedTuple):
-    """Who a job belongs to and where it stands, read without loading the whole row: the agent
-    API checks these on every call a running job makes (log chunks, state polls)."""
-
-    id: uuid.UUID
-    build_id: uuid.UUID
-    organization_id: uuid.UUID
-    agent_id: uuid.UUID | None
-    state: str
-    token_hash: str | None
-    scheduled_at: datetime | None  # for the queue-wait metric when the job starts
-
-
-# Built once, with parameters: constructing a statement costs about as much as running it.
-_REF = select(*(getattr(Job, name) for name in JobRef._fields)).where(Job.id == bindparam("job_id"))
-
-
-async def find_ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef | None:
-    row = (await execute_core(session, _REF, {"job_id": job_id})).first()
-    return JobRef._make(row) if row is not None else None
-
-
-async def ref(session: AsyncSession, job_id: uuid.UUID) -> JobRef:
-    found = await find_ref(session, job_id)
-    if found is None:
-        raise NotFound.of("job")
-    return found
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
@@ -122,7 +89,7 @@ class JobListing(NamedTuple):
     command: str | None
     state: str
     agent_query_rules: list[str]
-    definition: dict[str, Any]
+    definition: StepDefinition
     group_key: str | None
     artifact_paths: str | None
     priority: int
@@ -161,7 +128,7 @@ class JobSummary(NamedTuple):
     command: str | None
     state: str
     agent_query_rules: list[str]
-    definition: dict[str, Any]
+    definition: StepDefinition
     step: dict[str, Any]
     group_key: str | None
     continue_on_failure: bool
@@ -245,15 +212,33 @@ async def release_assigned(session: AsyncSession, agent_id: uuid.UUID) -> None:
     held pings once that commits: an idle agent takes it at once, not at its next poll."""
     job = await current_for_agent(session, agent_id)
     if job is not None and job.state == JobState.ASSIGNED:
-        job.state = JobState.SCHEDULED
-        job.agent_id = None
-        job.assigned_at = None
-        after_commit(session, dispatch.notify)
+        transitions.release(session, job)
 
 
-def add(session: AsyncSession, **fields: Any) -> Job:
-    """A new job row (the build's planner decides its fields)."""
-    job = Job(**fields)
+#: The fields of a planned job, copied onto its row.
+_PLANNED_FIELDS = tuple(item.name for item in dataclasses.fields(PlannedJob))
+
+
+def add(
+    session: AsyncSession,
+    planned: PlannedJob,
+    *,
+    organization_id: uuid.UUID,
+    pipeline_id: uuid.UUID,
+    build_id: uuid.UUID,
+    position: int,
+    created_at: datetime,
+) -> Job:
+    """A new job row of a build, as its planner made it."""
+    job = Job(
+        organization_id=organization_id,
+        pipeline_id=pipeline_id,
+        build_id=build_id,
+        position=position,
+        created_at=created_at,
+        # Not dataclasses.asdict: it deep-copies, and the plan is this build's alone.
+        **{name: getattr(planned, name) for name in _PLANNED_FIELDS},
+    )
     session.add(job)
     return job
 
@@ -283,54 +268,6 @@ async def active_counts_by_pipeline(
     return result
 
 
-RETRY_COPIED_FIELDS = (
-    "organization_id",
-    "pipeline_id",
-    "build_id",
-    "step_id",
-    "step_key",
-    "position",
-    "type",
-    "label",
-    "command",
-    "agent_query_rules",
-    "env",
-    "depends_on",
-    "allow_dependency_failure",
-    "continue_on_failure",
-    "step",
-    "artifact_paths",
-    "timeout_in_minutes",
-    "priority",
-    "definition",
-    "group_key",
-    "concurrency",
-    "concurrency_group",
-)
-
-
-def retry(session: AsyncSession, job: Job, *, retry_type: str) -> Job:
-    """The next attempt of `job`'s step (state left to the caller); marks `job` retried."""
-    new = Job(
-        id=uuid.uuid4(),
-        **{name: getattr(job, name) for name in RETRY_COPIED_FIELDS},
-        state=JobState.PENDING,
-        retries_count=job.retries_count + 1,
-        retry_type=retry_type,
-        retry_source_job_id=job.id,
-    )
-    session.add(new)
-    job.retried = True
-    job.retried_in_job_id = new.id
-    return new
-
-
-def make_runnable(job: Job, now: datetime) -> None:
-    job.state = JobState.SCHEDULED
-    job.scheduled_at = job.scheduled_at or now
-    job.runnable_at = now
-
-
 # The statements of a claim, built once (see _REF).
 _HELD = _current_of(bindparam("agent_id"), Job.id, Job.state)
 _QUEUE = (
@@ -343,12 +280,6 @@ _QUEUE = (
     .order_by(Job.priority.desc(), Job.runnable_at, Job.position, Job.id)
     .offset(bindparam("skip"))
     .limit(bindparam("take"))
-)
-_CLAIM = (
-    update(Job)
-    .where(Job.id == bindparam("job_id"), Job.state == JobState.SCHEDULED)
-    .values(state=JobState.ASSIGNED, agent_id=bindparam("agent_id"), assigned_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
 )
 
 
@@ -386,10 +317,7 @@ async def claim_next(
                 continue
             if group and limit and await _group_is_full(session, organization_id, group, limit):
                 continue
-            claimed = await execute_core(
-                session, _CLAIM, {"job_id": job_id, "agent_id": agent_id, "now": now}
-            )
-            if claimed.rowcount == 1:
+            if await transitions.assign(session, job_id=job_id, agent_id=agent_id, now=now):
                 return Claim(job_id, runnable_at, now)
         if len(candidates) < take:
             break
@@ -442,125 +370,6 @@ async def _group_is_full(
     return (running or 0) >= limit
 
 
-async def accept(
-    session: AsyncSession, *, job_id: uuid.UUID, agent_id: uuid.UUID
-) -> tuple[Job, str]:
-    """`assigned` → `accepted`; returns the job and its freshly issued job token.
-
-    Its agent accepting it again is answered as the first time, with a new token that
-    replaces the first: the first answer was lost (a server restart, a dropped connection),
-    and without a token the agent could never start or finish the job.
-    """
-    job = await session.get(Job, job_id, with_for_update=True)
-    # A job not offered to this agent is none of its business, its state included (another
-    # organization's job above all): as if it didn't exist.
-    if job is None or job.agent_id != agent_id:
-        raise NotFound.of("job")
-    if job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
-        raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
-    token = generate_token("bkaj_")
-    if job.state == JobState.ASSIGNED:
-        job.state = JobState.ACCEPTED
-        job.accepted_at = utcnow()
-    job.token_hash = hash_token(token)
-    return job, token
-
-
-_START = (
-    update(Job)
-    .where(Job.id == bindparam("job_id"), Job.state == JobState.ACCEPTED)
-    .values(state=JobState.RUNNING, started_at=bindparam("started_at"))
-    .execution_options(synchronize_session=False)
-)
-
-
-async def start_accepted(session: AsyncSession, job: JobRef, started_at: datetime) -> JobRef:
-    """`accepted` → `running` in one statement, the job not loaded (see `start`)."""
-    started = await execute_core(session, _START, {"job_id": job.id, "started_at": started_at})
-    if started.rowcount != 1:
-        current = await ref(session, job.id)
-        raise Unprocessable(f"Job can't be started: its state is {current.state}")
-    return job._replace(state=JobState.RUNNING)
-
-
-def reported_time(
-    reported: datetime | None, *, now: datetime, not_before: datetime | None = None
-) -> datetime:
-    """A time an agent reports by its own clock (a job's start or finish), kept within what
-    the server knows: never later than `now`, never before `not_before`; `now` if unreported."""
-    if reported is None:
-        return now
-    bounded = min(reported, now)
-    return max(bounded, not_before) if not_before is not None else bounded
-
-
-def start(job: Job, started_at: datetime | None) -> None:
-    if job.state != JobState.ACCEPTED:
-        raise Unprocessable(f"Job can't be started: its state is {job.state}")
-    job.state = JobState.RUNNING
-    job.started_at = reported_time(started_at, now=utcnow())
-
-
-def finish(
-    job: Job,
-    *,
-    exit_status: int,
-    signal: str | None,
-    signal_reason: str | None,
-    finished_at: datetime | None,
-    chunks_failed_count: int,
-) -> None:
-    """Record the outcome; a job being canceled or timed out lands in that state instead."""
-    if job.state not in (JobState.RUNNING, JobState.CANCELING, JobState.TIMING_OUT):
-        raise Unprocessable(f"Job can't be finished: its state is {job.state}")
-    job.state = {
-        JobState.CANCELING: JobState.CANCELED,
-        JobState.TIMING_OUT: JobState.TIMED_OUT,
-    }.get(JobState(job.state), JobState.FINISHED)
-    job.exit_status = exit_status
-    job.signal = signal
-    job.signal_reason = signal_reason
-    # The agent's finish time, not when the call got through (it may have waited out an
-    # outage); bounded by the server's clock.
-    job.finished_at = reported_time(finished_at, now=utcnow(), not_before=job.started_at)
-    job.chunks_failed_count = chunks_failed_count
-    job.passed = exit_status == 0 and job.state == JobState.FINISHED
-
-
-def repeats_finish(job: Job, exit_status: int) -> bool:
-    """Whether a finish call repeats the one that finished the job: its agent retrying a call
-    whose answer was lost (a server restart, a dropped connection). A job the server finished
-    for a lost agent is not the agent's finish."""
-    return (
-        job.state in (JobState.FINISHED, JobState.CANCELED, JobState.TIMED_OUT)
-        and job.exit_status == exit_status
-        and job.signal_reason != "agent_lost"
-    )
-
-
-def cancel(job: Job, now: datetime) -> bool:
-    """Cancel one job: on an agent it goes `canceling` (the agent stops it), else `canceled`."""
-    if job.state in (JobState.ACCEPTED, JobState.RUNNING, JobState.TIMING_OUT):
-        job.state = JobState.CANCELING
-        job.canceled_at = now
-        return True
-    if job.state in (
-        JobState.PENDING,
-        JobState.WAITING,
-        JobState.SCHEDULED,
-        JobState.ASSIGNED,
-        JobState.BLOCKED,
-        JobState.LIMITING,
-        JobState.LIMITED,
-    ):
-        job.state = JobState.CANCELED
-        job.canceled_at = now
-        job.finished_at = now
-        job.passed = False
-        return True
-    return False
-
-
 def _locked(session: AsyncSession, query: Any) -> Any:
     """Rows a sweep works on, locked and skipped by other replicas' sweeps on PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
@@ -605,18 +414,6 @@ async def held_by(session: AsyncSession, agent_id: uuid.UUID) -> list[Job]:
         select(Job).where(Job.agent_id == agent_id, Job.state.in_([s.value for s in ON_AGENT]))
     )
     return list(rows)
-
-
-def time_out(job: Job) -> None:
-    """`running` → `timing_out`: the agent sees it on its next state poll and stops the job."""
-    job.state = JobState.TIMING_OUT
-
-
-def expire(job: Job, now: datetime) -> None:
-    job.state = JobState.EXPIRED
-    job.expired_at = now
-    job.finished_at = now
-    job.passed = False
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as builds
 from kiteline.server.logs.models import JobLog, LogChunk
 
 

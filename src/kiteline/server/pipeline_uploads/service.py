@@ -37,7 +37,7 @@ async def upload(
         raise Unprocessable(f"The uploaded pipeline is too large: {too_many}")
     if (problem := step_name_problem(definition)) is not None:
         raise Unprocessable(f"The uploaded pipeline is invalid: {problem}")
-    await builds.apply_upload(session, job, definition, replace=replace)
+    await builds.apply_upload(session, job=job, definition=definition, replace=replace)
     record = PipelineUpload(id=upload_id, job_id=job.id, build_id=job.build_id, state="applied")
     session.add(record)
     await session.flush()

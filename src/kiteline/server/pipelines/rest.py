@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import PipelineError, parse_pipeline, to_rest_steps
-from kiteline.server.builds import service as builds_service
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.kit import offload
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
@@ -73,7 +73,7 @@ def pipeline_json(
     pipeline: Pipeline,
     *,
     creator: User | None,
-    counts: builds_service.PipelineCounts,
+    counts: build_repository.PipelineCounts,
     show_webhook_url: bool = False,
 ) -> dict[str, Any]:
     url = urls.pipeline(org_slug, pipeline.slug)
@@ -140,7 +140,7 @@ async def render_pipelines(
     creators = await users.get_many(
         session, {p.created_by_id for p in pipelines if p.created_by_id is not None}
     )
-    counts = await builds_service.counts_for_pipelines(session, [p.id for p in pipelines])
+    counts = await build_repository.counts_for_pipelines(session, [p.id for p in pipelines])
     for pipeline in pipelines:
         configuration = pipeline.configuration
         if len(configuration) >= offload.LARGE_TEXT and configuration not in _large_rest_steps:
@@ -156,7 +156,7 @@ async def render_pipelines(
             org_slug,
             pipeline,
             creator=creators.get(pipeline.created_by_id) if pipeline.created_by_id else None,
-            counts=counts.get(pipeline.id, builds_service.PipelineCounts()),
+            counts=counts.get(pipeline.id, build_repository.PipelineCounts()),
             show_webhook_url=show_webhook_url,
         )
         for pipeline in pipelines

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
@@ -50,7 +50,7 @@ async def _delivery_json(
 ) -> dict[str, Any]:
     build: dict[str, Any] | None = None
     if delivery.build_id is not None:
-        surroundings = await builds.with_surroundings(session, delivery.build_id)
+        surroundings = await build_repository.with_surroundings(session, delivery.build_id)
         org = org_slug or surroundings.organization.slug
         slug = surroundings.pipeline.slug
         build = {

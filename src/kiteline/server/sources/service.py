@@ -18,6 +18,7 @@ from kiteline.pipeline import (
     branch_matches,
     evaluate_condition,
 )
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
 from kiteline.server.kit.errors import KitelineError, NotFound, Unauthorized
 from kiteline.server.organizations import service as organizations
@@ -178,7 +179,7 @@ async def refusal_for(
         if change.kind == "pull_request"
         else "skip_builds_for_existing_commits"
     )
-    if setting(existing_setting) and await builds.commit_was_built(
+    if setting(existing_setting) and await build_repository.commit_was_built(
         session, pipeline_id=pipeline.id, commit=change.commit
     ):
         return f"Commit {change.commit} was built before ({existing_setting} is on)"

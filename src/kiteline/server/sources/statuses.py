@@ -15,8 +15,9 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.events.models import Event
+from kiteline.server.events.names import BUILD_EVENTS
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.urls import Urls
@@ -25,7 +26,6 @@ from kiteline.server.pipelines import service as pipelines
 from kiteline.server.sources.models import CommitStatus
 from kiteline.settings import Settings
 
-BUILD_EVENTS = frozenset({"build.scheduled", "build.running", "build.failing", "build.finished"})
 #: The hosts Kiteline posts statuses to.
 POSTING = ("github", "gitlab", "gitea")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -95,7 +95,9 @@ async def on_event(session: AsyncSession, event: Event, urls: Urls, settings: Se
     if provider not in POSTING or not providers.setting(found.settings, "publish_commit_status"):
         return  # most pipelines: decided without reading the build
     try:
-        build, pipeline, organization, _ = await builds.with_surroundings(session, event.subject_id)
+        build, pipeline, organization, _ = await build_repository.with_surroundings(
+            session, event.subject_id
+        )
     except NotFound:
         return
     if not _SHA.match(build.commit):

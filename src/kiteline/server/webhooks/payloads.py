@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.rendering import Shape
 from kiteline.server.builds.rest import render_builds
@@ -52,11 +52,13 @@ class Renderer:
         family = event.name.partition(".")[0]
         try:
             if family == "build":
-                build = await builds.get_by_id(self._session, uuid.UUID(event.data["build_id"]))
+                build = await build_repository.get_by_id(
+                    self._session, uuid.UUID(event.data["build_id"])
+                )
                 return await self._build_event(organization, build, event)
             if family == "job":
                 job = await jobs.get(self._session, uuid.UUID(event.data["job_id"]))
-                build = await builds.get_by_id(self._session, job.build_id)
+                build = await build_repository.get_by_id(self._session, job.build_id)
                 return await self._build_event(organization, build, event, job=job)
             if family == "agent":
                 return await self._agent_event(organization, event)

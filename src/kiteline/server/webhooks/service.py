@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import branch_matches
+from kiteline.server.events.names import EventName
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.ids import parse_uuid
@@ -21,21 +22,7 @@ from kiteline.server.webhooks.models import Webhook
 from kiteline.server.webhooks.signing import TokenMode
 
 #: Every event a webhook can subscribe to (`ping` is always sent).
-EVENTS: tuple[str, ...] = (
-    "build.scheduled",
-    "build.running",
-    "build.failing",
-    "build.finished",
-    "job.scheduled",
-    "job.started",
-    "job.finished",
-    "job.activated",
-    "agent.connected",
-    "agent.disconnected",
-    "agent.lost",
-    "agent.stopping",
-    "agent.stopped",
-)
+EVENTS: tuple[str, ...] = tuple(name.value for name in EventName)
 BUILD_STATE_KEYS = (
     "build_passed",
     "build_fixed",

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.agents import availability
 from kiteline.server.agents import service as agents
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.db import transaction, utcnow
 from kiteline.server.schedules import service as schedules
@@ -21,7 +21,7 @@ async def time_out_jobs(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with transaction(sessions) as session:
         overdue = await jobs.overdue(session, utcnow())
         for job in overdue:
-            await builds.time_out_job(session, job)
+            await build_transitions.time_out_job(session, job=job)
     return len(overdue)
 
 
@@ -37,7 +37,7 @@ async def lose_silent_agents(sessions: async_sessionmaker[AsyncSession], setting
         silent = await agents.silent_since(session, cutoff)
         for agent in silent:
             agents.mark_lost(session, agent)
-            await builds.lose_jobs_of(session, agent.id)
+            await build_transitions.lose_jobs_of(session, agent_id=agent.id)
     return len(silent)
 
 
@@ -46,7 +46,7 @@ async def expire_jobs(sessions: async_sessionmaker[AsyncSession], settings: Sett
     async with transaction(sessions) as session:
         stale = await jobs.unclaimed_since(session, cutoff)
         for job in stale:
-            await builds.expire_job(session, job)
+            await build_transitions.expire_job(session, job=job)
     return len(stale)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.models import Agent
 from kiteline.server.agents.stop import stop
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.models import Job
@@ -49,7 +49,7 @@ async def job_links(
     session: AsyncSession, organization: Organization, found: Sequence[Job]
 ) -> dict[uuid.UUID, JobLink]:
     """Links to these jobs' rows, their builds and pipelines each read once."""
-    build_rows = await builds.get_many(session, {job.build_id for job in found})
+    build_rows = await build_repository.get_many(session, {job.build_id for job in found})
     pipeline_rows = await pipelines.get_many(session, {b.pipeline_id for b in build_rows.values()})
     links: dict[uuid.UUID, JobLink] = {}
     for job in found:

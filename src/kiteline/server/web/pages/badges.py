@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.rest import rest_state
 from kiteline.server.jobs.states import JobType
@@ -44,7 +44,7 @@ async def badge(
         raise NotFound.of("badge")
     async with request_transaction(request, read_only=True) as session:
         pipeline = await pipelines.get_by_badge_key(session, key)
-        newest = await builds.latest(session, pipeline.id, branch=branch.strip() or None)
+        newest = await build_repository.latest(session, pipeline.id, branch=branch.strip() or None)
         if newest is None:
             status = UNKNOWN
         elif step:

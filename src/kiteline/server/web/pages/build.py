@@ -17,7 +17,9 @@ from kiteline.server.agent_api.artifacts import download_urls
 from kiteline.server.agents import service as agents
 from kiteline.server.annotations import service as annotations_service
 from kiteline.server.artifacts import service as artifacts
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
@@ -71,8 +73,8 @@ async def _locate(
     """The build as REST finds it, for a member of its organization (another's: 404)."""
     organization = viewer.organization(org)
     found = await pipelines.get(session, organization_id=organization.id, slug=pipeline)
-    build = await builds.get_by_number(
-        session, pipeline_id=found.id, number=builds.parse_number(number)
+    build = await build_repository.get_by_number(
+        session, pipeline_id=found.id, number=build_repository.parse_number(number)
     )
     return organization, found, build
 
@@ -110,7 +112,7 @@ async def _related(
         wanted.add(build.rebuilt_from_id)
     others = {
         key: other
-        for key, other in (await builds.get_many(session, wanted)).items()
+        for key, other in (await build_repository.get_many(session, wanted)).items()
         if other.organization_id == organization.id
     }
     their_pipelines = await pipelines.get_many(session, {b.pipeline_id for b in others.values()})
@@ -164,7 +166,7 @@ async def render_build_page(
             related=page_related,
             annotations=await annotations_service.list_for_build(session, build.id, scope="all"),
             artifacts=await artifacts.list_for(session, build_id=build.id),
-            meta_data=(await builds.meta_data_for(session, [build.id]))[build.id],
+            meta_data=(await build_repository.meta_data_for(session, [build.id]))[build.id],
             form=form,
             now=utcnow(),
         )
@@ -210,7 +212,7 @@ async def _live_block(request: Request, org: str, pipeline: str, number: str) ->
 async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with page_transaction(request) as (session, viewer):
         _, _, build = await _locate(session, viewer, org, pipeline, number)
-        await builds.cancel(session, build)
+        await build_transitions.cancel(session, build=build)
         path = build_path(org, pipeline, build.number)
     return RedirectResponse(path, status_code=303)
 
@@ -238,7 +240,7 @@ async def retry_job(
     """A new attempt, as REST's retry (per the step's `retry.manual`); shows the new job."""
     async with page_transaction(request) as (session, viewer):
         build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
-        new = await builds.retry_job(session, job)
+        new = await build_transitions.retry_job(session, job=job)
         path = build_path(org, pipeline, build.number, new.id)
     return RedirectResponse(path, status_code=303)
 
@@ -249,7 +251,7 @@ async def cancel_job(
 ) -> Response:
     async with page_transaction(request) as (session, viewer):
         build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
-        await builds.cancel_job(session, job)
+        await build_transitions.cancel_job(session, job=job)
         path = build_path(org, pipeline, build.number, job.id)
     return RedirectResponse(path, status_code=303)
 
@@ -260,7 +262,7 @@ def _submitted_fields(job: Job, form: Any) -> tuple[dict[str, Any], dict[str, li
     and as the dialog shows them again."""
     given: dict[str, Any] = {}
     shown: dict[str, list[str]] = {}
-    for spec in job.definition.get("fields", []):
+    for spec in job.definition.fields:
         key = str(spec["key"])
         values = [str(v) for v in form.getlist(FIELD_PREFIX + key)]
         shown[key] = values
@@ -285,7 +287,9 @@ async def unblock_job(
             build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
             parsed_job_id = job.id
             given, shown = _submitted_fields(job, submitted)
-            await builds.unblock_job(session, job, fields=given, unblocked_by_id=viewer.user.id)
+            await build_transitions.unblock_job(
+                session, job=job, fields=given, unblocked_by_id=viewer.user.id
+            )
             path = build_path(org, pipeline, build.number, job.id)
     except ValidationFailed as error:
         if parsed_job_id is None:

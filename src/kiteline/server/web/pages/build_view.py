@@ -14,7 +14,7 @@ from typing import Any, Literal
 from kiteline.server.agents.models import Agent
 from kiteline.server.annotations.models import Annotation
 from kiteline.server.artifacts.models import Artifact
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.jobs.models import Job
@@ -337,18 +337,18 @@ def _job_label(job: AnyJob) -> str:
     if job.type == JobType.WAITER:
         return "Wait"
     if job.type == JobType.TRIGGER:
-        return f"Trigger {job.definition.get('trigger', '')}".strip()
+        return f"Trigger {job.definition.trigger or ''}".strip()
     return _step_label(job)
 
 
 def _values(job: AnyJob) -> str | None:
     definition = job.definition
-    matrix = definition.get("matrix")
+    matrix = definition.matrix
     if isinstance(matrix, dict) and matrix:
         return " ".join(f"{key}={value}" if key else str(value) for key, value in matrix.items())
     if isinstance(matrix, str | int | float) and str(matrix):
         return str(matrix)
-    index, total = definition.get("parallel_job"), definition.get("parallel_job_count")
+    index, total = definition.parallel_job, definition.parallel_job_count
     if index is not None and total:
         return f"{int(index) + 1}/{total}"
     return None
@@ -357,15 +357,15 @@ def _values(job: AnyJob) -> str | None:
 def _is_fanned_out(job: AnyJob) -> bool:
     """A matrix or parallel step's job: shown under a heading for its step."""
     definition = job.definition
-    return bool(definition.get("matrix")) or bool(definition.get("parallel_job_count"))
+    return bool(definition.matrix) or bool(definition.parallel_job_count)
 
 
 def _group_of(job: AnyJob) -> tuple[str, str] | None:
     """The group a job is in, as (id, label): recorded by the planner, or only its key for
     builds planned before it recorded groups."""
-    group = job.definition.get("group")
-    if isinstance(group, dict) and group.get("id"):
-        return str(group["id"]), str(group.get("label") or group.get("key") or "Group")
+    group = job.definition.group
+    if group is not None and group.id:
+        return group.id, group.label or group.key or "Group"
     if job.group_key:
         return f"key-{job.group_key}", job.group_key
     return None
@@ -375,7 +375,7 @@ def block_fields(job: AnyJob, form: UnblockForm | None) -> list[BlockField]:
     """A block step's fields, filled with what was submitted (else their defaults)."""
     submitted = form if form is not None and form.job_id == job.id else None
     fields = []
-    for spec in job.definition.get("fields", []):
+    for spec in job.definition.fields:
         key = str(spec["key"])
         kind: Literal["text", "select"] = "select" if spec.get("type") == "select" else "text"
         if submitted is not None:
@@ -471,7 +471,7 @@ def _job_row(
         attempt=job.retries_count + 1,
     )
     if kind == "command":
-        row.retry_allowed = builds.retry_refusal(build, job) is None
+        row.retry_allowed = build_transitions.retry_refusal(build, job) is None
         row.cancelable = job.state in CANCELABLE_JOB_STATES
         if job.runnable_at is not None:
             row.waited = duration_text(_seconds(job.runnable_at, job.started_at or now))

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.events import outbox
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import ValidationFailed
@@ -59,7 +59,7 @@ class RecentBuildView:
         return f"#{self.number} {state} {self.title}".rstrip()
 
 
-def recent_view(build: builds.RecentBuild, base: str, now: datetime) -> RecentBuildView:
+def recent_view(build: build_repository.RecentBuild, base: str, now: datetime) -> RecentBuildView:
     message = (build.message or "").strip()
     if build.finished_at is not None:
         moment, label = build.finished_at, "Finished"
@@ -106,8 +106,10 @@ async def pipelines_page(
             name=name_filter.strip() or None,
         )
         ids = [p.id for p in listed]
-        counts = await builds.counts_for_pipelines(session, ids)
-        recent = await builds.recent_for_pipelines(session, ids, per_pipeline=RECENT_BUILDS)
+        counts = await build_repository.counts_for_pipelines(session, ids)
+        recent = await build_repository.recent_for_pipelines(
+            session, ids, per_pipeline=RECENT_BUILDS
+        )
         now = utcnow()
         last_builds = {
             p.id: [
@@ -123,7 +125,7 @@ async def pipelines_page(
             pipelines=listed,
             total=total,
             counts=counts,
-            no_counts=builds.PipelineCounts(),
+            no_counts=build_repository.PipelineCounts(),
             last_builds=last_builds,
             name_filter=name_filter,
             live_position=position,

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import rendering
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.events import outbox
@@ -99,7 +100,11 @@ async def render_pipeline_page(
     status: int = 200,
 ) -> Response:
     filtered = form is None  # a refused New Build shows the first page, unfiltered
-    options = ListOptions.from_request(request) if filtered else ListOptions(builds.BuildFilter())
+    options = (
+        ListOptions.from_request(request)
+        if filtered
+        else ListOptions(build_repository.BuildFilter())
+    )
     page = Page.from_request(request) if filtered else Page(1, Page.from_request(request).per_page)
     async with page_transaction(request, read_only=True) as (session, viewer):
         # Read before the rows: an event committed in between is replayed to the page.

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import service as builds
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
@@ -68,7 +68,7 @@ async def source_section(
         number: int | None = None
         path: str | None = None
         if row.build_id is not None:
-            surroundings = await builds.with_surroundings(session, row.build_id)
+            surroundings = await build_repository.with_surroundings(session, row.build_id)
             number = surroundings.build.number
             path = f"/{organization.slug}/{pipeline.slug}/builds/{number}"
         shown.append(
