@@ -200,8 +200,14 @@ def test_deliveries_pending_when_the_server_is_killed_arrive_after_restart(
         before_kill = list(arrivals)
         release.set()  # the held attempts now "succeed" on dead connections: duplicates
         expected = _outbox(database_url, data_dir, build["id"])
-        with _server(data_dir, database_url, tmp_path / "second.log", **PATIENT):
-            _until_build_finished(hook, build["id"])
+        with _server(data_dir, database_url, tmp_path / "second.log", **PATIENT) as (_, url):
+            try:
+                _until_build_finished(hook, build["id"])
+            except AssertionError as timed_out:  # say where the deliveries stood
+                path = "/v2/" + webhook["deliveries_url"].split("/v2/", 1)[1]
+                deliveries = httpx.get(url + path, headers=headers).text
+                log = (tmp_path / "second.log").read_text()[-4000:]
+                raise AssertionError(f"deliveries: {deliveries}\nlog: {log}") from timed_out
         after_restart = arrivals[len(before_kill) :]
         requests = hook.accepted()
     ping = queued[-1]

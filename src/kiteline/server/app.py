@@ -31,10 +31,10 @@ from kiteline.server.kit.instruments import Instruments, RequestTimer
 from kiteline.server.kit.limits import LimitsMiddleware
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.notify import PostgresRelay
-from kiteline.server.kit.openapi import install_openapi
 from kiteline.server.kit.ratelimit import install_rate_limits
 from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
 from kiteline.server.metrics.endpoint import install_metrics
+from kiteline.server.openapi import install_openapi
 from kiteline.server.organizations.rate_limit_rest import router as rate_limit_router
 from kiteline.server.organizations.rest import router as organizations_router
 from kiteline.server.pipelines.rest import router as pipelines_router

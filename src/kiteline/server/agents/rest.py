@@ -15,7 +15,6 @@ from kiteline.server.agents.stop import stop
 from kiteline.server.builds import service as builds
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.rest import job_json
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
@@ -23,6 +22,7 @@ from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["agents"])
 

@@ -14,13 +14,13 @@ from kiteline.server.artifacts.models import Artifact
 from kiteline.server.artifacts.shapes import artifact_json
 from kiteline.server.builds.rest import BUILDS, locate_build
 from kiteline.server.jobs import service as jobs
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import one_of
 from kiteline.server.kit.urls import Urls
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["artifacts"])
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from kiteline.server.builds import service
 from kiteline.server.builds.rest import BUILDS, locate_build
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import NotFound
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["meta-data"])
 

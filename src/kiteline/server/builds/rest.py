@@ -15,7 +15,6 @@ from kiteline.server.builds import rendering, service
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.builds.service import BuildListing
-from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import flag
@@ -24,6 +23,7 @@ from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.tokens.auth import Principal, api_transaction
 
 router = APIRouter(tags=["builds"])
 

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from kiteline.server.graphql.budget import BudgetGate
-from kiteline.server.kit.auth import Principal
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations.models import Organization
+from kiteline.server.tokens.auth import Principal
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -39,13 +39,13 @@ from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.errors import formatted
 from kiteline.server.graphql.schema import schema
 from kiteline.server.kit import limits
-from kiteline.server.kit.auth import Principal, authenticate, record_use
 from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ratelimit import RateLimiter
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
+from kiteline.server.tokens.auth import Principal, authenticate, record_use
 from kiteline.settings import Settings
 
 PATHS = ("/v1", "/graphql")

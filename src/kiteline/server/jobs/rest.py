@@ -20,7 +20,6 @@ from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobListing, JobSummary
 from kiteline.server.jobs.states import JobState, JobType
-from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_uuid
@@ -31,6 +30,7 @@ from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.tokens.auth import Principal, api_transaction
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 from kiteline.server.users.rest import user_json

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.ratelimit import ORG_SCOPE, recorded_usage
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.organizations import service
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["organizations"])
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.pagination import Page, add_link_header
@@ -14,6 +13,7 @@ from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service
 from kiteline.server.organizations.models import Organization
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["organizations"])
 

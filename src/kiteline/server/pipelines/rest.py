@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.pipeline import PipelineError, parse_pipeline, to_rest_steps
 from kiteline.server.builds import service as builds_service
 from kiteline.server.kit import offload
-from kiteline.server.kit.auth import Principal, api_transaction
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id
@@ -22,6 +21,7 @@ from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import providers, service
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.tokens.auth import Principal, api_transaction
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 from kiteline.server.users.rest import user_json

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import service as builds
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.timefmt import iso
@@ -19,6 +18,7 @@ from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.sources import service
 from kiteline.server.sources.models import SourceDelivery
+from kiteline.server.tokens.auth import api_transaction
 
 deliver_router = APIRouter(tags=["sources"])
 router = APIRouter(tags=["sources"])

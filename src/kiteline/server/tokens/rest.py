@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.tokens import service
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["access-token"])
 

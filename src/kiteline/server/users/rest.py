@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.timefmt import iso
+from kiteline.server.tokens.auth import api_transaction
 from kiteline.server.users.models import User
 
 router = APIRouter(tags=["user"])

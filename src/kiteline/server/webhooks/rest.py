@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.kit.auth import api_transaction
 from kiteline.server.kit.errors import BadRequest, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import graphql_id, parse_int
@@ -23,6 +22,7 @@ from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.models import Organization
+from kiteline.server.tokens.auth import api_transaction
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
 from kiteline.server.users.rest import user_json
