@@ -284,3 +284,33 @@ def test_two_compactors_at_once_compact_the_log_once(finished: Finished) -> None
     assert stored(finished.server, finished.id) == (0, "compacted")
     text = finished.api.get(f"{BUILD}/jobs/{finished.id}/log.txt")
     assert (text.status_code, text.content) == (200, LOG)
+
+
+def test_a_log_compacted_while_it_is_being_sent_is_sent_whole_from_the_object(
+    finished: Finished,
+) -> None:
+    """The reader found the chunks (its layout), then compaction deleted them before their
+    bytes were read: the rest comes from the object, the same bytes."""
+    from kiteline.server.logs import service as logs
+
+    server, job_id = finished.server, uuid.UUID(finished.id)
+    start, stop = 1000, len(LOG) - 5
+
+    async def go() -> tuple[bytes, bool]:
+        engine = create_engine(server.settings.resolved_database_url)
+        try:
+            sessions = create_sessionmaker(engine)
+            store = FilesystemBlobStore(server.settings.resolved_blob_dir)
+            async with transaction(sessions, read_only=True) as session:
+                layout = await logs.open_log(session, job_id, complete=True)
+            assert isinstance(layout, logs.LogLayout)  # still in chunks when the send begins
+            sending = compaction.log_bytes(sessions, store, layout, start, stop)
+            moved = await compaction.compact_log(sessions, store, job_id)
+            return b"".join([part async for part in sending]), moved
+        finally:
+            await engine.dispose()
+
+    sent, moved = run_async(go)
+    assert moved
+    assert stored(server, finished.id) == (0, "compacted")
+    assert sent == LOG[start:stop]

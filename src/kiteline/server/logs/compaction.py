@@ -154,7 +154,33 @@ def log_bytes(
     """The log's bytes `start..stop`, from wherever it is kept."""
     if isinstance(stored, CompactedLog):
         return read_object(store, stored, start, stop)
-    return read_chunks(sessions, stored.within(start, stop))
+    return _chunks_then_object(sessions, store, stored, start, stop)
+
+
+async def _chunks_then_object(
+    sessions: async_sessionmaker[AsyncSession],
+    store: BlobStore,
+    stored: LogLayout,
+    start: int,
+    stop: int,
+) -> AsyncIterator[bytes]:
+    """The bytes from the chunks; when compaction moves them into the object while they are
+    being sent (the chunks are deleted once the object holds the same bytes), the rest from
+    the object."""
+    sent = start
+    try:
+        async for part in read_chunks(sessions, stored.within(start, stop)):
+            yield part
+            sent += len(part)
+    except service.LogChangedWhileSending:
+        if stored.job_id is None:
+            raise
+        async with transaction(sessions, read_only=True) as session:
+            now = await service.open_log(session, stored.job_id, complete=True)
+        if not isinstance(now, CompactedLog) or now.size < stop:
+            raise
+        async for part in read_object(store, now, sent, stop):
+            yield part
 
 
 async def read_range(

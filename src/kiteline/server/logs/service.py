@@ -8,7 +8,7 @@ import uuid
 import zlib
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -91,6 +91,9 @@ class LogLayout:
     size: int
     #: The log was deleted (`DELETE …/log` or retention): it reads as empty.
     deleted: bool = field(default=False, kw_only=True)
+    #: Whose log: a reader that finds its chunks compacted away mid-send reads on from the
+    #: object (see `logs.compaction.log_bytes`).
+    job_id: uuid.UUID | None = field(default=None, kw_only=True)
 
     def within(self, start: int, stop: int) -> list[Piece]:
         """The pieces, cut to the log bytes `start..stop`."""
@@ -152,7 +155,7 @@ async def layout(session: AsyncSession, job_id: uuid.UUID, *, complete: bool) ->
         .where(LogChunk.job_id == job_id)
         .order_by(LogChunk.offset, LogChunk.sequence)
     )
-    return place(rows, complete=complete)
+    return replace(place(rows, complete=complete), job_id=job_id)
 
 
 def place(chunks: Iterable[tuple[uuid.UUID, int, int]], *, complete: bool) -> LogLayout:
