@@ -6,9 +6,7 @@ led by one process at a time as they are (see `leader`), under a lock of their o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +17,7 @@ from kiteline.server.kit.db import transaction, utcnow
 from kiteline.server.logs import compaction, retention
 from kiteline.server.logs import service as logs
 from kiteline.server.webhooks import queue as deliveries
-from kiteline.server.workers.leader import HOUSEKEEPING_LOCK_KEY, SweepLeadership
+from kiteline.server.workers.leader import HOUSEKEEPING_LOCK_KEY, Sweep, sweep_while_leading
 from kiteline.settings import Settings
 
 log = logging.getLogger("kiteline.workers")
@@ -34,30 +32,20 @@ async def run_housekeeping(
     settings: Settings,
     stop: asyncio.Event,
 ) -> None:
-    leadership = SweepLeadership(sessions.kw["bind"], key=HOUSEKEEPING_LOCK_KEY)
-    try:
-        while not stop.is_set():
-            await housekeeping_once_if_leading(sessions, store, settings, leadership)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settings.worker_interval_seconds):
-                    await stop.wait()
-    finally:
-        await leadership.release()
+    await sweep_while_leading(
+        sessions.kw["bind"],
+        settings,
+        stop,
+        lambda: housekeeping_sweeps(sessions, store, settings),
+        key=HOUSEKEEPING_LOCK_KEY,
+    )
 
 
-async def housekeeping_once_if_leading(
-    sessions: async_sessionmaker[AsyncSession],
-    store: BlobStore,
-    settings: Settings,
-    leadership: SweepLeadership,
-) -> None:
-    try:
-        if not await leadership.leads():
-            return
-    except Exception:
-        log.exception("could not tell whether this process leads housekeeping; it asks again")
-        return
-    sweeps: list[tuple[str, Callable[[], Awaitable[int]]]] = []
+def housekeeping_sweeps(
+    sessions: async_sessionmaker[AsyncSession], store: BlobStore, settings: Settings
+) -> list[Sweep]:
+    """The sweeps the settings turn on: compaction, and each retention with a period."""
+    sweeps: list[Sweep] = []
     if settings.log_compaction:
         sweeps.append(
             (
@@ -73,14 +61,7 @@ async def housekeeping_once_if_leading(
         sweeps.append(("artifact retention", lambda: expire_artifacts(sessions, store, settings)))
     if settings.webhook_delivery_retention_seconds:
         sweeps.append(("webhook delivery retention", lambda: forget_deliveries(sessions, settings)))
-    for name, sweep in sweeps:
-        try:
-            count = await sweep()
-        except Exception:
-            log.exception("the %s sweep failed; it runs again next time", name)
-        else:
-            if count:
-                log.info("%s sweep handled %d row(s)", name, count)
+    return sweeps
 
 
 async def expire_logs(

@@ -7,11 +7,16 @@ next round. SQLite has one serving process: it always leads."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kiteline.settings import Settings
 
 log = logging.getLogger("kiteline.workers")
 
@@ -74,3 +79,48 @@ class SweepLeadership:
                 await connection.close()
             except Exception:
                 log.warning("could not close the sweep lock's connection", exc_info=True)
+
+
+#: A sweep: its name (for the log) and one round of it, answering how many rows it handled.
+Sweep = tuple[str, Callable[[], Awaitable[int]]]
+
+
+async def sweep_while_leading(
+    engine: AsyncEngine,
+    settings: Settings,
+    stop: asyncio.Event,
+    sweeps: Callable[[], Sequence[Sweep]],
+    *,
+    key: int = SWEEP_LOCK_KEY,
+) -> None:
+    """Every `worker_interval_seconds` until `stop`: one round of each sweep, in the one
+    process that holds the lock `key`; one failing sweep never stops the others."""
+    leadership = SweepLeadership(engine, key=key)
+    try:
+        while not stop.is_set():
+            if await _leads(leadership):
+                await run_round(sweeps())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.worker_interval_seconds):
+                    await stop.wait()
+    finally:
+        await leadership.release()
+
+
+async def _leads(leadership: SweepLeadership) -> bool:
+    try:
+        return await leadership.leads()
+    except Exception:
+        log.exception("could not tell whether this process leads the sweeps; it asks again")
+        return False
+
+
+async def run_round(sweeps: Sequence[Sweep]) -> None:
+    for name, sweep in sweeps:
+        try:
+            count = await sweep()
+        except Exception:
+            log.exception("the %s sweep failed; it runs again next time", name)
+        else:
+            if count:
+                log.info("%s sweep handled %d row(s)", name, count)

@@ -4,7 +4,6 @@ sweep never stops the others."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +14,7 @@ from kiteline.server.kit.instruments import Instruments
 from kiteline.server.webhooks.delivery import run_delivery
 from kiteline.server.workers import sweeps
 from kiteline.server.workers.housekeeping import run_housekeeping
-from kiteline.server.workers.leader import SweepLeadership
+from kiteline.server.workers.leader import sweep_while_leading
 from kiteline.settings import Settings
 
 log = logging.getLogger("kiteline.workers")
@@ -40,39 +39,15 @@ async def run_workers(
 async def _run_sweeps(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
 ) -> None:
-    leadership = SweepLeadership(sessions.kw["bind"])
-    try:
-        while not stop.is_set():
-            await _sweep_once_if_leading(sessions, settings, leadership)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settings.worker_interval_seconds):
-                    await stop.wait()
-    finally:
-        await leadership.release()
-
-
-async def _sweep_once_if_leading(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    leadership: SweepLeadership,
-) -> None:
-    """One round of every sweep, in the one process that leads them (see `leader`)."""
-    try:
-        if not await leadership.leads():
-            return
-    except Exception:
-        log.exception("could not tell whether this process leads the sweeps; it asks again")
-        return
-    for name, sweep in (
-        ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
-        ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
-        ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
-        ("schedules", lambda: sweeps.fire_schedules(sessions)),
-    ):
-        try:
-            count = await sweep()
-        except Exception:
-            log.exception("the %s sweep failed; it runs again next time", name)
-        else:
-            if count:
-                log.info("%s sweep handled %d row(s)", name, count)
+    """The timeouts, lost agents, expiry and schedules, in the one process that leads them."""
+    await sweep_while_leading(
+        sessions.kw["bind"],
+        settings,
+        stop,
+        lambda: (
+            ("timeouts", lambda: sweeps.time_out_jobs(sessions)),
+            ("lost agents", lambda: sweeps.lose_silent_agents(sessions, settings)),
+            ("expiry", lambda: sweeps.expire_jobs(sessions, settings)),
+            ("schedules", lambda: sweeps.fire_schedules(sessions)),
+        ),
+    )
