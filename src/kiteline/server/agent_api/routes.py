@@ -172,7 +172,7 @@ async def _idle_by_reading(request: Request) -> bool:
     (a job to claim, a state to change), and queues as a writer."""
     async with request_transaction(request, read_only=True) as session:
         agent = await auth.caller_unmarked(session, request)
-        if agent.connection_state != "connected":
+        if agent.connection_state != ConnectionState.CONNECTED:
             return False
         if not agent.ignore_in_dispatches and await jobs.may_claim(
             session,
