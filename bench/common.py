@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import insert, select, text, update
 
+from kiteline.agent.api import AgentApi, RegisterRequest, go_arch, utc_timestamp
+from kiteline.agent.api import Job as AcceptedJob
 from kiteline.server import admin
 from kiteline.server.builds.models import Build
 from kiteline.server.jobs.models import Job
@@ -679,3 +681,28 @@ def timed(fetch: Callable[[], T], requests: int) -> tuple[list[float], T]:
     if not answers:
         raise SystemExit("nothing was measured: --requests must be at least 1")
     return latencies, answers[-1]
+
+
+async def take_started_job(api: AgentApi, name: str) -> tuple[AgentApi, AcceptedJob]:
+    """Register an agent called `name`, wait for the one job it is given, accept and start
+    it: the job's API (with the job's token) and the accepted job."""
+    registration = await api.register(
+        RegisterRequest(
+            name=name,
+            hostname=socket.gethostname(),
+            os="linux",
+            arch=go_arch(),
+            meta_data=["queue=default"],
+            pid=0,
+        )
+    )
+    agent = api.with_token(registration.access_token)
+    await agent.connect()
+    deadline = time.monotonic() + 60
+    while (ping := await agent.ping(wait=5)).job is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("no job was assigned to the bench agent within 60s")
+    job = await agent.accept_job(ping.job.id)
+    runner = agent.with_token(job.token)
+    await runner.start_job(job.id, started_at=utc_timestamp())
+    return runner, job

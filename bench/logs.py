@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import gzip
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,15 +40,14 @@ from common import (
     peak_rss_mb,
     progress,
     rss_mb,
+    take_started_job,
 )
 
 from kiteline.agent.api import (
     AgentApi,
     JobFinish,
     LogChunk,
-    RegisterRequest,
     Session,
-    go_arch,
     utc_timestamp,
 )
 from kiteline.agent.log_streamer import MAX_UPLOADS_IN_FLIGHT
@@ -80,28 +78,7 @@ def build_output(size: int) -> bytes:
 
 async def _take_job(api: AgentApi) -> tuple[AgentApi, str, int]:
     """Register an agent and accept and start the one job waiting: its API, id, chunk size."""
-    registration = await api.register(
-        RegisterRequest(
-            name="bench-logs",
-            hostname=socket.gethostname(),
-            os="linux",
-            arch=go_arch(),
-            meta_data=["queue=default"],
-            pid=0,
-        )
-    )
-    agent = api.with_token(registration.access_token)
-    await agent.connect()
-    deadline = time.monotonic() + 60
-    while True:
-        ping = await agent.ping(wait=5)
-        if ping.job is not None:
-            break
-        if time.monotonic() > deadline:
-            raise SystemExit("no job was assigned to the bench agent within 60s")
-    job = await agent.accept_job(ping.job.id)
-    runner = agent.with_token(job.token)
-    await runner.start_job(job.id, started_at=utc_timestamp())
+    runner, job = await take_started_job(api, "bench-logs")
     return runner, job.id, job.chunks_max_size_bytes or MIB
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,9 +47,10 @@ from common import (
     kiteline,
     progress,
     stop,
+    take_started_job,
 )
 
-from kiteline.agent.api import AgentApi, RegisterRequest, Session, go_arch, utc_timestamp
+from kiteline.agent.api import AgentApi, Session
 from kiteline.agent.in_job.artifact_upload import upload_artifacts
 from kiteline.agent.in_job.context import JobEnvironment
 from kiteline.client import Client
@@ -101,24 +101,7 @@ async def _job(k: Kiteline) -> tuple[str, str, str]:
     """An agent takes the build's one job: its id, token and build id."""
     async with httpx.AsyncClient(timeout=120) as http:
         api = AgentApi(http, Session(endpoint=f"{k.url}/v3"), k.agent_token)
-        registration = await api.register(
-            RegisterRequest(
-                name="bench-s3",
-                hostname=socket.gethostname(),
-                os="linux",
-                arch=go_arch(),
-                meta_data=["queue=default"],
-                pid=0,
-            )
-        )
-        agent = api.with_token(registration.access_token)
-        await agent.connect()
-        deadline = time.monotonic() + 60
-        while (ping := await agent.ping(wait=5)).job is None:
-            if time.monotonic() > deadline:
-                raise SystemExit("no job was assigned to the bench agent within 60s")
-        job = await agent.accept_job(ping.job.id)
-        await agent.with_token(job.token).start_job(job.id, started_at=utc_timestamp())
+        _, job = await take_started_job(api, "bench-s3")
         return job.id, job.token, str(job.env.get("BUILDKITE_BUILD_ID", ""))
 
 
