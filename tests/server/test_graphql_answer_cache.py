@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
@@ -325,6 +325,44 @@ def test_pipeline_and_agent_revisions_are_bumped_by_orm_flushes_and_core_updates
         ]
 
     assert server.admin(revisions) == [2, 2]
+
+
+def test_a_kept_answer_costs_one_statement_beside_the_caller_whatever_it_shows(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """Signed by its pages, counts and rows in one statement, small or large."""
+    server = make_server(run_workers=False)  # no sweeps' statements beside the requests'
+    client, _ = _setup(server)
+    statements: dict[str, list[str]] = {}
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # As tests/server/test_graphql_batching.py: writes beside the query are not its own.
+        if "serving_processes" in statement or statement.startswith(
+            ("BEGIN IMMEDIATE", "UPDATE api_tokens", "PRAGMA query_only")
+        ):
+            return
+        seen.append(statement)
+
+    for shape in ("small", "large"):
+        if shape == "large":
+            _pipeline(client, "q")
+            for pipeline in ("p", "q", "q"):
+                _build(client, pipeline)
+        _post(client)  # kept
+        seen.clear()
+        engine = server.app.state.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            hits = _cache(server).hits
+            _post(client)
+            assert _cache(server).hits == hits + 1
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        statements[shape] = [s for s in list(seen) if s.lstrip().upper().startswith("SELECT")]
+    assert len(statements["large"]) == len(statements["small"])
+    signatures = [s for s in statements["large"] if "UNION ALL" in s]
+    assert len(signatures) == 1, statements["large"]
 
 
 def _answer(size: int) -> KeptAnswer:

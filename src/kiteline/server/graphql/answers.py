@@ -21,12 +21,13 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.sql import Executable
 
-from kiteline.server.kit.signatures import Part
+from kiteline.server.kit.signatures import Part, statements
 
 #: Bounds: answers kept, their bytes in all, and the largest answer kept.
 MAX_ANSWERS = 500
@@ -42,6 +43,11 @@ class KeptAnswer:
     actual: int
     #: The organizations whose budget windows the query entered, in order.
     organizations: tuple[uuid.UUID, ...]
+    #: The statements that read the parts again (built once).
+    checks: tuple[Executable, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple(statements(self.parts)))
 
 
 def row_values(row: Any) -> tuple[Any, ...]:

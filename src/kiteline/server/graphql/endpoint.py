@@ -90,8 +90,10 @@ class Answer:
         }
         if self.usage is not None:
             headers.update(self.usage.headers())
-        body = self.body if self.body is not None else json.loads(self.rendered or b"{}")
+        body = self.body
         if with_stats:
+            if body is None:
+                body = json.loads(self.rendered or b"{}")
             stats = {"requestedComplexity": self.requested, "actualComplexity": self.actual}
             body = {**body, "stats": stats}
         elif self.rendered is not None:
@@ -101,7 +103,7 @@ class Answer:
                 headers=headers,
                 media_type="application/json",
             )
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body or {}, status_code=self.status, headers=headers)
 
 
 def render(body: dict[str, Any]) -> bytes:
@@ -244,7 +246,7 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
             )
             kept = cache.get(key)
             if kept is not None:
-                if await signatures.still_current(session, kept.parts):
+                if await signatures.still_current(session, kept.parts, kept.checks):
                     cache.hits += 1
                     for organization_id in kept.organizations:
                         await gate.enter_organization(organization_id)

@@ -310,8 +310,18 @@ async def pages_per_parent(
         # What the pages were cut from: the rows fetched, with the revisions read with them.
         if signatures.revisioned(model):
             for page_ids, chunk in read:
-                pages = {parent_id: fetched[parent_id] for parent_id in chunk}
-                recorder.parts.append(signatures.page_part(parent, model, page_ids, pages))
+                chunk_rows = [row for parent_id in chunk for row in fetched[parent_id]]
+                if (
+                    window.after is None
+                    and window.before is None
+                    and all(len(fetched[parent_id]) < window.fetch for parent_id in chunk)
+                ):
+                    # Every parent's rows fitted in its page: the page is all of them, so
+                    # all of them (cheaper to read: no ordering, no window) sign it.
+                    chosen = and_(parent.in_(chunk), *where)
+                else:
+                    chosen = model.id.in_(page_ids)
+                recorder.parts.append(signatures.page_part(model, chosen, chunk_rows))
         else:
             recorder.unsigned = True
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}

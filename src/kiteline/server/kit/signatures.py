@@ -15,7 +15,7 @@ by the same query, are the same page (the order of a page follows from its rows'
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,14 +33,25 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+from sqlalchemy.types import NullType
 
 _KEY = "kiteline.signature_recorder"
 
-#: A part's rows: (parent id or None, row id or None, revision or count).
-Signed = tuple[uuid.UUID | None, uuid.UUID | None, int]
+#: A part's rows: (parent id or None, row id or None, revision or count), ids as `raw_id`s.
+Signed = tuple[str | None, str | None, int]
 
 #: Terms per statement (SQLite allows 500 in one compound SELECT).
 PARTS_PER_STATEMENT = 400
+
+
+def raw_id(value: Any) -> str | None:
+    """A UUID as 32 hex digits: as SQLite stores it (so read as is), else its `hex` (what
+    PostgreSQL's driver gives is a UUID object)."""
+    if value is None or type(value) is str:
+        return value
+    hex_digits: str = value.hex
+    return hex_digits
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,15 @@ def recorder_of(session: AsyncSession) -> Recorder | None:
     return found
 
 
-def _uuid(value: Any, name: str) -> ColumnElement[Any]:
-    return type_coerce(value, Uuid()).label(name)
+def _raw(value: Any, name: str) -> ColumnElement[Any]:
+    """The column as the database holds it (no conversion of each row's value)."""
+    return type_coerce(value, NullType()).label(name)
 
 
-def _no_uuid(name: str) -> ColumnElement[Any]:
-    return cast(null(), Uuid()).label(name)
+def _none(name: str) -> ColumnElement[Any]:
+    # Typed for PostgreSQL's UNION, unconverted for ours: a UNION's columns are converted as
+    # its first SELECT's are, and the first may be of any part.
+    return type_coerce(cast(null(), Uuid()), NullType()).label(name)
 
 
 def _number(value: Any) -> ColumnElement[Any]:
@@ -88,46 +102,57 @@ def revisioned(model: Any) -> bool:
     return hasattr(model, "revision") and hasattr(model, "__table__")
 
 
-def page_part(parent: Any, model: Any, page_ids: Any, fetched: dict[Any, list[Any]]) -> Part:
-    """Rows fetched for the parents' pages (`page_ids`: the subquery that chose them)."""
-    query = select(_uuid(parent, "parent"), _uuid(model.id, "id"), _number(model.revision)).where(
-        model.id.in_(page_ids)
-    )
-    expected = frozenset(
-        (parent_id, row.id, row.revision) for parent_id, rows in fetched.items() for row in rows
-    )
-    return Part(query, expected)
+def page_part(model: Any, chosen: ColumnElement[bool], fetched: Iterable[Any]) -> Part:
+    """The rows fetched for some parents' pages (`chosen`: the condition that chooses them).
+    A row's parent is not part of it: moving a row to another parent would be an UPDATE."""
+    query = select(_none("parent"), _raw(model.id, "id"), _number(model.revision)).where(chosen)
+    return Part(query, frozenset((None, raw_id(row.id), row.revision) for row in fetched))
 
 
 def count_part(
     parent: Any, parent_ids: Sequence[Any], where: Sequence[Any], counts: dict[Any, int]
 ) -> Part:
     query = (
-        select(_uuid(parent, "parent"), _no_uuid("id"), _number(func.count()))
+        select(_raw(parent, "parent"), _none("id"), _number(func.count()))
         .where(parent.in_(list(parent_ids)), *where)
         .group_by(parent)
     )
-    return Part(query, frozenset((key, None, n) for key, n in counts.items() if n))
+    return Part(query, frozenset((raw_id(key), None, n) for key, n in counts.items() if n))
 
 
 def rows_part(model: Any, ids: Sequence[uuid.UUID], rows: Sequence[Any]) -> Part:
     """Rows read by id (ids not found included: they must stay so)."""
-    query = select(_no_uuid("parent"), _uuid(model.id, "id"), _number(model.revision)).where(
+    query = select(_none("parent"), _raw(model.id, "id"), _number(model.revision)).where(
         model.id.in_(list(ids))
     )
-    return Part(query, frozenset((None, row.id, row.revision) for row in rows))
+    return Part(query, frozenset((None, raw_id(row.id), row.revision) for row in rows))
 
 
-async def still_current(session: AsyncSession, parts: Sequence[Part]) -> bool:
-    """Whether every part reads what it read (one statement per PARTS_PER_STATEMENT)."""
-    found: list[set[Signed]] = [set() for _ in parts]
+def statements(parts: Sequence[Part]) -> list[Executable]:
+    """What reads every part again: one UNION ALL per PARTS_PER_STATEMENT parts, each row
+    with its part's index (built once per kept answer, run by `still_current`)."""
+    built: list[Executable] = []
     for start in range(0, len(parts), PARTS_PER_STATEMENT):
         chunk = parts[start : start + PARTS_PER_STATEMENT]
         selects = [
             part.select.add_columns(literal(start + offset, Integer()).label("part"))
             for offset, part in enumerate(chunk)
         ]
-        statement = selects[0] if len(selects) == 1 else union_all(*selects)
-        for parent_id, row_id, number, index in await session.execute(statement):
-            found[index].add((parent_id, row_id, number))
-    return all(part.expected == seen for part, seen in zip(parts, found, strict=True))
+        built.append(selects[0] if len(selects) == 1 else union_all(*selects))
+    return built
+
+
+async def still_current(
+    session: AsyncSession, parts: Sequence[Part], built: Sequence[Executable]
+) -> bool:
+    """Whether every part reads what it read (`built`: its `statements`)."""
+    expected = {
+        (parent_id, row_id, number, index)
+        for index, part in enumerate(parts)
+        for parent_id, row_id, number in part.expected
+    }
+    found: set[tuple[Any, ...]] = set()
+    for statement in built:
+        rows = (await session.execute(statement)).all()
+        found.update((raw_id(p), raw_id(i), n, index) for p, i, n, index in rows)
+    return found == expected
