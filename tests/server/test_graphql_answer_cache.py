@@ -210,6 +210,35 @@ def test_builds_and_pipelines_changing_through_rest_and_graphql_show(server: Liv
     assert [p["name"] for p in _nodes(_kept(server, client)["pipelines"])] == ["Renamed"]
 
 
+@pytest.mark.both_graphql_executions
+def test_a_pipeline_looked_up_by_slug_changing_or_appearing_shows(server: LiveServer) -> None:
+    client, _ = _setup(server)
+    by_slug = """query($slug: ID!) { pipeline(slug: $slug) { name
+        builds(first: 5) { edges { node { number state } } } } }"""
+
+    def pipeline(slug: str) -> Any:
+        cache = _cache(server)
+        first = client.post("/v1", json={"query": by_slug, "variables": {"slug": slug}})
+        hits = cache.hits
+        second = client.post("/v1", json={"query": by_slug, "variables": {"slug": slug}})
+        assert cache.hits == hits + 1
+        assert second.content == first.content
+        return second.json()["data"]["pipeline"]
+
+    assert pipeline("acme/p")["name"] == "p"
+    assert pipeline("acme/later") is None  # not found: kept, and must stay not found
+    renamed = client.patch("/v2/organizations/acme/pipelines/p", json={"name": "Renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert pipeline("acme/p")["name"] == "Renamed"
+    _build(client)
+    assert [b["node"]["number"] for b in pipeline("acme/p")["builds"]["edges"]] == [2, 1]
+    _pipeline(client, "later")
+    assert pipeline("acme/later") == {"name": "later", "builds": {"edges": []}}
+    deleted = client.delete("/v2/organizations/acme/pipelines/later")
+    assert deleted.status_code == 204, deleted.text
+    assert pipeline("acme/later") is None
+
+
 def test_who_asks_with_what_token_variables_and_address_is_part_of_the_key(
     server: LiveServer,
 ) -> None:

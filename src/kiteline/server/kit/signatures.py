@@ -128,6 +128,19 @@ def rows_part(model: Any, ids: Sequence[uuid.UUID], rows: Sequence[Any]) -> Part
     return Part(query, frozenset((None, raw_id(row.id), row.revision) for row in rows))
 
 
+def sign_lookup(
+    session: AsyncSession, model: Any, condition: ColumnElement[bool], row: Any | None
+) -> None:
+    """Sign a row found (or not) by `condition`, if a recorder is on the session: the same
+    condition must find the same row at the same revision (or still nothing)."""
+    recorder = recorder_of(session)
+    if recorder is None:
+        return
+    query = select(_none("parent"), _raw(model.id, "id"), _number(model.revision)).where(condition)
+    found = () if row is None else ((None, raw_id(row.id), row.revision),)
+    recorder.parts.append(Part(query, frozenset(found)))
+
+
 def statements(parts: Sequence[Part]) -> list[Executable]:
     """What reads every part again: one UNION ALL per PARTS_PER_STATEMENT parts, each row
     with its part's index (built once per kept answer, run by `still_current`)."""
