@@ -22,7 +22,7 @@ from kiteline.server.agent_api import auth
 from kiteline.server.agent_api.in_job import build_for_caller
 from kiteline.server.artifacts import service as artifacts
 from kiteline.server.artifacts.models import Artifact
-from kiteline.server.blobs import BlobStore, Download, content_disposition
+from kiteline.server.blobs import BlobStore, Download, UploadForm, content_disposition
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable
 from kiteline.server.kit.http import base_url, request_transaction
@@ -44,6 +44,7 @@ class ArtifactItem(BaseModel):
     file_size: int = 0
     sha1sum: str | None = None
     sha256sum: str | None = None
+    md5sum: str | None = None
     glob_path: str | None = None
     content_type: str | None = None
     upload_destination: str | None = None
@@ -111,10 +112,11 @@ async def _upload_instructions(request: Request, created: list[Artifact]) -> dic
         }
     posts = await store.direct.presign_posts(
         [
-            (
-                artifacts.upload_key(artifact),
-                artifact.file_size,
-                artifact.mime_type or "application/octet-stream",
+            UploadForm(
+                key=artifacts.upload_key(artifact),
+                size=artifact.file_size,
+                content_type=artifact.mime_type or "application/octet-stream",
+                md5=artifact.md5sum,
             )
             for artifact in created
         ],
@@ -148,6 +150,7 @@ async def create_artifacts(request: Request, job_id: str, body: BatchCreate) -> 
                     file_size=item.file_size,
                     sha1sum=item.sha1sum,
                     sha256sum=item.sha256sum,
+                    md5sum=item.md5sum,
                     glob_path=item.glob_path,
                     content_type=item.content_type,
                     upload_destination=item.upload_destination or body.upload_destination,
