@@ -6,15 +6,17 @@ the same files, both to moto's S3 server on loopback.
 
 A `kiteline server` with KITELINE_BLOB_URL=s3://…; an agent (the Kiteline agent's own API
 client) takes a job, and each round:
-- Kiteline upload: the agent's `artifact upload` code (register the batch, a form POST of each
-  file to its pre-signed S3 URL, then "finished", which has the server check each one in S3);
+- Kiteline upload: the agent's `artifact upload` code (register the batch with each file's
+  SHA-1, SHA-256 and MD5, a form POST of each file to its pre-signed S3 URL, which pins
+  `Content-MD5`, then "finished", which has the server compare each one's ETag in S3);
 - Kiteline download: the SDK's `download_artifacts` (REST list, a 302 per artifact to a
   pre-signed S3 GET, SHA-1 checked);
 - boto3: `upload_file` and `download_file` of the same files, the same bucket; and
   `upload_file` with a SHA-256 checksum S3 verifies (the guarantee Kiteline's check gives).
 Throughput is MB (MiB) per second of wall time, best of the rounds (the machine is shared), and
 per CPU second of every process involved (this one, moto's, Kiteline's server): the machine's
-load barely moves the latter. Target: Kiteline within 80 % of boto3. Prints one JSON line.
+load barely moves the latter (null when a transfer too small spent no clock tick). Target:
+Kiteline within 80 % of boto3. Prints one JSON line.
 """
 
 from __future__ import annotations
