@@ -321,6 +321,16 @@ def test_an_upload_declared_with_an_md5_goes_to_its_key_and_is_checked_by_the_et
     assert _post_as_buildkite_agent(instructions, CONTENT).status_code == 204
     assert s3.keys(blob_url) == [key]
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+    # At its key but not yet checked: no download leads there (the server's own signed URL,
+    # which refuses an artifact that isn't finished).
+    early = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
+    assert early.status_code == 302
+    assert early.headers["location"].startswith(
+        f"{server.url}/v3/artifacts/{artifact_id}/download?"
+    )
+    refused = httpx.get(early.headers["location"])
+    assert refused.status_code == 404
+    assert refused.json() == {"message": "Artifact is new, not downloadable"}
     assert _finish(agent, job, artifact_id).status_code == 200
     assert s3.keys(blob_url) == [key]
     (listed,) = client.get(f"{BUILD}/artifacts").json()

@@ -75,10 +75,13 @@ def signed_url(request: Request, method: str, template: str, artifact: Artifact)
 
 
 async def download_urls(request: Request, found: Sequence[Artifact]) -> list[str]:
-    """Where each artifact's bytes are fetched without a token: S3's pre-signed GET, or this
-    server's signed download URL."""
+    """Where each artifact's bytes are fetched without a token: S3's pre-signed GET of a
+    finished artifact, else this server's signed download URL (which refuses an artifact not
+    finished: with S3, bytes uploaded straight to the artifact's key sit there unchecked until
+    the agent reports them finished)."""
     store: BlobStore = request.app.state.blobs
-    if store.direct is None:
+    direct = [artifact for artifact in found if artifact.state == "finished"]
+    if store.direct is None or not direct:
         return [signed_url(request, "GET", DOWNLOAD_PATH, artifact) for artifact in found]
     downloads = [
         Download(
@@ -86,11 +89,19 @@ async def download_urls(request: Request, found: Sequence[Artifact]) -> list[str
             filename=artifact.path.rsplit("/", 1)[-1],
             content_type=artifact.mime_type or "application/octet-stream",
         )
+        for artifact in direct
+    ]
+    signed = iter(
+        await store.direct.presign_gets(
+            downloads, request.app.state.settings.signed_url_ttl_seconds
+        )
+    )
+    return [
+        next(signed)
+        if artifact.state == "finished"
+        else signed_url(request, "GET", DOWNLOAD_PATH, artifact)
         for artifact in found
     ]
-    return await store.direct.presign_gets(
-        downloads, request.app.state.settings.signed_url_ttl_seconds
-    )
 
 
 async def _upload_instructions(request: Request, created: list[Artifact]) -> dict[str, Any]:
