@@ -132,8 +132,11 @@ def test_upload_goes_to_s3_and_downloads_redirect_there(
     build_id = client.get(BUILD).json()["id"]
     org_id = server.admin(_org_id)
     key = f"artifacts/{org_id}/{build_id}/{artifact_id}"
+    # Registered as buildkite-agent does (SHA-1 and SHA-256, no MD5): the fallback path, an
+    # upload under incoming/ that S3 copies to the artifact's key with a SHA-256.
     assert instructions["data"]["key"] == blob_url.split("/", 3)[3] + f"/incoming/{key}"
     assert instructions["data"]["Content-Type"] == "application/x-tar"
+    assert "Content-MD5" not in instructions["data"]
 
     upload = _post_as_buildkite_agent(instructions, CONTENT)
     assert upload.status_code == 204, upload.text
