@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
@@ -35,10 +35,14 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+# Built once: every list of builds reads its creators with it.
+_BY_IDS = select(User).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
     if not ids:
         return {}
-    users = await session.scalars(select(User).where(User.id.in_(ids)))
+    users = await session.scalars(_BY_IDS, {"ids": list(ids)})
     return {user.id: user for user in users}
 
 
