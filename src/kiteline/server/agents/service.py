@@ -214,10 +214,14 @@ async def get(session: AsyncSession, *, organization_id: uuid.UUID, agent_id: uu
     return agent
 
 
+# Built once: lists of builds read their jobs' agents with it.
+_BY_IDS = select(Agent).where(Agent.id.in_(bindparam("ids", expanding=True)))
+
+
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Agent]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Agent).where(Agent.id.in_(ids)))
+    rows = await session.scalars(_BY_IDS, {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 

@@ -98,6 +98,22 @@ class RenderedBuild:
         return len(self.head) + sum(len(piece) + 100 for _, piece in self.tail)
 
 
+@dataclass(eq=False)
+class CachedPage:
+    """A list's builds as rendered for one page signature (every build's key and signature,
+    in order): its renderings, the holes they have, and the last answer joined from them with
+    the fills it was joined with, reused while a request's fills are byte for byte those."""
+
+    entries: list[RenderedBuild]
+    keys: frozenset[str]
+    filled: dict[str, bytes] | None = None
+    body: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body or b"") + 100 * len(self.entries)
+
+
 @dataclass
 class BuildJsonCache:
     """Rendered builds of one process, least recently used first out, bounded in count and
@@ -105,10 +121,20 @@ class BuildJsonCache:
 
     max_entries: int = 2_000
     max_bytes: int = 24 * 1024 * 1024
+    #: Whole pages (see `CachedPage`), bounded on their own: their answers are larger than a
+    #: build's rendering, and their renderings are shared with the builds' entries.
+    max_pages: int = 64
+    max_page_bytes: int = 16 * 1024 * 1024
     _entries: OrderedDict[tuple[Any, Shape], RenderedBuild] = field(default_factory=OrderedDict)
     _bytes: int = 0
+    _pages: OrderedDict[tuple[Shape, tuple[Listed, ...]], CachedPage] = field(
+        default_factory=OrderedDict
+    )
+    _page_bytes: int = 0
     hits: int = 0
     misses: int = 0
+    page_hits: int = 0
+    answer_hits: int = 0
 
     def get(self, build_key: Any, shape: Shape, signature: Signature) -> RenderedBuild | None:
         key = (build_key, shape)
@@ -135,6 +161,39 @@ class BuildJsonCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def page(self, shape: Shape, listed: tuple[Listed, ...]) -> CachedPage | None:
+        """The page rendered before for exactly these builds at exactly these signatures."""
+        page = self._pages.get((shape, listed))
+        if page is not None:
+            self._pages.move_to_end((shape, listed))
+            self.page_hits += 1
+        return page
+
+    def put_page(self, shape: Shape, listed: tuple[Listed, ...], page: CachedPage) -> None:
+        key = (shape, listed)
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self._page_bytes -= old.size
+        self._pages[key] = page
+        self._page_bytes += page.size
+        while len(self._pages) > self.max_pages or self._page_bytes > self.max_page_bytes:
+            _, evicted = self._pages.popitem(last=False)
+            self._page_bytes -= evicted.size
+
+    def keep_answer(self, page: CachedPage, filled: dict[str, bytes], body: bytes) -> None:
+        """Remember `body`, the page joined with `filled`, if the page is still cached and
+        the answer is small enough to be sent whole."""
+        if len(body) >= min(STREAMED_BYTES, self.max_page_bytes // 8):
+            return
+        if not any(kept is page for kept in self._pages.values()):
+            return  # pushed out meanwhile
+        self._page_bytes -= page.size
+        page.filled, page.body = filled, body
+        self._page_bytes += page.size
+        while self._page_bytes > self.max_page_bytes and self._pages:
+            _, evicted = self._pages.popitem(last=False)
+            self._page_bytes -= evicted.size
 
 
 def cache_of(app: FastAPI) -> BuildJsonCache:
@@ -445,10 +504,15 @@ async def render(
     back), builds whose signature (read in this request) matches a cached rendering reuse
     it; the others are rendered from their rows and cached under the revisions read with them.
     """
+    filler = _Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    signature = tuple(listed)
+    page = cache.page(shape, signature) if cache is not None else None
+    if page is not None:
+        return RenderedPage(page.entries, await filler.fill(page.keys), cache, page)
     rendered: dict[Any, RenderedBuild] = {}
     if cache is not None:
-        for key, signature in listed:
-            entry = cache.get(key, shape, signature)
+        for key, build_signature in listed:
+            entry = cache.get(key, shape, build_signature)
             if entry is not None:
                 rendered[key] = entry
     fresh = await _render_from_rows(
@@ -459,14 +523,21 @@ async def render(
             cache.put(key, shape, entry)
     rendered.update(fresh)
     entries = [rendered[item.key] for item in listed if item.key in rendered]
-    filler = _Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
-    return RenderedPage(entries, await filler.fill(entries))
+    keys = frozenset(key for entry in entries for key, _ in entry.tail)
+    if cache is not None and len(entries) == len(listed):
+        # Every build listed was found (on PostgreSQL one deleted since the page's
+        # statement would not be): the page is these renderings whenever it is listed so.
+        page = CachedPage(entries, keys)
+        cache.put_page(shape, signature, page)
+    return RenderedPage(entries, await filler.fill(keys), cache, page)
 
 
 @dataclass(frozen=True)
 class RenderedPage:
     entries: list[RenderedBuild]
     filled: dict[str, bytes]
+    cache: BuildJsonCache | None = None
+    cached: CachedPage | None = None
 
     def _parts(self, entry: RenderedBuild, parts: list[bytes]) -> None:
         filled = self.filled
@@ -489,7 +560,21 @@ class RenderedPage:
         return [b"".join(parts) for parts in self.each_parts()]
 
     def list_parts(self) -> list[bytes]:
-        """The builds' JSON as one array, as the pieces it is joined from."""
+        """The builds' JSON as one array, as the pieces it is joined from: the answer joined
+        before when the page and every fill are what they were then."""
+        cached = self.cached
+        if cached is not None and cached.body is not None and cached.filled == self.filled:
+            if self.cache is not None:
+                self.cache.answer_hits += 1
+            return [cached.body]
+        parts = self._list_parts()
+        if cached is not None and self.cache is not None:
+            body = b"".join(parts)
+            self.cache.keep_answer(cached, self.filled, body)
+            return [body]
+        return parts
+
+    def _list_parts(self) -> list[bytes]:
         parts = [b"["]
         for index, entry in enumerate(self.entries):
             if index:
@@ -558,10 +643,8 @@ class _Filler:
         self.org_slugs = org_slugs
         self.pipelines = pipelines_known
 
-    async def fill(self, entries: list[RenderedBuild]) -> dict[str, bytes]:
-        keys: set[str] = set()
-        for entry in entries:
-            keys.update(key for key, _ in entry.tail)
+    async def fill(self, keys: frozenset[str]) -> dict[str, bytes]:
+        """The bytes of every hole in `keys`, from rows read now."""
         wanted: dict[str, set[uuid.UUID]] = {}
         for key in keys:
             kind, _, rest = key.partition(":")

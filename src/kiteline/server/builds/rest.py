@@ -9,19 +9,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import rendering, repository, service, transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.builds.repository import BuildListing
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import flag
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Organization
-from kiteline.server.pipelines import service as pipelines
+from kiteline.server.organizations.models import Membership, Organization
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.tokens.auth import Principal, api_transaction
 
@@ -89,13 +90,34 @@ async def _render_uncached(
     )
 
 
+# The organization (if the user is a member) and its pipeline in one statement, built once:
+# every route under a pipeline's builds starts with it.
+_ORGANIZATION_AND_PIPELINE = (
+    select(Organization, Pipeline)
+    .join(Membership, Membership.organization_id == Organization.id)
+    .outerjoin(
+        Pipeline,
+        and_(Pipeline.organization_id == Organization.id, Pipeline.slug == bindparam("pipeline")),
+    )
+    .where(Organization.slug == bindparam("org"), Membership.user_id == bindparam("user_id"))
+)
+
+
 async def _pipeline_for(
     session: AsyncSession, user_id: uuid.UUID, org: str, pipeline: str
 ) -> tuple[Organization, Pipeline]:
-    organization = await organizations.get_for_user(session, slug=org, user_id=user_id)
-    return organization, await pipelines.get(
-        session, organization_id=organization.id, slug=pipeline
-    )
+    """As `organizations.get_for_user` then `pipelines.get`: 404 for an organization that
+    is missing or not the user's, then for a pipeline that is missing."""
+    found = (
+        await session.execute(
+            _ORGANIZATION_AND_PIPELINE, {"org": org, "user_id": user_id, "pipeline": pipeline}
+        )
+    ).first()
+    if found is None:
+        raise NotFound.of("organization")
+    if found[1] is None:
+        raise NotFound.of("pipeline")
+    return found[0], found[1]
 
 
 async def locate_build(
@@ -233,21 +255,18 @@ async def _list_builds(
     urls = Urls(base_url(request))
     options = ListOptions.from_request(request)
     async with api_transaction(request, "read_builds") as (session, principal):
+        pipelines_known = []
         if org is None:
             organizations_seen = principal.visible(
                 await organizations.list_for_user(session, principal.user_id)
             )
-        else:
+        elif pipeline is None:
             organizations_seen = [
                 await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
             ]
-        pipelines_known = []
-        if pipeline is not None:
-            pipelines_known.append(
-                await pipelines.get(
-                    session, organization_id=organizations_seen[0].id, slug=pipeline
-                )
-            )
+        else:
+            organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+            organizations_seen, pipelines_known = [organization], [found]
         page_builds, has_next = await rendering.list_page(
             session,
             organization_ids=[o.id for o in organizations_seen],

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
@@ -48,13 +48,17 @@ async def get_by_slug(session: AsyncSession, slug: str) -> Organization:
     return organization
 
 
+# Built once: most REST requests find their organization with it.
+_FOR_USER = (
+    select(Organization)
+    .join(Membership, Membership.organization_id == Organization.id)
+    .where(Organization.slug == bindparam("slug"), Membership.user_id == bindparam("user_id"))
+)
+
+
 async def get_for_user(session: AsyncSession, *, slug: str, user_id: uuid.UUID) -> Organization:
     """The organization, or 404 when it is missing *or* the user is not a member."""
-    organization = await session.scalar(
-        select(Organization)
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Organization.slug == slug, Membership.user_id == user_id)
-    )
+    organization = await session.scalar(_FOR_USER, {"slug": slug, "user_id": user_id})
     if organization is None:
         raise NotFound.of("organization")
     return organization

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,8 +189,15 @@ def named(organization_id: uuid.UUID, slug: str) -> ColumnElement[bool]:
     return and_(Pipeline.organization_id == organization_id, Pipeline.slug == slug)
 
 
+# Statements of every request under a pipeline's path, built once.
+_BY_SLUG = select(Pipeline).where(
+    Pipeline.organization_id == bindparam("organization_id"), Pipeline.slug == bindparam("slug")
+)
+_BY_IDS = select(Pipeline).where(Pipeline.id.in_(bindparam("ids", expanding=True)))
+
+
 async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -> Pipeline:
-    pipeline = await session.scalar(select(Pipeline).where(named(organization_id, slug)))
+    pipeline = await session.scalar(_BY_SLUG, {"organization_id": organization_id, "slug": slug})
     if pipeline is None:
         raise NotFound.of("pipeline")
     return pipeline
@@ -237,7 +244,7 @@ async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Pipeline]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Pipeline).where(Pipeline.id.in_(ids)))
+    rows = await session.scalars(_BY_IDS, {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 
