@@ -443,10 +443,13 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
+def kiteline(
+    database_url: str, *, launcher: list[str] | None = None, **server_env: str
+) -> Iterator[Kiteline]:
     """`kiteline server` as its own process on a free port, with an org, a user and tokens.
 
-    `server_env` adds KITELINE_* settings; the REST rate limit is off.
+    `server_env` adds KITELINE_* settings; the REST rate limit is off. `launcher`: what runs
+    instead of `python -m kiteline server` (given the same `--port` and `--log-level`).
     """
     with tempfile.TemporaryDirectory(prefix="kiteline-bench-") as tmp:
         work = Path(tmp)
@@ -455,10 +458,7 @@ def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
         port = free_port()
         server = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "kiteline",
-                "server",
+                *(launcher or [sys.executable, "-m", "kiteline", "server"]),
                 "--port",
                 str(port),
                 "--log-level",

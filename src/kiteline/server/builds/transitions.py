@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import creation, outcomes
-from kiteline.server.builds.creation import JOBS_PER_FLUSH, NewBuild, Prepared
+from kiteline.server.builds.creation import JOBS_PER_FLUSH, LARGE_BUILD, NewBuild, Prepared
 from kiteline.server.builds.fields import validate_block_fields
 from kiteline.server.builds.meta_data import set_meta_data
 from kiteline.server.builds.models import Build, BuildMetaData
@@ -37,6 +37,7 @@ from kiteline.server.jobs.definition import ManualRetry
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.refs import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
+from kiteline.server.kit import collector
 from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import (
     BadRequest,
@@ -72,13 +73,15 @@ async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
     for key, value in prepared.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
     await session.flush()
-    added = await creation.add_jobs(
-        session, build, prepared.jobs, first_position=0, now=build.created_at
-    )
-    emit(session, EventName.BUILD_SCHEDULED, build)
-    # Nobody else sees the build before this transaction commits: no lock to take, and its
-    # jobs are the ones just added.
-    await advance(session, build, locked=True, jobs=added)
+    # A large build's jobs are alive until it is advanced: no full collection meanwhile.
+    with collector.Hold(engaged=len(prepared.jobs) >= LARGE_BUILD):
+        added = await creation.add_jobs(
+            session, build, prepared.jobs, first_position=0, now=build.created_at
+        )
+        emit(session, EventName.BUILD_SCHEDULED, build)
+        # Nobody else sees the build before this transaction commits: no lock to take, and
+        # its jobs are the ones just added.
+        await advance(session, build, locked=True, jobs=added)
     return build
 
 
