@@ -22,6 +22,7 @@ from kiteline.server.jobs.planned import PlannedJob
 from kiteline.server.kit import collector, limits
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import Unprocessable, ValidationFailed
+from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.text import check_plain, check_plain_keys
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines import service as pipelines_service
@@ -158,8 +159,8 @@ async def plan_off_loop_if_large(
 
 
 #: Jobs written per flush when a build gets many: each flush's work on the event loop stays
-#: short, and other requests are served between them.
-JOBS_PER_FLUSH = 250
+#: short (a flush is one piece of the ORM's work), and other requests are served between them.
+JOBS_PER_FLUSH = 100
 
 
 async def add_jobs(
@@ -187,5 +188,7 @@ async def add_jobs(
             )
             if (offset + 1) % JOBS_PER_FLUSH == 0:
                 await session.flush()
+            else:
+                await pause_if_due()  # making the jobs' objects is most of the time
         await session.flush()
     return added

@@ -37,7 +37,7 @@ from kiteline.server.jobs.definition import ManualRetry
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.refs import JobRef
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
-from kiteline.server.kit import collector
+from kiteline.server.kit import collector, slices
 from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import (
     BadRequest,
@@ -82,6 +82,10 @@ async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
         # Nobody else sees the build before this transaction commits: no lock to take, and
         # its jobs are the ones just added.
         await advance(session, build, locked=True, jobs=added)
+        # The jobs' objects (and the plan they were made from, used up now) are freed a
+        # slice at a time, not all at once when the last reference goes.
+        await slices.release(added)
+        await slices.release(prepared.jobs)
     return build
 
 
@@ -238,15 +242,19 @@ def derived_state(build: Build, jobs: list[Job]) -> tuple[BuildState, str | None
     """The state a build's (current) jobs make it, and the `blocked_state` when it waits on a
     block step: a pure function of the build's state, its start and its jobs' states."""
     previous = BuildState(build.state)
-    blocked = [each for each in jobs if each.state == JobState.BLOCKED]
+    # One pass: a build of 20,000 jobs is derived on the event loop, in one piece.
+    blocked: list[Job] = []
     # Waiting jobs are not progress: when all that is left waits, it waits behind a block.
-    active = [
-        each
-        for each in jobs
-        if each.state not in TERMINAL and each.state not in (JobState.BLOCKED, JobState.WAITING)
-    ]
-    failed = any(outcomes.hard_failed(each) for each in jobs)
-    started = build.started_at is not None or any(each.started_at is not None for each in jobs)
+    active = failed = False
+    started = build.started_at is not None
+    for each in jobs:
+        state = each.state
+        if state == JobState.BLOCKED:
+            blocked.append(each)
+        elif state not in TERMINAL and state != JobState.WAITING:
+            active = True
+        failed = failed or outcomes.hard_failed(each)
+        started = started or each.started_at is not None
     if previous == BuildState.CANCELING:
         return (BuildState.CANCELING if active or blocked else BuildState.CANCELED), None
     if not active and blocked:
