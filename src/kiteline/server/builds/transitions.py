@@ -213,10 +213,11 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
     previous = BuildState(build.state)
     if previous in FINISHED:
         return
-    new, blocked_state = derived_state(build, jobs)
-    started = build.started_at is not None or any(each.started_at is not None for each in jobs)
-    if started and build.started_at is None:
-        build.started_at = min(each.started_at for each in jobs if each.started_at is not None)
+    if build.started_at is None:
+        starts = [each.started_at for each in jobs if each.started_at is not None]
+        if starts:
+            build.started_at = min(starts)
+    new, blocked_state = derived_state(build, jobs, started=build.started_at is not None)
     was_blocked = build.blocked
     build.blocked = blocked_state is not None
     if blocked_state is not None:
@@ -238,15 +239,19 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
         await _report_to_trigger(session, build, now)
 
 
-def derived_state(build: Build, jobs: list[Job]) -> tuple[BuildState, str | None]:
+def derived_state(
+    build: Build, jobs: list[Job], *, started: bool | None = None
+) -> tuple[BuildState, str | None]:
     """The state a build's (current) jobs make it, and the `blocked_state` when it waits on a
-    block step: a pure function of the build's state, its start and its jobs' states."""
+    block step: a pure function of the build's state, its start and its jobs' states.
+    `started`: whether the build or any of its jobs has started, when the caller knows."""
     previous = BuildState(build.state)
     # One pass: a build of 20,000 jobs is derived on the event loop, in one piece.
     blocked: list[Job] = []
     # Waiting jobs are not progress: when all that is left waits, it waits behind a block.
     active = failed = False
-    started = build.started_at is not None
+    if started is None:
+        started = build.started_at is not None or any(j.started_at is not None for j in jobs)
     for each in jobs:
         state = each.state
         if state == JobState.BLOCKED:
@@ -254,7 +259,6 @@ def derived_state(build: Build, jobs: list[Job]) -> tuple[BuildState, str | None
         elif state not in TERMINAL and state != JobState.WAITING:
             active = True
         failed = failed or outcomes.hard_failed(each)
-        started = started or each.started_at is not None
     if previous == BuildState.CANCELING:
         return (BuildState.CANCELING if active or blocked else BuildState.CANCELED), None
     if not active and blocked:
