@@ -455,11 +455,18 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def kiteline(database_url: str, *, workers: int = 1, **server_env: str) -> Iterator[Kiteline]:
+def kiteline(
+    database_url: str,
+    *,
+    workers: int = 1,
+    launcher: list[str] | None = None,
+    **server_env: str,
+) -> Iterator[Kiteline]:
     """`kiteline server` as its own process on a free port, with an org, a user and tokens.
 
     `workers` > 1 serves with that many processes (`--workers`, PostgreSQL only); `server_env`
-    adds KITELINE_* settings; the REST rate limit is off.
+    adds KITELINE_* settings; the REST rate limit is off. `launcher`: what runs instead of
+    `python -m kiteline server` (given the same `--port` and `--log-level`).
     """
     with tempfile.TemporaryDirectory(prefix="kiteline-bench-") as tmp:
         work = Path(tmp)
@@ -468,16 +475,12 @@ def kiteline(database_url: str, *, workers: int = 1, **server_env: str) -> Itera
         port = free_port()
         server = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "kiteline",
-                "server",
+                *(launcher or [sys.executable, "-m", "kiteline", "server"]),
                 "--port",
                 str(port),
                 "--log-level",
                 "warning",
-                "--workers",
-                str(workers),
+                *(["--workers", str(workers)] if workers != 1 else []),
             ],
             env=_env(settings, KITELINE_RATE_LIMIT_ORG_PER_MINUTE="0", **server_env),
             stdout=sys.stderr,  # stdout is the benchmark's one JSON line

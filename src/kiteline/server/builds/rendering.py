@@ -33,12 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import repository
+from kiteline.server.builds.creation import LARGE_BUILD
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.rest import job_json_at, rest_state
 from kiteline.server.jobs.service import JobListing
+from kiteline.server.kit import collector
 from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.timefmt import iso
@@ -469,22 +471,29 @@ async def _render_from_rows(
     for row in await session.execute(_BUILD_ROWS.where(Build.id.in_(build_ids))):
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
     jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
-    if builds:
-        # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
-        # processing, which would otherwise hold the loop in one piece.
-        found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
-        async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
-            for row in rows:
-                job = JobListing._make(row[:-2])
-                jobs[job.build_id].append((job, row[-2], row[-1]))
-            await pause_if_due()
-    meta_data = await repository.meta_data_for(session, list(builds))
-    rendered: dict[Any, RenderedBuild] = {}
-    for build_id, (build, revision, key) in builds.items():
-        signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
-        rendered[key] = await _render(
-            build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
-        )
+    # Once the rows turn out many (a large build's), no full collection until they are
+    # rendered (kit/collector.py).
+    with collector.Hold() as hold:
+        if builds:
+            # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
+            # processing, which would otherwise hold the loop in one piece.
+            found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
+            read = 0
+            async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
+                for row in rows:
+                    job = JobListing._make(row[:-2])
+                    jobs[job.build_id].append((job, row[-2], row[-1]))
+                read += len(rows)
+                if read >= LARGE_BUILD:
+                    hold.engage()
+                await pause_if_due()
+        meta_data = await repository.meta_data_for(session, list(builds))
+        rendered: dict[Any, RenderedBuild] = {}
+        for build_id, (build, revision, key) in builds.items():
+            signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
+            rendered[key] = await _render(
+                build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
+            )
     return rendered
 
 

@@ -27,7 +27,7 @@ from kiteline.pipeline import (
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline.document import load_document
-from kiteline.server.kit import limits, offload, signatures
+from kiteline.server.kit import collector, limits, offload, signatures
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -51,13 +51,17 @@ async def parse_configuration(
     in a process and checked in a thread, never on the event loop."""
     pipeline_limits = limits.current().pipeline
     large = len(configuration) >= offload.LARGE_TEXT
-    try:
-        document = await offload.off_loop_if_large(
-            len(configuration), load_document, configuration, limits=pipeline_limits
-        )
-    except PipelineError as error:
-        raise ValidationFailed.field("configuration", str(error)) from error
-    return await asyncio.to_thread(_checked, document, env) if large else _checked(document, env)
+    # A large document's objects: no full collection while they are made (kit/collector.py).
+    with collector.Hold(engaged=large):
+        try:
+            document = await offload.off_loop_if_large(
+                len(configuration), load_document, configuration, limits=pipeline_limits
+            )
+        except PipelineError as error:
+            raise ValidationFailed.field("configuration", str(error)) from error
+        if large:
+            return await asyncio.to_thread(_checked, document, env)
+    return _checked(document, env)
 
 
 def _checked(document: Any, env: Mapping[str, str] | None) -> PipelineDefinition:
