@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiteline.server.kit.db import execute_core
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.passwords import hash_password, password_problem, verify_password
 from kiteline.server.users.models import User
@@ -33,6 +35,24 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound.of("user")
     return user
+
+
+class UserName(NamedTuple):
+    """A user as a page names them (a user's name never changes)."""
+
+    id: uuid.UUID
+    name: str
+
+
+_NAMES = select(User.id, User.name).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
+async def names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, UserName]:
+    """The users' ids and names only: one light statement (`get_many` loads whole rows)."""
+    if not ids:
+        return {}
+    rows = await execute_core(session, _NAMES, {"ids": list(ids)})
+    return {row.id: UserName(row.id, row.name) for row in rows}
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
