@@ -76,18 +76,18 @@ def test_the_same_block_is_served_again_and_each_viewer_gets_its_own_csrf_token(
 def test_the_agents_jobs_and_the_builds_state_show_as_they_change(site: Site) -> None:
     site.pipeline("app", "steps:\n  - command: echo one\n  - command: echo two\n")
     site.build("app")
-    assert 'data-build-state>Scheduled<' in block(site)
+    assert "data-build-state>Scheduled<" in block(site)
     agent = ScriptedAgent.register(site.server.url, site.identity.agent_token, name="runner-7")
     job = agent.take_job()
     running = block(site)
-    assert 'data-build-state>Running<' in running
+    assert "data-build-state>Running<" in running
     assert f'/agents/{agent.id}">runner-7</a>' in running
     agent.finish(job, "1").raise_for_status()
     assert "exit 1" in block(site)
     canceled = site.api.put("/v2/organizations/acme/pipelines/app/builds/1/cancel")
     assert canceled.status_code == 200, canceled.text
     final = block(site)
-    assert 'data-build-state>Failed<' in final or 'data-build-state>Canceled<' in final
+    assert "data-build-state>Failed<" in final or "data-build-state>Canceled<" in final
     assert ">Cancel</button>" not in final
     assert block(site) == final
 
