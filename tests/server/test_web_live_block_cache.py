@@ -14,6 +14,7 @@ from contextlib import closing
 import httpx
 import pytest
 
+from kiteline.server.web.pages.build_live import BLOCKS
 from tests.server.test_web_build import Site
 from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
@@ -71,6 +72,27 @@ def test_the_same_block_is_served_again_and_each_viewer_gets_its_own_csrf_token(
     unblocked = site.client.post(dialog_path, data={"csrf_token": mine})
     assert unblocked.status_code == 303
     assert "unblocked by" in block(site, path)
+
+
+def test_a_finished_builds_block_is_rendered_once_until_it_changes(site: Site) -> None:
+    finished_build(site)
+    first = block(site)  # rendered (the live server runs in this process)
+    hits, misses = BLOCKS.hits, BLOCKS.misses
+    assert block(site) == first
+    assert (BLOCKS.hits, BLOCKS.misses) == (hits + 1, misses)
+    assert (
+        f'name="csrf_token" value="{csrf_token(site.client.get("/acme/app/builds/1").text)}"'
+        in first
+    )
+    page_hits = BLOCKS.hits
+    assert first in site.client.get("/acme/app/builds/1").text  # the page holds the same block
+    assert BLOCKS.hits == page_hits + 1
+    site.api.post(
+        "/v2/organizations/acme/pipelines/app/builds/1/meta-data", json={"key": "k", "value": "v"}
+    ).raise_for_status()
+    misses = BLOCKS.misses
+    assert "<dt><code>k</code></dt><dd><code>v</code></dd>" in block(site)
+    assert BLOCKS.misses == misses + 1
 
 
 def test_the_agents_jobs_and_the_builds_state_show_as_they_change(site: Site) -> None:
