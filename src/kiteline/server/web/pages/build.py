@@ -191,8 +191,8 @@ async def _render_live(
     """The live block (with the CSRF placeholder): from the cache when what it shows is
     unchanged (build_live.py), else read and rendered, and kept. Only for read-only
     transactions (every caller's), and a submitted dialog is never cached."""
-    page_annotations = await annotations_service.list_for_build(session, build.id, scope="all")
-    page_artifacts = await artifacts.list_for(session, build_id=build.id)
+    page_annotations = await annotations_service.shown_for_build(session, build.id)
+    page_artifacts = await artifacts.shown_for_build(session, build.id)
     now = utcnow()
     clocked = on_the_clock(build, build_jobs)
     if clocked:

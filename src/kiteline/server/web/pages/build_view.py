@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from kiteline.server.annotations.models import Annotation
-from kiteline.server.artifacts.models import Artifact
+from kiteline.server.annotations.service import ShownAnnotation
+from kiteline.server.artifacts.service import ShownArtifact
 from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
@@ -285,12 +285,12 @@ class Waterfall:
 class AnnotationGroup:
     context: str
     style: str
-    annotations: list[Annotation]
+    annotations: list[ShownAnnotation]
 
 
 @dataclass(frozen=True)
 class ArtifactRow:
-    artifact: Artifact
+    artifact: ShownArtifact
     job_label: str
     size: str
 
@@ -537,7 +537,7 @@ def waterfall(build: Build, jobs: Sequence[AnyJob], now: datetime) -> Waterfall:
     return Waterfall(start, end, max(span, 0.0), bars)
 
 
-def annotation_groups(annotations: Sequence[Annotation]) -> list[AnnotationGroup]:
+def annotation_groups(annotations: Sequence[ShownAnnotation]) -> list[AnnotationGroup]:
     """Annotations grouped by context, in the order of each context's first (highest priority,
     oldest) annotation; a group takes the style of its first."""
     groups: dict[str, AnnotationGroup] = {}
@@ -575,8 +575,8 @@ def build_page(
     pipeline: Pipeline,
     jobs: Sequence[AnyJob],
     related: Related,
-    annotations: Sequence[Annotation],
-    artifacts: Sequence[Artifact],
+    annotations: Sequence[ShownAnnotation],
+    artifacts: Sequence[ShownArtifact],
     meta_data: dict[str, str],
     form: UnblockForm | None,
     now: datetime,
@@ -633,8 +633,8 @@ def block_key(
     build: Build,
     jobs: Sequence[JobSummary],
     links: tuple[Any, ...],
-    annotations: Sequence[Annotation],
-    artifacts: Sequence[Artifact],
+    annotations: Sequence[ShownAnnotation],
+    artifacts: Sequence[ShownArtifact],
     second: int | None,
 ) -> tuple[Any, ...]:
     """Everything the build page's live block is made of, as read in one request (rows with
