@@ -5,9 +5,9 @@ what it shows and shared by every viewer and every refresh until that changes.
 Every browser watching a build fetches the block after each burst of the build's events, and
 a page open renders it too: reading all it shows (agents, users, annotations, artifacts,
 meta-data, linked builds) and rendering it cost about 10 ms of CPU each, which 50 watchers
-made a third of the agent API's throughput (docs/performance.md, "Web watchers"). The key
-(build_view's `block_key`) is worked out from rows the page reads anyway, as decision 0010
-keys build JSON:
+made a third of the agent API's throughput (docs/performance.md, "Web UI",
+`bench/web_watchers.py`). The key (build_view's `block_key`) is worked out from rows the page
+reads anyway, as decision 0010 keys build JSON:
 
 - the build's `revision` (bumped by every change of its row and by its meta-data) and its
   jobs' `(id, revision)` (a job's agent, unblocker and triggered build are columns of it);
