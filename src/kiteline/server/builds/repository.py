@@ -89,6 +89,33 @@ async def get_by_number(session: AsyncSession, *, pipeline_id: uuid.UUID, number
     return build
 
 
+async def get_with_pipeline(
+    session: AsyncSession, *, organization_id: uuid.UUID, slug: str, number: int
+) -> tuple[Pipeline, Build]:
+    """The organization's pipeline `slug` and its build `number` in one query (a page reads
+    both for every request); 404 for the pipeline, else for the build, as reading them one
+    after the other would."""
+    found = (
+        await session.execute(
+            select(Pipeline, Build)
+            .join(Build, Build.pipeline_id == Pipeline.id)
+            .where(
+                Pipeline.organization_id == organization_id,
+                Pipeline.slug == slug,
+                Build.number == number,
+            )
+        )
+    ).first()
+    if found is not None:
+        return found[0], found[1]
+    exists = await session.scalar(
+        select(Pipeline.id).where(
+            Pipeline.organization_id == organization_id, Pipeline.slug == slug
+        )
+    )
+    raise NotFound.of("build" if exists else "pipeline")
+
+
 @dataclass(frozen=True)
 class BuildFilter:
     branches: Sequence[str] = ()
