@@ -294,7 +294,7 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
             f"exit_status must be a decimal integer, got {body.exit_status!r}"
         ) from error
     async with request_transaction(request) as session:
-        ref = await auth.job_ref(session, request, job_id)
+        ref = await auth.job_ref(session, request, job_id, mark_seen=False)
         job = await build_transitions.finish_job(
             session,
             job=ref,

@@ -67,6 +67,12 @@ def emit(session: AsyncSession, name: EventName, build: Build) -> None:
 async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
     """Write a prepared build (`scheduled`) and its jobs, then advance it: its first steps
     become runnable."""
+    build, _ = await schedule_with_jobs(session, prepared)
+    return build
+
+
+async def schedule_with_jobs(session: AsyncSession, prepared: Prepared) -> tuple[Build, list[Job]]:
+    """`schedule`, and the build's jobs as it wrote them (for an answer rendered from them)."""
     build = prepared.build
     session.add(build)
     for key, value in prepared.meta_data.items():
@@ -79,7 +85,7 @@ async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
     # Nobody else sees the build before this transaction commits: no lock to take, and its
     # jobs are the ones just added.
     await advance(session, build, locked=True, jobs=added)
-    return build
+    return build, added
 
 
 async def skip(session: AsyncSession, build: Build, *, by: Build) -> None:
