@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +49,30 @@ async def caller(session: AsyncSession, request: Request) -> agents.Caller:
     if found is None:
         raise Unauthorized("Invalid agent access token")
     return found
+
+
+# The caller's columns and the job it holds, in one statement (built once).
+_CALLER_AND_HELD = select(
+    *(getattr(Agent, name) for name in agents.Caller._fields), *jobs.held_columns(Agent.id)
+).where(Agent.access_token_hash == bindparam("token_hash"))
+
+
+async def caller_and_held(
+    session: AsyncSession, request: Request
+) -> tuple[agents.Caller, jobs.Held | None]:
+    """As `caller`, with the job the agent holds (for `jobs.claim_next(held=…)`)."""
+    row = (
+        await execute_core(
+            session, _CALLER_AND_HELD, {"token_hash": hash_token(agent_token_from(request))}
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Invalid agent access token")
+    columns: tuple[Any, ...] = tuple(row)
+    found = agents.Caller._make(columns[:-2])
+    await agents.mark_seen_if_due(session, found)
+    held_id, held_state = columns[-2:]
+    return found, jobs.Held(held_id, held_state) if held_id is not None else None
 
 
 async def caller_unmarked(session: AsyncSession, request: Request) -> agents.Caller:

@@ -142,7 +142,7 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
         claim = None
         if not (writers_busy(request.app.state.sessions) and await _idle_by_reading(request)):
             async with request_transaction(request) as session:
-                agent = await auth.caller(session, request)
+                agent, held = await auth.caller_and_held(session, request)
                 if agent.connection_state == ConnectionState.STOPPING:
                     await jobs.release_assigned(session, agent.id)
                     return {"action": "disconnect", "message": "The agent was asked to stop"}
@@ -154,6 +154,7 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
                         agent_id=agent.id,
                         organization_id=agent.organization_id,
                         tags=agent.meta_data,
+                        held=held,
                     )
         if claim is not None:
             if claim.assigned_at is not None:  # committed: this ping assigned it

@@ -156,10 +156,15 @@ async def identify(session: AsyncSession, access_token: str) -> Caller | None:
     caller = await find_caller(session, access_token)
     if caller is None:
         return None
+    await mark_seen_if_due(session, caller)
+    return caller
+
+
+async def mark_seen_if_due(session: AsyncSession, caller: Caller) -> None:
+    """Mark the calling agent seen now, when its mark is older than SEEN_RESOLUTION."""
     now = utcnow()
     if seen_is_due(caller, now):
         await execute_core(session, _SEEN, {"agent_id": caller.id, "now": now})
-    return caller
 
 
 async def find_caller(session: AsyncSession, access_token: str) -> Caller | None:
