@@ -329,7 +329,7 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=50, help="at least 1")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the jobs")
     parser.add_argument(
-        "--profile-builds", type=int, default=100, help="single-job builds for the per-call split"
+        "--profile-builds", type=int, default=50, help="single-job builds for the per-call split"
     )
     parser.add_argument(
         "--only-profile", action="store_true", help="skip the latency and throughput runs"
