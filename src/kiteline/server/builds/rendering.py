@@ -19,7 +19,7 @@ import dataclasses
 import re
 import secrets
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -32,22 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import repository
+from kiteline.server.builds import repository, shapes
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import job_json_at, rest_state
 from kiteline.server.jobs.service import JobListing
-from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.slices import pause_if_due
-from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.pipelines.rest import pipeline_json
+from kiteline.server.pipelines.shapes import pipeline_json
 from kiteline.server.users import service as users
-from kiteline.server.users.rest import user_json
+from kiteline.server.users.shapes import user_json
 
 #: A build row's revision and its jobs' (id, revision), in the order the JSON lists them.
 Signature = tuple[int, tuple[tuple[Any, int], ...]]
@@ -69,7 +66,7 @@ def _object_mark(slot: int) -> str:
 
 # A hole's key names what fills it: `kind:id` (`agent:id:organization_id` for an agent, whose
 # URLs are under the build's organization). A string: hashing one is cheap, a UUID's is not.
-def _hole_key(kind: str, row_id: uuid.UUID, organization_id: uuid.UUID | None = None) -> str:
+def hole_key(kind: str, row_id: uuid.UUID, organization_id: uuid.UUID | None = None) -> str:
     return f"{kind}:{row_id}:{organization_id}" if organization_id else f"{kind}:{row_id}"
 
 
@@ -257,41 +254,6 @@ async def listed_by_id(session: AsyncSession, build_ids: Sequence[uuid.UUID]) ->
 # Rendering ----------------------------------------------------------------------------------
 
 
-def build_json(build: Build | BuildListing, url: str, web_url: str) -> dict[str, Any]:
-    return {
-        "id": str(build.id),
-        "graphql_id": graphql_id("Build", build.id),
-        "url": url,
-        "web_url": web_url,
-        "number": build.number,
-        "state": build.state,
-        "blocked": build.blocked,
-        "blocked_state": None,
-        "cancel_reason": build.cancel_reason,
-        "message": build.message,
-        "commit": build.commit,
-        "branch": build.branch,
-        "tag": build.tag,
-        "env": build.env,
-        "source": build.source,
-        "author": build.author or {},
-        "created_at": iso(build.created_at),
-        "scheduled_at": iso(build.scheduled_at),
-        "started_at": iso(build.started_at),
-        "failing_at": iso(build.failing_at),
-        "finished_at": iso(build.finished_at),
-        "pull_request": build.pull_request,
-        "merge_queue": None,
-        "cluster_id": None,
-        "cluster_url": None,
-    }
-
-
-def _job_state_counts(jobs: list[JobListing]) -> dict[str, Any]:
-    counts = Counter(rest_state(job) for job in jobs)
-    return {"total": len(jobs), "states": dict(sorted(counts.items()))}
-
-
 #: Jobs rendered between two `pause_if_due()` checks (each job takes some microseconds).
 _JOBS_PER_CHECK = 50
 
@@ -311,36 +273,21 @@ async def _render(
     def hole(kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None) -> Any:
         if row_id is None:
             return None
-        keys.append(_hole_key(kind, row_id, organization_id))
+        keys.append(hole_key(kind, row_id, organization_id))
         return _object_mark(len(keys) - 1)
 
     url, web_url = f"{_API}{build.number}", f"{_WEB}{build.number}"
-    body = build_json(build, url, web_url)
-    body["creator"] = hole("user", build.creator_id)
-    body["meta_data"] = meta_data
-    body["rebuilt_from"] = hole("rebuilt_from", build.rebuilt_from_id)
-    body["triggered_from"] = hole("triggered_from", build.triggered_from_job_id)
+    body = shapes.build_body(build, url, web_url, meta_data, hole)
     shown = [job for job in jobs if shape.include_retried_jobs or not job.retried]
     encoded_jobs: list[bytes] = []
     if shape.include_jobs:
         body["jobs"] = _JOBS
         for index, job in enumerate(shown):
-            encoded_jobs.append(
-                to_json(
-                    job_json_at(
-                        url,
-                        web_url,
-                        job,
-                        agent=hole("agent", job.agent_id, build.organization_id),
-                        triggered_build=hole("triggered_build", job.triggered_build_id),
-                        unblocked_by=hole("user", job.unblocked_by_id),
-                    )
-                )
-            )
+            encoded_jobs.append(to_json(shapes.job_body(build, url, web_url, job, hole)))
             if index % _JOBS_PER_CHECK == 0:
                 await pause_if_due()
     if shape.include_job_state_counts:
-        body["job_state_counts"] = _job_state_counts(shown)
+        body["job_state_counts"] = shapes.job_state_counts(shown)
     if shape.include_pipeline:
         body["pipeline"] = hole("pipeline", build.pipeline_id)
     encoded = to_json(body)
@@ -359,8 +306,8 @@ async def _split(
     encoded: bytes, keys: list[str], build: BuildListing, signature: Signature
 ) -> RenderedBuild:
     urls = {
-        b"api": _hole_key("api", build.pipeline_id),
-        b"web": _hole_key("web", build.pipeline_id),
+        b"api": hole_key("api", build.pipeline_id),
+        b"web": hole_key("web", build.pipeline_id),
     }
     head = b""
     tail: list[tuple[str, bytes]] = []
@@ -459,7 +406,7 @@ async def render(
             cache.put(key, shape, entry)
     rendered.update(fresh)
     entries = [rendered[item.key] for item in listed if item.key in rendered]
-    filler = _Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
     return RenderedPage(entries, await filler.fill(entries))
 
 
@@ -543,7 +490,7 @@ def _string_content(text: str) -> bytes:
     return to_json(text)[1:-1]
 
 
-class _Filler:
+class Filler:
     """What fills the holes of one response's builds, each read and encoded once."""
 
     def __init__(
@@ -562,6 +509,11 @@ class _Filler:
         keys: set[str] = set()
         for entry in entries:
             keys.update(key for key, _ in entry.tail)
+        await self.load(keys)
+        return {key: self.encoded(key) for key in keys}
+
+    async def load(self, keys: Iterable[str]) -> None:
+        """Read the rows that fill the holes `keys`, each once."""
         wanted: dict[str, set[uuid.UUID]] = {}
         for key in keys:
             kind, _, rest = key.partition(":")
@@ -587,11 +539,11 @@ class _Filler:
             wanted.get("user", set()) | {p.created_by_id for p in shown if p.created_by_id},
         )
         self.agents = await agents.get_many(session, wanted.get("agent", set()))
-        filled: dict[str, bytes] = {}
+        self.pipelines_shown: dict[str, dict[str, Any]] = {}
         if shown:
             counts = await repository.counts_for_pipelines(session, [p.id for p in shown])
             for pipeline in shown:
-                body = pipeline_json(
+                self.pipelines_shown[hole_key("pipeline", pipeline.id)] = pipeline_json(
                     self.urls,
                     self.org_slugs[pipeline.organization_id],
                     pipeline,
@@ -600,62 +552,60 @@ class _Filler:
                     else None,
                     counts=counts.get(pipeline.id, repository.PipelineCounts()),
                 )
-                filled[_hole_key("pipeline", pipeline.id)] = to_json(body)
-        for key in keys:
-            if key not in filled:
-                filled[key] = self._fill(key)
-        return filled
 
-    def _builds_url(self, pipeline_id: uuid.UUID, *, web: bool = False) -> str:
+    def builds_url(self, pipeline_id: uuid.UUID, *, web: bool = False) -> str:
+        """What a build's URL puts before its number (its pipeline read by `load`)."""
         pipeline = self.pipelines[pipeline_id]
         org_slug = self.org_slugs.get(pipeline.organization_id, "")
         if web:
             return self.urls.builds_web(org_slug, pipeline.slug)
         return self.urls.builds(org_slug, pipeline.slug)
 
-    def _reference(self, build_id: uuid.UUID | None) -> dict[str, Any] | None:
+    def _reference(self, build_id: uuid.UUID | None) -> shapes.Reference | None:
         other = self.related.get(build_id) if build_id else None
         if other is None:
             return None
-        return {
-            "id": str(other.id),
-            "number": other.number,
-            "url": f"{self._builds_url(other.pipeline_id)}{other.number}",
-            "web_url": f"{self._builds_url(other.pipeline_id, web=True)}{other.number}",
-            "pipeline_slug": self.pipelines[other.pipeline_id].slug,
-        }
+        return shapes.Reference(
+            other.id,
+            other.number,
+            f"{self.builds_url(other.pipeline_id)}{other.number}",
+            f"{self.builds_url(other.pipeline_id, web=True)}{other.number}",
+            self.pipelines[other.pipeline_id].slug,
+        )
 
-    def _fill(self, key: str) -> bytes:
+    def hole(
+        self, kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None
+    ) -> Any:
+        """What fills a hole, as an object (a `shapes.Hole`, once `load` read its row)."""
+        return None if row_id is None else self.value(hole_key(kind, row_id, organization_id))
+
+    def value(self, key: str) -> Any:
         kind, _, ids = key.partition(":")
         row_id = uuid.UUID(ids[:36])
-        if kind == "api":
-            return _string_content(self._builds_url(row_id))
-        if kind == "web":
-            return _string_content(self._builds_url(row_id, web=True))
-        value: Any = None
+        if kind == "pipeline":
+            return self.pipelines_shown[key]
         if kind == "user":
-            value = user_json(self.users.get(row_id))
-        elif kind == "agent":
+            return user_json(self.users.get(row_id))
+        if kind == "agent":
             agent = self.agents.get(row_id)
-            if agent is not None:
-                organization_id = uuid.UUID(ids[37:])
-                value = agent_json(self.urls, self.org_slugs[organization_id], agent)
-        elif kind == "rebuilt_from":
-            origin = self._reference(row_id)
-            value = {key: origin[key] for key in ("id", "number", "url")} if origin else None
-        elif kind == "triggered_from":
+            if agent is None:
+                return None
+            return agent_json(self.urls, self.org_slugs[uuid.UUID(ids[37:])], agent)
+        if kind == "rebuilt_from":
+            return shapes.rebuilt_from_json(self._reference(row_id))
+        if kind == "triggered_from":
             parent_job = self.parent_jobs.get(row_id)
-            parent = self._reference(parent_job.build_id) if parent_job else None
-            if parent:
-                value = {
-                    "build_id": parent["id"],
-                    "build_number": parent["number"],
-                    "build_pipeline_slug": parent["pipeline_slug"],
-                }
-        elif kind == "triggered_build":
-            triggered = self._reference(row_id)
-            if triggered:
-                value = {key: triggered[key] for key in ("id", "number", "url", "web_url")}
-        else:
-            raise ValueError(f"unknown hole {key!r}")
-        return to_json(value)
+            return shapes.triggered_from_json(
+                self._reference(parent_job.build_id) if parent_job else None
+            )
+        if kind == "triggered_build":
+            return shapes.triggered_build_json(self._reference(row_id))
+        raise ValueError(f"unknown hole {key!r}")
+
+    def encoded(self, key: str) -> bytes:
+        kind, _, ids = key.partition(":")
+        if kind == "api":
+            return _string_content(self.builds_url(uuid.UUID(ids)))
+        if kind == "web":
+            return _string_content(self.builds_url(uuid.UUID(ids), web=True))
+        return to_json(self.value(key))

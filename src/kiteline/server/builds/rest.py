@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,20 +49,6 @@ class BuildCreate(BaseModel):
     pull_request_id: int | None = None
     pull_request_repository: str | None = None
     pull_request_labels: list[str] | None = None
-
-
-async def render_builds(
-    session: AsyncSession,
-    urls: Urls,
-    builds: Sequence[Build | BuildListing],
-    *,
-    org_slugs: dict[uuid.UUID, str],
-    shape: rendering.Shape = rendering.Shape(),
-) -> list[dict[str, Any]]:
-    """Build JSON as dicts, rendered from the rows as the database has them now (for callers
-    that change it: webhook payloads). Routes send `rendering.render`'s bytes instead."""
-    rendered = await _render_uncached(session, urls, builds, org_slugs=org_slugs, shape=shape)
-    return [json.loads(body) for body in rendered.each()]
 
 
 async def _render_uncached(

@@ -25,7 +25,7 @@ from kiteline.server.organizations.models import Organization
 from kiteline.server.tokens.auth import api_transaction
 from kiteline.server.users import service as users
 from kiteline.server.users.models import User
-from kiteline.server.users.rest import user_json
+from kiteline.server.users.shapes import user_json
 from kiteline.server.webhooks import queue, service
 from kiteline.server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from kiteline.server.webhooks.queue import DeliveryState

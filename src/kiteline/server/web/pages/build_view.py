@@ -18,8 +18,8 @@ from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import rest_state
 from kiteline.server.jobs.service import JobSummary
+from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users.models import User
