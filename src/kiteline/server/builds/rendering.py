@@ -41,7 +41,7 @@ from kiteline.server.jobs.service import JobListing
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.pipelines.shapes import pipeline_json
 from kiteline.server.users import service as users
 from kiteline.server.users.shapes import user_json

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import rendering, repository, service, transitions
+from kiteline.server.builds.locate import BUILDS
+from kiteline.server.builds.locate import pipeline_for as _pipeline_for
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.builds.repository import BuildListing
@@ -18,10 +20,10 @@ from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import flag
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.tokens.auth import Principal, api_transaction
+from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["builds"])
 
@@ -71,29 +73,6 @@ async def _render_uncached(
         cache=None,
         pipelines_known=pipelines_known,
     )
-
-
-async def _pipeline_for(
-    session: AsyncSession, user_id: uuid.UUID, org: str, pipeline: str
-) -> tuple[Organization, Pipeline]:
-    organization = await organizations.get_for_user(session, slug=org, user_id=user_id)
-    return organization, await pipelines.get(
-        session, organization_id=organization.id, slug=pipeline
-    )
-
-
-async def locate_build(
-    session: AsyncSession, principal: Principal, org: str, pipeline: str, number: str
-) -> tuple[Organization, Pipeline, Build]:
-    """The build at `…/pipelines/{pipeline}/builds/{number}` that this caller may see."""
-    organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-    build = await repository.get_by_number(
-        session, pipeline_id=found.id, number=repository.parse_number(number)
-    )
-    return organization, found, build
-
-
-BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
 
 
 @router.post(BUILDS, status_code=201)

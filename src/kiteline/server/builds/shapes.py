@@ -114,12 +114,7 @@ def triggered_from_json(parent: Reference | None) -> dict[str, Any] | None:
     }
 
 
-def triggered_build_json(triggered: Reference | None) -> dict[str, Any] | None:
-    if triggered is None:
+def triggered_build_json(build: Reference | None) -> dict[str, Any] | None:
+    if build is None:
         return None
-    return {
-        "id": str(triggered.id),
-        "number": triggered.number,
-        "url": triggered.url,
-        "web_url": triggered.web_url,
-    }
+    return {"id": str(build.id), "number": build.number, "url": build.url, "web_url": build.web_url}

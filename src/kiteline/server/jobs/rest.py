@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
-from kiteline.server.agents.models import Agent
+from kiteline.server.agents.service import Agent
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import transitions as build_transitions
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
@@ -28,10 +28,10 @@ from kiteline.server.logs import http as log_http
 from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.tokens.auth import Principal, api_transaction
 from kiteline.server.users import service as users
-from kiteline.server.users.models import User
+from kiteline.server.users.service import User
 
 router = APIRouter(tags=["jobs"])
 

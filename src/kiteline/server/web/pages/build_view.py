@@ -11,18 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from kiteline.server.agents.models import Agent
-from kiteline.server.annotations.models import Annotation
-from kiteline.server.artifacts.models import Artifact
+from kiteline.server.agents.service import Agent
+from kiteline.server.annotations.service import Annotation
+from kiteline.server.artifacts.service import Artifact
 from kiteline.server.builds import transitions as build_transitions
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.builds.states import FINISHED, BuildState
-from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.service import JobSummary
+from kiteline.server.jobs.service import Job, JobSummary
 from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobState, JobType
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.users.models import User
+from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.users.service import User
 
 #: A job as the page reads it (JobSummary), or loaded whole (tests, actions).
 AnyJob = Job | JobSummary

@@ -21,9 +21,9 @@ from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.pages.pipeline_sources import source_section
 from kiteline.server.web.pages.pipeline_view import (
