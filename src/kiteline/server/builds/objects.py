@@ -1,10 +1,12 @@
 """Builds' JSON as objects, for webhook payloads: the same shapes (`shapes`) and the same
 fills (`rendering.Filler`) as REST's, read from the rows as the transaction has them now and
-never cached (the caller's transaction writes)."""
+never cached (the caller's transaction writes). Only what an event shows is read: a build
+event its build and pipeline, a job event also its own job (not the build's thousands)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,26 +15,66 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.builds import repository, shapes
 from kiteline.server.builds.rendering import Filler, hole_key
 from kiteline.server.builds.repository import Build
-from kiteline.server.jobs import service as jobs_service
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit.urls import Urls
 
 
 @dataclass(frozen=True)
 class BuildObjects:
-    """A build's JSON without its jobs and pipeline, its pipeline's, and each of its jobs'
-    (retried ones too) by id: what build and job events show."""
+    """A build's JSON without its jobs and pipeline, and its pipeline's; `url` and `web_url`
+    are the build's, which its jobs' JSON repeats."""
 
     build: dict[str, Any]
     pipeline: dict[str, Any]
-    jobs: dict[uuid.UUID, dict[str, Any]]
+    url: str
+    web_url: str
 
 
 async def build_objects(
     session: AsyncSession, urls: Urls, build: Build, *, org_slug: str
 ) -> BuildObjects:
     meta_data = (await repository.meta_data_for(session, [build.id]))[build.id]
-    jobs = await jobs_service.list_for_build(session, build.id)
-    keys = {hole_key("pipeline", build.pipeline_id)}
+
+    def shown(hole: shapes.Hole, url: str = "", web_url: str = "") -> dict[str, Any]:
+        return shapes.build_body(build, url, web_url, meta_data, hole)
+
+    filler = await _filler_for(
+        session,
+        urls,
+        build,
+        org_slug,
+        lambda hole: (shown(hole), hole("pipeline", build.pipeline_id)),
+    )
+    url = f"{filler.builds_url(build.pipeline_id)}{build.number}"
+    web_url = f"{filler.builds_url(build.pipeline_id, web=True)}{build.number}"
+    return BuildObjects(
+        build=shown(filler.hole, url, web_url),
+        pipeline=filler.hole("pipeline", build.pipeline_id),
+        url=url,
+        web_url=web_url,
+    )
+
+
+async def job_object(
+    session: AsyncSession, urls: Urls, build: Build, job: Job, *, org_slug: str, of: BuildObjects
+) -> dict[str, Any]:
+    """One job of the build (`of`, from `build_objects`) as its JSON shows it."""
+
+    def shown(hole: shapes.Hole) -> dict[str, Any]:
+        return shapes.job_body(build, of.url, of.web_url, job, hole)
+
+    return shown((await _filler_for(session, urls, build, org_slug, shown)).hole)
+
+
+async def _filler_for(
+    session: AsyncSession,
+    urls: Urls,
+    build: Build,
+    org_slug: str,
+    shown: Callable[[shapes.Hole], object],
+) -> Filler:
+    """A `Filler` that has read the rows `shown` embeds: a first pass of `shown` finds them."""
+    keys: set[str] = set()
 
     def wanted(
         kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None
@@ -40,16 +82,7 @@ async def build_objects(
         if row_id is not None:
             keys.add(hole_key(kind, row_id, organization_id))
 
-    # The shapes name the rows they embed: a first pass finds them, read all at once.
-    shapes.build_body(build, "", "", meta_data, wanted)
-    for job in jobs:
-        shapes.job_body(build, "", "", job, wanted)
+    shown(wanted)
     filler = Filler(session, urls, {build.organization_id: org_slug}, {})
     await filler.load(keys)
-    url = f"{filler.builds_url(build.pipeline_id)}{build.number}"
-    web_url = f"{filler.builds_url(build.pipeline_id, web=True)}{build.number}"
-    return BuildObjects(
-        build=shapes.build_body(build, url, web_url, meta_data, filler.hole),
-        pipeline=filler.hole("pipeline", build.pipeline_id),
-        jobs={job.id: shapes.job_body(build, url, web_url, job, filler.hole) for job in jobs},
-    )
+    return filler

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import repository as build_repository
-from kiteline.server.builds.objects import BuildObjects, build_objects
+from kiteline.server.builds.objects import BuildObjects, build_objects, job_object
 from kiteline.server.builds.repository import Build
 from kiteline.server.events.outbox import Event
 from kiteline.server.jobs import service as jobs
@@ -37,8 +37,8 @@ class Rendered:
 
 
 class Renderer:
-    """Renders events for one fan-out pass. A build is rendered once per pass, however many of
-    its events the pass holds (a job event needs the build's jobs to show its own)."""
+    """Renders events for one fan-out pass. A build (without its jobs) is rendered once per
+    pass, however many of its events the pass holds; a job event's job on its own."""
 
     def __init__(self, session: AsyncSession, urls: Urls) -> None:
         self._session = session
@@ -90,11 +90,11 @@ class Renderer:
             }
             objects = {"build": shown, "pipeline": rendered.pipeline}
         else:
+            shown_job = await job_object(
+                self._session, self._urls, build, job, org_slug=organization.slug, of=rendered
+            )
             state = event.data.get("state", job.state)
-            job_shown = {
-                **rendered.jobs[job.id],
-                "state": shown_state(state, job.type, passed=job.passed),
-            }
+            job_shown = {**shown_job, "state": shown_state(state, job.type, passed=job.passed)}
             objects = {"job": job_shown, "build": rendered.build, "pipeline": rendered.pipeline}
         return Rendered(objects, pipeline_id=build.pipeline_id, branch=build.branch)
 
