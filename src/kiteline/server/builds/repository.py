@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.states import FINISHED_FILTER, BuildState
 from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -364,8 +363,3 @@ async def counts_by(
 def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
     """The ids of builds that finished before `cutoff`, as a subquery (retention)."""
     return select(Build.id).where(Build.finished_at < cutoff)
-
-
-def jobs_of_builds_finished_before(cutoff: datetime) -> Select[uuid.UUID]:
-    """The ids of the jobs of builds that finished before `cutoff`, as a subquery (retention)."""
-    return select(Job.id).where(Job.build_id.in_(finished_before(cutoff)))

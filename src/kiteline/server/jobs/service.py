@@ -530,3 +530,8 @@ def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
     """The ids of jobs that finished before `cutoff`, as a subquery for other domains' reads
     (log compaction)."""
     return select(Job.id).where(Job.finished_at < cutoff)
+
+
+def of_builds(build_ids: Select[uuid.UUID]) -> Select[uuid.UUID]:
+    """The ids of the jobs of the builds `build_ids` selects, as a subquery (log retention)."""
+    return select(Job.id).where(Job.build_id.in_(build_ids))
