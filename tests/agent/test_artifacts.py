@@ -42,6 +42,7 @@ def test_upload_registers_each_matching_file_with_its_checksums(
             "file_size": len(content),
             "sha1sum": hashlib.sha1(content).hexdigest(),
             "sha256sum": hashlib.sha256(content).hexdigest(),
+            "md5sum": hashlib.md5(content).hexdigest(),
             "job_id": in_job.job.id,
             "created_at": created_at,
         }

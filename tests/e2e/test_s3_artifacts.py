@@ -120,7 +120,8 @@ def test_artifacts_go_between_the_agent_and_s3_only(
         sent_to_server = proxy.sent
 
     assert build["state"] == "passed", logs
-    # One object, at the artifact's key (the upload's own key is gone once checked).
+    # One object, at the artifact's key: Kiteline's agent declares an MD5, so its form goes
+    # straight there and the ETag is checked (no incoming/ copy left behind either way).
     (stored,) = s3.keys(blob_url)
     assert stored.startswith("artifacts/")
     assert stored.endswith(f"/{build['id']}/{artifact['id']}")

@@ -1,10 +1,17 @@
 """Artifacts in S3 (KITELINE_BLOB_URL=s3://…, against moto's S3 server): the agent is told to
 POST the bytes straight to a pre-signed S3 form, the server checks what arrived when the
-agent says it finished, and every download is a 302 to a pre-signed S3 GET."""
+agent says it finished, and every download is a 302 to a pre-signed S3 GET.
+
+Two ways, by what the agent declared (docs/decisions/0036): with an `md5sum` (Kiteline's own
+agent) the form pins `Content-MD5` and goes straight to the artifact's key, checked on
+"finished" by S3's ETag; without (buildkite-agent: SHA-1 and SHA-256 only) the upload goes
+under `incoming/` and S3 computes a SHA-256 by copying it to the artifact's key."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import closing
@@ -39,7 +46,16 @@ def _job(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent, dict[str, Any
     return client, agent, agent.take_job()
 
 
-def _create(agent: ScriptedAgent, job: dict[str, Any], content: bytes) -> tuple[str, dict]:
+def _create(
+    agent: ScriptedAgent, job: dict[str, Any], content: bytes, **digests: str | None
+) -> tuple[str, dict]:
+    """Register one artifact of `content`, with buildkite-agent's digests (SHA-1, SHA-256)
+    unless `digests` says otherwise (`md5sum=…` as Kiteline's agent; None leaves one out)."""
+    declared = {
+        "sha1sum": hashlib.sha1(content).hexdigest(),
+        "sha256sum": hashlib.sha256(content).hexdigest(),
+        **digests,
+    }
     batch = agent.call(
         "POST",
         f"/jobs/{job['id']}/artifacts",
@@ -52,8 +68,7 @@ def _create(agent: ScriptedAgent, job: dict[str, Any], content: bytes) -> tuple[
                     "absolute_path": "/tmp/x/dist/app.tar.gz",
                     "glob_path": "dist/*",
                     "file_size": len(content),
-                    "sha1sum": hashlib.sha1(content).hexdigest(),
-                    "sha256sum": hashlib.sha256(content).hexdigest(),
+                    **{name: value for name, value in declared.items() if value is not None},
                 }
             ],
             "upload_destination": "",
@@ -117,8 +132,11 @@ def test_upload_goes_to_s3_and_downloads_redirect_there(
     build_id = client.get(BUILD).json()["id"]
     org_id = server.admin(_org_id)
     key = f"artifacts/{org_id}/{build_id}/{artifact_id}"
+    # Registered as buildkite-agent does (SHA-1 and SHA-256, no MD5): the fallback path, an
+    # upload under incoming/ that S3 copies to the artifact's key with a SHA-256.
     assert instructions["data"]["key"] == blob_url.split("/", 3)[3] + f"/incoming/{key}"
     assert instructions["data"]["Content-Type"] == "application/x-tar"
+    assert "Content-MD5" not in instructions["data"]
 
     upload = _post_as_buildkite_agent(instructions, CONTENT)
     assert upload.status_code == 204, upload.text
@@ -276,3 +294,157 @@ def test_the_web_uis_artifact_link_redirects_to_s3(
     assert redirect.status_code == 302
     assert redirect.headers["location"].startswith(f"{s3.endpoint}/{s3.bucket}/")
     assert httpx.get(redirect.headers["location"]).content == CONTENT
+
+
+def _md5(content: bytes) -> str:
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
+
+
+def _key(server: LiveServer, client: httpx.Client, artifact_id: str) -> str:
+    build_id = client.get(BUILD).json()["id"]
+    return f"artifacts/{server.admin(_org_id)}/{build_id}/{artifact_id}"
+
+
+def test_an_upload_declared_with_an_md5_goes_to_its_key_and_is_checked_by_the_etag(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT, md5sum=_md5(CONTENT).upper())
+    key = _key(server, client, artifact_id)
+    content_md5 = base64.b64encode(hashlib.md5(CONTENT, usedforsecurity=False).digest()).decode()
+    data = instructions["data"]
+    assert data["key"] == blob_url.split("/", 3)[3] + f"/{key}"  # no incoming/ step
+    assert data["Content-MD5"] == content_md5
+    conditions = json.loads(base64.b64decode(data["policy"]))["conditions"]
+    assert {"Content-MD5": content_md5} in conditions
+    assert ["content-length-range", len(CONTENT), len(CONTENT)] in conditions
+
+    assert _post_as_buildkite_agent(instructions, CONTENT).status_code == 204
+    assert s3.keys(blob_url) == [key]
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
+    # At its key but not yet checked: no download leads there (the server's own signed URL,
+    # which refuses an artifact that isn't finished).
+    early = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
+    assert early.status_code == 302
+    assert early.headers["location"].startswith(
+        f"{server.url}/v3/artifacts/{artifact_id}/download?"
+    )
+    refused = httpx.get(early.headers["location"])
+    assert refused.status_code == 404
+    assert refused.json() == {"message": "Artifact is new, not downloadable"}
+    assert _finish(agent, job, artifact_id).status_code == 200
+    assert s3.keys(blob_url) == [key]
+    (listed,) = client.get(f"{BUILD}/artifacts").json()
+    assert (listed["state"], listed["file_size"], listed["sha1sum"]) == (
+        "finished",
+        len(CONTENT),
+        hashlib.sha1(CONTENT).hexdigest(),
+    )
+    redirect = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
+    assert httpx.get(redirect.headers["location"]).content == CONTENT
+
+
+def test_bytes_that_dont_match_the_declared_md5_make_the_artifact_an_error(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, instructions = _create(agent, job, CONTENT, md5sum=_md5(CONTENT))
+    tampered = CONTENT[:-1] + b"?"  # the same size: only a digest can tell
+    # AWS S3 refuses this form (BadDigest: the body's MD5 is not the policy's Content-MD5);
+    # moto checks neither POST policies nor Content-MD5 and stores it. The ETag it computes
+    # (the MD5 of what it stored) is what the server's check reads.
+    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
+    assert (
+        s3.client.head_object(
+            Bucket=s3.bucket,
+            Key=blob_url.split("/", 3)[3] + "/" + _key(server, client, artifact_id),
+        )["ETag"]
+        == f'"{_md5(tampered)}"'
+    )
+
+    refused = _finish(agent, job, artifact_id)
+    assert refused.status_code == 422
+    # Another ETag: S3's own SHA-256 of the object (a copy onto itself) decides.
+    assert refused.json() == {
+        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
+        f"match the artifact: got {len(CONTENT)} bytes with sha256 "
+        f"{hashlib.sha256(tampered).hexdigest()}, expected {len(CONTENT)} bytes with sha256 "
+        f"{hashlib.sha256(CONTENT).hexdigest()}"
+    }
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    assert s3.keys(blob_url) == []
+    assert _finish(agent, job, artifact_id).status_code == 200
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+
+
+def test_an_md5_alone_is_compared_with_the_etag(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, instructions = _create(
+        agent, job, CONTENT, md5sum=_md5(CONTENT), sha1sum=None, sha256sum=None
+    )
+    tampered = CONTENT[:-1] + b"?"
+    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
+    refused = _finish(agent, job, artifact_id)
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
+        f"match the artifact: got {len(CONTENT)} bytes with ETag {_md5(tampered)}, expected "
+        f"{len(CONTENT)} bytes with md5 {_md5(CONTENT)}"
+    }
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    assert s3.keys(blob_url) == []
+
+
+def test_an_etag_that_is_no_md5_falls_back_to_s3s_sha256(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    """A multipart object's ETag (as an SSE-KMS or SSE-C object's) is not the MD5 of its
+    bytes: the right bytes are still accepted, on S3's SHA-256 computed by a copy."""
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    client, agent, job = _job(server)
+    artifact_id, _ = _create(agent, job, CONTENT, md5sum=_md5(CONTENT))
+    name = blob_url.split("/", 3)[3] + "/" + _key(server, client, artifact_id)
+    started = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=name)
+    part = s3.client.upload_part(
+        Bucket=s3.bucket, Key=name, UploadId=started["UploadId"], PartNumber=1, Body=CONTENT
+    )
+    s3.client.complete_multipart_upload(
+        Bucket=s3.bucket,
+        Key=name,
+        UploadId=started["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert s3.client.head_object(Bucket=s3.bucket, Key=name)["ETag"].endswith('-1"')
+
+    assert _finish(agent, job, artifact_id).status_code == 200
+    (listed,) = client.get(f"{BUILD}/artifacts").json()
+    assert (listed["state"], listed["sha1sum"]) == ("finished", hashlib.sha1(CONTENT).hexdigest())
+    assert s3.keys(blob_url) == [_key(server, client, artifact_id)]
+
+
+def test_an_md5_that_is_not_one_is_refused(
+    make_server: Callable[..., LiveServer], s3: S3Service
+) -> None:
+    server = make_server(blob_url=s3.blob_url())
+    client, agent, job = _job(server)
+    refused = agent.call(
+        "POST",
+        f"/jobs/{job['id']}/artifacts",
+        token=job["token"],
+        json={"artifacts": [{"path": "a.txt", "file_size": 1, "md5sum": "not-an-md5"}]},
+    )
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Validation Failed",
+        "errors": [{"field": "artifacts[0].md5sum", "code": "must be 32 hexadecimal digits"}],
+    }
+    assert client.get(f"{BUILD}/artifacts").json() == []

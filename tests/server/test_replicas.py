@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kiteline.server.kit.notify import CHANNEL, PostgresRelay
+from kiteline.server.kit.notify import CHANNEL, Notifier, PostgresRelay
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
@@ -81,3 +81,47 @@ def test_a_burst_of_wake_ups_reaches_the_other_replicas_without_errors(
         delivered = asyncio.run(burst())
     assert caplog.records == []
     assert 1 <= delivered <= 50
+
+
+def test_the_relay_reconnects_after_its_connection_is_terminated(database_url: str) -> None:
+    """PostgreSQL restarted or the backend killed: the relay listens again, makes up for the
+    wake-ups it may have missed (its own waiters and every other replica's look again), and
+    carries the next NOTIFY as before."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the relay carries PostgreSQL NOTIFYs")
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    notifier = Notifier("kiteline_test_relay")
+
+    async def scenario() -> tuple[bool, int, int, bool]:
+        import asyncpg
+
+        received: list[object] = []
+        other = await asyncpg.connect(dsn)
+        await other.add_listener(notifier.channel, lambda *args: received.append(args))
+        relay = PostgresRelay(dsn, notifiers=(notifier,))
+        await relay.start()
+        try:
+            ticket = notifier.ticket()
+            pid = relay._connection.get_server_pid()
+            await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+            # The catch-up after the reconnect wakes the local waiter...
+            caught_up = await notifier.wait(ticket, 60)
+            # ...and tells the other replicas to look again.
+            for _ in range(600):
+                await other.execute("SELECT 1")  # notifications arrive between statements
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+            told_others = len(received)
+            # A NOTIFY from another replica reaches this one's waiters again.
+            ticket = notifier.ticket()
+            await other.execute(f"NOTIFY {notifier.channel}")
+            woken_again = await notifier.wait(ticket, 60)
+            return caught_up, told_others, relay.reconnects, woken_again
+        finally:
+            await relay.stop()
+            await other.close()
+
+    caught_up, told_others, reconnects, woken_again = asyncio.run(scenario())
+    assert (caught_up, reconnects, woken_again) == (True, 1, True)
+    assert told_others >= 1

@@ -52,6 +52,8 @@ class LocalArtifact:
     file_size: int
     sha1sum: str
     sha256sum: str
+    md5sum: str
+    """Kiteline's own: with S3, the server has S3 check the upload against it (Content-MD5)."""
 
 
 class UploadAction(ApiResponse):
@@ -120,11 +122,13 @@ def collect_artifacts(globs: str, cwd: Path) -> list[LocalArtifact]:
 
 def _hashed(pattern: str, absolute: Path, cwd: Path) -> LocalArtifact:
     sha1, sha256 = hashlib.sha1(), hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     with absolute.open("rb") as file:
         while chunk := file.read(READ_SIZE):
             sha1.update(chunk)
             sha256.update(chunk)
+            md5.update(chunk)
             size += len(chunk)
     relative = os.path.relpath(absolute, cwd)
     # A file outside the working directory keeps its absolute path, minus the leading `/`.
@@ -136,6 +140,7 @@ def _hashed(pattern: str, absolute: Path, cwd: Path) -> LocalArtifact:
         file_size=size,
         sha1sum=sha1.hexdigest(),
         sha256sum=sha256.hexdigest(),
+        md5sum=md5.hexdigest(),
     )
 
 
@@ -161,6 +166,7 @@ async def _upload_batch(
                 "file_size": artifact.file_size,
                 "sha1sum": artifact.sha1sum,
                 "sha256sum": artifact.sha256sum,
+                "md5sum": artifact.md5sum,
                 "job_id": job_id,
                 "created_at": created_at,
             }

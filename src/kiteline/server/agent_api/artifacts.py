@@ -22,7 +22,7 @@ from kiteline.server.agent_api import auth
 from kiteline.server.agent_api.in_job import build_for_caller
 from kiteline.server.artifacts import service as artifacts
 from kiteline.server.artifacts.service import Artifact
-from kiteline.server.blobs import BlobStore, Download, content_disposition
+from kiteline.server.blobs import BlobStore, Download, UploadForm, content_disposition
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable
 from kiteline.server.kit.http import base_url, request_transaction
@@ -44,6 +44,7 @@ class ArtifactItem(BaseModel):
     file_size: int = 0
     sha1sum: str | None = None
     sha256sum: str | None = None
+    md5sum: str | None = None
     glob_path: str | None = None
     content_type: str | None = None
     upload_destination: str | None = None
@@ -74,10 +75,13 @@ def signed_url(request: Request, method: str, template: str, artifact: Artifact)
 
 
 async def download_urls(request: Request, found: Sequence[Artifact]) -> list[str]:
-    """Where each artifact's bytes are fetched without a token: S3's pre-signed GET, or this
-    server's signed download URL."""
+    """Where each artifact's bytes are fetched without a token: S3's pre-signed GET of a
+    finished artifact, else this server's signed download URL (which refuses an artifact not
+    finished: with S3, bytes uploaded straight to the artifact's key sit there unchecked until
+    the agent reports them finished)."""
     store: BlobStore = request.app.state.blobs
-    if store.direct is None:
+    direct = [artifact for artifact in found if artifact.state == "finished"]
+    if store.direct is None or not direct:
         return [signed_url(request, "GET", DOWNLOAD_PATH, artifact) for artifact in found]
     downloads = [
         Download(
@@ -85,11 +89,19 @@ async def download_urls(request: Request, found: Sequence[Artifact]) -> list[str
             filename=artifact.path.rsplit("/", 1)[-1],
             content_type=artifact.mime_type or "application/octet-stream",
         )
+        for artifact in direct
+    ]
+    signed = iter(
+        await store.direct.presign_gets(
+            downloads, request.app.state.settings.signed_url_ttl_seconds
+        )
+    )
+    return [
+        next(signed)
+        if artifact.state == "finished"
+        else signed_url(request, "GET", DOWNLOAD_PATH, artifact)
         for artifact in found
     ]
-    return await store.direct.presign_gets(
-        downloads, request.app.state.settings.signed_url_ttl_seconds
-    )
 
 
 async def _upload_instructions(request: Request, created: list[Artifact]) -> dict[str, Any]:
@@ -111,10 +123,11 @@ async def _upload_instructions(request: Request, created: list[Artifact]) -> dic
         }
     posts = await store.direct.presign_posts(
         [
-            (
-                artifacts.upload_key(artifact),
-                artifact.file_size,
-                artifact.mime_type or "application/octet-stream",
+            UploadForm(
+                key=artifacts.upload_key(artifact),
+                size=artifact.file_size,
+                content_type=artifact.mime_type or "application/octet-stream",
+                md5=artifact.md5sum,
             )
             for artifact in created
         ],
@@ -148,6 +161,7 @@ async def create_artifacts(request: Request, job_id: str, body: BatchCreate) -> 
                     file_size=item.file_size,
                     sha1sum=item.sha1sum,
                     sha256sum=item.sha256sum,
+                    md5sum=item.md5sum,
                     glob_path=item.glob_path,
                     content_type=item.content_type,
                     upload_destination=item.upload_destination or body.upload_destination,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiteline.server.agents.states import ConnectionState
@@ -47,6 +47,11 @@ class Agent(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_job_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every UPDATE of the row (as builds.revision): what says a GraphQL answer
+    # showing it is still current (graphql/answers.py).
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
+    )
 
 
 class ServingProcess(Base):

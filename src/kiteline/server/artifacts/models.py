@@ -30,6 +30,9 @@ class Artifact(Base):
     file_size: Mapped[int] = mapped_column(BigInteger, default=0)
     sha1sum: Mapped[str | None] = mapped_column(String(40))
     sha256sum: Mapped[str | None] = mapped_column(String(64))
+    #: The MD5 (hex) the agent declared, Kiteline's own agent only: with S3, the upload form
+    #: makes S3 check the bytes against it, and the server compares it with the ETag.
+    md5sum: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(20), default="new")
     upload_destination: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.text import check_plain, relative_path
 
 STATES = ("new", "error", "finished", "deleted", "expired")
+MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class NewArtifact:
     glob_path: str | None = None
     content_type: str | None = None
     upload_destination: str | None = None
+    md5sum: str | None = None
 
 
 def blob_key(artifact: Artifact) -> str:
@@ -41,8 +44,12 @@ def blob_key(artifact: Artifact) -> str:
 
 
 def upload_key(artifact: Artifact) -> str:
-    """Where an agent uploads an artifact directly (S3): moved to `blob_key` once checked, so
-    the upload URL, still valid for a while, can't change what is served."""
+    """Where an agent uploads an artifact directly (S3). Registered with an MD5, straight at
+    `blob_key`: the upload form makes S3 refuse other bytes (`Content-MD5`), so the URL, still
+    valid for a while, can only ever store these. Without, under `incoming/`: moved to
+    `blob_key` once checked, so the URL can't change what is served."""
+    if artifact.md5sum:
+        return blob_key(artifact)
     return f"incoming/{blob_key(artifact)}"
 
 
@@ -56,6 +63,8 @@ async def create_batch(
             raise ValidationFailed.field(f"{field}.file_size", "must not be negative")
         path = relative_path(f"{field}.path", item.path)
         check_plain(f"{field}.glob_path", item.glob_path)
+        if item.md5sum and not MD5.fullmatch(item.md5sum):
+            raise ValidationFailed.field(f"{field}.md5sum", "must be 32 hexadecimal digits")
         mime = item.content_type or mimetypes.guess_type(path)[0] or "application/octet-stream"
         artifact = Artifact(
             id=uuid.uuid4(),
@@ -69,6 +78,7 @@ async def create_batch(
             file_size=item.file_size,
             sha1sum=item.sha1sum or None,
             sha256sum=item.sha256sum or None,
+            md5sum=item.md5sum.lower() if item.md5sum else None,
             upload_destination=item.upload_destination or None,
         )
         session.add(artifact)
@@ -112,6 +122,7 @@ class DirectUpload:
     file_size: int
     sha1sum: str | None
     sha256sum: str | None
+    md5sum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,7 @@ async def direct_uploads(
             file_size=artifact.file_size,
             sha1sum=artifact.sha1sum,
             sha256sum=artifact.sha256sum,
+            md5sum=artifact.md5sum,
         )
         for artifact_id, state in states.items()
         if state == "finished" and (artifact := found[artifact_id]).state == "new"
@@ -161,10 +173,28 @@ async def check_direct_upload(
     store: BlobStore, direct: DirectTransfers, upload: DirectUpload
 ) -> Checked:
     """Checked as the server checks the bytes it receives: the declared size and checksum
-    (SHA-256 when declared, else SHA-1) against what the store holds, computed by the store.
-    A store that computes no checksum has the bytes read back and hashed here."""
+    against what the store holds, computed by the store. Registered with an MD5, S3 checked
+    the bytes on arrival and the ETag (S3's MD5 of them) says so: one HEAD. Otherwise (or
+    when the ETag is no MD5, as in an encrypted bucket) S3 computes a SHA-256 (SHA-1 when only
+    that was declared) by copying the object; a store that computes none has the bytes read
+    back and hashed here."""
     # The store unreachable is a 503 (BlobStoreUnavailable) the agent retries: nothing is
     # written before the check, so the artifact waits, still `new`.
+    if upload.md5sum:
+        stored = await direct.stored(upload.upload_key)
+        if stored is None:
+            return Checked(problem="nothing was uploaded for it")
+        if stored.size == upload.file_size and stored.etag.lower() == upload.md5sum:
+            return Checked(sha1=upload.sha1sum, sha256=upload.sha256sum)
+        if stored.size != upload.file_size or not (upload.sha1sum or upload.sha256sum):
+            await store.delete(upload.upload_key)
+            return Checked(
+                problem=f"uploaded bytes don't match the artifact: got {stored.size} bytes "
+                f"with ETag {stored.etag}, expected {upload.file_size} bytes with md5 "
+                f"{upload.md5sum}"
+            )
+        # Another ETag than the MD5: other bytes, or an ETag that is no MD5 (SSE-KMS, SSE-C).
+        # S3's SHA decides, computed by a copy onto the same key.
     found = await direct.finish_upload(
         upload.upload_key, upload.key, sha256=upload.sha1sum is None or bool(upload.sha256sum)
     )

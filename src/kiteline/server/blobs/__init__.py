@@ -14,7 +14,9 @@ from kiteline.server.blobs.store import (
     DirectTransfers,
     Download,
     PresignedPost,
+    StoredObject,
     UploadCheck,
+    UploadForm,
     content_disposition,
 )
 from kiteline.settings import Settings
@@ -27,7 +29,9 @@ __all__ = [
     "Download",
     "FilesystemBlobStore",
     "PresignedPost",
+    "StoredObject",
     "UploadCheck",
+    "UploadForm",
     "content_disposition",
     "open_blob_store",
 ]

@@ -24,7 +24,9 @@ from kiteline.server.blobs.store import (
     DirectTransfers,
     Download,
     PresignedPost,
+    StoredObject,
     UploadCheck,
+    UploadForm,
     content_disposition,
 )
 
@@ -194,21 +196,24 @@ class S3DirectTransfers:
         return await _call(sign) if downloads else []
 
     async def presign_posts(
-        self, uploads: Sequence[tuple[str, int, str]], expires_in: int
+        self, uploads: Sequence[UploadForm], expires_in: int
     ) -> list[PresignedPost]:
         def sign() -> list[PresignedPost]:
             signed = []
-            for key, size, content_type in uploads:
-                # The policy pins the key, the exact size and the type: the URL can store
-                # these bytes' length at this key and nothing else.
+            for upload in uploads:
+                # The policy pins the key, the exact size and the type (and, with an MD5,
+                # `Content-MD5`, which S3 checks the bytes against on arrival): the URL can
+                # store these bytes at this key and nothing else.
+                fields = {"Content-Type": upload.content_type}
+                if upload.md5 is not None:
+                    fields["Content-MD5"] = base64.b64encode(bytes.fromhex(upload.md5)).decode()
+                conditions: list[Any] = [{name: value} for name, value in fields.items()]
+                conditions.append(["content-length-range", upload.size, upload.size])
                 post = self._client.generate_presigned_post(
                     self._store.bucket,
-                    self._store.object_key(key),
-                    Fields={"Content-Type": content_type},
-                    Conditions=[
-                        {"Content-Type": content_type},
-                        ["content-length-range", size, size],
-                    ],
+                    self._store.object_key(upload.key),
+                    Fields=fields,
+                    Conditions=conditions,
                     ExpiresIn=expires_in,
                 )
                 signed.append(PresignedPost(url=post["url"], fields=dict(post["fields"])))
@@ -216,10 +221,17 @@ class S3DirectTransfers:
 
         return await _call(sign) if uploads else []
 
+    async def stored(self, key: str) -> StoredObject | None:
+        head = await self._store._head(self._store.object_key(key))
+        if head is None:
+            return None
+        return StoredObject(size=int(head["ContentLength"]), etag=str(head["ETag"]).strip('"'))
+
     async def finish_upload(self, upload_key: str, key: str, *, sha256: bool) -> UploadCheck | None:
         """S3 keeps a checksum only when asked: the upload is copied to its final key with the
         checksum requested (inside S3; the bytes never come to the server), the exact version
-        whose size was read (`CopySourceIfMatch`), then the upload key is removed."""
+        whose size was read (`CopySourceIfMatch`), then the upload key is removed (a copy onto
+        itself, when both keys are one, keeps it)."""
         source, target = self._store.object_key(upload_key), self._store.object_key(key)
         head = await self._store._head(source)
         if head is None:
@@ -240,7 +252,8 @@ class S3DirectTransfers:
             if _missing(error):
                 return None
             raise
-        await _call(self._client.delete_object, Bucket=self._store.bucket, Key=source)
+        if source != target:
+            await _call(self._client.delete_object, Bucket=self._store.bucket, Key=source)
         checksum = _hex(copied.get("CopyObjectResult", {}).get(field))
         size = int(head["ContentLength"])
         if sha256:

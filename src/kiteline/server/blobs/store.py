@@ -50,6 +50,26 @@ class PresignedPost:
 
 
 @dataclass(frozen=True)
+class UploadForm:
+    """A direct upload to sign: the key, the exact size and the content type the form must
+    carry, and the MD5 (hex) the bytes must have when the uploader declared one."""
+
+    key: str
+    size: int
+    content_type: str
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store says of an object without reading it: its size and its ETag (the MD5
+    of the bytes for a single-part, unencrypted upload)."""
+
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class UploadCheck:
     """What a direct upload stored: its size and the checksum the store computed (`sha256` or
     `sha1`, whichever was asked for; both None when the store computes none)."""
@@ -69,15 +89,20 @@ class DirectTransfers(Protocol):
         ...
 
     async def presign_posts(
-        self, uploads: Sequence[tuple[str, int, str]], expires_in: int
+        self, uploads: Sequence[UploadForm], expires_in: int
     ) -> list[PresignedPost]:
-        """A pre-signed form POST for each `(key, exact size, content type)`, in order."""
+        """A pre-signed form POST for each upload, in order; with an MD5, the store refuses
+        bytes that don't have it (`Content-MD5`)."""
+        ...
+
+    async def stored(self, key: str) -> StoredObject | None:
+        """The object's size and ETag, or None when there is none."""
         ...
 
     async def finish_upload(self, upload_key: str, key: str, *, sha256: bool) -> UploadCheck | None:
-        """Move what was uploaded under `upload_key` to `key`, with its size and checksum as
-        the store computes them; None when nothing was uploaded. The upload URL can still
-        write `upload_key` afterwards, never `key`."""
+        """Move what was uploaded under `upload_key` to `key` (or, the same key twice, leave
+        it there), with its size and checksum as the store computes them; None when nothing
+        was uploaded. The upload URL can still write `upload_key` afterwards, never `key`."""
         ...
 
 

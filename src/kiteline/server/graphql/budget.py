@@ -102,6 +102,8 @@ class BudgetGate:
         self.budget = budget
         self.default_bucket = default_bucket
         self.entered: dict[str, WindowUsage | None] = {}
+        #: The organizations entered, in order (budget or not): what a kept answer replays.
+        self.reached: list[uuid.UUID] = []
 
     async def _enter(self, bucket: str) -> None:
         if self.budget is None or bucket in self.entered:
@@ -118,6 +120,8 @@ class BudgetGate:
             raise BudgetExhausted(usage)
 
     async def enter_organization(self, organization_id: uuid.UUID) -> None:
+        if organization_id not in self.reached:
+            self.reached.append(organization_id)
         await self._enter(organization_bucket(organization_id))
 
     async def enter_default(self) -> None:

@@ -237,11 +237,11 @@ async def paged(
             for fetch in wanted:
                 await fetch(rows)
 
-        loader = ctx.loader(("pages", key), pages, then=then if wanted else None)
+        loader = ctx.loader(("pages", key), pages, then=then if wanted else None, signed=True)
         page = await loader.load(parent_id)
 
     async def count() -> int:
-        return await ctx.loader(("counts", key), counts).load(parent_id) or 0
+        return await ctx.loader(("counts", key), counts, signed=True).load(parent_id) or 0
 
     return connection(page or Slice([]), wrap, key=_row_id, count=count, kind=kind)
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import strawberry
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from kiteline.server.graphql.budget import BudgetGate
+from kiteline.server.kit import signatures
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations.service import Organization
 from kiteline.server.tokens.auth import Principal
@@ -65,14 +67,31 @@ class GraphQLContext:
         self._remembered[key] = (list(nodes), value)
         return value
 
-    async def read(self, query: Callable[[AsyncSession], Awaitable[V]]) -> V:
+    async def read(
+        self, query: Callable[[AsyncSession], Awaitable[V]], *, signed: bool = False
+    ) -> V:
+        """`query`'s answer. Unless `signed` (a read that signs what it reads: keyset pages
+        and counts, rows by id), the answer is marked as one that cannot be kept."""
         async with self._turn:
-            return await query(self.session)
+            recorder = signatures.recorder_of(self.session)
+            if recorder is None:
+                return await query(self.session)
+            if not signed:
+                recorder.unsigned = True
+                return await query(self.session)
+            parts = len(recorder.parts)
+            value = await query(self.session)
+            if len(recorder.parts) == parts:
+                recorder.unsigned = True  # it read nothing, or something it could not sign
+            return value
 
     async def write(self, change: Callable[[AsyncSession], Awaitable[V]]) -> V:
         """A mutation's change, in a savepoint: a refused mutation leaves nothing behind, and
         the document's other mutations keep theirs. Loaded data is forgotten afterwards."""
         async with self._turn:
+            recorder = signatures.recorder_of(self.session)
+            if recorder is not None:
+                recorder.unsigned = True
             self._loaders.clear()
             async with self.session.begin_nested():
                 return await change(self.session)
@@ -82,16 +101,19 @@ class GraphQLContext:
         key: Hashable,
         fetch: Fetch[K, V],
         then: Callable[[Mapping[K, V]], Awaitable[None]] | None = None,
+        *,
+        signed: bool = False,
     ) -> DataLoader[K, V | None]:
         """The request's loader named `key`: keys loaded in the same tick share one fetch.
 
         `then` (given by whoever creates the loader) runs after each fetch, before the values
-        are handed out: loads it makes are done when every waiting caller resumes."""
+        are handed out: loads it makes are done when every waiting caller resumes. `signed`:
+        as for `read`."""
         found = self._loaders.get(key)
         if found is None:
 
             async def load(keys: list[K]) -> Sequence[V | None]:
-                values = await self.read(lambda session: fetch(session, keys))
+                values = await self.read(lambda session: fetch(session, keys), signed=signed)
                 if then is not None:
                     await then(values)
                 return [values.get(k) for k in keys]
@@ -106,7 +128,7 @@ class GraphQLContext:
         return await self._get_many_loader(get_many).load(id_)
 
     def _get_many_loader(self, get_many: GetMany[V]) -> DataLoader[uuid.UUID, V | None]:
-        return self.loader(get_many, lambda session, ids: get_many(session, set(ids)))
+        return self.loader(get_many, partial(_signed_get_many, get_many), signed=True)
 
     async def prefetch(self, get_many: GetMany[V], ids: Iterable[uuid.UUID | None]) -> None:
         """Load these rows now, in one batch with every other load through `get_many`, so
@@ -153,6 +175,20 @@ class GraphQLContext:
             return None
         await self.budget.enter_organization(row.organization_id)
         return row
+
+
+async def _signed_get_many(
+    get_many: GetMany[V], session: AsyncSession, ids: list[uuid.UUID]
+) -> Mapping[uuid.UUID, V]:
+    """`get_many`, its rows signed by their revisions when their model has them."""
+    rows = await get_many(session, set(ids))
+    recorder = signatures.recorder_of(session)
+    if recorder is not None and rows:
+        models = {type(row) for row in rows.values()}
+        model = models.pop()
+        if not models and signatures.revisioned(model):
+            recorder.parts.append(signatures.rows_part(model, ids, list(rows.values())))
+    return rows
 
 
 Info = strawberry.Info[GraphQLContext, None]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from graphql import (
     execute,
 )
 
+from kiteline.server.graphql.answers import AnswerCache, KeptAnswer, answer_key
 from kiteline.server.graphql.budget import (
     BudgetExhausted,
     BudgetGate,
@@ -38,10 +40,11 @@ from kiteline.server.graphql.complexity import actual_complexity
 from kiteline.server.graphql.context import GraphQLContext
 from kiteline.server.graphql.errors import formatted
 from kiteline.server.graphql.schema import KitelineSchema, schema_for
-from kiteline.server.kit import limits
+from kiteline.server.kit import limits, signatures
 from kiteline.server.kit.errors import BadRequest, Forbidden, Unauthorized
 from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ratelimit import RateLimiter
+from kiteline.server.kit.signatures import Recorder
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.service import Organization
@@ -68,7 +71,8 @@ class GraphQLPost:
 
 @dataclass
 class Answer:
-    body: dict[str, Any]
+    #: None when `rendered` is the body (read back only to add `stats`).
+    body: dict[str, Any] | None
     status: int = 200
     requested: int = 0
     actual: int = 0
@@ -88,6 +92,8 @@ class Answer:
             headers.update(self.usage.headers())
         body = self.body
         if with_stats:
+            if body is None:
+                body = json.loads(self.rendered or b"{}")
             stats = {"requestedComplexity": self.requested, "actualComplexity": self.actual}
             body = {**body, "stats": stats}
         elif self.rendered is not None:
@@ -97,7 +103,7 @@ class Answer:
                 headers=headers,
                 media_type="application/json",
             )
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body or {}, status_code=self.status, headers=headers)
 
 
 def render(body: dict[str, Any]) -> bytes:
@@ -202,6 +208,7 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
     settings: Settings = request.app.state.settings
     budget: ComplexityBudget | None = request.app.state.graphql_budget
     schema: KitelineSchema = request.app.state.graphql_schema
+    cache: AnswerCache = request.app.state.graphql_answers
     active = limits.current()
     checked = check(
         schema.graphql_core,
@@ -222,6 +229,38 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
             return Answer(
                 {"errors": checked.errors}, requested=checked.requested, usage=await gate.peek()
             )
+        key: Hashable | None = None
+        recorder: Recorder | None = None
+        if read_only and not introspection_only(checked.operation):
+            key = answer_key(
+                query=post.query,
+                variables=post.variables,
+                operation_name=post.operation_name,
+                user=principal.user,
+                token_id=principal.token.id,
+                scopes=principal.token.scopes,
+                token_organization_id=principal.token.organization_id,
+                organizations=seen,
+                base_url=base_url(request),
+                limits=(active, settings.graphql_max_query_complexity),
+            )
+            kept = cache.get(key)
+            if kept is not None:
+                if await signatures.still_current(session, kept.parts, kept.checks):
+                    cache.hits += 1
+                    for organization_id in kept.organizations:
+                        await gate.enter_organization(organization_id)
+                    await gate.enter_default()
+                    return Answer(
+                        None,
+                        requested=kept.requested,
+                        actual=kept.actual,
+                        usage=await gate.charge(kept.actual),
+                        rendered=kept.rendered,
+                    )
+                cache.misses += 1
+                cache.discard(key)
+            recorder = signatures.Recorder()
         context = GraphQLContext(
             request=request,
             session=session,
@@ -244,12 +283,16 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
                     usage=await gate.peek(),
                 )
         else:
-            result = await schema.execute(
-                post.query,
-                variable_values=post.variables,
-                context_value=context,
-                operation_name=post.operation_name,
-            )
+            signatures.record_on(session, recorder)
+            try:
+                result = await schema.execute(
+                    post.query,
+                    variable_values=post.variables,
+                    context_value=context,
+                    operation_name=post.operation_name,
+                )
+            finally:
+                signatures.record_on(session, None)
             data, errors = result.data, list(result.errors or [])
         for error in errors:
             if isinstance(error.original_error, BudgetExhausted):
@@ -265,6 +308,17 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
         rendered = render(body)
     if len(rendered) > active.graphql_answer_bytes:
         body, rendered = _answer_too_large(len(rendered), active.graphql_answer_bytes), None
+    elif key is not None and recorder is not None and not recorder.unsigned and not errors:
+        cache.put(
+            key,
+            KeptAnswer(
+                parts=tuple(recorder.parts),
+                rendered=rendered,
+                requested=checked.weight.requested,
+                actual=actual,
+                organizations=tuple(gate.reached),
+            ),
+        )
     return Answer(
         body,
         requested=checked.weight.requested,
@@ -305,6 +359,7 @@ def install_graphql(app: FastAPI, settings: Settings) -> None:
     """Mount the endpoint with the schema for `settings.graphql_execution`; its budgets
     share REST's rate-limit storage (call after `install_rate_limits`)."""
     app.state.graphql_schema = schema_for(settings.graphql_execution)
+    app.state.graphql_answers = AnswerCache()
     limiter: RateLimiter = app.state.rate_limiter
     app.state.graphql_budget = (
         ComplexityBudget(

@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.types import NullType
 
+from kiteline.server.kit import signatures
+
 T = TypeVar("T")
 
 #: SQLite allows 500 terms in one compound SELECT; larger batches take several statements.
@@ -270,6 +272,8 @@ async def pages_per_parent(
     has few rows, which is the case for a build's jobs."""
     fetched: dict[Any, list[Any]] = {parent_id: [] for parent_id in parent_ids}
     unique = list(fetched)
+    recorder = signatures.recorder_of(session)
+    read: list[tuple[Any, list[Any]]] = []  # each statement's page ids and parents
     for start in range(0, len(unique), PARENTS_PER_STATEMENT):
         chunk = unique[start : start + PARENTS_PER_STATEMENT]
         page_ids: Select[Any] | CompoundSelect[Any]
@@ -278,6 +282,7 @@ async def pages_per_parent(
         else:
             branches = [_branch(model, parent, pid, where, ordering, window) for pid in chunk]
             page_ids = branches[0] if len(branches) == 1 else union_all(*branches)
+        read.append((page_ids, chunk))
         sort = _sorter(window)
         order = (parent, *(sort(column, descending) for column, descending in ordering))
         view = _view_of(model, session.get_bind().dialect)
@@ -301,6 +306,24 @@ async def pages_per_parent(
                 parent_id = process(raw_parent) if process is not None else raw_parent
                 siblings = by_raw[raw_parent] = fetched[parent_id]
             siblings.append(row_view(raw))
+    if recorder is not None:
+        # What the pages were cut from: the rows fetched, with the revisions read with them.
+        if signatures.revisioned(model):
+            for page_ids, chunk in read:
+                chunk_rows = [row for parent_id in chunk for row in fetched[parent_id]]
+                if (
+                    window.after is None
+                    and window.before is None
+                    and all(len(fetched[parent_id]) < window.fetch for parent_id in chunk)
+                ):
+                    # Every parent's rows fitted in its page: the page is all of them, so
+                    # all of them (cheaper to read: no ordering, no window) sign it.
+                    chosen = and_(parent.in_(chunk), *where)
+                else:
+                    chosen = model.id.in_(page_ids)
+                recorder.parts.append(signatures.page_part(model, chosen, chunk_rows))
+        else:
+            recorder.unsigned = True
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
 
 
@@ -320,4 +343,7 @@ async def counts_per_parent(
     )
     for parent_id, count in rows:
         counts[parent_id] = int(count)
+    recorder = signatures.recorder_of(session)
+    if recorder is not None:
+        recorder.parts.append(signatures.count_part(parent, list(counts), where, counts))
     return counts

@@ -90,7 +90,15 @@ CHANNEL = dispatch.channel
 
 class PostgresRelay:
     """One LISTEN connection per process: NOTIFYs from other replicas wake local waiters, and
-    local wake-ups are sent to them, for each notifier."""
+    local wake-ups are sent to them, for each notifier.
+
+    When the connection drops (PostgreSQL restarted, the backend terminated, a failover), the
+    relay reconnects with a growing pause and, once listening again, wakes its own waiters and
+    every other replica's: NOTIFYs sent while it was away are lost, and a wake-up only says
+    "look again", so one extra look on each side makes up for them."""
+
+    RECONNECT_FIRST_PAUSE = 0.2
+    RECONNECT_LONGEST_PAUSE = 5.0
 
     def __init__(self, dsn: str, notifiers: tuple[Notifier, ...] = (dispatch, outbox)) -> None:
         self._dsn = dsn
@@ -98,14 +106,56 @@ class PostgresRelay:
         self._notifiers = {notifier.channel: notifier for notifier in notifiers}
         self._wanted: set[str] = set()
         self._sending = False
+        self._stopping = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        #: How many times the connection was opened again after a drop (for tests and logs).
+        self.reconnects = 0
 
     async def start(self) -> None:
+        await self._listen()
+        for channel, notifier in self._notifiers.items():
+            notifier.set_broadcaster(functools.partial(self._send, channel))
+
+    async def _listen(self) -> None:
         import asyncpg
 
-        self._connection = await asyncpg.connect(self._dsn)
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            for channel in self._notifiers:
+                await connection.add_listener(channel, self._received)
+        except BaseException:
+            connection.terminate()
+            raise
+        connection.add_termination_listener(self._lost)
+        self._connection = connection
+
+    def _lost(self, _connection: object) -> None:
+        if self._stopping or self._reconnecting is not None:
+            return
+        log.warning("lost the connection that carries wake-ups between replicas; reconnecting")
+        self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        pause = self.RECONNECT_FIRST_PAUSE
+        try:
+            while not self._stopping:
+                await asyncio.sleep(pause)
+                try:
+                    await self._listen()
+                except Exception as error:  # PostgreSQL still away: try again, a bit later
+                    log.warning("could not reconnect the wake-up relay (%s); retrying", error)
+                    pause = min(pause * 2, self.RECONNECT_LONGEST_PAUSE)
+                    continue
+                self.reconnects += 1
+                log.info("wake-up relay reconnected")
+                break
+        finally:
+            self._reconnecting = None
+        if self._stopping:
+            return
         for channel, notifier in self._notifiers.items():
-            await self._connection.add_listener(channel, self._received)
-            notifier.set_broadcaster(functools.partial(self._send, channel))
+            notifier.wake_local()
+            await self._send(channel)
 
     def _received(self, _connection: object, _pid: object, channel: str, _payload: object) -> None:
         notifier = self._notifiers.get(channel)
@@ -115,7 +165,8 @@ class PostgresRelay:
     async def _send(self, channel: str = CHANNEL) -> None:
         """NOTIFY the other replicas. One connection runs one statement at a time, so wake-ups
         asked for while one is being sent are folded into one per channel sent after it: a
-        wake-up only has to follow the latest commit."""
+        wake-up only has to follow the latest commit. While the connection is down nothing is
+        sent: the reconnect sends every channel once."""
         self._wanted.add(channel)
         if self._sending:
             return
@@ -124,15 +175,23 @@ class PostgresRelay:
             while self._wanted:
                 wanted = sorted(self._wanted)
                 self._wanted.clear()
+                connection = self._connection
+                if connection is None or connection.is_closed():
+                    break
                 try:
-                    await self._connection.execute("; ".join(f"NOTIFY {c}" for c in wanted))
+                    await connection.execute("; ".join(f"NOTIFY {c}" for c in wanted))
                 except Exception:  # a lost relay only slows other replicas to their next check
                     log.warning("could not send wake-ups to other replicas", exc_info=True)
         finally:
             self._sending = False
 
     async def stop(self) -> None:
+        self._stopping = True
         for notifier in self._notifiers.values():
             notifier.set_broadcaster(None)
-        if self._connection is not None:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
+        if self._connection is not None and not self._connection.is_closed():
             await self._connection.close()

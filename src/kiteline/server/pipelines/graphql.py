@@ -34,7 +34,6 @@ from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node, found, id_of
 from kiteline.server.graphql.refs import BuildRef, OrganizationRef, PipelineScheduleRef, UserRef
 from kiteline.server.graphql.scalars import JSONValue, YAMLText
-from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import graphql_id, parse_uuid
 from kiteline.server.kit.keyset import Window
 from kiteline.server.pipelines import providers, service
@@ -291,14 +290,12 @@ async def _by_slug(ctx: GraphQLContext, slug: str) -> Pipeline | None:
     organization = caller_organization(ctx, slug=org_slug)
     if organization is None or not pipeline_slug:
         return None
-    try:
-        return await ctx.read(
-            lambda session: service.get(
-                session, organization_id=organization.id, slug=pipeline_slug
-            )
-        )
-    except NotFound:
-        return None
+    return await ctx.read(
+        lambda session: service.find_signed(
+            session, organization_id=organization.id, slug=pipeline_slug
+        ),
+        signed=True,
+    )
 
 
 @strawberry.type

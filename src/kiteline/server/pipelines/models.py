@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
@@ -57,4 +66,9 @@ class Pipeline(Base):
     # cannot add a NOT NULL column without rebuilding the table, whose DROP would cascade.
     badge_key: Mapped[str] = mapped_column(
         String(64), nullable=True, unique=True, index=True, default=new_badge_key
+    )
+    # Bumped by every UPDATE of the row (as builds.revision): what says a GraphQL answer
+    # showing it is still current (graphql/answers.py).
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,7 @@ from kiteline.pipeline import (
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline.document import load_document
-from kiteline.server.kit import limits, offload
+from kiteline.server.kit import limits, offload, signatures
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -184,12 +184,25 @@ async def create(
     return pipeline
 
 
+def named(organization_id: uuid.UUID, slug: str) -> ColumnElement[bool]:
+    """The condition that finds an organization's pipeline by slug."""
+    return and_(Pipeline.organization_id == organization_id, Pipeline.slug == slug)
+
+
 async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -> Pipeline:
-    pipeline = await session.scalar(
-        select(Pipeline).where(Pipeline.organization_id == organization_id, Pipeline.slug == slug)
-    )
+    pipeline = await session.scalar(select(Pipeline).where(named(organization_id, slug)))
     if pipeline is None:
         raise NotFound.of("pipeline")
+    return pipeline
+
+
+async def find_signed(
+    session: AsyncSession, *, organization_id: uuid.UUID, slug: str
+) -> Pipeline | None:
+    """The pipeline by slug or None, signed for a kept GraphQL answer (kit/signatures.py)."""
+    condition = named(organization_id, slug)
+    pipeline = await session.scalar(select(Pipeline).where(condition))
+    signatures.sign_lookup(session, Pipeline, condition, pipeline)
     return pipeline
 
 
