@@ -5,6 +5,7 @@ peak RSS from /proc, bounded waits, and the one-JSON-line output (progress goes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -108,6 +109,17 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and of its living children (a server's `--workers`)."""
+    total = cpu_seconds(pid)
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            # One that ended meanwhile is counted in its parent's cutime once waited for.
+            with contextlib.suppress(FileNotFoundError):
+                total += tree_cpu_seconds(int(child))
+    return total
 
 
 def free_port() -> int:
@@ -443,10 +455,18 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
+def kiteline(
+    database_url: str,
+    *,
+    workers: int = 1,
+    launcher: list[str] | None = None,
+    **server_env: str,
+) -> Iterator[Kiteline]:
     """`kiteline server` as its own process on a free port, with an org, a user and tokens.
 
-    `server_env` adds KITELINE_* settings; the REST rate limit is off.
+    `workers` > 1 serves with that many processes (`--workers`, PostgreSQL only); `server_env`
+    adds KITELINE_* settings; the REST rate limit is off. `launcher`: what runs instead of
+    `python -m kiteline server` (given the same `--port` and `--log-level`).
     """
     with tempfile.TemporaryDirectory(prefix="kiteline-bench-") as tmp:
         work = Path(tmp)
@@ -455,14 +475,12 @@ def kiteline(database_url: str, **server_env: str) -> Iterator[Kiteline]:
         port = free_port()
         server = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "kiteline",
-                "server",
+                *(launcher or [sys.executable, "-m", "kiteline", "server"]),
                 "--port",
                 str(port),
                 "--log-level",
                 "warning",
+                *(["--workers", str(workers)] if workers != 1 else []),
             ],
             env=_env(settings, KITELINE_RATE_LIMIT_ORG_PER_MINUTE="0", **server_env),
             stdout=sys.stderr,  # stdout is the benchmark's one JSON line

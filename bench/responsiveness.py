@@ -2,7 +2,8 @@
 issue-14 probes run against a real `kiteline server` process.
 
     python bench/responsiveness.py [--backend sqlite|postgresql] [--steps 20000]
-                                   [--aliases 300] [--interval 0.02]
+                                   [--aliases 300] [--interval 0.02] [--loop-turns]
+                                   [--probes graphql,pipeline,build_create,build_get,build_list]
 
 Probes, one after the other: a GraphQL document of `--aliases` introspection aliases (allowed
 by the default limits), the same with 1,000 aliases (refused by them), a pipeline of
@@ -10,7 +11,14 @@ by the default limits), the same with 1,000 aliases (refused by them), a pipelin
 (`GET …/builds/1`), and the pipeline's build list (which holds it). While each runs, two threads
 of this process each send a request every `--interval` seconds: `GET /healthz`, and an idle
 agent's `GET /v3/ping`; their latencies (p50/p95/p99/max) are reported per probe, with the
-probe's own duration and status. Prints one JSON line.
+probe's own duration and status, the server process's CPU time during it and its RSS after it.
+`--probes` runs some of them (a build's probes create the pipeline first).
+
+`--loop-turns` runs the server under `bench/loop_sampler.py` and adds, per probe, its event
+loop's turns: the loop thread's CPU time between two turns of a task that wakes every 5 ms
+(`time.thread_time()`: how long the loop was held, which the machine's load does not change),
+as longest, p99 and how many over 100 ms; and the garbage collector's full (generation 2)
+passes: how many, the longest and their sum in CPU time. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,12 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import (
     ORG,
+    cpu_seconds,
     database,
     database_info,
     emit,
     exit_on_sigterm,
     kiteline,
+    peak_rss_mb,
+    percentile,
     progress,
+    rss_mb,
+    stop,
     summary_ms,
 )
 
@@ -111,7 +125,11 @@ def register_idle_agent(url: str, agent_token: str) -> str:
 
 
 def under_probes(
-    url: str, agent_access_token: str, interval: float, probe: Callable[[], httpx.Response]
+    url: str,
+    agent_access_token: str,
+    interval: float,
+    probe: Callable[[], httpx.Response],
+    server_pid: int,
 ) -> dict[str, Any]:
     health = Prober(
         "healthz", lambda c: c.get("/healthz"), base_url=url, headers={}, interval=interval
@@ -126,6 +144,8 @@ def under_probes(
     health.start()
     ping.start()
     time.sleep(0.5)  # a baseline before the probe starts
+    cpu = cpu_seconds(server_pid)
+    window_start = time.monotonic()
     started = time.perf_counter()
     try:
         response = probe()
@@ -134,14 +154,56 @@ def under_probes(
     except httpx.HTTPError as error:  # e.g. the client's timeout: the probe never answered
         status, answer_bytes = type(error).__name__, 0
     duration = time.perf_counter() - started
+    window = (window_start, time.monotonic())
     time.sleep(0.2)
     return {
         "load_average_1m": round(os.getloadavg()[0], 1),
         "probe_seconds": round(duration, 2),
         "status": status,
         "answer_bytes": answer_bytes,
+        "server_cpu_seconds": round(cpu_seconds(server_pid) - cpu, 2),
+        "server_rss_mb": rss_mb(server_pid),
+        "server_peak_rss_mb": peak_rss_mb(server_pid),
         "healthz": health.finish(),
         "idle_agent_ping": ping.finish(),
+        "window": window,
+    }
+
+
+def loop_turns(sampled: dict[str, Any], window: tuple[float, float]) -> dict[str, Any]:
+    """The sampler's turns and full collections within `window` (monotonic seconds)."""
+    start, end = window
+    turns = [(at, cpu, wall) for at, cpu, wall in sampled["turns"] if start <= at <= end]
+    cpu = [each[1] for each in turns]
+    # Each turn less the collections (of any generation) the loop's thread made in it.
+    on_loop = sorted((at, seconds) for at, _, seconds, _, loop in sampled["collections"] if loop)
+    ends = [at for at, _ in on_loop]
+    less_gc = [
+        cpu
+        - sum(
+            seconds
+            for _, seconds in on_loop[bisect_right(ends, at - wall) : bisect_right(ends, at)]
+        )
+        for at, cpu, wall in turns
+    ]
+    full = [
+        (seconds, collected, on_loop)
+        for at, generation, seconds, collected, on_loop in sampled["collections"]
+        if start <= at <= end and generation == 2
+    ]
+    return {
+        "turns": len(turns),
+        "cpu_longest_ms": round(max(cpu, default=0.0) * 1000, 1),
+        "cpu_p99_ms": round(percentile(cpu, 0.99) * 1000, 1),
+        "cpu_over_100ms": sum(1 for each in cpu if each > 0.1),
+        "cpu_less_gc_longest_ms": round(max(less_gc, default=0.0) * 1000, 1),
+        "cpu_less_gc_p99_ms": round(percentile(less_gc, 0.99) * 1000, 1),
+        "wall_longest_ms": round(max((each[2] for each in turns), default=0.0) * 1000, 1),
+        "gc_full_collections": len(full),
+        "gc_full_on_loop": sum(1 for each in full if each[2]),
+        "gc_full_longest_ms": round(max((each[0] for each in full), default=0.0) * 1000, 1),
+        "gc_full_total_ms": round(sum(each[0] for each in full) * 1000, 1),
+        "gc_full_collected": sum(each[1] for each in full),
     }
 
 
@@ -151,15 +213,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--aliases", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument("--loop-turns", action="store_true")
+    parser.add_argument(
+        "--samples-out", type=Path, help="with --loop-turns: keep the sampler's raw JSON here"
+    )
+    parser.add_argument(
+        "--probes",
+        default="graphql,pipeline,build_create,build_get,build_list",
+        help="comma-separated: graphql, pipeline, build_create, build_get, build_list",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
+    import json
     import tempfile
 
+    wanted = set(args.probes.split(","))
     results: dict[str, Any] = {}
+    windows: dict[str, tuple[float, float]] = {}
+    tmp = tempfile.TemporaryDirectory(prefix="kiteline-bench-")
+    sampled_path = Path(tmp.name) / "loop-turns.json"
+    launcher = (
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "loop_sampler.py"),
+            str(sampled_path),
+        ]
+        if args.loop_turns
+        else None
+    )
     with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-") as tmp,
-        database(args.backend, Path(tmp)) as database_url,
-        kiteline(database_url, KITELINE_GRAPHQL_COMPLEXITY_PER_WINDOW="0") as k,
+        tmp,
+        database(args.backend, Path(tmp.name)) as database_url,
+        kiteline(database_url, launcher=launcher, KITELINE_GRAPHQL_COMPLEXITY_PER_WINDOW="0") as k,
         k.client() as client,
     ):
         client.timeout = httpx.Timeout(PROBE_TIMEOUT)
@@ -196,11 +281,26 @@ def main() -> None:
                 lambda: client.get(f"/v2/organizations/{ORG}/pipelines/big/builds"),
             ),
         ]
-        for name, probe in probes:
+        kinds = ["graphql", "graphql", "pipeline", "build_create", "build_get", "build_list"]
+        if wanted & {"build_create", "build_get", "build_list"}:
+            wanted.add("pipeline")
+        if wanted & {"build_get", "build_list"}:
+            wanted.add("build_create")
+        for kind, (name, probe) in zip(kinds, probes, strict=True):
+            if kind not in wanted:
+                continue
             progress(f"probe {name}")
-            results[name] = under_probes(k.url, idle, args.interval, probe)
+            results[name] = under_probes(k.url, idle, args.interval, probe, k.server.pid)
+            windows[name] = results[name].pop("window")
             progress(f"  {results[name]}")
         info = database_info(database_url)
+        if args.loop_turns:
+            stop(k.server)  # the sampler writes its turns as the server stops
+            sampled = json.loads(sampled_path.read_text())
+            if args.samples_out:
+                args.samples_out.write_text(json.dumps({"windows": windows, **sampled}))
+            for name, window in windows.items():
+                results[name]["loop_turns"] = loop_turns(sampled, window)
     emit(
         {
             "benchmark": "responsiveness",

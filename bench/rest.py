@@ -2,6 +2,7 @@
 at 1 and 32 concurrent clients; how p50 grows with the row count.
 
     python bench/rest.py [--backend sqlite|postgresql] [--sizes 10000,100000,1000000]
+                         [--workers N]  (N server processes: PostgreSQL only)
 
 Builds are inserted in bulk with SQL (the newest 1,000 with one job each, so the listed page
 renders jobs as usual); the server then runs as its own process. Prints one JSON line.
@@ -11,7 +12,8 @@ client tops out at a few hundred 380 KB answers a second on these cores, about t
 measured. Before each wrk run one answer is fetched with httpx and must be a 200 holding 100
 builds; during it, answers that are not 2xx and socket errors count as failed. Without wrk the
 httpx client (`common.load`) does the load. The JSON says which (`client`), and gives the
-server process's CPU time per request over each measurement (`server_cpu_ms_per_request`).
+server process's CPU time per request over each measurement (`server_cpu_ms_per_request`;
+with `--workers` the processes' together).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from common import (
     ORG,
     WARM_UP_REQUESTS,
     Kiteline,
-    cpu_seconds,
     create_pipeline,
     database,
     database_info,
@@ -42,6 +43,7 @@ from common import (
     peak_rss_mb,
     progress,
     seed_builds,
+    tree_cpu_seconds,
     wrk_available,
     wrk_load,
 )
@@ -66,10 +68,10 @@ def _check_page(k: Kiteline, slug: str) -> None:
 def _measure(
     k: Kiteline, slug: str, concurrency: int, requests: int, duration: float, *, use_wrk: bool
 ) -> dict[str, Any]:
-    cpu_before = cpu_seconds(k.server.pid)
+    cpu_before = tree_cpu_seconds(k.server.pid)
     if use_wrk:
         _check_page(k, slug)
-        cpu_before = cpu_seconds(k.server.pid)
+        cpu_before = tree_cpu_seconds(k.server.pid)
         result = wrk_load(
             k.url,
             k.api_token,
@@ -80,7 +82,7 @@ def _measure(
     else:
         result = _measure_httpx(k, slug, concurrency, requests, duration)
     served = result["requests"] + (0 if use_wrk else WARM_UP_REQUESTS)
-    cpu_ms = (cpu_seconds(k.server.pid) - cpu_before) * 1000
+    cpu_ms = (tree_cpu_seconds(k.server.pid) - cpu_before) * 1000
     result["server_cpu_ms_per_request"] = round(cpu_ms / max(served, 1), 2)
     return result
 
@@ -126,6 +128,9 @@ def main() -> None:
     parser.add_argument(
         "--duration", type=float, default=30, help="at most this many seconds per measurement"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (more than 1: PostgreSQL only)"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     use_wrk = wrk_available()
@@ -134,7 +139,7 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
+        kiteline(url, workers=args.workers) as k,
         k.client() as client,
     ):
         slug = create_pipeline(client, "List", "steps:\n  - command: 'true'\n")
@@ -162,6 +167,7 @@ def main() -> None:
             "backend": args.backend,
             **info,
             "per_page": 100,
+            "workers": args.workers,
             "client": "wrk" if use_wrk else "httpx",
             "server_peak_rss_mb": server_peak_rss_mb,
             "results": results,

@@ -6,7 +6,10 @@ A pipeline of groups of parallel steps (`--jobs` jobs in all) gets one build thr
 jobs are then marked finished with SQL (staggered times, so the waterfall has bars of every
 length). A signed-in client fetches `/{org}/{pipeline}/builds/1` one request at a time: the
 whole page, and the block a live update fetches (`HX-Target: build_live`). Each answer must be
-a 200 listing every job. Prints one JSON line with the latencies and the server's CPU time per
+a 200 listing every job. The server keeps a rendered block until its build changes (decision
+0039): `page` and `live_block` move the build's revision (from this process, with SQL) before
+each request, so that the block is rendered each time, as for a build that changes; the
+`_cached` ones do not. Prints one JSON line with the latencies and the server's CPU time per
 request.
 """
 
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,6 @@ from common import (
     progress,
     set_web_password,
     summary_ms,
-    timed,
     web_sign_in,
 )
 from sqlalchemy import select, update
@@ -104,18 +107,50 @@ async def _finish_jobs(database_url: str) -> None:
         await engine.dispose()
 
 
+class Bumper:
+    """Moves the build's revision from this process (no CPU of the server's), so that the
+    server renders its live block again instead of serving the one it keeps."""
+
+    def __init__(self, database_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engine = create_engine(database_url)
+
+    def __call__(self) -> None:
+        self.loop.run_until_complete(self._bump())
+
+    async def _bump(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(update(Build).values(revision=Build.revision + 1))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.engine.dispose())
+        self.loop.close()
+
+
 def _measure(
-    client: httpx.Client, path: str, headers: dict[str, str], jobs: int, requests: int
+    client: httpx.Client,
+    path: str,
+    headers: dict[str, str],
+    jobs: int,
+    requests: int,
+    before: Bumper | None,
 ) -> tuple[list[float], int]:
-    def fetch() -> httpx.Response:
+    """`requests` timed fetches after WARM_UP_REQUESTS, each after `before` (not timed)."""
+    latencies: list[float] = []
+    size = 0
+    for index in range(WARM_UP_REQUESTS + requests):
+        if before is not None:
+            before()
+        began = time.perf_counter()
         response = client.get(path, headers=headers)
+        elapsed = time.perf_counter() - began
         shown = response.text.count('class="job-row ')
         if response.status_code != 200 or shown != jobs:
             raise SystemExit(f"the page is wrong: {response.status_code}, {shown} job rows")
-        return response
-
-    latencies, last = timed(fetch, requests)
-    return latencies, len(last.content)
+        if index >= WARM_UP_REQUESTS:
+            latencies.append(elapsed)
+        size = len(response.content)
+    return latencies, size
 
 
 def main() -> None:
@@ -141,13 +176,17 @@ def main() -> None:
         path = f"/{ORG}/{slug}/builds/{build['number']}"
         results: dict[str, Any] = {}
         client = web_sign_in(k.url)
+        bump = Bumper(url)
+        live = {"HX-Request": "true", "HX-Target": "build_live"}
         try:
-            for name, headers in (
-                ("page", {}),
-                ("live_block", {"HX-Request": "true", "HX-Target": "build_live"}),
+            for name, headers, before in (
+                ("page", {}, bump),
+                ("live_block", live, bump),
+                ("page_cached", {}, None),
+                ("live_block_cached", live, None),
             ):
                 cpu_before = cpu_seconds(k.server.pid)
-                latencies, size = _measure(client, path, headers, rows, args.requests)
+                latencies, size = _measure(client, path, headers, rows, args.requests, before)
                 cpu = cpu_seconds(k.server.pid) - cpu_before
                 results[name] = {
                     **summary_ms(latencies),
@@ -159,6 +198,7 @@ def main() -> None:
                 progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
         finally:
             client.close()
+            bump.close()
         emit(
             {
                 "benchmark": "web-build-page",

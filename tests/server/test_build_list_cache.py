@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
 from kiteline.server.builds.models import Build
-from kiteline.server.builds.rendering import BuildJsonCache, RenderedBuild, Shape
+from kiteline.server.builds.rendering import (
+    BuildJsonCache,
+    CachedPage,
+    Listed,
+    RenderedBuild,
+    Shape,
+    cache_of,
+)
 from kiteline.server.jobs.models import Job
 from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.users.models import User
@@ -74,11 +81,57 @@ def test_a_cached_page_is_the_same_bytes_as_the_first(server: LiveServer) -> Non
     path = LISTS[0]
     first = client.get(path)
     cache: BuildJsonCache = server.app.state.build_json_cache
-    hits = cache.hits
+    page_hits, answer_hits = cache.page_hits, cache.answer_hits
     second = client.get(path)
-    assert cache.hits == hits + 2
+    # The same builds at the same signatures, and every fill as it was: the answer kept.
+    assert (cache.page_hits, cache.answer_hits) == (page_hits + 1, answer_hits + 1)
     assert second.content == first.content
     assert [build["number"] for build in second.json()] == [2, 1]
+
+
+def test_a_kept_answer_follows_the_pipelines_live_counts(server: LiveServer) -> None:
+    """The page of the newest build is unchanged when an agent starts the oldest one, but
+    the nested pipeline's counts move: the page's renderings are reused, its answer is not."""
+    client, identity = _setup(server)
+    cache = cache_of(server.app)
+    path = LISTS[0]
+    pages = [client.get(path, params={"per_page": "1"}) for _ in range(2)]
+    assert pages[0].content == pages[1].content
+    pipeline = pages[0].json()[0]["pipeline"]
+    assert (pipeline["scheduled_builds_count"], pipeline["running_builds_count"]) == (2, 0)
+    assert (pipeline["scheduled_jobs_count"], pipeline["running_jobs_count"]) == (2, 0)
+    agent = ScriptedAgent.register(server.url, identity.agent_token)
+    job = agent.take_job()  # the oldest build's first job: not on the page
+    page_hits, answer_hits = cache.page_hits, cache.answer_hits
+    (newest,) = client.get(path, params={"per_page": "1"}).json()
+    assert (cache.page_hits, cache.answer_hits) == (page_hits + 1, answer_hits)
+    assert newest["number"] == 2
+    pipeline = newest["pipeline"]
+    assert (pipeline["scheduled_builds_count"], pipeline["running_builds_count"]) == (1, 1)
+    assert (pipeline["scheduled_jobs_count"], pipeline["running_jobs_count"]) == (1, 1)
+    assert agent.finish(job, "0").status_code == 200
+    pipeline = client.get(path, params={"per_page": "1"}).json()[0]["pipeline"]
+    assert (pipeline["scheduled_jobs_count"], pipeline["running_jobs_count"]) == (2, 0)
+
+
+def test_a_kept_answer_follows_the_host_its_urls_name(server: LiveServer) -> None:
+    """Without a configured public URL the URLs come from the request's Host: the same
+    page asked for under another host name is not the kept answer."""
+    client, _ = _setup(server)
+    path = LISTS[0]
+    first = [client.get(path) for _ in range(2)]
+    assert first[0].content == first[1].content
+    port = server.url.rsplit(":", 1)[1]
+    other = client.get(path, headers={"Host": f"localhost:{port}"})
+    assert other.status_code == 200, other.text
+    assert other.content != first[0].content
+    for build in other.json():
+        assert build["url"].startswith(f"http://localhost:{port}/v2/")
+        assert build["pipeline"]["url"].startswith(f"http://localhost:{port}/v2/")
+        for job in build["jobs"]:
+            assert job["build_url"] == build["url"]
+    again = client.get(path)
+    assert again.content == first[0].content
 
 
 def test_a_job_finishing_shows_in_cached_lists(server: LiveServer) -> None:
@@ -299,3 +352,21 @@ def test_the_cache_keeps_to_its_bounds_and_forgets_the_least_recently_used() -> 
     assert cache.get("e", shape, (0, ())) is None  # pushed out by bytes, not by count
     cache.put("huge", shape, _entry(9_000))  # more than an eighth of the budget: not kept
     assert cache.get("huge", shape, (0, ())) is None
+
+
+def test_kept_pages_keep_to_their_bounds() -> None:
+    cache = BuildJsonCache(max_pages=2, max_page_bytes=80_000)
+    shape = Shape()
+    listed = [(Listed(key, (0, ())),) for key in "abc"]
+    pages = [CachedPage([_entry(10)], frozenset()) for _ in listed]
+    for signature, page in zip(listed, pages, strict=True):
+        cache.put_page(shape, signature, page)
+    assert cache.page(shape, listed[0]) is None  # the least recently used, out by count
+    assert cache.page(shape, listed[1]) is pages[1]
+    cache.keep_answer(pages[1], {}, b"x" * 9_000)  # below an eighth of the budget: kept
+    assert pages[1].body == b"x" * 9_000
+    cache.keep_answer(pages[2], {}, b"y" * 20_000)  # above it: not kept
+    assert pages[2].body is None
+    cache.keep_answer(pages[0], {}, b"z" * 10)  # pushed out already: not kept
+    assert pages[0].body is None
+    assert cache.page(shape, (Listed("a", (1, ())),)) is None  # another signature

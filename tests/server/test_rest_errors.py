@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.secrets import hash_token
+from kiteline.server.tokens.models import ApiToken
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 
@@ -217,3 +223,33 @@ def test_a_405_allows_every_method_of_the_path(server: LiveServer) -> None:
         assert response.status_code == 405, path
         assert response.headers["allow"] == allowed
         assert response.json() == {"message": "Method Not Allowed"}
+
+
+def test_a_token_revoked_or_expired_is_refused_on_its_next_request(server: LiveServer) -> None:
+    """Authentication reads the token in every request: a build list served a moment ago is
+    refused as soon as its token is revoked, or has expired."""
+    identity = server.identity("acme", scopes=["read_builds", "write_pipelines"])
+    client = server.client(identity.api_token)
+    created = client.post(
+        "/v2/organizations/acme/pipelines", json={"name": "P", "configuration": PIPELINE}
+    )
+    assert created.status_code == 201, created.text
+    path = "/v2/organizations/acme/pipelines/p/builds"
+    assert client.get(path).status_code == 200
+
+    async def expire(session: AsyncSession) -> None:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.token_hash == hash_token(identity.api_token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    server.admin(expire)
+    refused = client.get(path)
+    assert (refused.status_code, refused.json()) == (401, {"message": UNAUTHORIZED})
+
+    other = server.client(server.identity("acme").api_token)
+    assert other.get(path).status_code == 200
+    assert other.delete("/v2/access-token").status_code == 204
+    refused = other.get(path)
+    assert (refused.status_code, refused.json()) == (401, {"message": UNAUTHORIZED})

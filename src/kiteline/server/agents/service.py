@@ -214,10 +214,32 @@ async def get(session: AsyncSession, *, organization_id: uuid.UUID, agent_id: uu
     return agent
 
 
+# Built once: lists of builds read their jobs' agents with it.
+_BY_IDS = select(Agent).where(Agent.id.in_(bindparam("ids", expanding=True)))
+
+
+class AgentName(NamedTuple):
+    """An agent as a page names and links it (an agent's name never changes)."""
+
+    id: uuid.UUID
+    name: str
+
+
+_NAMES = select(Agent.id, Agent.name).where(Agent.id.in_(bindparam("ids", expanding=True)))
+
+
+async def names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, AgentName]:
+    """The agents' ids and names only: one light statement (`get_many` loads whole rows)."""
+    if not ids:
+        return {}
+    rows = await execute_core(session, _NAMES, {"ids": list(ids)})
+    return {row.id: AgentName(row.id, row.name) for row in rows}
+
+
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Agent]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Agent).where(Agent.id.in_(ids)))
+    rows = await session.scalars(_BY_IDS, {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 

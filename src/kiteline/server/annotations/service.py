@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.annotations.models import Annotation
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.text import check_plain
@@ -92,6 +92,29 @@ async def list_for_build(
         query.order_by(Annotation.priority.desc(), Annotation.created_at, Annotation.context)
     )
     return list(rows)
+
+
+class ShownAnnotation(NamedTuple):
+    """An annotation's columns as the build page shows it, read without the ORM."""
+
+    id: uuid.UUID
+    context: str
+    style: str
+    body: str
+
+
+_SHOWN = (
+    select(Annotation.id, Annotation.context, Annotation.style, Annotation.body)
+    .where(Annotation.build_id == bindparam("build_id"))
+    .order_by(Annotation.priority.desc(), Annotation.created_at, Annotation.context)
+)
+
+
+async def shown_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[ShownAnnotation]:
+    """All the build's annotations (both scopes) in `list_for_build`'s order, as the build
+    page shows them: one prepared Core statement (a page's live block reads them each time)."""
+    rows = await execute_core(session, _SHOWN, {"build_id": build_id})
+    return [ShownAnnotation._make(row) for row in rows]
 
 
 async def remove(

@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore, DirectTransfers
 from kiteline.server.builds import repository as builds
 from kiteline.server.jobs.service import Job
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.text import check_plain, relative_path
 
@@ -264,6 +264,31 @@ async def get_by_id(session: AsyncSession, artifact_id: uuid.UUID) -> Artifact:
     if artifact is None:
         raise NotFound.of("artifact")
     return artifact
+
+
+class ShownArtifact(NamedTuple):
+    """An artifact's columns as the build page shows it, read without the ORM."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    path: str
+    state: str
+    file_size: int
+
+
+_SHOWN = (
+    select(Artifact.id, Artifact.job_id, Artifact.path, Artifact.state, Artifact.file_size)
+    .where(Artifact.build_id == bindparam("build_id"), Artifact.state != "deleted")
+    .order_by(Artifact.created_at, Artifact.path)
+)
+
+
+async def shown_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[ShownArtifact]:
+    """The build's artifacts as `list_for` gives them (not deleted, oldest first), as the
+    build page shows them: one
+    prepared Core statement (a page's live block reads them each time)."""
+    rows = await execute_core(session, _SHOWN, {"build_id": build_id})
+    return [ShownArtifact._make(row) for row in rows]
 
 
 async def list_for(

@@ -19,9 +19,10 @@ from kiteline.server.builds.states import BuildState
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.planned import PlannedJob
 from kiteline.server.jobs.service import Job
-from kiteline.server.kit import limits
+from kiteline.server.kit import collector, limits
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import Unprocessable, ValidationFailed
+from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.text import check_plain, check_plain_keys
 from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines_service
@@ -140,6 +141,9 @@ def context(build: Build, pipeline: Pipeline, organization: Organization) -> Bui
 
 #: Pipelines of more steps than this are planned in a thread, off the event loop.
 LARGE_PLAN = 200
+#: Builds of this many jobs or more hold off the garbage collector's full passes while they
+#: are planned, written and rendered (kit/collector.py).
+LARGE_BUILD = 1000
 
 
 async def plan_off_loop_if_large(
@@ -149,13 +153,14 @@ async def plan_off_loop_if_large(
     external_keys: dict[str, list[uuid.UUID]] | None = None,
 ) -> list[PlannedJob]:
     if definition.step_count > LARGE_PLAN:
-        return await asyncio.to_thread(plan, definition, context, external_keys=external_keys)
+        with collector.Hold(engaged=definition.step_count >= LARGE_BUILD):
+            return await asyncio.to_thread(plan, definition, context, external_keys=external_keys)
     return plan(definition, context, external_keys=external_keys)
 
 
 #: Jobs written per flush when a build gets many: each flush's work on the event loop stays
-#: short, and other requests are served between them.
-JOBS_PER_FLUSH = 250
+#: short (a flush is one piece of the ORM's work), and other requests are served between them.
+JOBS_PER_FLUSH = 100
 
 
 async def add_jobs(
@@ -168,19 +173,22 @@ async def add_jobs(
 ) -> list[Job]:
     """The planned jobs, added and flushed `JOBS_PER_FLUSH` at a time."""
     added: list[Job] = []
-    for offset, item in enumerate(planned):
-        added.append(
-            jobs_service.add(
-                session,
-                item,
-                organization_id=build.organization_id,
-                pipeline_id=build.pipeline_id,
-                build_id=build.id,
-                position=first_position + offset,
-                created_at=now,
+    with collector.Hold(engaged=len(planned) >= LARGE_BUILD):
+        for offset, item in enumerate(planned):
+            added.append(
+                jobs_service.add(
+                    session,
+                    item,
+                    organization_id=build.organization_id,
+                    pipeline_id=build.pipeline_id,
+                    build_id=build.id,
+                    position=first_position + offset,
+                    created_at=now,
+                )
             )
-        )
-        if (offset + 1) % JOBS_PER_FLUSH == 0:
-            await session.flush()
-    await session.flush()
+            if (offset + 1) % JOBS_PER_FLUSH == 0:
+                await session.flush()
+            else:
+                await pause_if_due()  # making the jobs' objects is most of the time
+        await session.flush()
     return added

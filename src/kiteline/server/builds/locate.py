@@ -5,27 +5,47 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import repository
 from kiteline.server.builds.repository import Build
-from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.service import Organization
-from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.kit.errors import NotFound
+from kiteline.server.organizations.models import Membership, Organization
+from kiteline.server.pipelines.models import Pipeline
 from kiteline.server.tokens.auth import Principal
 
 BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
 
 
+# The organization (if the user is a member) and its pipeline in one statement, built once:
+# every route under a pipeline's builds starts with it.
+_ORGANIZATION_AND_PIPELINE = (
+    select(Organization, Pipeline)
+    .join(Membership, Membership.organization_id == Organization.id)
+    .outerjoin(
+        Pipeline,
+        and_(Pipeline.organization_id == Organization.id, Pipeline.slug == bindparam("pipeline")),
+    )
+    .where(Organization.slug == bindparam("org"), Membership.user_id == bindparam("user_id"))
+)
+
+
 async def pipeline_for(
     session: AsyncSession, user_id: uuid.UUID, org: str, pipeline: str
 ) -> tuple[Organization, Pipeline]:
-    """The organization `org` of this user and its pipeline `pipeline`, or NotFound."""
-    organization = await organizations.get_for_user(session, slug=org, user_id=user_id)
-    return organization, await pipelines.get(
-        session, organization_id=organization.id, slug=pipeline
-    )
+    """As `organizations.get_for_user` then `pipelines.get`: 404 for an organization that
+    is missing or not the user's, then for a pipeline that is missing."""
+    found = (
+        await session.execute(
+            _ORGANIZATION_AND_PIPELINE, {"org": org, "user_id": user_id, "pipeline": pipeline}
+        )
+    ).first()
+    if found is None:
+        raise NotFound.of("organization")
+    if found[1] is None:
+        raise NotFound.of("pipeline")
+    return found[0], found[1]
 
 
 async def locate_build(

@@ -33,11 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import repository, shapes
+from kiteline.server.builds.creation import LARGE_BUILD
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.service import JobListing
+from kiteline.server.kit import collector
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines import service as pipelines
@@ -95,6 +97,22 @@ class RenderedBuild:
         return len(self.head) + sum(len(piece) + 100 for _, piece in self.tail)
 
 
+@dataclass(eq=False)
+class CachedPage:
+    """A list's builds as rendered for one page signature (every build's key and signature,
+    in order): its renderings, the holes they have, and the last answer joined from them with
+    the fills it was joined with, reused while a request's fills are byte for byte those."""
+
+    entries: list[RenderedBuild]
+    keys: frozenset[str]
+    filled: dict[str, bytes] | None = None
+    body: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body or b"") + 100 * len(self.entries)
+
+
 @dataclass
 class BuildJsonCache:
     """Rendered builds of one process, least recently used first out, bounded in count and
@@ -102,10 +120,20 @@ class BuildJsonCache:
 
     max_entries: int = 2_000
     max_bytes: int = 24 * 1024 * 1024
+    #: Whole pages (see `CachedPage`), bounded on their own: their answers are larger than a
+    #: build's rendering, and their renderings are shared with the builds' entries.
+    max_pages: int = 64
+    max_page_bytes: int = 16 * 1024 * 1024
     _entries: OrderedDict[tuple[Any, Shape], RenderedBuild] = field(default_factory=OrderedDict)
     _bytes: int = 0
+    _pages: OrderedDict[tuple[Shape, tuple[Listed, ...]], CachedPage] = field(
+        default_factory=OrderedDict
+    )
+    _page_bytes: int = 0
     hits: int = 0
     misses: int = 0
+    page_hits: int = 0
+    answer_hits: int = 0
 
     def get(self, build_key: Any, shape: Shape, signature: Signature) -> RenderedBuild | None:
         key = (build_key, shape)
@@ -132,6 +160,39 @@ class BuildJsonCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def page(self, shape: Shape, listed: tuple[Listed, ...]) -> CachedPage | None:
+        """The page rendered before for exactly these builds at exactly these signatures."""
+        page = self._pages.get((shape, listed))
+        if page is not None:
+            self._pages.move_to_end((shape, listed))
+            self.page_hits += 1
+        return page
+
+    def put_page(self, shape: Shape, listed: tuple[Listed, ...], page: CachedPage) -> None:
+        key = (shape, listed)
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self._page_bytes -= old.size
+        self._pages[key] = page
+        self._page_bytes += page.size
+        while len(self._pages) > self.max_pages or self._page_bytes > self.max_page_bytes:
+            _, evicted = self._pages.popitem(last=False)
+            self._page_bytes -= evicted.size
+
+    def keep_answer(self, page: CachedPage, filled: dict[str, bytes], body: bytes) -> None:
+        """Remember `body`, the page joined with `filled`, if the page is still cached and
+        the answer is small enough to be sent whole."""
+        if len(body) >= min(STREAMED_BYTES, self.max_page_bytes // 8):
+            return
+        if not any(kept is page for kept in self._pages.values()):
+            return  # pushed out meanwhile
+        self._page_bytes -= page.size
+        page.filled, page.body = filled, body
+        self._page_bytes += page.size
+        while self._page_bytes > self.max_page_bytes and self._pages:
+            _, evicted = self._pages.popitem(last=False)
+            self._page_bytes -= evicted.size
 
 
 def cache_of(app: FastAPI) -> BuildJsonCache:
@@ -357,22 +418,29 @@ async def _render_from_rows(
     for row in await session.execute(_BUILD_ROWS.where(Build.id.in_(build_ids))):
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
     jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
-    if builds:
-        # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
-        # processing, which would otherwise hold the loop in one piece.
-        found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
-        async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
-            for row in rows:
-                job = JobListing._make(row[:-2])
-                jobs[job.build_id].append((job, row[-2], row[-1]))
-            await pause_if_due()
-    meta_data = await repository.meta_data_for(session, list(builds))
-    rendered: dict[Any, RenderedBuild] = {}
-    for build_id, (build, revision, key) in builds.items():
-        signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
-        rendered[key] = await _render(
-            build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
-        )
+    # Once the rows turn out many (a large build's), no full collection until they are
+    # rendered (kit/collector.py).
+    with collector.Hold() as hold:
+        if builds:
+            # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
+            # processing, which would otherwise hold the loop in one piece.
+            found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
+            read = 0
+            async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
+                for row in rows:
+                    job = JobListing._make(row[:-2])
+                    jobs[job.build_id].append((job, row[-2], row[-1]))
+                read += len(rows)
+                if read >= LARGE_BUILD:
+                    hold.engage()
+                await pause_if_due()
+        meta_data = await repository.meta_data_for(session, list(builds))
+        rendered: dict[Any, RenderedBuild] = {}
+        for build_id, (build, revision, key) in builds.items():
+            signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
+            rendered[key] = await _render(
+                build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
+            )
     return rendered
 
 
@@ -392,10 +460,15 @@ async def render(
     back), builds whose signature (read in this request) matches a cached rendering reuse
     it; the others are rendered from their rows and cached under the revisions read with them.
     """
+    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    signature = tuple(listed)
+    page = cache.page(shape, signature) if cache is not None else None
+    if page is not None:
+        return RenderedPage(page.entries, await filler.fill(page.keys), cache, page)
     rendered: dict[Any, RenderedBuild] = {}
     if cache is not None:
-        for key, signature in listed:
-            entry = cache.get(key, shape, signature)
+        for key, build_signature in listed:
+            entry = cache.get(key, shape, build_signature)
             if entry is not None:
                 rendered[key] = entry
     fresh = await _render_from_rows(
@@ -406,14 +479,21 @@ async def render(
             cache.put(key, shape, entry)
     rendered.update(fresh)
     entries = [rendered[item.key] for item in listed if item.key in rendered]
-    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
-    return RenderedPage(entries, await filler.fill(entries))
+    keys = frozenset(key for entry in entries for key, _ in entry.tail)
+    if cache is not None and len(entries) == len(listed):
+        # Every build listed was found (on PostgreSQL one deleted since the page's
+        # statement would not be): the page is these renderings whenever it is listed so.
+        page = CachedPage(entries, keys)
+        cache.put_page(shape, signature, page)
+    return RenderedPage(entries, await filler.fill(keys), cache, page)
 
 
 @dataclass(frozen=True)
 class RenderedPage:
     entries: list[RenderedBuild]
     filled: dict[str, bytes]
+    cache: BuildJsonCache | None = None
+    cached: CachedPage | None = None
 
     def _parts(self, entry: RenderedBuild, parts: list[bytes]) -> None:
         filled = self.filled
@@ -436,7 +516,21 @@ class RenderedPage:
         return [b"".join(parts) for parts in self.each_parts()]
 
     def list_parts(self) -> list[bytes]:
-        """The builds' JSON as one array, as the pieces it is joined from."""
+        """The builds' JSON as one array, as the pieces it is joined from: the answer joined
+        before when the page and every fill are what they were then."""
+        cached = self.cached
+        if cached is not None and cached.body is not None and cached.filled == self.filled:
+            if self.cache is not None:
+                self.cache.answer_hits += 1
+            return [cached.body]
+        parts = self._list_parts()
+        if cached is not None and self.cache is not None:
+            body = b"".join(parts)
+            self.cache.keep_answer(cached, self.filled, body)
+            return [body]
+        return parts
+
+    def _list_parts(self) -> list[bytes]:
         parts = [b"["]
         for index, entry in enumerate(self.entries):
             if index:
@@ -505,10 +599,8 @@ class Filler:
         self.org_slugs = org_slugs
         self.pipelines = pipelines_known
 
-    async def fill(self, entries: list[RenderedBuild]) -> dict[str, bytes]:
-        keys: set[str] = set()
-        for entry in entries:
-            keys.update(key for key, _ in entry.tail)
+    async def fill(self, keys: frozenset[str]) -> dict[str, bytes]:
+        """The bytes of every hole in `keys`, from rows read now."""
         await self.load(keys)
         return {key: self.encoded(key) for key in keys}
 

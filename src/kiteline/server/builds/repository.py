@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Row, Select, func, or_, select, union_all
+from sqlalchemy import Row, Select, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.states import FINISHED_FILTER, BuildState
 from kiteline.server.jobs import service as jobs_service
+from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.states import JobState
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -85,6 +87,33 @@ async def get_by_number(session: AsyncSession, *, pipeline_id: uuid.UUID, number
     if build is None:
         raise NotFound.of("build")
     return build
+
+
+async def get_with_pipeline(
+    session: AsyncSession, *, organization_id: uuid.UUID, slug: str, number: int
+) -> tuple[Pipeline, Build]:
+    """The organization's pipeline `slug` and its build `number` in one query (a page reads
+    both for every request); 404 for the pipeline, else for the build, as reading them one
+    after the other would."""
+    found = (
+        await session.execute(
+            select(Pipeline, Build)
+            .join(Build, Build.pipeline_id == Pipeline.id)
+            .where(
+                Pipeline.organization_id == organization_id,
+                Pipeline.slug == slug,
+                Build.number == number,
+            )
+        )
+    ).first()
+    if found is not None:
+        return found[0], found[1]
+    exists = await session.scalar(
+        select(Pipeline.id).where(
+            Pipeline.organization_id == organization_id, Pipeline.slug == slug
+        )
+    )
+    raise NotFound.of("build" if exists else "pipeline")
 
 
 @dataclass(frozen=True)
@@ -196,28 +225,43 @@ class PipelineCounts:
     waiting_jobs_count: int = 0
 
 
+# Builds' and jobs' live counts in one statement (a round trip each was a visible part of a
+# build list's time), built once.
+_LIVE_COUNTS = union_all(
+    select(Build.pipeline_id, literal("build"), Build.state, func.count())
+    .where(
+        Build.pipeline_id.in_(bindparam("pipeline_ids", expanding=True)),
+        Build.state.in_([BuildState.SCHEDULED, BuildState.RUNNING, BuildState.FAILING]),
+    )
+    .group_by(Build.pipeline_id, Build.state),
+    select(Job.pipeline_id, literal("job"), Job.state, func.count())
+    .where(
+        Job.pipeline_id.in_(bindparam("pipeline_ids", expanding=True)),
+        Job.state.in_([state.value for state in jobs_service.ACTIVE_COUNT_BUCKETS]),
+    )
+    .group_by(Job.pipeline_id, Job.state),
+)
+
+
 async def counts_for_pipelines(
     session: AsyncSession, pipeline_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, PipelineCounts]:
     """The live build and job counts REST shows on a pipeline, for many pipelines at once."""
     if not pipeline_ids:
         return {}
-    build_rows = await session.execute(
-        select(Build.pipeline_id, Build.state, func.count())
-        .where(
-            Build.pipeline_id.in_(pipeline_ids),
-            Build.state.in_([BuildState.SCHEDULED, BuildState.RUNNING, BuildState.FAILING]),
-        )
-        .group_by(Build.pipeline_id, Build.state)
-    )
-    job_counts = await jobs_service.active_counts_by_pipeline(session, pipeline_ids)
     tallies: dict[uuid.UUID, dict[str, int]] = {pid: {} for pid in pipeline_ids}
-    for pipeline_id, state, count in build_rows:
-        key = "scheduled_builds_count" if state == BuildState.SCHEDULED else "running_builds_count"
+    for pipeline_id, kind, state, count in await session.execute(
+        _LIVE_COUNTS, {"pipeline_ids": list(pipeline_ids)}
+    ):
+        if kind == "build":
+            key = (
+                "scheduled_builds_count"
+                if state == BuildState.SCHEDULED
+                else "running_builds_count"
+            )
+        else:
+            key = f"{jobs_service.ACTIVE_COUNT_BUCKETS[JobState(state)]}_jobs_count"
         tallies[pipeline_id][key] = tallies[pipeline_id].get(key, 0) + count
-    for pipeline_id, counts in job_counts.items():
-        for bucket, count in counts.items():
-            tallies[pipeline_id][f"{bucket}_jobs_count"] = count
     return {pid: PipelineCounts(**values) for pid, values in tallies.items()}
 
 

@@ -21,7 +21,6 @@ from kiteline.server.kit.query import flag
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.organizations.service import Organization
-from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.tokens.auth import api_transaction
 
@@ -196,21 +195,18 @@ async def _list_builds(
     urls = Urls(base_url(request))
     options = ListOptions.from_request(request)
     async with api_transaction(request, "read_builds") as (session, principal):
+        pipelines_known = []
         if org is None:
             organizations_seen = principal.visible(
                 await organizations.list_for_user(session, principal.user_id)
             )
-        else:
+        elif pipeline is None:
             organizations_seen = [
                 await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
             ]
-        pipelines_known = []
-        if pipeline is not None:
-            pipelines_known.append(
-                await pipelines.get(
-                    session, organization_id=organizations_seen[0].id, slug=pipeline
-                )
-            )
+        else:
+            organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
+            organizations_seen, pipelines_known = [organization], [found]
         page_builds, has_next = await rendering.list_page(
             session,
             organization_ids=[o.id for o in organizations_seen],

@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import creation, outcomes
-from kiteline.server.builds.creation import JOBS_PER_FLUSH, NewBuild, Prepared
+from kiteline.server.builds.creation import JOBS_PER_FLUSH, LARGE_BUILD, NewBuild, Prepared
 from kiteline.server.builds.fields import validate_block_fields
 from kiteline.server.builds.meta_data import set_meta_data
 from kiteline.server.builds.models import Build, BuildMetaData
@@ -37,6 +37,7 @@ from kiteline.server.jobs.definition import ManualRetry
 from kiteline.server.jobs.refs import JobRef
 from kiteline.server.jobs.service import Job
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
+from kiteline.server.kit import collector, slices
 from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import (
     BadRequest,
@@ -72,13 +73,19 @@ async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
     for key, value in prepared.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
     await session.flush()
-    added = await creation.add_jobs(
-        session, build, prepared.jobs, first_position=0, now=build.created_at
-    )
-    emit(session, EventName.BUILD_SCHEDULED, build)
-    # Nobody else sees the build before this transaction commits: no lock to take, and its
-    # jobs are the ones just added.
-    await advance(session, build, locked=True, jobs=added)
+    # A large build's jobs are alive until it is advanced: no full collection meanwhile.
+    with collector.Hold(engaged=len(prepared.jobs) >= LARGE_BUILD):
+        added = await creation.add_jobs(
+            session, build, prepared.jobs, first_position=0, now=build.created_at
+        )
+        emit(session, EventName.BUILD_SCHEDULED, build)
+        # Nobody else sees the build before this transaction commits: no lock to take, and
+        # its jobs are the ones just added.
+        await advance(session, build, locked=True, jobs=added)
+        # The jobs' objects (and the plan they were made from, used up now) are freed a
+        # slice at a time, not all at once when the last reference goes.
+        await slices.release(added)
+        await slices.release(prepared.jobs)
     return build
 
 
@@ -206,10 +213,11 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
     previous = BuildState(build.state)
     if previous in FINISHED:
         return
-    new, blocked_state = derived_state(build, jobs)
-    started = build.started_at is not None or any(each.started_at is not None for each in jobs)
-    if started and build.started_at is None:
-        build.started_at = min(each.started_at for each in jobs if each.started_at is not None)
+    if build.started_at is None:
+        starts = [each.started_at for each in jobs if each.started_at is not None]
+        if starts:
+            build.started_at = min(starts)
+    new, blocked_state = derived_state(build, jobs, started=build.started_at is not None)
     was_blocked = build.blocked
     build.blocked = blocked_state is not None
     if blocked_state is not None:
@@ -231,19 +239,26 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
         await _report_to_trigger(session, build, now)
 
 
-def derived_state(build: Build, jobs: list[Job]) -> tuple[BuildState, str | None]:
+def derived_state(
+    build: Build, jobs: list[Job], *, started: bool | None = None
+) -> tuple[BuildState, str | None]:
     """The state a build's (current) jobs make it, and the `blocked_state` when it waits on a
-    block step: a pure function of the build's state, its start and its jobs' states."""
+    block step: a pure function of the build's state, its start and its jobs' states.
+    `started`: whether the build or any of its jobs has started, when the caller knows."""
     previous = BuildState(build.state)
-    blocked = [each for each in jobs if each.state == JobState.BLOCKED]
+    # One pass: a build of 20,000 jobs is derived on the event loop, in one piece.
+    blocked: list[Job] = []
     # Waiting jobs are not progress: when all that is left waits, it waits behind a block.
-    active = [
-        each
-        for each in jobs
-        if each.state not in TERMINAL and each.state not in (JobState.BLOCKED, JobState.WAITING)
-    ]
-    failed = any(outcomes.hard_failed(each) for each in jobs)
-    started = build.started_at is not None or any(each.started_at is not None for each in jobs)
+    active = failed = False
+    if started is None:
+        started = build.started_at is not None or any(j.started_at is not None for j in jobs)
+    for each in jobs:
+        state = each.state
+        if state == JobState.BLOCKED:
+            blocked.append(each)
+        elif state not in TERMINAL and state != JobState.WAITING:
+            active = True
+        failed = failed or outcomes.hard_failed(each)
     if previous == BuildState.CANCELING:
         return (BuildState.CANCELING if active or blocked else BuildState.CANCELED), None
     if not active and blocked:

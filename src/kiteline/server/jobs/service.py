@@ -261,17 +261,21 @@ def add(
     return job
 
 
+#: The job states a pipeline's live counts count, and the count each goes to.
+ACTIVE_COUNT_BUCKETS = {
+    JobState.SCHEDULED: "scheduled",
+    JobState.ASSIGNED: "scheduled",
+    JobState.ACCEPTED: "running",
+    JobState.RUNNING: "running",
+    JobState.WAITING: "waiting",
+}
+
+
 async def active_counts_by_pipeline(
     session: AsyncSession, pipeline_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, int]]:
     """`{pipeline_id: {"scheduled": n, "running": n, "waiting": n}}` for REST's pipeline counts."""
-    buckets = {
-        JobState.SCHEDULED: "scheduled",
-        JobState.ASSIGNED: "scheduled",
-        JobState.ACCEPTED: "running",
-        JobState.RUNNING: "running",
-        JobState.WAITING: "waiting",
-    }
+    buckets = ACTIVE_COUNT_BUCKETS
     result: dict[uuid.UUID, dict[str, int]] = {pid: {} for pid in pipeline_ids}
     if not pipeline_ids:
         return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 #: How long one task step may hold the loop, between pauses, before it yields.
 SLICE_SECONDS = 0.01
@@ -40,3 +41,19 @@ async def pause_if_due() -> None:
     """Yield to the loop if this task step has held it for SLICE_SECONDS; else nothing."""
     if _slice.due():
         await asyncio.sleep(0)
+
+
+#: Items dropped between two `pause_if_due()` checks by `release`.
+_RELEASED_PER_CHECK = 200
+
+
+async def release(items: list[Any]) -> None:
+    """Empty `items` from its end, a slice at a time, with `pause_if_due()` between slices.
+    When a list holds the last references to many objects (a build's 20,000 jobs), letting
+    it go frees them all in one piece, tens of milliseconds; this frees them in slices. It
+    yields first: what came before may have held the loop without a `pause_if_due()`."""
+    if items:
+        await asyncio.sleep(0)
+    while items:
+        await pause_if_due()
+        del items[-_RELEASED_PER_CHECK:]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.urls import RESERVED_SLUGS
@@ -48,16 +50,34 @@ async def get_by_slug(session: AsyncSession, slug: str) -> Organization:
     return organization
 
 
+# Built once: most REST requests find their organization with it.
+_FOR_USER = (
+    select(Organization)
+    .join(Membership, Membership.organization_id == Organization.id)
+    .where(Organization.slug == bindparam("slug"), Membership.user_id == bindparam("user_id"))
+)
+
+
 async def get_for_user(session: AsyncSession, *, slug: str, user_id: uuid.UUID) -> Organization:
     """The organization, or 404 when it is missing *or* the user is not a member."""
-    organization = await session.scalar(
-        select(Organization)
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Organization.slug == slug, Membership.user_id == user_id)
-    )
+    organization = await session.scalar(_FOR_USER, {"slug": slug, "user_id": user_id})
     if organization is None:
         raise NotFound.of("organization")
     return organization
+
+
+def with_memberships(
+    statement: Select[*tuple[Any, ...]], user_id: InstrumentedAttribute[uuid.UUID]
+) -> Select[*tuple[Any, ...]]:
+    """`statement` with one more column, each organization the user `user_id` names is a member
+    of (one row each, in `list_for_user`'s order; one row with None when there is none): a
+    user and their organizations read in one query."""
+    return (
+        statement.add_columns(Organization)
+        .outerjoin(Membership, Membership.user_id == user_id)
+        .outerjoin(Organization, Organization.id == Membership.organization_id)
+        .order_by(Organization.created_at, Organization.slug)
+    )
 
 
 async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Organization]:

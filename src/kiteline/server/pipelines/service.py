@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,7 @@ from kiteline.pipeline import (
 )
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline.document import load_document
-from kiteline.server.kit import limits, offload, signatures
+from kiteline.server.kit import collector, limits, offload, signatures
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -51,13 +51,17 @@ async def parse_configuration(
     in a process and checked in a thread, never on the event loop."""
     pipeline_limits = limits.current().pipeline
     large = len(configuration) >= offload.LARGE_TEXT
-    try:
-        document = await offload.off_loop_if_large(
-            len(configuration), load_document, configuration, limits=pipeline_limits
-        )
-    except PipelineError as error:
-        raise ValidationFailed.field("configuration", str(error)) from error
-    return await asyncio.to_thread(_checked, document, env) if large else _checked(document, env)
+    # A large document's objects: no full collection while they are made (kit/collector.py).
+    with collector.Hold(engaged=large):
+        try:
+            document = await offload.off_loop_if_large(
+                len(configuration), load_document, configuration, limits=pipeline_limits
+            )
+        except PipelineError as error:
+            raise ValidationFailed.field("configuration", str(error)) from error
+        if large:
+            return await asyncio.to_thread(_checked, document, env)
+    return _checked(document, env)
 
 
 def _checked(document: Any, env: Mapping[str, str] | None) -> PipelineDefinition:
@@ -189,8 +193,15 @@ def named(organization_id: uuid.UUID, slug: str) -> ColumnElement[bool]:
     return and_(Pipeline.organization_id == organization_id, Pipeline.slug == slug)
 
 
+# Statements of every request under a pipeline's path, built once.
+_BY_SLUG = select(Pipeline).where(
+    Pipeline.organization_id == bindparam("organization_id"), Pipeline.slug == bindparam("slug")
+)
+_BY_IDS = select(Pipeline).where(Pipeline.id.in_(bindparam("ids", expanding=True)))
+
+
 async def get(session: AsyncSession, *, organization_id: uuid.UUID, slug: str) -> Pipeline:
-    pipeline = await session.scalar(select(Pipeline).where(named(organization_id, slug)))
+    pipeline = await session.scalar(_BY_SLUG, {"organization_id": organization_id, "slug": slug})
     if pipeline is None:
         raise NotFound.of("pipeline")
     return pipeline
@@ -237,7 +248,7 @@ async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Pipeline]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Pipeline).where(Pipeline.id.in_(ids)))
+    rows = await session.scalars(_BY_IDS, {"ids": list(ids)})
     return {row.id: row for row in rows}
 
 

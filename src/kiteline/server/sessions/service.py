@@ -1,4 +1,5 @@
-"""Web UI sessions: start one at sign-in, find it from its cookie, end it (or all of a user's)."""
+"""Web UI sessions: start one at sign-in, find it from its cookie (`find_statement`), end it
+(or all of a user's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.db import utcnow
@@ -45,18 +46,19 @@ async def start(
     return StartedSession(cookie_value=cookie_value, session=row)
 
 
-async def find(session: AsyncSession, cookie_value: str) -> tuple[WebSession, User] | None:
-    """The live session this cookie names and its user; None when unknown, ended or expired."""
-    found = (
-        await session.execute(
-            select(WebSession, User)
-            .join(User, User.id == WebSession.user_id)
-            .where(WebSession.token_hash == hash_token(cookie_value))
-        )
-    ).first()
-    if found is None or found[0].expires_at <= utcnow():
-        return None
-    return found[0], found[1]
+def find_statement(cookie_value: str) -> Select[WebSession, User]:
+    """The session this cookie names and its user (`WebSession`, `User`), whether live or not
+    (`is_live` tells): a statement that others may join more to (the user's memberships), so
+    that a page reads its viewer in one query."""
+    return (
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_hash == hash_token(cookie_value))
+    )
+
+
+def is_live(web_session: WebSession) -> bool:
+    return web_session.expires_at > utcnow()
 
 
 async def end(session: AsyncSession, session_id: uuid.UUID) -> None:

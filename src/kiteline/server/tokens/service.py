@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.kit.db import execute_core, utcnow
@@ -105,12 +105,17 @@ async def record_use(session: AsyncSession, token_id: uuid.UUID, now: datetime) 
     )
 
 
+# Every REST request authenticates: the statement is built once (building a select, and
+# SQLAlchemy's cache key for a new one, cost more than running it).
+_API_TOKEN = (
+    select(ApiToken, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 async def authenticate_api_token(session: AsyncSession, token: str) -> tuple[ApiToken, User] | None:
-    row = await session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(token))
-    )
+    row = await session.execute(_API_TOKEN, {"token_hash": hash_token(token)})
     found = row.first()
     if found is None:
         return None

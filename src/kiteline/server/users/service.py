@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
+from kiteline.server.kit.db import execute_core
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.passwords import hash_password, password_problem, verify_password
 from kiteline.server.users.models import User
@@ -35,11 +38,43 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+# Built once: every list of builds reads its creators with it.
+_BY_IDS = select(User).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
+class UserName(NamedTuple):
+    """A user as a page names them (a user's name never changes)."""
+
+    id: uuid.UUID
+    name: str
+
+
+_NAMES = select(User.id, User.name).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
+async def names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, UserName]:
+    """The users' ids and names only: one light statement (`get_many` loads whole rows)."""
     if not ids:
         return {}
-    users = await session.scalars(select(User).where(User.id.in_(ids)))
-    return {user.id: user for user in users}
+    rows = await execute_core(session, _NAMES, {"ids": list(ids)})
+    return {row.id: UserName(row.id, row.name) for row in rows}
+
+
+async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The users with these ids. Those this transaction has loaded already (the caller, who
+    authenticated in it, is often the creator of what is shown) are taken as loaded: a
+    statement would give the same objects, their attributes as loaded (the ORM does not
+    overwrite them), so it is saved."""
+    found: dict[uuid.UUID, User] = {}
+    identities = session.sync_session.identity_map
+    for user_id in ids:
+        user = identities.get(identity_key(User, user_id))
+        if isinstance(user, User) and not inspect(user).expired_attributes:
+            found[user_id] = user
+    missing = [user_id for user_id in ids if user_id not in found]
+    if missing:
+        found.update((user.id, user) for user in await session.scalars(_BY_IDS, {"ids": missing}))
+    return found
 
 
 async def set_password(session: AsyncSession, user: User, password: str) -> None:

@@ -72,6 +72,9 @@ environment = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates are package data: they change with a release, which restarts the server.
+    # Without this, every `get_template` (several per page) stats the file.
+    auto_reload=False,
 )
 environment.globals.update(static=static_url, version=__version__, csrf_input=csrf_input)
 environment.filters.update(

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api.artifacts import download_urls
@@ -38,12 +38,24 @@ from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.users import service as users
 from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.pages.build_live import (
+    BLOCKS,
+    CSRF_PLACEHOLDER,
+    Links,
+    whole_second,
+    with_csrf,
+)
 from kiteline.server.web.pages.build_rows import render_lanes, render_rows
 from kiteline.server.web.pages.build_view import (
     BuildLink,
+    BuildPage,
     Related,
     UnblockForm,
+    block_key,
     build_page,
+    favicon,
+    on_the_clock,
+    state_label,
 )
 from kiteline.server.web.pages.log_view import (
     WINDOW_BYTES,
@@ -53,7 +65,7 @@ from kiteline.server.web.pages.log_view import (
     render_window,
 )
 from kiteline.server.web.routing import page_router
-from kiteline.server.web.templating import render
+from kiteline.server.web.templating import SECURITY_HEADERS, environment, render, static_url
 
 router = page_router()
 
@@ -72,9 +84,11 @@ async def _locate(
 ) -> tuple[Organization, Pipeline, Build]:
     """The build as REST finds it, for a member of its organization (another's: 404)."""
     organization = viewer.organization(org)
-    found = await pipelines.get(session, organization_id=organization.id, slug=pipeline)
-    build = await build_repository.get_by_number(
-        session, pipeline_id=found.id, number=build_repository.parse_number(number)
+    found, build = await build_repository.get_with_pipeline(
+        session,
+        organization_id=organization.id,
+        slug=pipeline,
+        number=build_repository.parse_number(number),
     )
     return organization, found, build
 
@@ -89,14 +103,15 @@ async def _locate_job(
     return build, await jobs.get_in_build(session, build_id=build.id, job_id=parsed)
 
 
-async def _related(
+async def _links(
     session: AsyncSession,
     organization: Organization,
     build: Build,
     build_jobs: list[jobs.JobSummary],
-) -> Related:
-    """The agents, users and other builds (the triggered ones, the parent, the original of a
-    rebuild) the page names, each read once for all jobs; only the organization's."""
+) -> Links:
+    """The other builds the page links to (the triggered ones, the parent, the original of a
+    rebuild), each read once for all jobs; only the organization's. No read at all for a
+    build that links to none (most)."""
     parent_jobs = (
         await jobs.get_many(session, {build.triggered_from_job_id})
         if build.triggered_from_job_id
@@ -110,6 +125,8 @@ async def _related(
         wanted.add(parent_job.build_id)
     if build.rebuilt_from_id:
         wanted.add(build.rebuilt_from_id)
+    if not wanted:
+        return Links({}, None, None)
     others = {
         key: other
         for key, other in (await build_repository.get_many(session, wanted)).items()
@@ -129,16 +146,97 @@ async def _related(
         for job in build_jobs
         if job.triggered_build_id and (found := link(job.triggered_build_id))
     }
-    user_ids = {job.unblocked_by_id for job in build_jobs if job.unblocked_by_id}
-    if build.creator_id:
-        user_ids.add(build.creator_id)
-    return Related(
-        agents=await agents.get_many(session, {j.agent_id for j in build_jobs if j.agent_id}),
-        users=await users.get_many(session, user_ids),
+    return Links(
         triggered=triggered,
         parent=link(parent_job.build_id, parent_job.id) if parent_job else None,
         rebuilt_from=link(build.rebuilt_from_id),
     )
+
+
+def _render_block(
+    page: BuildPage,
+    *,
+    organization: Organization,
+    base: str,
+    form: UnblockForm | None,
+) -> str:
+    """The live block's HTML (templates/build/live.html) with the CSRF placeholder
+    (`with_csrf` puts the viewer's token in)."""
+    template = environment.get_template("build/live.html")
+    return template.render(
+        organization=organization,
+        page=page,
+        build=page.build,
+        pipeline=page.pipeline,
+        base=base,
+        rows_html=render_rows(page.rows, base=base, organization=organization),
+        lanes_html=render_lanes(page.waterfall),
+        form=form,
+        csrf_token=CSRF_PLACEHOLDER,
+        static=static_url,
+    )
+
+
+async def _render_live(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    pipeline: Pipeline,
+    build: Build,
+    build_jobs: list[jobs.JobSummary],
+    links: Links,
+    base: str,
+    form: UnblockForm | None,
+) -> str:
+    """The live block (with the CSRF placeholder): from the cache when what it shows is
+    unchanged (build_live.py), else read and rendered, and kept. Only for read-only
+    transactions (every caller's), and a submitted dialog is never cached."""
+    page_annotations = await annotations_service.shown_for_build(session, build.id)
+    page_artifacts = await artifacts.shown_for_build(session, build.id)
+    now = utcnow()
+    clocked = on_the_clock(build, build_jobs)
+    if clocked:
+        now = whole_second(now)  # what the block shows is then a function of its key
+    key = None
+    if form is None:
+        key = block_key(
+            organization_slug=organization.slug,
+            pipeline=pipeline,
+            build=build,
+            jobs=build_jobs,
+            links=links.key(),
+            annotations=page_annotations,
+            artifacts=page_artifacts,
+            second=int(now.timestamp()) if clocked else None,
+        )
+        html = BLOCKS.get(key)
+        if html is not None:
+            return html
+    user_ids = {job.unblocked_by_id for job in build_jobs if job.unblocked_by_id}
+    if build.creator_id:
+        user_ids.add(build.creator_id)
+    related = Related(
+        agents=await agents.names(session, {j.agent_id for j in build_jobs if j.agent_id}),
+        users=await users.names(session, user_ids),
+        triggered=links.triggered,
+        parent=links.parent,
+        rebuilt_from=links.rebuilt_from,
+    )
+    page = build_page(
+        build=build,
+        pipeline=pipeline,
+        jobs=build_jobs,
+        related=related,
+        annotations=page_annotations,
+        artifacts=page_artifacts,
+        meta_data=(await build_repository.meta_data_for(session, [build.id]))[build.id],
+        form=form,
+        now=now,
+    )
+    html = _render_block(page, organization=organization, base=base, form=form)
+    if key is not None:
+        BLOCKS.put(key, html)
+    return html
 
 
 async def render_build_page(
@@ -152,45 +250,45 @@ async def render_build_page(
     live_block: bool = False,
 ) -> Response:
     """The page, or with `live_block` only its `build_live` block (which holds no link to the
-    live stream: the outbox position is not read)."""
+    live stream: the outbox position is not read). The block comes from build_live's cache
+    when what it shows has not changed; only these read-only transactions fill it."""
     async with page_transaction(request, read_only=True) as (session, viewer):
         # Read before the rows: an event committed in between is replayed to the page.
         position = None if live_block else await outbox.latest_id(session)
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
         build_jobs = await jobs.summaries_for_build(session, build.id)
-        page_related = await _related(session, organization, build, build_jobs)
-        page = build_page(
-            build=build,
-            pipeline=found,
-            jobs=build_jobs,
-            related=page_related,
-            annotations=await annotations_service.list_for_build(session, build.id, scope="all"),
-            artifacts=await artifacts.list_for(session, build_id=build.id),
-            meta_data=(await build_repository.meta_data_for(session, [build.id]))[build.id],
-            form=form,
-            now=utcnow(),
-        )
+        links = await _links(session, organization, build, build_jobs)
         base = build_path(org, found.slug, build.number)
-        live_url = ""
-        if position is not None:
-            # The build's own events, and its triggered builds' (their states show in its rows).
-            followed = [build.id, *(link.build_id for link in page_related.triggered.values())]
-            query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
-            live_url = f"/organizations/{organization.slug}/live?{query}"
+        live_html = with_csrf(
+            await _render_live(
+                session,
+                organization=organization,
+                pipeline=found,
+                build=build,
+                build_jobs=build_jobs,
+                links=links,
+                base=base,
+                form=form,
+            ),
+            viewer.csrf_token,
+        )
+        if live_block:
+            return HTMLResponse(live_html, status_code=status, headers=SECURITY_HEADERS)
+        # The build's own events, and its triggered builds' (their states show in its rows).
+        followed = [build.id, *(link.build_id for link in links.triggered.values())]
+        query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
         return render(
             request,
             "build/show.html",
             viewer=viewer,
             organization=organization,
             status=status,
-            page=page,
+            state_label=state_label(build),
+            favicon=favicon(build),
             build=build,
             pipeline=found,
-            base=base,
-            rows_html=render_rows(page.rows, base=base, organization=organization),
-            lanes_html=render_lanes(page.waterfall),
-            form=form,
-            live_url=live_url,
+            live_html=live_html,
+            live_url=f"/organizations/{organization.slug}/live?{query}",
         )
 
 

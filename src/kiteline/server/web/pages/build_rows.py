@@ -31,10 +31,15 @@ class RowCache:
         self.max_bytes = max_bytes
         self._rows: OrderedDict[tuple[Any, ...], str] = OrderedDict()
         self._bytes = 0
+        self.hits = 0
+        self.misses = 0
 
     def get(self, key: tuple[Any, ...]) -> str | None:
         html = self._rows.get(key)
-        if html is not None:
+        if html is None:
+            self.misses += 1
+        else:
+            self.hits += 1
             self._rows.move_to_end(key)
         return html
 

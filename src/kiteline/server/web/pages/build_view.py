@@ -4,16 +4,16 @@ the waterfall's bars, annotations by context, artifacts. Pure: the page reads th
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from kiteline.server.agents.service import Agent
-from kiteline.server.annotations.service import Annotation
-from kiteline.server.artifacts.service import Artifact
+from kiteline.server.annotations.service import ShownAnnotation
+from kiteline.server.artifacts.service import ShownArtifact
 from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.repository import Build
 from kiteline.server.builds.states import FINISHED, BuildState
@@ -21,7 +21,6 @@ from kiteline.server.jobs.service import Job, JobSummary
 from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.pipelines.service import Pipeline
-from kiteline.server.users.service import User
 
 #: A job as the page reads it (JobSummary), or loaded whole (tests, actions).
 AnyJob = Job | JobSummary
@@ -119,6 +118,16 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds()
 
 
+class Named(Protocol):
+    """An agent or a user as the page names them (a light row, or a whole one)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class BuildLink:
     """Another build the page links to (a trigger's child, a parent, a rebuild's original)."""
@@ -174,8 +183,8 @@ class JobRow:
     label: str
     depth: int
     values: str | None = None  # matrix values or `3/5` of a parallel step
-    agent: Agent | None = None
-    unblocker: User | None = None
+    agent: Named | None = None
+    unblocker: Named | None = None
     triggered: BuildLink | None = None
     retry_allowed: bool = False
     cancelable: bool = False
@@ -275,12 +284,12 @@ class Waterfall:
 class AnnotationGroup:
     context: str
     style: str
-    annotations: list[Annotation]
+    annotations: list[ShownAnnotation]
 
 
 @dataclass(frozen=True)
 class ArtifactRow:
-    artifact: Artifact
+    artifact: ShownArtifact
     job_label: str
     size: str
 
@@ -293,7 +302,7 @@ class ArtifactRow:
 class BuildPage:
     build: Build
     pipeline: Pipeline
-    creator: User | None
+    creator: Named | None
     source: str
     commit_url: str | None
     duration: str
@@ -407,9 +416,9 @@ def block_fields(job: AnyJob, form: UnblockForm | None) -> list[BlockField]:
 class Related:
     """Rows beside the build's own that its page names."""
 
-    agents: dict[uuid.UUID, Agent]
-    users: dict[uuid.UUID, User]
-    triggered: dict[uuid.UUID, BuildLink]  # by trigger job id
+    agents: Mapping[uuid.UUID, Named]
+    users: Mapping[uuid.UUID, Named]
+    triggered: Mapping[uuid.UUID, BuildLink]  # by trigger job id
     parent: BuildLink | None
     rebuilt_from: BuildLink | None
 
@@ -527,7 +536,7 @@ def waterfall(build: Build, jobs: Sequence[AnyJob], now: datetime) -> Waterfall:
     return Waterfall(start, end, max(span, 0.0), bars)
 
 
-def annotation_groups(annotations: Sequence[Annotation]) -> list[AnnotationGroup]:
+def annotation_groups(annotations: Sequence[ShownAnnotation]) -> list[AnnotationGroup]:
     """Annotations grouped by context, in the order of each context's first (highest priority,
     oldest) annotation; a group takes the style of its first."""
     groups: dict[str, AnnotationGroup] = {}
@@ -541,14 +550,32 @@ def annotation_groups(annotations: Sequence[Annotation]) -> list[AnnotationGroup
     return list(groups.values())
 
 
+def _shows_blocked(build: Build) -> bool:
+    return build.blocked and build.state not in (BuildState.FAILED, BuildState.CANCELED)
+
+
+def favicon(build: Build) -> str:
+    """The name of the build's favicon (static/build-favicon-<name>.svg)."""
+    if _shows_blocked(build):
+        return "blocked"
+    return FAVICONS.get(BuildState(build.state), "scheduled")
+
+
+def state_label(build: Build) -> str:
+    """The build's state as its page's title and header say it."""
+    if _shows_blocked(build):
+        return "Blocked"
+    return BuildState(build.state).value.replace("_", " ").capitalize()
+
+
 def build_page(
     *,
     build: Build,
     pipeline: Pipeline,
     jobs: Sequence[AnyJob],
     related: Related,
-    annotations: Sequence[Annotation],
-    artifacts: Sequence[Artifact],
+    annotations: Sequence[ShownAnnotation],
+    artifacts: Sequence[ShownArtifact],
     meta_data: dict[str, str],
     form: UnblockForm | None,
     now: datetime,
@@ -556,7 +583,6 @@ def build_page(
     rows = job_rows(build, jobs, related, form, now)
     labels = {job.id: _job_label(job) for job in jobs}
     state = BuildState(build.state)
-    blocked = build.blocked and state not in (BuildState.FAILED, BuildState.CANCELED)
     return BuildPage(
         build=build,
         pipeline=pipeline,
@@ -564,8 +590,8 @@ def build_page(
         source=SOURCES.get(build.source, build.source),
         commit_url=commit_url(pipeline.repository, build.commit),
         duration=duration_text(_seconds(build.started_at, build.finished_at or now)),
-        favicon="blocked" if blocked else FAVICONS.get(state, "scheduled"),
-        state_label="Blocked" if blocked else state.value.replace("_", " ").capitalize(),
+        favicon=favicon(build),
+        state_label=state_label(build),
         cancelable=state in CANCELABLE_BUILD_STATES or build.blocked,
         rebuildable=(state in FINISHED or build.blocked)
         and pipeline.settings.get("allow_rebuilds") is not False,
@@ -579,4 +605,50 @@ def build_page(
         ],
         meta_data=dict(sorted(meta_data.items())),
         blocked_jobs=[row for row in rows if isinstance(row, JobRow) and row.unblockable],
+    )
+
+
+def on_the_clock(build: Build, jobs: Sequence[JobSummary]) -> bool:
+    """Whether the block shows anything computed from the time it is rendered at: the build's
+    duration and waterfall while it runs, a job's wait before it starts and its run before it
+    finishes (build_view's `duration`, `waited`, `ran` and `waterfall`)."""
+    if build.finished_at is None:
+        return True
+    return any(
+        (job.runnable_at is not None and job.started_at is None)
+        or (job.started_at is not None and job.finished_at is None)
+        for job in jobs
+    )
+
+
+def _body_digest(body: str) -> bytes:
+    return hashlib.blake2b(body.encode(), digest_size=16).digest()
+
+
+def block_key(
+    *,
+    organization_slug: str,
+    pipeline: Pipeline,
+    build: Build,
+    jobs: Sequence[JobSummary],
+    links: tuple[Any, ...],
+    annotations: Sequence[ShownAnnotation],
+    artifacts: Sequence[ShownArtifact],
+    second: int | None,
+) -> tuple[Any, ...]:
+    """Everything the build page's live block is made of, as read in one request (rows with
+    equal keys render alike: see build_live.py); `links` is `Links.key()`."""
+    return (
+        build.id,
+        build.revision,
+        tuple((job.id, job.revision) for job in jobs),
+        organization_slug,
+        pipeline.slug,
+        pipeline.name,
+        pipeline.repository,
+        pipeline.settings.get("allow_rebuilds") is not False,
+        links,
+        tuple((a.id, a.context, a.style, _body_digest(a.body)) for a in annotations),
+        tuple((a.id, a.job_id, a.path, a.state, a.file_size) for a in artifacts),
+        second,
     )

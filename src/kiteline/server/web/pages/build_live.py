@@ -1,0 +1,70 @@
+"""The build page's live block (templates/build/live.html: header, annotations, jobs,
+waterfall, artifacts, environment and meta-data, dialogs), rendered once per *signature* of
+what it shows and shared by every viewer and every refresh until that changes.
+
+Every browser watching a build fetches the block after each burst of the build's events, and
+a page open renders it too: reading all it shows (agents, users, annotations, artifacts,
+meta-data, linked builds) and rendering it cost about 10 ms of CPU each, which 50 watchers
+made a third of the agent API's throughput (docs/performance.md, "Web UI",
+`bench/web_watchers.py`). The key (build_view's `block_key`) is worked out from rows the page
+reads anyway, as decision 0010 keys build JSON:
+
+- the build's `revision` (bumped by every change of its row and by its meta-data) and its
+  jobs' `(id, revision)` (a job's agent, unblocker and triggered build are columns of it);
+- what the block shows of the pipeline (name, slug, repository, whether rebuilds are
+  allowed) and the organization's slug;
+- the builds it links to (triggered, parent, rebuilt from) with their states;
+- its annotations (id, context, style and a digest of the body) and artifacts (the columns
+  shown), read whole on each request: cheaper than a column of their own to bump;
+- the second it was rendered at, while anything it shows runs on the clock (durations,
+  the waterfall's axis); it is then rendered at that whole second.
+
+Agents' and users' names never change, so their ids (in the job and build rows) stand for
+them. Only read-only transactions fill the cache (a write's rows may be rolled back), and
+never with a submitted "Unblock" dialog (a 422 shows what one viewer typed). Nothing is
+invalidated: each request compares what it read with what a rendering was made from, so
+replicas need no messages. The CSRF token, the block's only per-session part, is a
+placeholder in the cached HTML, put in per response.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+
+from kiteline.server.web.pages.build_rows import RowCache
+from kiteline.server.web.pages.build_view import BuildLink
+
+#: Put where the viewer's CSRF token goes in a cached block; random per process, so that no
+#: text a user wrote can hold it.
+CSRF_PLACEHOLDER = "csrf-" + secrets.token_hex(16)
+
+#: Rendered blocks, least recently used out first, bounded in bytes.
+BLOCKS = RowCache(max_bytes=32 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Links:
+    """The other builds the block links to, read on every request (their states move on their
+    own)."""
+
+    triggered: Mapping[uuid.UUID, BuildLink]  # by trigger job id
+    parent: BuildLink | None
+    rebuilt_from: BuildLink | None
+
+    def key(self) -> tuple[Any, ...]:
+        return (tuple(self.triggered.items()), self.parent, self.rebuilt_from)
+
+
+def with_csrf(html: str, csrf_token: str) -> Markup:
+    return Markup(html.replace(CSRF_PLACEHOLDER, csrf_token))
+
+
+def whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
