@@ -1,5 +1,5 @@
 """Builds' JSON as objects, for webhook payloads: the same shapes (`shapes`) and the same
-fills (`rendering.Filler`) as REST's, read from the rows as the transaction has them now and
+fills (`fills.Filler`) as REST's, read from the rows as the transaction has them now and
 never cached (the caller's transaction writes). Only what an event shows is read: a build
 event its build and pipeline, a job event also its own job (not the build's thousands)."""
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import repository, shapes
-from kiteline.server.builds.rendering import Filler, hole_key
+from kiteline.server.builds.fills import Filler, hole_key
 from kiteline.server.builds.repository import Build
 from kiteline.server.jobs.service import Job
 from kiteline.server.kit.urls import Urls

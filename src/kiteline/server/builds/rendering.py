@@ -10,12 +10,13 @@ an unchanged signature means unchanged rows, whichever replica changed them.
 What comes from rows that change on their own — the pipeline (its slug is in every URL,
 its live counts in the nested object), the base URL, the creator and unblocker users, each
 job's agent, the builds a build points at — is left as holes in the cached bytes and filled
-on every request from rows read in that request. See docs/decisions/0010-build-json-cache.md.
+on every request from rows read in that request (`fills`). See
+docs/decisions/0010-build-json-cache.md. Which builds a page shows, and their signatures, are
+`listing`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
 import uuid
@@ -27,29 +28,17 @@ from typing import Any, NamedTuple
 from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
-from sqlalchemy import Select, String, bindparam, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.agents import service as agents
-from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import repository, shapes
+from kiteline.server.builds import listing, repository, shapes
 from kiteline.server.builds.creation import LARGE_BUILD
-from kiteline.server.builds.models import Build
-from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
-from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
+from kiteline.server.builds.fills import Filler, hole_key
+from kiteline.server.builds.repository import BuildListing
 from kiteline.server.jobs.service import JobListing
 from kiteline.server.kit import collector
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.urls import Urls
-from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
-from kiteline.server.pipelines.shapes import pipeline_json
-from kiteline.server.users import service as users
-from kiteline.server.users.shapes import user_json
-
-#: A build row's revision and its jobs' (id, revision), in the order the JSON lists them.
-Signature = tuple[int, tuple[tuple[Any, int], ...]]
 
 # Holes are marked in the rendered dict with strings no data can hold (a random per-process
 # nonce between NULs, which JSON encodes as `\u0000`); once encoded, the bytes are split there.
@@ -66,12 +55,6 @@ def _object_mark(slot: int) -> str:
     return f"\x00{_NONCE}:o{slot}\x00"
 
 
-# A hole's key names what fills it: `kind:id` (`agent:id:organization_id` for an agent, whose
-# URLs are under the build's organization). A string: hashing one is cheap, a UUID's is not.
-def hole_key(kind: str, row_id: uuid.UUID, organization_id: uuid.UUID | None = None) -> str:
-    return f"{kind}:{row_id}:{organization_id}" if organization_id else f"{kind}:{row_id}"
-
-
 class Shape(NamedTuple):
     """Which parts of a build a route shows (its query options)."""
 
@@ -86,7 +69,7 @@ class RenderedBuild:
     """A build's JSON as bytes with holes: `head`, then for each hole what fills it (its key)
     and the bytes after it."""
 
-    signature: Signature
+    signature: listing.Signature
     organization_id: uuid.UUID
     pipeline_id: uuid.UUID
     head: bytes
@@ -126,7 +109,7 @@ class BuildJsonCache:
     max_page_bytes: int = 16 * 1024 * 1024
     _entries: OrderedDict[tuple[Any, Shape], RenderedBuild] = field(default_factory=OrderedDict)
     _bytes: int = 0
-    _pages: OrderedDict[tuple[Shape, tuple[Listed, ...]], CachedPage] = field(
+    _pages: OrderedDict[tuple[Shape, tuple[listing.Listed, ...]], CachedPage] = field(
         default_factory=OrderedDict
     )
     _page_bytes: int = 0
@@ -135,7 +118,9 @@ class BuildJsonCache:
     page_hits: int = 0
     answer_hits: int = 0
 
-    def get(self, build_key: Any, shape: Shape, signature: Signature) -> RenderedBuild | None:
+    def get(
+        self, build_key: Any, shape: Shape, signature: listing.Signature
+    ) -> RenderedBuild | None:
         key = (build_key, shape)
         entry = self._entries.get(key)
         if entry is None or entry.signature != signature:
@@ -161,7 +146,7 @@ class BuildJsonCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def page(self, shape: Shape, listed: tuple[Listed, ...]) -> CachedPage | None:
+    def page(self, shape: Shape, listed: tuple[listing.Listed, ...]) -> CachedPage | None:
         """The page rendered before for exactly these builds at exactly these signatures."""
         page = self._pages.get((shape, listed))
         if page is not None:
@@ -169,7 +154,7 @@ class BuildJsonCache:
             self.page_hits += 1
         return page
 
-    def put_page(self, shape: Shape, listed: tuple[Listed, ...], page: CachedPage) -> None:
+    def put_page(self, shape: Shape, listed: tuple[listing.Listed, ...], page: CachedPage) -> None:
         key = (shape, listed)
         old = self._pages.pop(key, None)
         if old is not None:
@@ -203,115 +188,6 @@ def cache_of(app: FastAPI) -> BuildJsonCache:
     return cache
 
 
-# Queries ------------------------------------------------------------------------------------
-
-# Rows are keyed by ids as the driver returns them (`type_coerce` to String: no UUID object
-# made per row, a page reads a hundred or more): a build's in the cache, a job's in signatures.
-_BUILD_KEY = type_coerce(Build.id, String).label("key")
-_JOB_KEY = type_coerce(Job.id, String).label("job_key")
-_JOB_ORDER = (Job.position, Job.created_at, Job.id)
-# Built once: constructing selects of twenty-odd columns is a visible cost per request.
-_BUILD_ROWS = select(
-    *(getattr(Build, name) for name in BuildListing._fields), Build.revision, _BUILD_KEY
-)
-_JOB_ROWS = select(
-    *(getattr(Job, name) for name in JobListing._fields), Job.revision, _JOB_KEY
-).order_by(*_JOB_ORDER)
-_PAGE_COLUMNS: list[Any] = [Build.id, Build.revision, Build.created_at, Build.number]
-_PAGE: Select[Any] = select(*_PAGE_COLUMNS)
-
-
-class Listed(NamedTuple):
-    """A build to show: its id as read (the cache's key) and its signature."""
-
-    key: Any
-    signature: Signature
-
-
-def _listed_query(builds: Any, *order: Any) -> Select[Any]:
-    """Keys and signatures of the builds `builds` (a subquery of builds' id, revision,
-    created_at and number) selects, in one statement: the builds joined to their jobs."""
-    return (
-        select(type_coerce(builds.c.id, String), builds.c.revision, _JOB_KEY, Job.revision)
-        .select_from(builds.outerjoin(Job, Job.build_id == builds.c.id))
-        .order_by(*order, *_JOB_ORDER)
-    )
-
-
-async def _listed(
-    session: AsyncSession, query: Select[Any], parameters: dict[str, Any] | None = None
-) -> list[Listed]:
-    revisions: dict[Any, int] = {}
-    jobs: dict[Any, list[tuple[Any, int]]] = {}
-    for key, revision, job_key, job_revision in await session.execute(query, parameters):
-        if key not in revisions:
-            revisions[key] = revision
-            jobs[key] = []
-        if job_key is not None:
-            jobs[key].append((job_key, job_revision))
-    return [Listed(key, (revision, tuple(jobs[key]))) for key, revision in revisions.items()]
-
-
-def _page_query(*, pipeline_scoped: bool, where: BuildFilter) -> Select[Any]:
-    """The page's builds newest first (offset, limit and ids as parameters), as `_listed`
-    reads them."""
-    query = _PAGE.where(Build.organization_id.in_(bindparam("organization_ids", expanding=True)))
-    if pipeline_scoped:
-        query = query.where(Build.pipeline_id == bindparam("pipeline_id"))
-    page = (
-        apply_filter(query, where)
-        .order_by(Build.created_at.desc(), Build.number.desc())
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-        .subquery()
-    )
-    return _listed_query(page, page.c.created_at.desc(), page.c.number.desc())
-
-
-# Built once: most lists have no filter, and building the statement is a visible cost.
-_UNFILTERED_PAGES = {
-    scoped: _page_query(pipeline_scoped=scoped, where=BuildFilter()) for scoped in (False, True)
-}
-
-
-async def list_page(
-    session: AsyncSession,
-    *,
-    organization_ids: Sequence[uuid.UUID],
-    pipeline_id: uuid.UUID | None,
-    where: BuildFilter,
-    offset: int,
-    limit: int,
-) -> tuple[list[Listed], bool]:
-    """One page of builds, newest first, as keys and signatures (and whether another page
-    follows), in one statement whatever the page's builds look like."""
-    scoped = pipeline_id is not None
-    query = (
-        _UNFILTERED_PAGES[scoped]
-        if not any(getattr(where, name.name) for name in dataclasses.fields(where))
-        else _page_query(pipeline_scoped=scoped, where=where)
-    )
-    parameters: dict[str, Any] = {
-        "organization_ids": list(organization_ids),
-        "offset": offset,
-        "limit": limit + 1,
-    }
-    if scoped:
-        parameters["pipeline_id"] = pipeline_id
-    listed = await _listed(session, query, parameters)
-    return listed[:limit], len(listed) > limit
-
-
-async def listed_by_id(session: AsyncSession, build_ids: Sequence[uuid.UUID]) -> list[Listed]:
-    """`list_page` for given builds, in their order (builds that don't exist left out)."""
-    builds = _PAGE.where(Build.id.in_(build_ids)).subquery()
-    listed = {
-        uuid.UUID(str(item.key)): item
-        for item in await _listed(session, _listed_query(builds, builds.c.id))
-    }
-    return [listed[build_id] for build_id in build_ids if build_id in listed]
-
-
 # Rendering ----------------------------------------------------------------------------------
 
 
@@ -321,7 +197,7 @@ _JOBS_PER_CHECK = 50
 
 async def _render(
     build: BuildListing,
-    signature: Signature,
+    signature: listing.Signature,
     jobs: list[JobListing],
     meta_data: dict[str, str],
     shape: Shape,
@@ -364,7 +240,7 @@ _MARKS_PER_CHECK = 500
 
 
 async def _split(
-    encoded: bytes, keys: list[str], build: BuildListing, signature: Signature
+    encoded: bytes, keys: list[str], build: BuildListing, signature: listing.Signature
 ) -> RenderedBuild:
     urls = {
         b"api": hole_key("api", build.pipeline_id),
@@ -415,7 +291,7 @@ async def _render_from_rows(
         return {}
     build_ids = [uuid.UUID(str(key)) for key in keys]
     builds: dict[uuid.UUID, tuple[BuildListing, int, Any]] = {}
-    for row in await session.execute(_BUILD_ROWS.where(Build.id.in_(build_ids))):
+    for row in await session.execute(listing.build_rows(build_ids)):
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
     jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
     # Once the rows turn out many (a large build's), no full collection until they are
@@ -424,7 +300,7 @@ async def _render_from_rows(
         if builds:
             # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
             # processing, which would otherwise hold the loop in one piece.
-            found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
+            found = await session.stream(listing.job_rows(list(builds)))
             read = 0
             async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
                 for row in rows:
@@ -437,7 +313,10 @@ async def _render_from_rows(
         meta_data = await repository.meta_data_for(session, list(builds))
         rendered: dict[Any, RenderedBuild] = {}
         for build_id, (build, revision, key) in builds.items():
-            signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
+            signature: listing.Signature = (
+                revision,
+                tuple((id_, rev) for _, rev, id_ in jobs[build_id]),
+            )
             rendered[key] = await _render(
                 build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
             )
@@ -447,7 +326,7 @@ async def _render_from_rows(
 async def render(
     session: AsyncSession,
     urls: Urls,
-    listed: Sequence[Listed],
+    listed: Sequence[listing.Listed],
     *,
     org_slugs: dict[uuid.UUID, str],
     shape: Shape,
@@ -574,130 +453,3 @@ async def _pieces(parts: list[bytes]) -> AsyncIterator[bytes]:
             batch, size = [], 0
     if batch:
         yield b"".join(batch)
-
-
-# Holes --------------------------------------------------------------------------------------
-
-
-def _string_content(text: str) -> bytes:
-    """`text` as it appears between the quotes of a JSON string."""
-    return to_json(text)[1:-1]
-
-
-class Filler:
-    """What fills the holes of one response's builds, each read and encoded once."""
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        urls: Urls,
-        org_slugs: dict[uuid.UUID, str],
-        pipelines_known: dict[uuid.UUID, Pipeline],
-    ) -> None:
-        self.session = session
-        self.urls = urls
-        self.org_slugs = org_slugs
-        self.pipelines = pipelines_known
-
-    async def fill(self, keys: frozenset[str]) -> dict[str, bytes]:
-        """The bytes of every hole in `keys`, from rows read now."""
-        await self.load(keys)
-        return {key: self.encoded(key) for key in keys}
-
-    async def load(self, keys: Iterable[str]) -> None:
-        """Read the rows that fill the holes `keys`, each once."""
-        wanted: dict[str, set[uuid.UUID]] = {}
-        for key in keys:
-            kind, _, rest = key.partition(":")
-            wanted.setdefault(kind, set()).add(uuid.UUID(rest[:36]))
-        session = self.session
-        self.parent_jobs = await jobs_service.get_many(session, wanted.get("triggered_from", set()))
-        self.related = await repository.get_many(
-            session,
-            wanted.get("rebuilt_from", set())
-            | wanted.get("triggered_build", set())
-            | {job.build_id for job in self.parent_jobs.values()},
-        )
-        needed = (
-            wanted.get("api", set())
-            | wanted.get("pipeline", set())
-            | {build.pipeline_id for build in self.related.values()}
-        ) - set(self.pipelines)
-        self.pipelines.update(await pipelines.get_many(session, needed))
-        shown = [self.pipelines[pipeline_id] for pipeline_id in wanted.get("pipeline", ())]
-        # The builds' users and the shown pipelines' creators in one statement.
-        self.users = await users.get_many(
-            session,
-            wanted.get("user", set()) | {p.created_by_id for p in shown if p.created_by_id},
-        )
-        self.agents = await agents.get_many(session, wanted.get("agent", set()))
-        self.pipelines_shown: dict[str, dict[str, Any]] = {}
-        if shown:
-            counts = await repository.counts_for_pipelines(session, [p.id for p in shown])
-            for pipeline in shown:
-                self.pipelines_shown[hole_key("pipeline", pipeline.id)] = pipeline_json(
-                    self.urls,
-                    self.org_slugs[pipeline.organization_id],
-                    pipeline,
-                    creator=self.users.get(pipeline.created_by_id)
-                    if pipeline.created_by_id
-                    else None,
-                    counts=counts.get(pipeline.id, repository.PipelineCounts()),
-                )
-
-    def builds_url(self, pipeline_id: uuid.UUID, *, web: bool = False) -> str:
-        """What a build's URL puts before its number (its pipeline read by `load`)."""
-        pipeline = self.pipelines[pipeline_id]
-        org_slug = self.org_slugs.get(pipeline.organization_id, "")
-        if web:
-            return self.urls.builds_web(org_slug, pipeline.slug)
-        return self.urls.builds(org_slug, pipeline.slug)
-
-    def _reference(self, build_id: uuid.UUID | None) -> shapes.Reference | None:
-        other = self.related.get(build_id) if build_id else None
-        if other is None:
-            return None
-        return shapes.Reference(
-            other.id,
-            other.number,
-            f"{self.builds_url(other.pipeline_id)}{other.number}",
-            f"{self.builds_url(other.pipeline_id, web=True)}{other.number}",
-            self.pipelines[other.pipeline_id].slug,
-        )
-
-    def hole(
-        self, kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None
-    ) -> Any:
-        """What fills a hole, as an object (a `shapes.Hole`, once `load` read its row)."""
-        return None if row_id is None else self.value(hole_key(kind, row_id, organization_id))
-
-    def value(self, key: str) -> Any:
-        kind, _, ids = key.partition(":")
-        row_id = uuid.UUID(ids[:36])
-        if kind == "pipeline":
-            return self.pipelines_shown[key]
-        if kind == "user":
-            return user_json(self.users.get(row_id))
-        if kind == "agent":
-            agent = self.agents.get(row_id)
-            if agent is None:
-                return None
-            return agent_json(self.urls, self.org_slugs[uuid.UUID(ids[37:])], agent)
-        if kind == "rebuilt_from":
-            return shapes.rebuilt_from_json(self._reference(row_id))
-        if kind == "triggered_from":
-            parent_job = self.parent_jobs.get(row_id)
-            return shapes.triggered_from_json(
-                self._reference(parent_job.build_id) if parent_job else None
-            )
-        if kind == "triggered_build":
-            return shapes.triggered_build_json(self._reference(row_id))
-        raise ValueError(f"unknown hole {key!r}")
-
-    def encoded(self, key: str) -> bytes:
-        kind, _, ids = key.partition(":")
-        if kind == "api":
-            return _string_content(self.builds_url(uuid.UUID(ids)))
-        if kind == "web":
-            return _string_content(self.builds_url(uuid.UUID(ids), web=True))
-        return to_json(self.value(key))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import rendering, repository, service, transitions
+from kiteline.server.builds import listing, rendering, repository, service, transitions
 from kiteline.server.builds.locate import BUILDS
 from kiteline.server.builds.locate import pipeline_for as _pipeline_for
 from kiteline.server.builds.models import Build
@@ -66,7 +66,7 @@ async def _render_uncached(
     return await rendering.render(
         session,
         urls,
-        await rendering.listed_by_id(session, [build.id for build in builds]),
+        await listing.listed_by_id(session, [build.id for build in builds]),
         org_slugs=org_slugs,
         shape=shape,
         cache=None,
@@ -144,7 +144,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
         page = await rendering.render(
             session,
             Urls(base_url(request)),
-            await rendering.listed_by_id(session, [build.id]),
+            await listing.listed_by_id(session, [build.id]),
             org_slugs={organization.id: org},
             shape=rendering.Shape(
                 include_jobs=not flag(query, "exclude_jobs"),
@@ -207,7 +207,7 @@ async def _list_builds(
         else:
             organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
             organizations_seen, pipelines_known = [organization], [found]
-        page_builds, has_next = await rendering.list_page(
+        page_builds, has_next = await listing.list_page(
             session,
             organization_ids=[o.id for o in organizations_seen],
             pipeline_id=pipelines_known[0].id if pipelines_known else None,
