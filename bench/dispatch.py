@@ -8,17 +8,30 @@ Latency: one single-job build at a time, each waited for, so the agent is idle a
 long-polling when the job becomes runnable. Throughput: builds of `--jobs-per-build` jobs (ten
 by default; one is the shape of bench/peer_buildbot.py's builds) created back to back, timed
 from the first create to the last build finished, with the median time of each step of a job's
-life under that load. Prints one JSON line.
+life under that load.
+
+Per job, by endpoint (`--profile-builds`, after the agents stopped): a second server runs in a
+thread of this process on the same database, and single-job builds are taken through it one
+call at a time as our agent makes them (create the build, then ping, accept, start, one log
+chunk, finish). Each call's server CPU is that thread's CPU clock across it (the database's
+own processes not counted) and its SQL statements are counted by a SQLAlchemy listener (every
+statement sent, not the `BEGIN`/`COMMIT` around them). Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import itertools
+import socket
+import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +39,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
+import uvicorn
 from common import (
     ORG,
+    Kiteline,
     agents,
     cpu_seconds,
     create_build,
@@ -36,6 +51,7 @@ from common import (
     database_info,
     emit,
     exit_on_sigterm,
+    free_port,
     kiteline,
     peak_rss_mb,
     percentile,
@@ -43,11 +59,24 @@ from common import (
     summary_ms,
     wait_for,
 )
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from kiteline.agent.api import (
+    AgentApi,
+    JobFinish,
+    LogChunk,
+    RegisterRequest,
+    Session,
+    go_arch,
+    utc_timestamp,
+)
+from kiteline.server.app import create_app, freeze_startup_heap
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import create_engine
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.settings import Settings
+
+STEPS = ("create", "ping", "accept", "start", "chunk", "finish")
 
 
 def _wait_finished(
@@ -111,77 +140,169 @@ def _phases(rows: list[Any]) -> dict[str, float]:
     return {name: round(percentile(values, 0.5) * 1000, 1) for name, values in phases.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@contextmanager
+def _measured_server(settings: Settings) -> Iterator[tuple[str, list[str], threading.Thread]]:
+    """A server in a thread of this process (no background workers): its URL, the list its
+    SQL statements go to, and the thread whose CPU clock is its CPU."""
+    port = free_port()
+    app = create_app(settings.model_copy(update={"run_workers": False}))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
-    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the throughput run")
-    parser.add_argument("--jobs-per-build", type=int, default=10)
-    parser.add_argument("--latency-samples", type=int, default=50, help="at least 1")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds for the jobs")
-    args = parser.parse_args()
-    if args.latency_samples < 1 or args.jobs_per_build < 1:
-        parser.error("--latency-samples and --jobs-per-build must be at least 1")
-    exit_on_sigterm()
+    thread = threading.Thread(target=server.run, name="measured-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise SystemExit("the in-process server did not start")
+            time.sleep(0.02)
+        freeze_startup_heap()  # as `kiteline server` does once its app is built
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "serving_processes" not in statement:  # the liveness heartbeat
+                statements.append(statement)
+
+        engine = app.state.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            yield f"http://127.0.0.1:{port}", statements, thread
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+async def _profile_calls(
+    k: Kiteline, url: str, slug: str, statements: list[str], thread: threading.Thread, count: int
+) -> dict[str, dict[str, float]]:
+    """Single-job builds taken through the server one call at a time: each call's server CPU
+    (ms, mean) and statements (mean), after two builds of warm-up."""
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
+    cpu: dict[str, list[float]] = {step: [] for step in STEPS}
+    sql: dict[str, list[int]] = {step: [] for step in STEPS}
+    headers = {"Authorization": f"Bearer {k.api_token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+        registration = await AgentApi(http, Session(f"{url}/v3"), k.agent_token).register(
+            RegisterRequest(
+                name="profile",
+                hostname=socket.gethostname(),
+                os="linux",
+                arch=go_arch(),
+                meta_data=["queue=default"],
+                pid=0,
+            )
+        )
+        agent = AgentApi(http, Session(f"{url}/v3"), registration.access_token)
+        await agent.connect()
+        chunk = b"+ true\n"
+        measured: dict[str, tuple[float, int]] = {}
+        for n in range(count + 2):
+            measured.clear()
+
+            async def step(name: str, call: Any) -> Any:
+                await asyncio.sleep(0.005)  # let the server finish what followed the last answer
+                statements.clear()
+                before = time.clock_gettime(clock)
+                result = await call
+                await asyncio.sleep(0.005)
+                measured[name] = (time.clock_gettime(clock) - before, len(statements))
+                return result
+
+            created = await step(
+                "create",
+                http.post(
+                    f"/v2/organizations/{ORG}/pipelines/{slug}/builds",
+                    json={"commit": "HEAD", "branch": "main"},
+                ),
+            )
+            if created.status_code != 201:
+                raise SystemExit(f"creating a build: {created.status_code} {created.text}")
+            ping = await step("ping", agent.ping(wait=5))
+            if ping.job is None:
+                raise SystemExit("the profile's ping was given no job")
+            job = await step("accept", agent.accept_job(ping.job.id))
+            runner = agent.with_token(job.token)
+            await step("start", runner.start_job(job.id, started_at=utc_timestamp()))
+            await step(
+                "chunk",
+                runner.upload_chunk(
+                    job.id,
+                    LogChunk(sequence=1, offset=0, size=len(chunk), gzipped=gzip.compress(chunk)),
+                ),
+            )
+            await step(
+                "finish",
+                runner.finish_job(
+                    job.id,
+                    JobFinish(
+                        exit_status=0,
+                        signal=None,
+                        signal_reason=None,
+                        chunks_failed_count=0,
+                        finished_at=utc_timestamp(),
+                    ),
+                ),
+            )
+            if n >= 2:
+                for name, (seconds, statement_count) in measured.items():
+                    cpu[name].append(seconds * 1000)
+                    sql[name].append(statement_count)
+    result = {
+        "server_cpu_ms": {name: round(statistics.mean(v), 2) for name, v in cpu.items()},
+        "statements": {name: round(statistics.mean(v), 1) for name, v in sql.items()},
+    }
+    result["server_cpu_ms"]["total"] = round(sum(result["server_cpu_ms"].values()), 2)
+    result["statements"]["total"] = round(sum(result["statements"].values()), 1)
+    return result
+
+
+def _agents_run(
+    args: argparse.Namespace, k: Kiteline, client: httpx.Client, url: str, one: str
+) -> dict[str, Any]:
+    """Idle-dispatch latency and throughput with a real agent process."""
     per_build = args.jobs_per_build
     builds = max(args.jobs // per_build, 1)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-        k.client() as client,
-    ):
-        one = create_pipeline(client, "One", "steps:\n  - command: 'true'\n")
-        batch = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
-        with agents(k, args.agents) as agent_process:
-            time.sleep(2)  # let every agent register and start long-polling
-            idle_rss = {
-                "server": peak_rss_mb(k.server.pid),
-                "agent": peak_rss_mb(agent_process.pid),
-            }
-            progress(f"dispatch ({args.backend}): {args.latency_samples} latency samples")
-            for _ in range(args.latency_samples):
-                build = create_build(client, one)
-                _wait_finished(client, one, [build["number"]], timeout=60, interval=0.05)
-            progress(f"dispatch ({args.backend}): {builds * per_build} jobs")
-            cpu_before = {
-                "server": cpu_seconds(k.server.pid),
-                "agent": cpu_seconds(agent_process.pid),
-            }
-            started = time.monotonic()
-            numbers = [create_build(client, batch)["number"] for _ in range(builds)]
-            submitted = time.monotonic() - started
-            _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.5)
-            elapsed = time.monotonic() - started
-            cpu_ms_per_job = {
-                "server": round(
-                    1000
-                    * (cpu_seconds(k.server.pid) - cpu_before["server"])
-                    / (builds * per_build),
-                    1,
-                ),
-                "agent": round(
-                    1000
-                    * (cpu_seconds(agent_process.pid) - cpu_before["agent"])
-                    / (builds * per_build),
-                    1,
-                ),
-            }
-            load_rss = {
-                "server": peak_rss_mb(k.server.pid),
-                "agent": peak_rss_mb(agent_process.pid),
-            }
-        latencies = [
-            _seconds(row.accepted_at, row.runnable_at) for row in asyncio.run(_job_times(url, one))
-        ]
-        phases = _phases(asyncio.run(_job_times(url, batch)))
-        info = database_info(url)
-    result: dict[str, Any] = {
-        "benchmark": "dispatch",
-        "backend": args.backend,
-        **info,
+    batch = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
+    with agents(k, args.agents) as agent_process:
+        time.sleep(2)  # let every agent register and start long-polling
+        idle_rss = {
+            "server": peak_rss_mb(k.server.pid),
+            "agent": peak_rss_mb(agent_process.pid),
+        }
+        progress(f"dispatch ({args.backend}): {args.latency_samples} latency samples")
+        for _ in range(args.latency_samples):
+            build = create_build(client, one)
+            _wait_finished(client, one, [build["number"]], timeout=60, interval=0.05)
+        progress(f"dispatch ({args.backend}): {builds * per_build} jobs")
+        cpu_before = {
+            "server": cpu_seconds(k.server.pid),
+            "agent": cpu_seconds(agent_process.pid),
+        }
+        started = time.monotonic()
+        numbers = [create_build(client, batch)["number"] for _ in range(builds)]
+        submitted = time.monotonic() - started
+        _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.5)
+        elapsed = time.monotonic() - started
+        cpu_ms_per_job = {
+            name: round(
+                1000 * (cpu_seconds(pid) - cpu_before[name]) / (builds * per_build),
+                1,
+            )
+            for name, pid in (("server", k.server.pid), ("agent", agent_process.pid))
+        }
+        load_rss = {
+            "server": peak_rss_mb(k.server.pid),
+            "agent": peak_rss_mb(agent_process.pid),
+        }
+    latencies = [
+        _seconds(row.accepted_at, row.runnable_at) for row in asyncio.run(_job_times(url, one))
+    ]
+    phases = _phases(asyncio.run(_job_times(url, batch)))
+    return {
         "agents": args.agents,
         "idle_dispatch_latency": summary_ms(latencies),
         "jobs": builds * per_build,
@@ -195,6 +316,47 @@ def main() -> None:
         "peak_rss_mb_idle": idle_rss,
         "peak_rss_mb_under_load": load_rss,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the throughput run")
+    parser.add_argument("--jobs-per-build", type=int, default=10)
+    parser.add_argument("--latency-samples", type=int, default=50, help="at least 1")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds for the jobs")
+    parser.add_argument(
+        "--profile-builds", type=int, default=50, help="single-job builds for the per-call split"
+    )
+    parser.add_argument(
+        "--only-profile", action="store_true", help="skip the latency and throughput runs"
+    )
+    args = parser.parse_args()
+    if args.latency_samples < 1 or args.jobs_per_build < 1:
+        parser.error("--latency-samples and --jobs-per-build must be at least 1")
+    exit_on_sigterm()
+    result: dict[str, Any] = {"benchmark": "dispatch", "backend": args.backend}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        database(args.backend, Path(tmp)) as url,
+        kiteline(url) as k,
+        k.client() as client,
+    ):
+        one = create_pipeline(client, "One", "steps:\n  - command: 'true'\n")
+        if not args.only_profile:
+            result.update(_agents_run(args, k, client, url, one))
+        if args.profile_builds > 0:
+            progress(f"dispatch ({args.backend}): {args.profile_builds} builds by endpoint")
+            with _measured_server(k.settings) as (measured_url, statements, thread):
+                result["per_job_by_call"] = asyncio.run(
+                    _profile_calls(
+                        k, measured_url, one, statements, thread, count=args.profile_builds
+                    )
+                )
+        result.update(database_info(url))
     emit(result)
 
 

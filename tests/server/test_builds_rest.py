@@ -123,3 +123,72 @@ def test_get_pipeline_and_organizations(server: LiveServer) -> None:
     assert client.get("/v2/organizations/acme/pipelines/p").json()["slug"] == "p"
     assert [o["slug"] for o in client.get("/v2/organizations/").json()] == ["acme"]
     assert client.get("/v2/user").json()["email"] == identity.email
+
+
+MIXED = """
+env:
+  TOP: "1"
+steps:
+  - label: ":one: first"
+    key: first
+    command: echo one
+    env:
+      STEP: "x"
+    agents:
+      queue: default
+  - wait
+  - block: Release
+    fields:
+      - text: Notes
+        key: notes
+  - label: after
+    command: echo after
+    depends_on: first
+    retry:
+      automatic: true
+  - trigger: other
+    async: true
+"""
+
+
+def test_create_answer_is_the_build_as_get_shows_it(server: LiveServer) -> None:
+    """The create answer is rendered from what the create wrote, not read back: it must be
+    what a GET of the build shows, for every kind of step, meta-data, env and author."""
+    identity = server.identity("acme")
+    client = server.client(identity.api_token)
+    for name, configuration in (("Other", PIPELINE), ("Mixed", MIXED)):
+        made = client.post(
+            "/v2/organizations/acme/pipelines", json={"name": name, "configuration": configuration}
+        )
+        assert made.status_code == 201, made.text
+    for body in (
+        {"commit": "HEAD", "branch": "main"},
+        {
+            "commit": "abc123",
+            "branch": "feature/x",
+            "message": "Ship it",
+            "env": {"A": "b", "Z": "y"},
+            "meta_data": {"release": "yes", "another": "1", "zeta": ""},
+            "author": {"name": "Ada", "email": "ada@example.com"},
+            "pull_request_id": 12,
+            "pull_request_base_branch": "main",
+        },
+    ):
+        created = client.post("/v2/organizations/acme/pipelines/mixed/builds", json=body)
+        assert created.status_code == 201, created.text
+        answer = created.json()
+        shown = client.get(f"/v2/organizations/acme/pipelines/mixed/builds/{answer['number']}")
+        assert shown.status_code == 200
+        assert [job["type"] for job in answer["jobs"]] == [
+            "script",
+            "waiter",
+            "manual",
+            "script",
+            "trigger",
+        ]
+        got = shown.json()
+        assert got.pop("job_state_counts") == {
+            "total": 5,
+            "states": {"scheduled": 1, "waiting": 4},
+        }
+        assert answer == got

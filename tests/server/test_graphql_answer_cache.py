@@ -18,6 +18,7 @@ from kiteline.server.agents.models import Agent
 from kiteline.server.graphql.answers import AnswerCache, KeptAnswer
 from kiteline.server.organizations.models import Organization
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.users.models import User
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import Identity, LiveServer
 
@@ -237,6 +238,24 @@ def test_a_pipeline_looked_up_by_slug_changing_or_appearing_shows(server: LiveSe
     deleted = client.delete("/v2/organizations/acme/pipelines/later")
     assert deleted.status_code == 204, deleted.text
     assert pipeline("acme/later") is None
+
+
+def test_a_renamed_creator_shows_in_a_kept_answer(server: LiveServer) -> None:
+    client, identity = _setup(server)
+    creators = """{ pipeline(slug: "acme/p") { builds(first: 1) { edges { node {
+        createdBy { ... on User { name } } } } } } }"""
+
+    def creator() -> Any:
+        cache = _cache(server)
+        first = _post(client, creators)
+        hits = cache.hits
+        second = _post(client, creators)
+        assert (cache.hits, second.content) == (hits + 1, first.content)
+        return second.json()["data"]["pipeline"]["builds"]["edges"][0]["node"]["createdBy"]
+
+    assert creator() == {"name": "Test User"}
+    _db(server, update(User).where(User.email == identity.email).values(name="New Name"))
+    assert creator() == {"name": "New Name"}
 
 
 def test_who_asks_with_what_token_variables_and_address_is_part_of_the_key(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.service import Agent
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.service import Job
+from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unauthorized
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.secrets import hash_token
@@ -47,6 +51,30 @@ async def caller(session: AsyncSession, request: Request) -> agents.Caller:
     return found
 
 
+# The caller's columns and the job it holds, in one statement (built once).
+_CALLER_AND_HELD = select(
+    *(getattr(Agent, name) for name in agents.Caller._fields), *jobs.held_columns(Agent.id)
+).where(Agent.access_token_hash == bindparam("token_hash"))
+
+
+async def caller_and_held(
+    session: AsyncSession, request: Request
+) -> tuple[agents.Caller, jobs.Held | None]:
+    """As `caller`, with the job the agent holds (for `jobs.claim_next(held=…)`)."""
+    row = (
+        await execute_core(
+            session, _CALLER_AND_HELD, {"token_hash": hash_token(agent_token_from(request))}
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Invalid agent access token")
+    columns: tuple[Any, ...] = tuple(row)
+    found = agents.Caller._make(columns[:-2])
+    await agents.mark_seen_if_due(session, found)
+    held_id, held_state = columns[-2:]
+    return found, jobs.Held(held_id, held_state) if held_id is not None else None
+
+
 async def caller_unmarked(session: AsyncSession, request: Request) -> agents.Caller:
     """As `caller`, not marked seen (a read-only transaction: the caller notes the sighting)."""
     found = await agents.find_caller(session, agent_token_from(request))
@@ -55,13 +83,32 @@ async def caller_unmarked(session: AsyncSession, request: Request) -> agents.Cal
     return found
 
 
-async def job_ref(session: AsyncSession, request: Request, job_id: str) -> jobs.JobRef:
-    """The job named in the path, for its own job token or the access token of its agent."""
+# The job's ref and when its agent was last seen, in one statement (built once): a job's
+# calls mark its agent seen only when that is due (agents.SEEN_RESOLUTION).
+_REF_AND_SEEN = (
+    select(*(getattr(Job, name) for name in jobs.JobRef._fields), Agent.last_seen_at)
+    .outerjoin(Agent, Agent.id == Job.agent_id)
+    .where(Job.id == bindparam("job_id"))
+)
+
+
+async def job_ref(
+    session: AsyncSession, request: Request, job_id: str, *, mark_seen: bool = True
+) -> jobs.JobRef:
+    """The job named in the path, for its own job token or the access token of its agent.
+    Called with the job's token, its agent is marked seen unless `mark_seen` is False (the
+    caller writes the agent's row anyway: `agents.record_job_finished`)."""
     token = agent_token_from(request)
     parsed = parse_uuid(job_id)
-    found = await jobs.find_ref(session, parsed) if parsed is not None else None
-    if found is not None and found.token_hash == hash_token(token):
-        await agents.seen_through_job(session, found.agent_id)
+    row = (
+        (await execute_core(session, _REF_AND_SEEN, {"job_id": parsed})).first()
+        if parsed is not None
+        else None
+    )
+    found = jobs.JobRef._make(row[:-1]) if row is not None else None
+    if row is not None and found is not None and found.token_hash == hash_token(token):
+        if mark_seen and found.agent_id is not None and agents.seen_is_due_at(row[-1], utcnow()):
+            await agents.seen_through_job(session, found.agent_id)
         return found
     # The token is checked before the job's existence is told: a caller without a valid
     # token learns nothing of which job ids exist (401 either way).

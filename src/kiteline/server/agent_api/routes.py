@@ -12,6 +12,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -132,8 +133,8 @@ async def heartbeat(request: Request) -> dict[str, Any]:
     return {"sent_at": body.get("sent_at"), "received_at": iso(agent.last_heartbeat_at)}
 
 
-@router.get("/ping")
-async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) -> dict[str, Any]:
+@router.get("/ping", response_model=dict[str, Any])
+async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) -> Response:
     max_wait = request.app.state.settings.agent_ping_max_wait
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(max(wait, 0.0), max_wait)
@@ -142,10 +143,10 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
         claim = None
         if not (writers_busy(request.app.state.sessions) and await _idle_by_reading(request)):
             async with request_transaction(request) as session:
-                agent = await auth.caller(session, request)
+                agent, held = await auth.caller_and_held(session, request)
                 if agent.connection_state == ConnectionState.STOPPING:
                     await jobs.release_assigned(session, agent.id)
-                    return {"action": "disconnect", "message": "The agent was asked to stop"}
+                    return _json({"action": "disconnect", "message": "The agent was asked to stop"})
                 if agent.connection_state in UNCONNECTED:
                     agents.connect(session, await agents.load(session, agent.id))
                 if not agent.ignore_in_dispatches:
@@ -154,15 +155,16 @@ async def ping(request: Request, wait: float = Query(0, allow_inf_nan=False)) ->
                         agent_id=agent.id,
                         organization_id=agent.organization_id,
                         tags=agent.meta_data,
+                        held=held,
                     )
         if claim is not None:
             if claim.assigned_at is not None:  # committed: this ping assigned it
                 _instruments(request).observe_dispatch(claim.runnable_at, claim.assigned_at)
             job = {"id": str(claim.job_id), "state": JobState.ASSIGNED.value}
-            return {"action": "idle", "job": job}
+            return _json({"action": "idle", "job": job})
         remaining = deadline - loop.time()
         if remaining <= 0 or not await _wait_for_work(request, ticket, remaining):
-            return {"action": "idle"}
+            return _json({"action": "idle"})
 
 
 async def _idle_by_reading(request: Request) -> bool:
@@ -206,8 +208,8 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-@router.put("/jobs/{job_id}/accept")
-async def accept(request: Request, job_id: str) -> dict[str, Any]:
+@router.put("/jobs/{job_id}/accept", response_model=dict[str, Any])
+async def accept(request: Request, job_id: str) -> Response:
     settings = request.app.state.settings
     async with request_transaction(request) as session:
         agent = await auth.caller(session, request)
@@ -215,23 +217,25 @@ async def accept(request: Request, job_id: str) -> dict[str, Any]:
             session, job_id=_uuid(job_id), agent_id=agent.id
         )
         env = await environment_for(session, job, agent, Urls(base_url(request)))
-    return {
-        "id": str(job.id),
-        "endpoint": f"{base_url(request)}/v3",
-        "state": job.state,
-        "env": env,
-        "step": {},
-        "chunks_max_size_bytes": settings.chunks_max_size_bytes,
-        "chunks_interval_seconds": settings.chunks_interval_seconds,
-        "log_max_size_bytes": 1024 * 1024 * 1024,
-        "token": job_token,
-        "runnable_at": iso(job.runnable_at),
-        "priority": job.priority,
-    }
+    return _json(
+        {
+            "id": str(job.id),
+            "endpoint": f"{base_url(request)}/v3",
+            "state": job.state,
+            "env": env,
+            "step": {},
+            "chunks_max_size_bytes": settings.chunks_max_size_bytes,
+            "chunks_interval_seconds": settings.chunks_interval_seconds,
+            "log_max_size_bytes": 1024 * 1024 * 1024,
+            "token": job_token,
+            "runnable_at": iso(job.runnable_at),
+            "priority": job.priority,
+        }
+    )
 
 
-@router.put("/jobs/{job_id}/start")
-async def start(request: Request, job_id: str) -> dict[str, Any]:
+@router.put("/jobs/{job_id}/start", response_model=dict[str, Any])
+async def start(request: Request, job_id: str) -> Response:
     body = await _json_object(request)
     async with request_transaction(request) as session:
         ref = await auth.job_ref(session, request, job_id)
@@ -241,14 +245,14 @@ async def start(request: Request, job_id: str) -> dict[str, Any]:
     if ref.state == JobState.ACCEPTED:  # started now, not a start repeated
         # By the server's clock, as the job was scheduled: the agent's may be off.
         _instruments(request).observe_queue_wait(ref.scheduled_at, utcnow())
-    return {"id": str(job.id), "state": job.state}
+    return _json({"id": str(job.id), "state": job.state})
 
 
-@router.get("/jobs/{job_id}")
-async def job_state(request: Request, job_id: str) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=dict[str, Any])
+async def job_state(request: Request, job_id: str) -> Response:
     async with request_transaction(request) as session:
         job = await auth.job_ref(session, request, job_id)
-    return {"id": str(job.id), "state": job.state}
+    return _json({"id": str(job.id), "state": job.state})
 
 
 @router.post("/jobs/{job_id}/chunks", status_code=201)
@@ -285,8 +289,8 @@ async def header_times(request: Request, job_id: str) -> dict[str, Any]:
     return {}
 
 
-@router.put("/jobs/{job_id}/finish")
-async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str, Any]:
+@router.put("/jobs/{job_id}/finish", response_model=dict[str, Any])
+async def finish(request: Request, job_id: str, body: FinishRequest) -> Response:
     try:
         exit_status = int(str(body.exit_status).strip())
     except ValueError as error:
@@ -294,7 +298,7 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
             f"exit_status must be a decimal integer, got {body.exit_status!r}"
         ) from error
     async with request_transaction(request) as session:
-        ref = await auth.job_ref(session, request, job_id)
+        ref = await auth.job_ref(session, request, job_id, mark_seen=False)
         job = await build_transitions.finish_job(
             session,
             job=ref,
@@ -305,7 +309,13 @@ async def finish(request: Request, job_id: str, body: FinishRequest) -> dict[str
             chunks_failed_count=body.chunks_failed_count,
         )
         await agents.record_job_finished(session, job.agent_id)
-    return {"id": str(job.id), "state": job.state}
+    return _json({"id": str(job.id), "state": job.state})
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """The agent's hot calls answer with orjson's bytes: FastAPI would validate the dict
+    against the route's `response_model` and walk it with `jsonable_encoder` first."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _instruments(request: Request) -> Instruments:

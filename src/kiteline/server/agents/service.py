@@ -156,10 +156,15 @@ async def identify(session: AsyncSession, access_token: str) -> Caller | None:
     caller = await find_caller(session, access_token)
     if caller is None:
         return None
+    await mark_seen_if_due(session, caller)
+    return caller
+
+
+async def mark_seen_if_due(session: AsyncSession, caller: Caller) -> None:
+    """Mark the calling agent seen now, when its mark is older than SEEN_RESOLUTION."""
     now = utcnow()
     if seen_is_due(caller, now):
         await execute_core(session, _SEEN, {"agent_id": caller.id, "now": now})
-    return caller
 
 
 async def find_caller(session: AsyncSession, access_token: str) -> Caller | None:
@@ -169,7 +174,11 @@ async def find_caller(session: AsyncSession, access_token: str) -> Caller | None
 
 
 def seen_is_due(caller: Caller, now: datetime) -> bool:
-    return caller.last_seen_at is None or now - caller.last_seen_at >= SEEN_RESOLUTION
+    return seen_is_due_at(caller.last_seen_at, now)
+
+
+def seen_is_due_at(last_seen_at: datetime | None, now: datetime) -> bool:
+    return last_seen_at is None or now - last_seen_at >= SEEN_RESOLUTION
 
 
 async def mark_seen_at(session: AsyncSession, sightings: dict[uuid.UUID, datetime]) -> None:
@@ -295,11 +304,19 @@ async def list_connected(
     return list(rows), total
 
 
+_JOB_FINISHED = (
+    update(Agent)
+    .where(Agent.id == bindparam("agent_id"))
+    .values(last_job_finished_at=bindparam("now"), last_seen_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def record_job_finished(session: AsyncSession, agent_id: uuid.UUID | None) -> None:
+    """The agent finished a job now, and so was seen now (its finish call marks it no
+    other way: one statement for both)."""
     if agent_id is not None:
-        await session.execute(
-            update(Agent).where(Agent.id == agent_id).values(last_job_finished_at=utcnow())
-        )
+        await execute_core(session, _JOB_FINISHED, {"agent_id": agent_id, "now": utcnow()})
 
 
 async def silent_since(session: AsyncSession, cutoff: datetime) -> list[Agent]:

@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.builds import listing, repository, shapes
 from kiteline.server.builds.creation import LARGE_BUILD
 from kiteline.server.builds.fills import Filler, hole_key
-from kiteline.server.builds.repository import BuildListing
-from kiteline.server.jobs.service import JobListing
+from kiteline.server.builds.repository import Build, BuildListing
+from kiteline.server.jobs.service import Job, JobListing
 from kiteline.server.kit import collector
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.urls import Urls
@@ -365,6 +365,30 @@ async def render(
         page = CachedPage(entries, keys)
         cache.put_page(shape, signature, page)
     return RenderedPage(entries, await filler.fill(keys), cache, page)
+
+
+async def render_created(
+    session: AsyncSession,
+    urls: Urls,
+    build: Build,
+    jobs: Sequence[Job],
+    meta_data: dict[str, str],
+    *,
+    org_slugs: dict[uuid.UUID, str],
+    pipelines_known: Iterable[Pipeline] = (),
+) -> RenderedPage:
+    """The JSON of a build this transaction has just written (`build`, all of its `jobs` and
+    its `meta_data`), rendered from those objects: what `render` without a cache answers,
+    without reading the rows back. Not cached (the transaction may yet roll back)."""
+    row = BuildListing._make(getattr(build, name) for name in BuildListing._fields)
+    ordered = sorted(jobs, key=lambda job: (job.position, job.created_at, str(job.id)))
+    listings = [
+        JobListing._make(getattr(job, name) for name in JobListing._fields) for job in ordered
+    ]
+    entry = await _render(row, (0, ()), listings, dict(meta_data), Shape())
+    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    keys = frozenset(key for key, _ in entry.tail)
+    return RenderedPage([entry], await filler.fill(keys))
 
 
 @dataclass(frozen=True)

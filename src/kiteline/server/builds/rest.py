@@ -90,7 +90,7 @@ async def create_build(request: Request, org: str, pipeline: str, body: BuildCre
             if body.pull_request_id is not None
             else None
         )
-        build = await service.create(
+        build, jobs = await service.create_with_jobs(
             session,
             organization=organization,
             pipeline=found,
@@ -106,7 +106,22 @@ async def create_build(request: Request, org: str, pipeline: str, body: BuildCre
                 pull_request=pull_request,
             ),
         )
-        return await _changed_build(request, session, org, organization, found, build, status=201)
+        if jobs is None:  # a large build: read back and rendered in slices
+            return await _changed_build(
+                request, session, org, organization, found, build, status=201
+            )
+        # Rendered from what was just written, not read back (four statements fewer).
+        page = await rendering.render_created(
+            session,
+            Urls(base_url(request)),
+            build,
+            jobs,
+            body.meta_data,
+            org_slugs={organization.id: org},
+            pipelines_known=[found],
+        )
+        (parts,) = page.each_parts()
+        return rendering.json_response(parts, status_code=201)
 
 
 async def _changed_build(

@@ -54,6 +54,22 @@ async def create(
 ) -> Build:
     """A new build of `pipeline`, `scheduled`, its first steps runnable. An author not given
     (`new.author` None) is its creator's name and email."""
+    build, _ = await create_with_jobs(
+        session, organization=organization, pipeline=pipeline, creator_id=creator_id, new=new
+    )
+    return build
+
+
+async def create_with_jobs(
+    session: AsyncSession,
+    *,
+    organization: Organization,
+    pipeline: Pipeline,
+    creator_id: uuid.UUID | None,
+    new: NewBuild,
+) -> tuple[Build, list[Job] | None]:
+    """`create`, and the new build's jobs as written (its answer is rendered from them); None
+    for a large build, whose jobs are let go as soon as written (its answer is read back)."""
     author = new.author
     if author is None:
         creators = await users.get_many(session, {creator_id} if creator_id else set())
@@ -67,10 +83,10 @@ async def create(
         author=author,
         new=new,
     )
-    build = await transitions.schedule(session, prepared)
+    build, jobs = await transitions.schedule_with_jobs(session, prepared)
     if new.source != "trigger_job":
         await _supersede_branch_builds(session, pipeline, build)
-    return build
+    return build, jobs
 
 
 #: A build nobody has started yet: `skip_queued_branch_builds` skips it.

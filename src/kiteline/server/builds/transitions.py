@@ -68,13 +68,23 @@ def emit(session: AsyncSession, name: EventName, build: Build) -> None:
 async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
     """Write a prepared build (`scheduled`) and its jobs, then advance it: its first steps
     become runnable."""
+    build, _ = await schedule_with_jobs(session, prepared)
+    return build
+
+
+async def schedule_with_jobs(
+    session: AsyncSession, prepared: Prepared
+) -> tuple[Build, list[Job] | None]:
+    """`schedule`, and the build's jobs as it wrote them (for an answer rendered from them);
+    None for a build of `LARGE_BUILD` jobs or more, whose jobs are let go as soon as written."""
     build = prepared.build
     session.add(build)
     for key, value in prepared.meta_data.items():
         session.add(BuildMetaData(build_id=build.id, key=key, value=value))
     await session.flush()
+    large = len(prepared.jobs) >= LARGE_BUILD
     # A large build's jobs are alive until it is advanced: no full collection meanwhile.
-    with collector.Hold(engaged=len(prepared.jobs) >= LARGE_BUILD):
+    with collector.Hold(engaged=large):
         added = await creation.add_jobs(
             session, build, prepared.jobs, first_position=0, now=build.created_at
         )
@@ -82,11 +92,13 @@ async def schedule(session: AsyncSession, prepared: Prepared) -> Build:
         # Nobody else sees the build before this transaction commits: no lock to take, and
         # its jobs are the ones just added.
         await advance(session, build, locked=True, jobs=added)
-        # The jobs' objects (and the plan they were made from, used up now) are freed a
-        # slice at a time, not all at once when the last reference goes.
-        await slices.release(added)
         await slices.release(prepared.jobs)
-    return build
+        if large:
+            # Its jobs' objects are freed a slice at a time, not all at once when the last
+            # reference goes; its answer is read back in slices (`None` says so).
+            await slices.release(added)
+            return build, None
+    return build, added
 
 
 async def skip(session: AsyncSession, build: Build, *, by: Build) -> None:

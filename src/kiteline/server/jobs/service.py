@@ -292,6 +292,24 @@ async def active_counts_by_pipeline(
 
 # The statements of a claim, built once (see _REF).
 _HELD = _current_of(bindparam("agent_id"), Job.id, Job.state)
+
+
+class Held(NamedTuple):
+    """The job an agent holds (its oldest assignment still on it): `claim_next`'s first look."""
+
+    id: uuid.UUID
+    state: str
+
+
+def held_columns(agent_id: Any) -> tuple[Any, Any]:
+    """The id and state of the job `agent_id` (a column) holds, as two scalar subqueries: a
+    caller reading the agent's row reads them in the same statement (`claim_next(held=…)`)."""
+    return (
+        _current_of(agent_id, Job.id).scalar_subquery(),
+        _current_of(agent_id, Job.state).scalar_subquery(),
+    )
+
+
 _QUEUE = (
     select(Job.id, Job.agent_query_rules, Job.concurrency_group, Job.concurrency, Job.runnable_at)
     .where(
@@ -314,16 +332,28 @@ class Claim(NamedTuple):
     assigned_at: datetime | None = None
 
 
+#: `claim_next` reads the held job itself.
+UNREAD = Held(uuid.UUID(int=0), "")
+
+
 async def claim_next(
-    session: AsyncSession, *, agent_id: uuid.UUID, organization_id: uuid.UUID, tags: list[str]
+    session: AsyncSession,
+    *,
+    agent_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    tags: list[str],
+    held: Held | None = UNREAD,
 ) -> Claim | None:
     """Assign the best runnable job this agent's tags match: priority first, then oldest.
     Returns the job assigned to the agent (`assigned` is then its state).
 
     The final UPDATE is conditional on the job still being `scheduled`, so two agents (or two
     replicas) racing for one job cannot both win; the loser simply looks at the next one.
+    `held`: the job the agent holds, when the caller read it in this transaction already.
     """
-    held = (await execute_core(session, _HELD, {"agent_id": agent_id})).first()
+    if held is UNREAD:
+        row = (await execute_core(session, _HELD, {"agent_id": agent_id})).first()
+        held = Held(row.id, row.state) if row is not None else None
     if held is not None:
         return Claim(held.id) if held.state == JobState.ASSIGNED else None
     agent_tags = tags_to_map(tags)

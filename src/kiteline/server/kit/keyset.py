@@ -321,10 +321,22 @@ async def pages_per_parent(
                     chosen = and_(parent.in_(chunk), *where)
                 else:
                     chosen = model.id.in_(page_ids)
-                recorder.parts.append(signatures.page_part(model, chosen, chunk_rows))
+                recorder.parts.append(
+                    signatures.page_part(model, chosen, _signed(chunk_rows, view))
+                )
         else:
             recorder.unsigned = True
     return {parent_id: window.cut(rows) for parent_id, rows in fetched.items()}
+
+
+def _signed(rows: list[Any], view: tuple[type[RowView], list[Any]] | None) -> list[Any]:
+    """Each row's (id, revision) for its page's signature, as read: a RowView's raw values
+    (converting a thousand ids would cost more than reading them)."""
+    if view is None or not rows or not isinstance(rows[0], RowView):
+        return [(row.id, row.revision) for row in rows]
+    id_column, revision_column = view[0].id, view[0].revision  # type: ignore[attr-defined]
+    at_id, at_revision = id_column.index, revision_column.index
+    return [(row._raw[at_id], row._raw[at_revision]) for row in rows]
 
 
 async def counts_per_parent(

@@ -102,11 +102,12 @@ def revisioned(model: Any) -> bool:
     return hasattr(model, "revision") and hasattr(model, "__table__")
 
 
-def page_part(model: Any, chosen: ColumnElement[bool], fetched: Iterable[Any]) -> Part:
-    """The rows fetched for some parents' pages (`chosen`: the condition that chooses them).
-    A row's parent is not part of it: moving a row to another parent would be an UPDATE."""
+def page_part(model: Any, chosen: ColumnElement[bool], fetched: Iterable[tuple[Any, int]]) -> Part:
+    """The `(id, revision)` of the rows fetched for some parents' pages (`chosen`: the
+    condition that chooses them). A row's parent is not part of it: moving a row to another
+    parent would be an UPDATE."""
     query = select(_none("parent"), _raw(model.id, "id"), _number(model.revision)).where(chosen)
-    return Part(query, frozenset((None, raw_id(row.id), row.revision) for row in fetched))
+    return Part(query, frozenset((None, raw_id(row_id), revision) for row_id, revision in fetched))
 
 
 def count_part(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String, Uuid
+from sqlalchemy import Integer, String, Uuid, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
@@ -20,3 +20,8 @@ class User(Base):
     # argon2id hash (kit/passwords.py) for signing in to the web UI; None: no password yet.
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every UPDATE of the row (as builds.revision): what says a GraphQL answer
+    # showing the user is still current (graphql/answers.py).
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
+    )
