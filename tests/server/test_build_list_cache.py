@@ -13,11 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents.models import Agent
+from kiteline.server.builds.listing import Listed
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.rendering import (
     BuildJsonCache,
     CachedPage,
-    Listed,
     RenderedBuild,
     Shape,
     cache_of,

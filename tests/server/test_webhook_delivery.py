@@ -435,3 +435,92 @@ def test_two_replicas_deliver_each_event_once_and_in_order(
         requests = list(hook.requests)
     assert [r.request_id for r in requests] == [d["id"] for d in settled]
     assert [r.json()["build"]["number"] for r in requests[1:]] == [1, 2, 3, 4, 5, 6]
+
+
+BUILD_KEYS = [
+    "id", "graphql_id", "url", "web_url", "number", "state", "blocked", "blocked_state",
+    "cancel_reason", "message", "commit", "branch", "tag", "env", "source", "author",
+    "created_at", "scheduled_at", "started_at", "failing_at", "finished_at", "pull_request",
+    "merge_queue", "cluster_id", "cluster_url", "creator", "meta_data", "rebuilt_from",
+    "triggered_from",
+]  # fmt: skip
+COMMAND_JOB_KEYS = [
+    "id", "graphql_id", "type", "state", "step_key", "step", "build_url", "web_url", "name",
+    "label", "priority", "agent_query_rules", "log_url", "raw_log_url", "artifacts_url",
+    "command", "soft_failed", "exit_status", "signal", "signal_reason", "artifact_paths",
+    "agent", "created_at", "scheduled_at", "runnable_at", "started_at", "finished_at",
+    "expired_at", "retried", "retried_in_job_id", "retries_count", "retry_type",
+    "retry_source", "parallel_group_index", "parallel_group_total", "matrix", "group_key",
+    "cluster_id", "cluster_url", "cluster_queue_id", "cluster_queue_url",
+]  # fmt: skip
+
+
+def test_finished_payloads_show_the_build_job_and_pipeline_as_rest_does(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    """build.finished and job.finished of a build and of its rebuild: their keys in order, and
+    each object equal to what REST shows once the builds are done."""
+    server = make_server(run_workers=False)
+    world = World(server)
+    world.pipeline("P", "steps:\n  - command: echo hi\n    key: one\n")
+    webhook = world.webhook(
+        "http://127.0.0.1:9/unused", settings={"events": ["build.finished", "job.finished"]}
+    )
+    created = world.client.post(
+        f"{PIPELINES}/p/builds",
+        json={"commit": "abc123", "branch": "main", "message": "Ship", "meta_data": {"k": "v"}},
+    )
+    assert created.status_code == 201, created.text
+    world.run_one_job()
+    rebuilt = world.client.put(f"{PIPELINES}/p/builds/1/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    world.run_one_job()
+    urls = Urls(public_base_url(server.settings))
+    server.admin(lambda session: fanout.fan_out(session, urls, now=utcnow()))
+    sent = [d["payload"] for d in reversed(world.deliveries(webhook)) if d["event"] != "ping"]
+    assert [(p["event"], p["build"]["number"]) for p in sent] == [
+        ("job.finished", 1),
+        ("build.finished", 1),
+        ("job.finished", 2),
+        ("build.finished", 2),
+    ]
+    user = world.client.get("/v2/user").json()
+    for number, (job_finished, build_finished) in ((1, sent[:2]), (2, sent[2:])):
+        rest = world.client.get(f"{PIPELINES}/p/builds/{number}").json()
+        assert list(build_finished) == ["event", "build", "pipeline", "sender"]
+        assert list(job_finished) == ["event", "job", "build", "pipeline", "sender"]
+        shown_build = {
+            key: value
+            for key, value in rest.items()
+            if key not in ("jobs", "job_state_counts", "pipeline")
+        }
+        assert list(build_finished["build"]) == BUILD_KEYS
+        assert build_finished["build"] == shown_build
+        assert job_finished["build"] == shown_build
+        assert build_finished["pipeline"] == job_finished["pipeline"] == rest["pipeline"]
+        assert list(job_finished["job"]) == COMMAND_JOB_KEYS
+        assert job_finished["job"] == rest["jobs"][0]
+        assert (
+            build_finished["sender"]
+            == job_finished["sender"]
+            == {
+                "id": user["id"],
+                "name": "Test User",
+            }
+        )
+        assert (shown_build["state"], shown_build["message"]) == ("passed", "Ship")
+        assert shown_build["creator"] == user
+        assert (
+            shown_build["url"] == f"{urls.base}/v2/organizations/acme/pipelines/p/builds/{number}"
+        )
+        job = job_finished["job"]
+        assert (job["state"], job["exit_status"], job["step_key"]) == ("passed", 0, "one")
+        assert job["agent"]["id"] == rest["jobs"][0]["agent"]["id"]
+    first = world.client.get(f"{PIPELINES}/p/builds/1").json()
+    assert sent[0]["build"]["meta_data"] == {"k": "v"}
+    assert sent[1]["build"]["rebuilt_from"] is None
+    assert sent[3]["build"]["rebuilt_from"] == {
+        "id": first["id"],
+        "number": 1,
+        "url": first["url"],
+    }

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agent_api import auth
 from kiteline.server.agent_api.in_job import build_for_caller
 from kiteline.server.artifacts import service as artifacts
-from kiteline.server.artifacts.models import Artifact
+from kiteline.server.artifacts.service import Artifact
 from kiteline.server.blobs import BlobStore, Download, UploadForm, content_disposition
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import BadRequest, NotFound, Unprocessable

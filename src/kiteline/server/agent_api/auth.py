@@ -9,15 +9,15 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
-from kiteline.server.agents.models import Agent
+from kiteline.server.agents.service import Agent
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unauthorized
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.secrets import hash_token
 from kiteline.server.tokens import service as tokens
-from kiteline.server.tokens.models import AgentToken
+from kiteline.server.tokens.service import AgentToken
 
 
 def agent_token_from(request: Request) -> str:

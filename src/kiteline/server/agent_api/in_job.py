@@ -16,9 +16,9 @@ from kiteline.server.annotations import service as annotation_service
 from kiteline.server.builds import meta_data as build_meta_data
 from kiteline.server.builds import outcomes
 from kiteline.server.builds import repository as build_repository
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.jobs.states import TERMINAL
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction

@@ -21,7 +21,7 @@ from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node, found, id_of
 from kiteline.server.graphql.refs import JobRef, OrganizationRef
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job as JobRow
+from kiteline.server.jobs.service import Job as JobRow
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.keyset import Window
 

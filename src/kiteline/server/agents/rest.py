@@ -14,7 +14,7 @@ from kiteline.server.agents.shapes import agent_json
 from kiteline.server.agents.stop import stop
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.rest import job_json
+from kiteline.server.jobs.shapes import job_json
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.ids import parse_uuid

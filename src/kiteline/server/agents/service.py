@@ -22,7 +22,7 @@ from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
 from kiteline.server.kit.text_search import contains
-from kiteline.server.tokens.models import AgentToken
+from kiteline.server.tokens.service import AgentToken
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from kiteline.server.annotations import service
 from kiteline.server.annotations.shapes import annotation_json
-from kiteline.server.builds.rest import BUILDS, locate_build
+from kiteline.server.builds.locate import BUILDS, locate_build
 from kiteline.server.kit.query import flag, one_of
 from kiteline.server.tokens.auth import api_transaction
 

@@ -12,7 +12,7 @@ from kiteline.server.agent_api.artifacts import download_urls
 from kiteline.server.artifacts import service
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.artifacts.shapes import artifact_json
-from kiteline.server.builds.rest import BUILDS, locate_build
+from kiteline.server.builds.locate import BUILDS, locate_build
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore, DirectTransfers
 from kiteline.server.builds import repository as builds
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit.db import execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.text import check_plain, relative_path

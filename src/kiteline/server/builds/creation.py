@@ -17,16 +17,16 @@ from kiteline.server.builds.planner import BuildContext, plan
 from kiteline.server.builds.saved_steps import saved_steps_env
 from kiteline.server.builds.states import BuildState
 from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.planned import PlannedJob
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit import collector, limits
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import Unprocessable, ValidationFailed
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.text import check_plain, check_plain_keys
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines_service
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from kiteline.server.builds import meta_data, repository
-from kiteline.server.builds.rest import BUILDS, locate_build
+from kiteline.server.builds.locate import BUILDS, locate_build
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.tokens.auth import api_transaction
 

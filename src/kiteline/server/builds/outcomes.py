@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiteline.server.jobs.definition import AutomaticRetry
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.jobs.states import TERMINAL, UNSUCCESSFUL, JobState, JobType
 
 

@@ -10,16 +10,17 @@ an unchanged signature means unchanged rows, whichever replica changed them.
 What comes from rows that change on their own — the pipeline (its slug is in every URL,
 its live counts in the nested object), the base URL, the creator and unblocker users, each
 job's agent, the builds a build points at — is left as holes in the cached bytes and filled
-on every request from rows read in that request. See docs/decisions/0010-build-json-cache.md.
+on every request from rows read in that request (`fills`). See
+docs/decisions/0010-build-json-cache.md. Which builds a page shows, and their signatures, are
+`listing`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -27,32 +28,17 @@ from typing import Any, NamedTuple
 from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
 from pydantic_core import to_json
-from sqlalchemy import Select, String, bindparam, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.agents import service as agents
-from kiteline.server.agents.shapes import agent_json
-from kiteline.server.builds import repository
+from kiteline.server.builds import listing, repository, shapes
 from kiteline.server.builds.creation import LARGE_BUILD
-from kiteline.server.builds.models import Build
-from kiteline.server.builds.repository import BuildFilter, BuildListing, apply_filter
-from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import job_json_at, rest_state
-from kiteline.server.jobs.service import JobListing
+from kiteline.server.builds.fills import Filler, hole_key
+from kiteline.server.builds.repository import Build, BuildListing
+from kiteline.server.jobs.service import Job, JobListing
 from kiteline.server.kit import collector
-from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.slices import pause_if_due
-from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
-from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.pipelines.rest import pipeline_json
-from kiteline.server.users import service as users
-from kiteline.server.users.rest import user_json
-
-#: A build row's revision and its jobs' (id, revision), in the order the JSON lists them.
-Signature = tuple[int, tuple[tuple[Any, int], ...]]
+from kiteline.server.pipelines.service import Pipeline
 
 # Holes are marked in the rendered dict with strings no data can hold (a random per-process
 # nonce between NULs, which JSON encodes as `\u0000`); once encoded, the bytes are split there.
@@ -69,12 +55,6 @@ def _object_mark(slot: int) -> str:
     return f"\x00{_NONCE}:o{slot}\x00"
 
 
-# A hole's key names what fills it: `kind:id` (`agent:id:organization_id` for an agent, whose
-# URLs are under the build's organization). A string: hashing one is cheap, a UUID's is not.
-def _hole_key(kind: str, row_id: uuid.UUID, organization_id: uuid.UUID | None = None) -> str:
-    return f"{kind}:{row_id}:{organization_id}" if organization_id else f"{kind}:{row_id}"
-
-
 class Shape(NamedTuple):
     """Which parts of a build a route shows (its query options)."""
 
@@ -89,7 +69,7 @@ class RenderedBuild:
     """A build's JSON as bytes with holes: `head`, then for each hole what fills it (its key)
     and the bytes after it."""
 
-    signature: Signature
+    signature: listing.Signature
     organization_id: uuid.UUID
     pipeline_id: uuid.UUID
     head: bytes
@@ -129,7 +109,7 @@ class BuildJsonCache:
     max_page_bytes: int = 16 * 1024 * 1024
     _entries: OrderedDict[tuple[Any, Shape], RenderedBuild] = field(default_factory=OrderedDict)
     _bytes: int = 0
-    _pages: OrderedDict[tuple[Shape, tuple[Listed, ...]], CachedPage] = field(
+    _pages: OrderedDict[tuple[Shape, tuple[listing.Listed, ...]], CachedPage] = field(
         default_factory=OrderedDict
     )
     _page_bytes: int = 0
@@ -138,7 +118,9 @@ class BuildJsonCache:
     page_hits: int = 0
     answer_hits: int = 0
 
-    def get(self, build_key: Any, shape: Shape, signature: Signature) -> RenderedBuild | None:
+    def get(
+        self, build_key: Any, shape: Shape, signature: listing.Signature
+    ) -> RenderedBuild | None:
         key = (build_key, shape)
         entry = self._entries.get(key)
         if entry is None or entry.signature != signature:
@@ -164,7 +146,7 @@ class BuildJsonCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def page(self, shape: Shape, listed: tuple[Listed, ...]) -> CachedPage | None:
+    def page(self, shape: Shape, listed: tuple[listing.Listed, ...]) -> CachedPage | None:
         """The page rendered before for exactly these builds at exactly these signatures."""
         page = self._pages.get((shape, listed))
         if page is not None:
@@ -172,7 +154,7 @@ class BuildJsonCache:
             self.page_hits += 1
         return page
 
-    def put_page(self, shape: Shape, listed: tuple[Listed, ...], page: CachedPage) -> None:
+    def put_page(self, shape: Shape, listed: tuple[listing.Listed, ...], page: CachedPage) -> None:
         key = (shape, listed)
         old = self._pages.pop(key, None)
         if old is not None:
@@ -206,151 +188,7 @@ def cache_of(app: FastAPI) -> BuildJsonCache:
     return cache
 
 
-# Queries ------------------------------------------------------------------------------------
-
-# Rows are keyed by ids as the driver returns them (`type_coerce` to String: no UUID object
-# made per row, a page reads a hundred or more): a build's in the cache, a job's in signatures.
-_BUILD_KEY = type_coerce(Build.id, String).label("key")
-_JOB_KEY = type_coerce(Job.id, String).label("job_key")
-_JOB_ORDER = (Job.position, Job.created_at, Job.id)
-# Built once: constructing selects of twenty-odd columns is a visible cost per request.
-_BUILD_ROWS = select(
-    *(getattr(Build, name) for name in BuildListing._fields), Build.revision, _BUILD_KEY
-)
-_JOB_ROWS = select(
-    *(getattr(Job, name) for name in JobListing._fields), Job.revision, _JOB_KEY
-).order_by(*_JOB_ORDER)
-_PAGE_COLUMNS: list[Any] = [Build.id, Build.revision, Build.created_at, Build.number]
-_PAGE: Select[Any] = select(*_PAGE_COLUMNS)
-
-
-class Listed(NamedTuple):
-    """A build to show: its id as read (the cache's key) and its signature."""
-
-    key: Any
-    signature: Signature
-
-
-def _listed_query(builds: Any, *order: Any) -> Select[Any]:
-    """Keys and signatures of the builds `builds` (a subquery of builds' id, revision,
-    created_at and number) selects, in one statement: the builds joined to their jobs."""
-    return (
-        select(type_coerce(builds.c.id, String), builds.c.revision, _JOB_KEY, Job.revision)
-        .select_from(builds.outerjoin(Job, Job.build_id == builds.c.id))
-        .order_by(*order, *_JOB_ORDER)
-    )
-
-
-async def _listed(
-    session: AsyncSession, query: Select[Any], parameters: dict[str, Any] | None = None
-) -> list[Listed]:
-    revisions: dict[Any, int] = {}
-    jobs: dict[Any, list[tuple[Any, int]]] = {}
-    for key, revision, job_key, job_revision in await session.execute(query, parameters):
-        if key not in revisions:
-            revisions[key] = revision
-            jobs[key] = []
-        if job_key is not None:
-            jobs[key].append((job_key, job_revision))
-    return [Listed(key, (revision, tuple(jobs[key]))) for key, revision in revisions.items()]
-
-
-def _page_query(*, pipeline_scoped: bool, where: BuildFilter) -> Select[Any]:
-    """The page's builds newest first (offset, limit and ids as parameters), as `_listed`
-    reads them."""
-    query = _PAGE.where(Build.organization_id.in_(bindparam("organization_ids", expanding=True)))
-    if pipeline_scoped:
-        query = query.where(Build.pipeline_id == bindparam("pipeline_id"))
-    page = (
-        apply_filter(query, where)
-        .order_by(Build.created_at.desc(), Build.number.desc())
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-        .subquery()
-    )
-    return _listed_query(page, page.c.created_at.desc(), page.c.number.desc())
-
-
-# Built once: most lists have no filter, and building the statement is a visible cost.
-_UNFILTERED_PAGES = {
-    scoped: _page_query(pipeline_scoped=scoped, where=BuildFilter()) for scoped in (False, True)
-}
-
-
-async def list_page(
-    session: AsyncSession,
-    *,
-    organization_ids: Sequence[uuid.UUID],
-    pipeline_id: uuid.UUID | None,
-    where: BuildFilter,
-    offset: int,
-    limit: int,
-) -> tuple[list[Listed], bool]:
-    """One page of builds, newest first, as keys and signatures (and whether another page
-    follows), in one statement whatever the page's builds look like."""
-    scoped = pipeline_id is not None
-    query = (
-        _UNFILTERED_PAGES[scoped]
-        if not any(getattr(where, name.name) for name in dataclasses.fields(where))
-        else _page_query(pipeline_scoped=scoped, where=where)
-    )
-    parameters: dict[str, Any] = {
-        "organization_ids": list(organization_ids),
-        "offset": offset,
-        "limit": limit + 1,
-    }
-    if scoped:
-        parameters["pipeline_id"] = pipeline_id
-    listed = await _listed(session, query, parameters)
-    return listed[:limit], len(listed) > limit
-
-
-async def listed_by_id(session: AsyncSession, build_ids: Sequence[uuid.UUID]) -> list[Listed]:
-    """`list_page` for given builds, in their order (builds that don't exist left out)."""
-    builds = _PAGE.where(Build.id.in_(build_ids)).subquery()
-    listed = {
-        uuid.UUID(str(item.key)): item
-        for item in await _listed(session, _listed_query(builds, builds.c.id))
-    }
-    return [listed[build_id] for build_id in build_ids if build_id in listed]
-
-
 # Rendering ----------------------------------------------------------------------------------
-
-
-def build_json(build: Build | BuildListing, url: str, web_url: str) -> dict[str, Any]:
-    return {
-        "id": str(build.id),
-        "graphql_id": graphql_id("Build", build.id),
-        "url": url,
-        "web_url": web_url,
-        "number": build.number,
-        "state": build.state,
-        "blocked": build.blocked,
-        "blocked_state": None,
-        "cancel_reason": build.cancel_reason,
-        "message": build.message,
-        "commit": build.commit,
-        "branch": build.branch,
-        "tag": build.tag,
-        "env": build.env,
-        "source": build.source,
-        "author": build.author or {},
-        "created_at": iso(build.created_at),
-        "scheduled_at": iso(build.scheduled_at),
-        "started_at": iso(build.started_at),
-        "failing_at": iso(build.failing_at),
-        "finished_at": iso(build.finished_at),
-        "pull_request": build.pull_request,
-        "merge_queue": None,
-        "cluster_id": None,
-        "cluster_url": None,
-    }
-
-
-def _job_state_counts(jobs: list[JobListing]) -> dict[str, Any]:
-    counts = Counter(rest_state(job) for job in jobs)
-    return {"total": len(jobs), "states": dict(sorted(counts.items()))}
 
 
 #: Jobs rendered between two `pause_if_due()` checks (each job takes some microseconds).
@@ -359,7 +197,7 @@ _JOBS_PER_CHECK = 50
 
 async def _render(
     build: BuildListing,
-    signature: Signature,
+    signature: listing.Signature,
     jobs: list[JobListing],
     meta_data: dict[str, str],
     shape: Shape,
@@ -372,36 +210,21 @@ async def _render(
     def hole(kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None) -> Any:
         if row_id is None:
             return None
-        keys.append(_hole_key(kind, row_id, organization_id))
+        keys.append(hole_key(kind, row_id, organization_id))
         return _object_mark(len(keys) - 1)
 
     url, web_url = f"{_API}{build.number}", f"{_WEB}{build.number}"
-    body = build_json(build, url, web_url)
-    body["creator"] = hole("user", build.creator_id)
-    body["meta_data"] = meta_data
-    body["rebuilt_from"] = hole("rebuilt_from", build.rebuilt_from_id)
-    body["triggered_from"] = hole("triggered_from", build.triggered_from_job_id)
+    body = shapes.build_body(build, url, web_url, meta_data, hole)
     shown = [job for job in jobs if shape.include_retried_jobs or not job.retried]
     encoded_jobs: list[bytes] = []
     if shape.include_jobs:
         body["jobs"] = _JOBS
         for index, job in enumerate(shown):
-            encoded_jobs.append(
-                to_json(
-                    job_json_at(
-                        url,
-                        web_url,
-                        job,
-                        agent=hole("agent", job.agent_id, build.organization_id),
-                        triggered_build=hole("triggered_build", job.triggered_build_id),
-                        unblocked_by=hole("user", job.unblocked_by_id),
-                    )
-                )
-            )
+            encoded_jobs.append(to_json(shapes.job_body(build, url, web_url, job, hole)))
             if index % _JOBS_PER_CHECK == 0:
                 await pause_if_due()
     if shape.include_job_state_counts:
-        body["job_state_counts"] = _job_state_counts(shown)
+        body["job_state_counts"] = shapes.job_state_counts(shown)
     if shape.include_pipeline:
         body["pipeline"] = hole("pipeline", build.pipeline_id)
     encoded = to_json(body)
@@ -417,11 +240,11 @@ _MARKS_PER_CHECK = 500
 
 
 async def _split(
-    encoded: bytes, keys: list[str], build: BuildListing, signature: Signature
+    encoded: bytes, keys: list[str], build: BuildListing, signature: listing.Signature
 ) -> RenderedBuild:
     urls = {
-        b"api": _hole_key("api", build.pipeline_id),
-        b"web": _hole_key("web", build.pipeline_id),
+        b"api": hole_key("api", build.pipeline_id),
+        b"web": hole_key("web", build.pipeline_id),
     }
     head = b""
     tail: list[tuple[str, bytes]] = []
@@ -468,7 +291,7 @@ async def _render_from_rows(
         return {}
     build_ids = [uuid.UUID(str(key)) for key in keys]
     builds: dict[uuid.UUID, tuple[BuildListing, int, Any]] = {}
-    for row in await session.execute(_BUILD_ROWS.where(Build.id.in_(build_ids))):
+    for row in await session.execute(listing.build_rows(build_ids)):
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
     jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
     # Once the rows turn out many (a large build's), no full collection until they are
@@ -477,7 +300,7 @@ async def _render_from_rows(
         if builds:
             # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
             # processing, which would otherwise hold the loop in one piece.
-            found = await session.stream(_JOB_ROWS.where(Job.build_id.in_(list(builds))))
+            found = await session.stream(listing.job_rows(list(builds)))
             read = 0
             async for rows in found.partitions(_JOB_ROWS_PER_SLICE):
                 for row in rows:
@@ -490,7 +313,10 @@ async def _render_from_rows(
         meta_data = await repository.meta_data_for(session, list(builds))
         rendered: dict[Any, RenderedBuild] = {}
         for build_id, (build, revision, key) in builds.items():
-            signature: Signature = (revision, tuple((id_, rev) for _, rev, id_ in jobs[build_id]))
+            signature: listing.Signature = (
+                revision,
+                tuple((id_, rev) for _, rev, id_ in jobs[build_id]),
+            )
             rendered[key] = await _render(
                 build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
             )
@@ -500,7 +326,7 @@ async def _render_from_rows(
 async def render(
     session: AsyncSession,
     urls: Urls,
-    listed: Sequence[Listed],
+    listed: Sequence[listing.Listed],
     *,
     org_slugs: dict[uuid.UUID, str],
     shape: Shape,
@@ -513,7 +339,7 @@ async def render(
     back), builds whose signature (read in this request) matches a cached rendering reuse
     it; the others are rendered from their rows and cached under the revisions read with them.
     """
-    filler = _Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
     signature = tuple(listed)
     page = cache.page(shape, signature) if cache is not None else None
     if page is not None:
@@ -554,13 +380,13 @@ async def render_created(
     """The JSON of a build this transaction has just written (`build`, all of its `jobs` and
     its `meta_data`), rendered from those objects: what `render` without a cache answers,
     without reading the rows back. Not cached (the transaction may yet roll back)."""
-    listing = BuildListing._make(getattr(build, name) for name in BuildListing._fields)
+    row = BuildListing._make(getattr(build, name) for name in BuildListing._fields)
     ordered = sorted(jobs, key=lambda job: (job.position, job.created_at, str(job.id)))
     listings = [
         JobListing._make(getattr(job, name) for name in JobListing._fields) for job in ordered
     ]
-    entry = await _render(listing, (0, ()), listings, dict(meta_data), Shape())
-    filler = _Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
+    entry = await _render(row, (0, ()), listings, dict(meta_data), Shape())
+    filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
     keys = frozenset(key for key, _ in entry.tail)
     return RenderedPage([entry], await filler.fill(keys))
 
@@ -651,127 +477,3 @@ async def _pieces(parts: list[bytes]) -> AsyncIterator[bytes]:
             batch, size = [], 0
     if batch:
         yield b"".join(batch)
-
-
-# Holes --------------------------------------------------------------------------------------
-
-
-def _string_content(text: str) -> bytes:
-    """`text` as it appears between the quotes of a JSON string."""
-    return to_json(text)[1:-1]
-
-
-class _Filler:
-    """What fills the holes of one response's builds, each read and encoded once."""
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        urls: Urls,
-        org_slugs: dict[uuid.UUID, str],
-        pipelines_known: dict[uuid.UUID, Pipeline],
-    ) -> None:
-        self.session = session
-        self.urls = urls
-        self.org_slugs = org_slugs
-        self.pipelines = pipelines_known
-
-    async def fill(self, keys: frozenset[str]) -> dict[str, bytes]:
-        """The bytes of every hole in `keys`, from rows read now."""
-        wanted: dict[str, set[uuid.UUID]] = {}
-        for key in keys:
-            kind, _, rest = key.partition(":")
-            wanted.setdefault(kind, set()).add(uuid.UUID(rest[:36]))
-        session = self.session
-        self.parent_jobs = await jobs_service.get_many(session, wanted.get("triggered_from", set()))
-        self.related = await repository.get_many(
-            session,
-            wanted.get("rebuilt_from", set())
-            | wanted.get("triggered_build", set())
-            | {job.build_id for job in self.parent_jobs.values()},
-        )
-        needed = (
-            wanted.get("api", set())
-            | wanted.get("pipeline", set())
-            | {build.pipeline_id for build in self.related.values()}
-        ) - set(self.pipelines)
-        self.pipelines.update(await pipelines.get_many(session, needed))
-        shown = [self.pipelines[pipeline_id] for pipeline_id in wanted.get("pipeline", ())]
-        # The builds' users and the shown pipelines' creators in one statement.
-        self.users = await users.get_many(
-            session,
-            wanted.get("user", set()) | {p.created_by_id for p in shown if p.created_by_id},
-        )
-        self.agents = await agents.get_many(session, wanted.get("agent", set()))
-        filled: dict[str, bytes] = {}
-        if shown:
-            counts = await repository.counts_for_pipelines(session, [p.id for p in shown])
-            for pipeline in shown:
-                body = pipeline_json(
-                    self.urls,
-                    self.org_slugs[pipeline.organization_id],
-                    pipeline,
-                    creator=self.users.get(pipeline.created_by_id)
-                    if pipeline.created_by_id
-                    else None,
-                    counts=counts.get(pipeline.id, repository.PipelineCounts()),
-                )
-                filled[_hole_key("pipeline", pipeline.id)] = to_json(body)
-        for key in keys:
-            if key not in filled:
-                filled[key] = self._fill(key)
-        return filled
-
-    def _builds_url(self, pipeline_id: uuid.UUID, *, web: bool = False) -> str:
-        pipeline = self.pipelines[pipeline_id]
-        org_slug = self.org_slugs.get(pipeline.organization_id, "")
-        if web:
-            return self.urls.builds_web(org_slug, pipeline.slug)
-        return self.urls.builds(org_slug, pipeline.slug)
-
-    def _reference(self, build_id: uuid.UUID | None) -> dict[str, Any] | None:
-        other = self.related.get(build_id) if build_id else None
-        if other is None:
-            return None
-        return {
-            "id": str(other.id),
-            "number": other.number,
-            "url": f"{self._builds_url(other.pipeline_id)}{other.number}",
-            "web_url": f"{self._builds_url(other.pipeline_id, web=True)}{other.number}",
-            "pipeline_slug": self.pipelines[other.pipeline_id].slug,
-        }
-
-    def _fill(self, key: str) -> bytes:
-        kind, _, ids = key.partition(":")
-        row_id = uuid.UUID(ids[:36])
-        if kind == "api":
-            return _string_content(self._builds_url(row_id))
-        if kind == "web":
-            return _string_content(self._builds_url(row_id, web=True))
-        value: Any = None
-        if kind == "user":
-            value = user_json(self.users.get(row_id))
-        elif kind == "agent":
-            agent = self.agents.get(row_id)
-            if agent is not None:
-                organization_id = uuid.UUID(ids[37:])
-                value = agent_json(self.urls, self.org_slugs[organization_id], agent)
-        elif kind == "rebuilt_from":
-            origin = self._reference(row_id)
-            value = {key: origin[key] for key in ("id", "number", "url")} if origin else None
-        elif kind == "triggered_from":
-            parent_job = self.parent_jobs.get(row_id)
-            parent = self._reference(parent_job.build_id) if parent_job else None
-            if parent:
-                value = {
-                    "build_id": parent["id"],
-                    "build_number": parent["number"],
-                    "build_pipeline_slug": parent["pipeline_slug"],
-                }
-        elif kind == "triggered_build":
-            triggered = self._reference(row_id)
-            if triggered:
-                value = {key: triggered[key] for key in ("id", "number", "url", "web_url")}
-        else:
-            raise ValueError(f"unknown hole {key!r}")
-        return to_json(value)

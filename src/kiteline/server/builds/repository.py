@@ -407,8 +407,3 @@ async def counts_by(
 def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
     """The ids of builds that finished before `cutoff`, as a subquery (retention)."""
     return select(Build.id).where(Build.finished_at < cutoff)
-
-
-def jobs_of_builds_finished_before(cutoff: datetime) -> Select[uuid.UUID]:
-    """The ids of the jobs of builds that finished before `cutoff`, as a subquery (retention)."""
-    return select(Job.id).where(Job.build_id.in_(finished_before(cutoff)))

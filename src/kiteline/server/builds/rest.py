@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import rendering, repository, service, transitions
+from kiteline.server.builds import listing, rendering, repository, service, transitions
+from kiteline.server.builds.locate import BUILDS
+from kiteline.server.builds.locate import pipeline_for as _pipeline_for
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
 from kiteline.server.builds.repository import BuildListing
-from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page, add_link_header
 from kiteline.server.kit.query import flag
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Membership, Organization
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.tokens.auth import Principal, api_transaction
+from kiteline.server.organizations.service import Organization
+from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["builds"])
 
@@ -54,20 +52,6 @@ class BuildCreate(BaseModel):
     pull_request_labels: list[str] | None = None
 
 
-async def render_builds(
-    session: AsyncSession,
-    urls: Urls,
-    builds: Sequence[Build | BuildListing],
-    *,
-    org_slugs: dict[uuid.UUID, str],
-    shape: rendering.Shape = rendering.Shape(),
-) -> list[dict[str, Any]]:
-    """Build JSON as dicts, rendered from the rows as the database has them now (for callers
-    that change it: webhook payloads). Routes send `rendering.render`'s bytes instead."""
-    rendered = await _render_uncached(session, urls, builds, org_slugs=org_slugs, shape=shape)
-    return [json.loads(body) for body in rendered.each()]
-
-
 async def _render_uncached(
     session: AsyncSession,
     urls: Urls,
@@ -82,56 +66,12 @@ async def _render_uncached(
     return await rendering.render(
         session,
         urls,
-        await rendering.listed_by_id(session, [build.id for build in builds]),
+        await listing.listed_by_id(session, [build.id for build in builds]),
         org_slugs=org_slugs,
         shape=shape,
         cache=None,
         pipelines_known=pipelines_known,
     )
-
-
-# The organization (if the user is a member) and its pipeline in one statement, built once:
-# every route under a pipeline's builds starts with it.
-_ORGANIZATION_AND_PIPELINE = (
-    select(Organization, Pipeline)
-    .join(Membership, Membership.organization_id == Organization.id)
-    .outerjoin(
-        Pipeline,
-        and_(Pipeline.organization_id == Organization.id, Pipeline.slug == bindparam("pipeline")),
-    )
-    .where(Organization.slug == bindparam("org"), Membership.user_id == bindparam("user_id"))
-)
-
-
-async def _pipeline_for(
-    session: AsyncSession, user_id: uuid.UUID, org: str, pipeline: str
-) -> tuple[Organization, Pipeline]:
-    """As `organizations.get_for_user` then `pipelines.get`: 404 for an organization that
-    is missing or not the user's, then for a pipeline that is missing."""
-    found = (
-        await session.execute(
-            _ORGANIZATION_AND_PIPELINE, {"org": org, "user_id": user_id, "pipeline": pipeline}
-        )
-    ).first()
-    if found is None:
-        raise NotFound.of("organization")
-    if found[1] is None:
-        raise NotFound.of("pipeline")
-    return found[0], found[1]
-
-
-async def locate_build(
-    session: AsyncSession, principal: Principal, org: str, pipeline: str, number: str
-) -> tuple[Organization, Pipeline, Build]:
-    """The build at `…/pipelines/{pipeline}/builds/{number}` that this caller may see."""
-    organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-    build = await repository.get_by_number(
-        session, pipeline_id=found.id, number=repository.parse_number(number)
-    )
-    return organization, found, build
-
-
-BUILDS = "/organizations/{org}/pipelines/{pipeline}/builds"
 
 
 @router.post(BUILDS, status_code=201)
@@ -219,7 +159,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
         page = await rendering.render(
             session,
             Urls(base_url(request)),
-            await rendering.listed_by_id(session, [build.id]),
+            await listing.listed_by_id(session, [build.id]),
             org_slugs={organization.id: org},
             shape=rendering.Shape(
                 include_jobs=not flag(query, "exclude_jobs"),
@@ -282,7 +222,7 @@ async def _list_builds(
         else:
             organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
             organizations_seen, pipelines_known = [organization], [found]
-        page_builds, has_next = await rendering.list_page(
+        page_builds, has_next = await listing.list_page(
             session,
             organization_ids=[o.id for o in organizations_seen],
             pipeline_id=pipelines_known[0].id if pipelines_known else None,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiteline.server.organizations.models import Organization
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.organizations.service import Organization
+from kiteline.server.pipelines.service import Pipeline
 
 
 def saved_steps_env(

@@ -20,16 +20,16 @@ from kiteline.server.builds.creation import NewBuild as NewBuild
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.jobs import service as jobs_service
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.kit import limits
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import Unprocessable, ValidationFailed
 from kiteline.server.organizations import service as organizations_service
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines_service
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.users.models import User
+from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.users import service as users
 
 
 def environment_from_pairs(pairs: Sequence[str]) -> dict[str, str]:
@@ -72,7 +72,8 @@ async def create_with_jobs(
     for a large build, whose jobs are let go as soon as written (its answer is read back)."""
     author = new.author
     if author is None:
-        creator = await session.get(User, creator_id) if creator_id is not None else None
+        creators = await users.get_many(session, {creator_id} if creator_id else set())
+        creator = creators.get(creator_id) if creator_id else None
         author = {"name": creator.name, "email": creator.email} if creator is not None else {}
     prepared = await creation.prepare(
         session,

@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import creation, outcomes
@@ -34,8 +34,8 @@ from kiteline.server.events.names import EventName
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs import transitions as job_transitions
 from kiteline.server.jobs.definition import ManualRetry
-from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.refs import JobRef
+from kiteline.server.jobs.service import Job
 from kiteline.server.jobs.states import TERMINAL, JobState, JobType
 from kiteline.server.kit import collector, slices
 from kiteline.server.kit.db import execute_core, utcnow
@@ -295,7 +295,7 @@ async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime)
     """A finished build that a synchronous trigger step waits for settles that step."""
     if build.triggered_from_job_id is None or build.state not in FINISHED:
         return
-    trigger = await session.get(Job, build.triggered_from_job_id)
+    trigger = await jobs_service.find(session, build.triggered_from_job_id)
     if trigger is None or trigger.state != JobState.RUNNING:
         return
     _finish_trigger(session, trigger, passed=_passed(build), now=now)
@@ -374,8 +374,7 @@ async def _still_running_as_is(session: AsyncSession, build: Build, finished: Jo
     so: only the last one, a failure, or one that others wait for moves the build.)"""
     if build.state != BuildState.RUNNING or build.blocked or not outcomes.job_succeeded(finished):
         return False
-    rows = await session.execute(_STATE_COUNTS, {"build_id": build.id})
-    counts: dict[str, int] = {state: count for state, count in rows}
+    counts = await jobs_service.state_counts(session, build.id)
     if counts.get(JobState.WAITING):
         return False
     return any(
@@ -383,13 +382,6 @@ async def _still_running_as_is(session: AsyncSession, build: Build, finished: Jo
         for state, count in counts.items()
         if state not in TERMINAL and state not in (JobState.BLOCKED, JobState.WAITING)
     )
-
-
-_STATE_COUNTS = (
-    select(Job.state, func.count())
-    .where(Job.build_id == bindparam("build_id"), Job.retried.is_(False))
-    .group_by(Job.state)
-)
 
 
 RETRYABLE = frozenset({JobState.FINISHED, JobState.TIMED_OUT, JobState.CANCELED, JobState.EXPIRED})
@@ -557,7 +549,4 @@ async def lock_for(session: AsyncSession, locked: Job | JobRef) -> tuple[Build, 
     """Lock the job's build before changing the job, then (re-)read the job: it may have been
     changed (canceled, timed out) since it was looked at. A loaded `Job` is refreshed in place."""
     build = await lock(session, locked.build_id)
-    current = await session.get(Job, locked.id, populate_existing=True)
-    if current is None:
-        raise NotFound.of("job")
-    return build, current
+    return build, await jobs_service.get(session, locked.id, fresh=True)

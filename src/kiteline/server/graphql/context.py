@@ -24,7 +24,7 @@ from strawberry.dataloader import DataLoader
 from kiteline.server.graphql.budget import BudgetGate
 from kiteline.server.kit import signatures
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.tokens.auth import Principal
 
 K = TypeVar("K", bound=Hashable)

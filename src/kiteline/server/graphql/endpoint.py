@@ -47,7 +47,7 @@ from kiteline.server.kit.ratelimit import RateLimiter
 from kiteline.server.kit.signatures import Recorder
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.tokens.auth import Principal, authenticate, record_use
 from kiteline.settings import Settings
 

@@ -6,16 +6,15 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.agents.models import Agent
-from kiteline.server.agents.service import Caller
+from kiteline.server.agents.service import Agent, Caller
 from kiteline.server.builds import repository as build_repository
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import providers
-from kiteline.server.pipelines.models import Pipeline
-from kiteline.server.users.models import User
+from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.users.service import User
 
 
 def _tag_variable(key: str) -> str:

@@ -1,4 +1,4 @@
-"""Job JSON, and the job routes under a build: get, log."""
+"""The job routes under a build: get, log; the Job JSON is `shapes`'."""
 
 from __future__ import annotations
 
@@ -11,170 +11,29 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
-from kiteline.server.agents.models import Agent
-from kiteline.server.agents.shapes import agent_json
+from kiteline.server.agents.service import Agent
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import transitions as build_transitions
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.jobs import service
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.service import JobListing, JobSummary
-from kiteline.server.jobs.states import JobState, JobType
+from kiteline.server.jobs.shapes import job_json
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.http import base_url
-from kiteline.server.kit.ids import graphql_id, parse_uuid
-from kiteline.server.kit.timefmt import iso
+from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import http as log_http
 from kiteline.server.logs import service as logs
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.tokens.auth import Principal, api_transaction
 from kiteline.server.users import service as users
-from kiteline.server.users.models import User
-from kiteline.server.users.rest import user_json
+from kiteline.server.users.service import User
 
 router = APIRouter(tags=["jobs"])
-
-
-def rest_state(job: Job | JobListing | JobSummary) -> str:
-    """REST shows a finished job as passed or failed, and concurrency holds as scheduled."""
-    state = JobState(job.state)
-    if state == JobState.FINISHED:
-        if job.type == JobType.WAITER:
-            return "passed"
-        return "passed" if job.passed else "failed"
-    if state in (JobState.LIMITING, JobState.LIMITED):
-        return "scheduled"
-    return state.value
-
-
-def job_json(
-    urls: Urls,
-    org_slug: str,
-    pipeline_slug: str,
-    build_number: int,
-    job: Job | JobListing,
-    agent: Agent | None,
-    *,
-    unblocked_by: User | None = None,
-    triggered_build: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A job as REST shows it; each job type has its own set of fields. `triggered_build` is
-    the build a trigger job started, as `{id, number, url, web_url}`."""
-    return job_json_at(
-        urls.build(org_slug, pipeline_slug, build_number),
-        urls.build_web(org_slug, pipeline_slug, build_number),
-        job,
-        agent=agent_json(urls, org_slug, agent) if agent is not None else None,
-        unblocked_by=user_json(unblocked_by),
-        triggered_build=triggered_build,
-    )
-
-
-def job_json_at(
-    build_url: str,
-    build_web_url: str,
-    job: Job | JobListing,
-    *,
-    agent: Any,
-    unblocked_by: Any,
-    triggered_build: Any,
-) -> dict[str, Any]:
-    """`job_json` with its build's URLs, agent, unblocker and triggered build already rendered
-    (or, for builds/rendering.py, marks where they go): a build list renders many jobs of each
-    build, and many jobs of each agent."""
-    job_id = str(job.id)
-    body: dict[str, Any] = {
-        "id": job_id,
-        "graphql_id": graphql_id("Job", job.id),
-        "type": job.type,
-        "state": rest_state(job),
-        "step_key": job.step_key,
-        "step": {"id": str(job.step_id), "signature": None},
-        "build_url": build_url,
-        "web_url": f"{build_web_url}#{job_id}",
-    }
-    if job.type == JobType.WAITER:
-        return body
-    url = f"{build_url}/jobs/{job_id}"
-    definition = job.definition
-    if job.type == JobType.MANUAL:
-        body.update(
-            {
-                "label": job.label,
-                "unblocked_by": unblocked_by,
-                "unblocked_at": iso(job.unblocked_at),
-                "unblockable": job.state == JobState.BLOCKED,
-                "unblock_url": f"{url}/unblock",
-                "prompt": definition.prompt,
-                "fields": definition.fields,
-                "created_at": iso(job.created_at),
-                "runnable_at": iso(job.runnable_at),
-                "finished_at": iso(job.finished_at),
-            }
-        )
-        return body
-    if job.type == JobType.TRIGGER:
-        body.update(
-            {
-                "name": job.label,
-                "label": job.label,
-                "async": definition.async_,
-                "triggered_build": triggered_build,
-                "trigger_error": definition.error,
-                "soft_failed": job.soft_failed,
-                "created_at": iso(job.created_at),
-                "started_at": iso(job.started_at),
-                "finished_at": iso(job.finished_at),
-            }
-        )
-        return body
-    body.update(
-        {
-            "name": job.label,
-            "label": job.label,
-            "priority": {"number": job.priority},
-            "agent_query_rules": list(job.agent_query_rules),
-            "log_url": f"{url}/log",
-            "raw_log_url": f"{url}/log.txt",
-            "artifacts_url": f"{url}/artifacts",
-            "command": job.command,
-            "soft_failed": job.soft_failed,
-            "exit_status": job.exit_status,
-            "signal": job.signal,
-            "signal_reason": job.signal_reason,
-            "artifact_paths": job.artifact_paths or "",
-            "agent": agent,
-            "created_at": iso(job.created_at),
-            "scheduled_at": iso(job.scheduled_at),
-            "runnable_at": iso(job.runnable_at),
-            "started_at": iso(job.started_at),
-            "finished_at": iso(job.finished_at),
-            "expired_at": None,
-            "retried": job.retried,
-            "retried_in_job_id": str(job.retried_in_job_id) if job.retried_in_job_id else None,
-            "retries_count": job.retries_count or None,
-            "retry_type": job.retry_type,
-            "retry_source": (
-                {"job_id": str(job.retry_source_job_id), "retry_type": job.retry_type}
-                if job.retry_source_job_id
-                else None
-            ),
-            "parallel_group_index": definition.parallel_job,
-            "parallel_group_total": definition.parallel_job_count,
-            "matrix": definition.matrix,
-            "group_key": job.group_key,
-            "cluster_id": None,
-            "cluster_url": None,
-            "cluster_queue_id": None,
-            "cluster_queue_url": None,
-        }
-    )
-    return body
 
 
 @dataclass(frozen=True)

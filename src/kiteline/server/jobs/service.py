@@ -42,11 +42,29 @@ CLAIM_BATCH = 10
 CLAIM_SLICES = ((0, CLAIM_BATCH), (CLAIM_BATCH, CLAIM_CANDIDATES - CLAIM_BATCH))
 
 
-async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    job = await session.get(Job, job_id)
+async def get(session: AsyncSession, job_id: uuid.UUID, *, fresh: bool = False) -> Job:
+    """`fresh` re-reads a job already loaded in this session (refreshed in place)."""
+    job = await session.get(Job, job_id, populate_existing=fresh)
     if job is None:
         raise NotFound.of("job")
     return job
+
+
+async def find(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    return await session.get(Job, job_id)
+
+
+_STATE_COUNTS = (
+    select(Job.state, func.count())
+    .where(Job.build_id == bindparam("build_id"), Job.retried.is_(False))
+    .group_by(Job.state)
+)
+
+
+async def state_counts(session: AsyncSession, build_id: uuid.UUID) -> dict[str, int]:
+    """How many of the build's jobs (retried ones left out) are in each state."""
+    rows = await session.execute(_STATE_COUNTS, {"build_id": build_id})
+    return {state: count for state, count in rows}
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
@@ -546,3 +564,8 @@ def finished_before(cutoff: datetime) -> Select[uuid.UUID]:
     """The ids of jobs that finished before `cutoff`, as a subquery for other domains' reads
     (log compaction)."""
     return select(Job.id).where(Job.finished_at < cutoff)
+
+
+def of_builds(build_ids: Select[uuid.UUID]) -> Select[uuid.UUID]:
+    """The ids of the jobs of the builds `build_ids` selects, as a subquery (log retention)."""
+    return select(Job.id).where(Job.build_id.in_(build_ids))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import repository as builds
+from kiteline.server.jobs import service as jobs
 from kiteline.server.logs.models import JobLog, LogChunk
 
 
@@ -17,7 +18,7 @@ async def logs_of_builds_finished_before(
 ) -> list[tuple[uuid.UUID, str | None]]:
     """(job id, object key or None) of logs still kept, of builds finished before `cutoff`:
     compacted ones, and ones still in chunks."""
-    expired = builds.jobs_of_builds_finished_before(cutoff)
+    expired = jobs.of_builds(builds.finished_before(cutoff))
     compacted = await session.execute(
         select(JobLog.job_id, JobLog.key)
         .where(JobLog.state == "compacted", JobLog.job_id.in_(expired))

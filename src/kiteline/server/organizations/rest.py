@@ -1,4 +1,4 @@
-"""/v2/organizations and the Organization JSON."""
+"""/v2/organizations; the Organization JSON is `shapes`'."""
 
 from __future__ import annotations
 
@@ -7,31 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from kiteline.server.kit.http import base_url
-from kiteline.server.kit.ids import graphql_id
 from kiteline.server.kit.pagination import Page, add_link_header
-from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.shapes import organization_json
 from kiteline.server.tokens.auth import api_transaction
 
 router = APIRouter(tags=["organizations"])
-
-
-def organization_json(urls: Urls, organization: Organization) -> dict[str, Any]:
-    url = urls.organization(organization.slug)
-    return {
-        "id": str(organization.id),
-        "graphql_id": graphql_id("Organization", organization.id),
-        "url": url,
-        "web_url": urls.web(organization.slug),
-        "name": organization.name,
-        "slug": organization.slug,
-        "pipelines_url": f"{url}/pipelines",
-        "agents_url": f"{url}/agents",
-        "emojis_url": f"{url}/emojis",
-        "created_at": iso(organization.created_at),
-    }
 
 
 @router.get("/organizations")

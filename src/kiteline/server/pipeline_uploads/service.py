@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.pipeline import PipelineError, parse_pipeline
 from kiteline.pipeline.document import load_document
 from kiteline.server.builds import service as builds
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit import limits
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.pipeline_uploads.models import PipelineUpload

@@ -18,7 +18,7 @@ from kiteline.server.builds import service as builds
 from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.schedules.models import PipelineSchedule
 
 #: Buildkite's named cron lines.

@@ -24,7 +24,7 @@ from kiteline.server.kit.errors import KitelineError, NotFound, Unauthorized
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import providers
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.sources import payloads
 from kiteline.server.sources.models import SourceDelivery
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from kiteline.server.builds import repository as build_repository
-from kiteline.server.events.models import Event
 from kiteline.server.events.names import BUILD_EVENTS
+from kiteline.server.events.outbox import Event
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.urls import Urls

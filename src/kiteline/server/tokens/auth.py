@@ -15,10 +15,11 @@ from kiteline.server.kit.db import transaction, utcnow
 from kiteline.server.kit.errors import Forbidden, NotFound, Unauthorized
 from kiteline.server.kit.http import request_transaction
 from kiteline.server.kit.ratelimit import enforce_rate_limits
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations import service as organizations
+from kiteline.server.organizations.service import Organization
 from kiteline.server.tokens import service as tokens
 from kiteline.server.tokens.models import ApiToken
-from kiteline.server.users.models import User
+from kiteline.server.users.service import User
 
 UNAUTHORIZED_MESSAGE = (
     "Authentication required. Please supply a valid API Access Token: "
@@ -96,8 +97,7 @@ async def enforce_organization_limit(
     org = request.path_params.get("org")
     if limit is None or org is None:
         return
-    organization = await session.get(Organization, limit)
-    if organization is None or organization.slug != org:
+    if (await organizations.get(session, limit)).slug != org:  # NotFound when it is gone
         raise NotFound.of("organization")
 
 

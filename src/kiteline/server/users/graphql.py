@@ -18,7 +18,7 @@ from kiteline.server.graphql.refs import BuildRef, OrganizationRef
 from kiteline.server.organizations import service as organizations
 from kiteline.server.users import service
 from kiteline.server.users.models import User
-from kiteline.server.users.rest import user_json
+from kiteline.server.users.shapes import avatar_url
 
 
 @strawberry.type(name="Avatar")
@@ -26,10 +26,9 @@ class Avatar:
     url: str
 
 
-def _avatar(name: str, email: str) -> Avatar:
+def _avatar(email: str) -> Avatar:
     """REST's avatar URL (a Gravatar of the email), for users with or without an account."""
-    shown = user_json(User(name=name, email=email))
-    return Avatar(url=shown["avatar_url"] if shown else "")
+    return Avatar(url=avatar_url(email))
 
 
 @strawberry.type(name="User")
@@ -50,7 +49,7 @@ class UserNode(Node):
 
     @strawberry.field
     def avatar(self) -> Avatar:
-        return _avatar(self.row.name, self.row.email)
+        return _avatar(self.row.email)
 
     @strawberry.field
     def bot(self) -> bool:
@@ -105,7 +104,7 @@ class UnregisteredUser:
 
     @strawberry.field
     def avatar(self) -> Avatar:
-        return _avatar(self.name or "", self.email or "")
+        return _avatar(self.email or "")
 
 
 @registry.unregistered_user.provide

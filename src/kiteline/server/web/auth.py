@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.kit.errors import Forbidden, KitelineError, NotFound
 from kiteline.server.kit.http import request_transaction
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.sessions import service as sessions
-from kiteline.server.sessions.models import WebSession
-from kiteline.server.users.models import User
+from kiteline.server.sessions.service import WebSession
+from kiteline.server.users.service import User
 
 SESSION_COOKIE = "kiteline_session"
 SIGN_IN_COOKIE = "kiteline_sign_in"

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.events import outbox as events
-from kiteline.server.events.models import Event
+from kiteline.server.events.outbox import Event
 from kiteline.server.kit.db import transaction
 from kiteline.server.kit.notify import Notifier, outbox
 from kiteline.server.logs import service as logs

@@ -22,12 +22,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import outbox
-from kiteline.server.events.models import Event
+from kiteline.server.events.outbox import Event
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
 from kiteline.server.sources import statuses
 from kiteline.server.users import service as users
-from kiteline.server.users.models import User
+from kiteline.server.users.service import User
 from kiteline.server.webhooks import payloads, queue, service
 from kiteline.server.webhooks.models import Webhook, WebhookFanout, WebhookFanoutFloor
 from kiteline.settings import Settings

@@ -1,9 +1,8 @@
-"""Webhook bodies: the event's objects in their REST shapes (the same functions REST uses),
-showing the state the event announces rather than whatever state came after it."""
+"""Webhook bodies: the event's objects in their REST shapes (the domains' `shapes`, as REST
+uses them), showing the state the event announces rather than whatever state came after it."""
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -14,18 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.shapes import agent_json
 from kiteline.server.builds import repository as build_repository
-from kiteline.server.builds.models import Build
-from kiteline.server.builds.rendering import Shape
-from kiteline.server.builds.rest import render_builds
-from kiteline.server.events.models import Event
+from kiteline.server.builds.objects import BuildObjects, build_objects, job_object
+from kiteline.server.builds.repository import Build
+from kiteline.server.events.outbox import Event
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import rest_state
+from kiteline.server.jobs.service import Job
+from kiteline.server.jobs.shapes import shown_state
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
-from kiteline.server.organizations.rest import organization_json
-from kiteline.server.users.models import User
+from kiteline.server.organizations.service import Organization
+from kiteline.server.organizations.shapes import organization_json
+from kiteline.server.users.service import User
 from kiteline.server.webhooks.models import Webhook
 
 
@@ -39,13 +37,13 @@ class Rendered:
 
 
 class Renderer:
-    """Renders events for one fan-out pass. A build is rendered once per pass, however many of
-    its events the pass holds (a job event needs the build's jobs to show its own)."""
+    """Renders events for one fan-out pass. A build (without its jobs) is rendered once per
+    pass, however many of its events the pass holds; a job event's job on its own."""
 
     def __init__(self, session: AsyncSession, urls: Urls) -> None:
         self._session = session
         self._urls = urls
-        self._builds: dict[uuid.UUID, dict[str, Any]] = {}
+        self._builds: dict[uuid.UUID, BuildObjects] = {}
 
     async def event(self, organization: Organization, event: Event) -> Rendered | None:
         """None when the event's subject is gone (its pipeline was deleted since)."""
@@ -80,27 +78,24 @@ class Renderer:
         self, organization: Organization, build: Build, event: Event, *, job: Job | None = None
     ) -> Rendered:
         if build.id not in self._builds:
-            (self._builds[build.id],) = await render_builds(
-                self._session,
-                self._urls,
-                [build],
-                org_slugs={organization.id: organization.slug},
-                shape=Shape(include_retried_jobs=True),
+            self._builds[build.id] = await build_objects(
+                self._session, self._urls, build, org_slug=organization.slug
             )
-        shown = copy.deepcopy(self._builds[build.id])
-        pipeline = shown.pop("pipeline")
-        jobs_shown = shown.pop("jobs")
+        rendered = self._builds[build.id]
         if job is None:
-            shown["state"] = event.data.get("state", build.state)
-            shown["blocked"] = event.data.get("blocked", build.blocked)
-            objects = {"build": shown, "pipeline": pipeline}
+            shown = {
+                **rendered.build,
+                "state": event.data.get("state", build.state),
+                "blocked": event.data.get("blocked", build.blocked),
+            }
+            objects = {"build": shown, "pipeline": rendered.pipeline}
         else:
-            job_shown = next(j for j in jobs_shown if j["id"] == str(job.id))
-            announced = Job(
-                state=event.data.get("state", job.state), type=job.type, passed=job.passed
+            shown_job = await job_object(
+                self._session, self._urls, build, job, org_slug=organization.slug, of=rendered
             )
-            job_shown["state"] = rest_state(announced)
-            objects = {"job": job_shown, "build": shown, "pipeline": pipeline}
+            state = event.data.get("state", job.state)
+            job_shown = {**shown_job, "state": shown_state(state, job.type, passed=job.passed)}
+            objects = {"job": job_shown, "build": rendered.build, "pipeline": rendered.pipeline}
         return Rendered(objects, pipeline_id=build.pipeline_id, branch=build.branch)
 
 

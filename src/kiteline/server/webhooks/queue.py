@@ -18,7 +18,7 @@ from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.users import service as users
 from kiteline.server.webhooks import payloads
 from kiteline.server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery

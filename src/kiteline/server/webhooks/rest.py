@@ -21,11 +21,11 @@ from kiteline.server.kit.pagination import Page
 from kiteline.server.kit.timefmt import iso
 from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations import service as organizations
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.tokens.auth import api_transaction
 from kiteline.server.users import service as users
-from kiteline.server.users.models import User
-from kiteline.server.users.rest import user_json
+from kiteline.server.users.service import User
+from kiteline.server.users.shapes import user_json
 from kiteline.server.webhooks import queue, service
 from kiteline.server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from kiteline.server.webhooks.queue import DeliveryState

@@ -12,15 +12,15 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
-from kiteline.server.agents.models import Agent
+from kiteline.server.agents.service import Agent
 from kiteline.server.agents.stop import stop
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.routing import page_router

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.jobs import service as jobs
-from kiteline.server.jobs.rest import rest_state
+from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobType
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.http import request_transaction

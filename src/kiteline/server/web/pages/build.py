@@ -20,11 +20,11 @@ from kiteline.server.artifacts import service as artifacts
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
 from kiteline.server.builds import transitions as build_transitions
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
-from kiteline.server.jobs.models import Job
+from kiteline.server.jobs.service import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import BadRequest, KitelineError, NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
@@ -33,9 +33,9 @@ from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import http as log_http
 from kiteline.server.logs import service as logs
 from kiteline.server.logs.compaction import read_range
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.users import service as users
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.pages.build_live import (

@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.web.pages.build_view import JobRow, Row, Waterfall
 from kiteline.server.web.templating import environment
 

@@ -15,13 +15,12 @@ from typing import Any, Literal, Protocol
 from kiteline.server.annotations.service import ShownAnnotation
 from kiteline.server.artifacts.service import ShownArtifact
 from kiteline.server.builds import transitions as build_transitions
-from kiteline.server.builds.models import Build
+from kiteline.server.builds.repository import Build
 from kiteline.server.builds.states import FINISHED, BuildState
-from kiteline.server.jobs.models import Job
-from kiteline.server.jobs.rest import rest_state
-from kiteline.server.jobs.service import JobSummary
+from kiteline.server.jobs.service import Job, JobSummary
+from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobState, JobType
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 
 #: A job as the page reads it (JobSummary), or loaded whole (tests, actions).
 AnyJob = Job | JobSummary

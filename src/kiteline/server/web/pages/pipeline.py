@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import rendering
+from kiteline.server.builds import listing, rendering
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
 from kiteline.server.builds.query import ListOptions
@@ -21,9 +21,9 @@ from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.pagination import Page
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.pages.pipeline_sources import source_section
 from kiteline.server.web.pages.pipeline_view import (
@@ -66,7 +66,7 @@ async def _build_rows(
     page: Page,
 ) -> tuple[list[BuildRow], bool]:
     """A page of the pipeline's builds: REST's list query and REST's (cached) Build JSON."""
-    listed, has_next = await rendering.list_page(
+    listed, has_next = await listing.list_page(
         session,
         organization_ids=[organization.id],
         pipeline_id=pipeline.id,

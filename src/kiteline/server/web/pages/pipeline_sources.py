@@ -18,12 +18,12 @@ from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import providers
 from kiteline.server.pipelines import service as pipelines
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.schedules import service as schedules
-from kiteline.server.schedules.models import PipelineSchedule
+from kiteline.server.schedules.service import PipelineSchedule
 from kiteline.server.sources import service as sources
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.pages.pipeline_view import field_errors

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from kiteline.server.builds.query import STATE_FILTERS
-from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.pages.build_view import SOURCES, commit_url, duration_text
 
 #: The state filter's choices, in the order a reader looks for them.

@@ -16,13 +16,13 @@ from starlette.datastructures import FormData
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.http import base_url
 from kiteline.server.kit.urls import Urls
-from kiteline.server.organizations.models import Organization
+from kiteline.server.organizations.service import Organization
 from kiteline.server.web.auth import Viewer, page_transaction
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
 from kiteline.server.webhooks import queue
 from kiteline.server.webhooks import service as webhooks
-from kiteline.server.webhooks.models import Webhook
+from kiteline.server.webhooks.service import Webhook
 from kiteline.server.webhooks.signing import TokenMode
 
 router = page_router()
