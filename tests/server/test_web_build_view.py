@@ -14,16 +14,8 @@ from kiteline.server.builds.models import Build
 from kiteline.server.builds.planner import BuildContext, plan
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import JobState
-from kiteline.server.web.pages.build_view import (
-    HeadingRow,
-    JobRow,
-    Related,
-    commit_url,
-    duration_text,
-    job_rows,
-    size_text,
-    waterfall,
-)
+from kiteline.server.web.pages.build_view import HeadingRow, JobRow, Related, job_rows, waterfall
+from kiteline.server.web.pages.formatting import commit_url, duration_text, size_text
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 NOTHING = Related(agents={}, users={}, triggered={}, parent=None, rebuilt_from=None)

@@ -42,6 +42,8 @@ from kiteline.server.web.pages.build_live import (
     BLOCKS,
     CSRF_PLACEHOLDER,
     Links,
+    block_key,
+    on_the_clock,
     whole_second,
     with_csrf,
 )
@@ -51,10 +53,8 @@ from kiteline.server.web.pages.build_view import (
     BuildPage,
     Related,
     UnblockForm,
-    block_key,
     build_page,
     favicon,
-    on_the_clock,
     state_label,
 )
 from kiteline.server.web.pages.log_view import (

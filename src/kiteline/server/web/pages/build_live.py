@@ -6,7 +6,7 @@ Every browser watching a build fetches the block after each burst of the build's
 a page open renders it too: reading all it shows (agents, users, annotations, artifacts,
 meta-data, linked builds) and rendering it cost about 10 ms of CPU each, which 50 watchers
 made a third of the agent API's throughput (docs/performance.md, "Web UI",
-`bench/web_watchers.py`). The key (build_view's `block_key`) is worked out from rows the page
+`bench/web_watchers.py`). The key (`block_key`, below) is worked out from rows the page
 reads anyway, as decision 0010 keys build JSON:
 
 - the build's `revision` (bumped by every change of its row and by its meta-data) and its
@@ -29,15 +29,21 @@ placeholder in the cached HTML, put in per response.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
 
+from kiteline.server.annotations.service import ShownAnnotation
+from kiteline.server.artifacts.service import ShownArtifact
+from kiteline.server.builds.repository import Build
+from kiteline.server.jobs.service import JobSummary
+from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.pages.build_rows import RowCache
 from kiteline.server.web.pages.build_view import BuildLink
 
@@ -68,3 +74,49 @@ def with_csrf(html: str, csrf_token: str) -> Markup:
 
 def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
+
+
+def on_the_clock(build: Build, jobs: Sequence[JobSummary]) -> bool:
+    """Whether the block shows anything computed from the time it is rendered at: the build's
+    duration and waterfall while it runs, a job's wait before it starts and its run before it
+    finishes (build_view's `duration`, `waited`, `ran` and `waterfall`)."""
+    if build.finished_at is None:
+        return True
+    return any(
+        (job.runnable_at is not None and job.started_at is None)
+        or (job.started_at is not None and job.finished_at is None)
+        for job in jobs
+    )
+
+
+def _body_digest(body: str) -> bytes:
+    return hashlib.blake2b(body.encode(), digest_size=16).digest()
+
+
+def block_key(
+    *,
+    organization_slug: str,
+    pipeline: Pipeline,
+    build: Build,
+    jobs: Sequence[JobSummary],
+    links: tuple[Any, ...],
+    annotations: Sequence[ShownAnnotation],
+    artifacts: Sequence[ShownArtifact],
+    second: int | None,
+) -> tuple[Any, ...]:
+    """Everything the build page's live block is made of, as read in one request (rows with
+    equal keys render alike: see build_live.py); `links` is `Links.key()`."""
+    return (
+        build.id,
+        build.revision,
+        tuple((job.id, job.revision) for job in jobs),
+        organization_slug,
+        pipeline.slug,
+        pipeline.name,
+        pipeline.repository,
+        pipeline.settings.get("allow_rebuilds") is not False,
+        links,
+        tuple((a.id, a.context, a.style, _body_digest(a.body)) for a in annotations),
+        tuple((a.id, a.job_id, a.path, a.state, a.file_size) for a in artifacts),
+        second,
+    )

@@ -4,7 +4,6 @@ the waterfall's bars, annotations by context, artifacts. Pure: the page reads th
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,18 +20,10 @@ from kiteline.server.jobs.service import Job, JobSummary
 from kiteline.server.jobs.shapes import rest_state
 from kiteline.server.jobs.states import JobState, JobType
 from kiteline.server.pipelines.service import Pipeline
+from kiteline.server.web.pages.formatting import SOURCES, commit_url, duration_text, size_text
 
 #: A job as the page reads it (JobSummary), or loaded whole (tests, actions).
 AnyJob = Job | JobSummary
-
-#: How a build came to be, as the header says it (`Build.source`).
-SOURCES = {
-    "api": "API",
-    "ui": "UI",
-    "webhook": "Webhook",
-    "schedule": "Schedule",
-    "trigger_job": "Trigger step",
-}
 
 #: The favicon (static/build-favicon-<name>.svg) of each build state.
 FAVICONS = {
@@ -63,53 +54,6 @@ CANCELABLE_JOB_STATES = frozenset(
 CANCELABLE_BUILD_STATES = frozenset(
     {BuildState.SCHEDULED, BuildState.RUNNING, BuildState.FAILING, BuildState.BLOCKED}
 )
-
-# Code hosts whose commit pages we know, from the repository URL's host and path.
-_REPOSITORY = re.compile(
-    r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|git@)"
-    r"(?P<host>github\.com|gitlab\.com|bitbucket\.org)[:/]"
-    r"(?P<path>[\w.-]+/[\w.-]+?)(?:\.git)?/?$"
-)
-_COMMIT_PATHS = {
-    "github.com": "commit",
-    "gitlab.com": "-/commit",
-    "bitbucket.org": "commits",
-}
-_SHA = re.compile(r"^[0-9a-f]{7,40}$")
-
-
-def commit_url(repository: str, commit: str) -> str | None:
-    """The commit's page on its code host, when the repository URL names a host we know and
-    the commit is a sha (not `HEAD` or a branch)."""
-    found = _REPOSITORY.match(repository.strip())
-    if found is None or not _SHA.match(commit):
-        return None
-    host = found.group("host")
-    return f"https://{host}/{found.group('path')}/{_COMMIT_PATHS[host]}/{commit}"
-
-
-def duration_text(seconds: float | None) -> str:
-    """`42s`, `3m 5s`, `1h 2m`: a job's or a build's duration as the page shows it."""
-    if seconds is None:
-        return ""
-    whole = max(int(seconds), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
-def size_text(size: int) -> str:
-    """An artifact's size: bytes, KiB, MiB, GiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover (the loop always returns)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -605,50 +549,4 @@ def build_page(
         ],
         meta_data=dict(sorted(meta_data.items())),
         blocked_jobs=[row for row in rows if isinstance(row, JobRow) and row.unblockable],
-    )
-
-
-def on_the_clock(build: Build, jobs: Sequence[JobSummary]) -> bool:
-    """Whether the block shows anything computed from the time it is rendered at: the build's
-    duration and waterfall while it runs, a job's wait before it starts and its run before it
-    finishes (build_view's `duration`, `waited`, `ran` and `waterfall`)."""
-    if build.finished_at is None:
-        return True
-    return any(
-        (job.runnable_at is not None and job.started_at is None)
-        or (job.started_at is not None and job.finished_at is None)
-        for job in jobs
-    )
-
-
-def _body_digest(body: str) -> bytes:
-    return hashlib.blake2b(body.encode(), digest_size=16).digest()
-
-
-def block_key(
-    *,
-    organization_slug: str,
-    pipeline: Pipeline,
-    build: Build,
-    jobs: Sequence[JobSummary],
-    links: tuple[Any, ...],
-    annotations: Sequence[ShownAnnotation],
-    artifacts: Sequence[ShownArtifact],
-    second: int | None,
-) -> tuple[Any, ...]:
-    """Everything the build page's live block is made of, as read in one request (rows with
-    equal keys render alike: see build_live.py); `links` is `Links.key()`."""
-    return (
-        build.id,
-        build.revision,
-        tuple((job.id, job.revision) for job in jobs),
-        organization_slug,
-        pipeline.slug,
-        pipeline.name,
-        pipeline.repository,
-        pipeline.settings.get("allow_rebuilds") is not False,
-        links,
-        tuple((a.id, a.context, a.style, _body_digest(a.body)) for a in annotations),
-        tuple((a.id, a.job_id, a.path, a.state, a.file_size) for a in artifacts),
-        second,
     )

@@ -17,7 +17,7 @@ from typing import Literal
 from markupsafe import Markup, escape
 
 from kiteline.server.web.ansi import PLAIN, ansi_lines_to_html
-from kiteline.server.web.pages.build_view import duration_text
+from kiteline.server.web.pages.formatting import duration_text
 
 #: Bytes of log per window: a few thousand lines of usual output, rendered in milliseconds.
 WINDOW_BYTES = 64 * 1024

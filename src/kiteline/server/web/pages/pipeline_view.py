@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 from kiteline.server.builds.query import STATE_FILTERS
 from kiteline.server.pipelines.service import Pipeline
-from kiteline.server.web.pages.build_view import SOURCES, commit_url, duration_text
+from kiteline.server.web.pages.formatting import SOURCES, commit_url, duration_text
 
 #: The state filter's choices, in the order a reader looks for them.
 STATE_CHOICES = (
