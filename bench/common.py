@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -126,6 +127,50 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def in_process_server(
+    settings: Settings, *, counted: Callable[[str], bool], freeze_heap: bool = False
+) -> Iterator[tuple[str, list[str], threading.Thread]]:
+    """A server in a thread of this process (no background workers): its URL, the list the SQL
+    statements it runs go to (those `counted` accepts), and the thread whose CPU clock is its
+    CPU. `freeze_heap`: as `kiteline server` does once its app is built."""
+    import uvicorn
+    from sqlalchemy import event
+
+    from kiteline.server.app import create_app, freeze_startup_heap
+
+    port = free_port()
+    app = create_app(settings.model_copy(update={"run_workers": False}))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="in-process-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise SystemExit("the in-process server did not start")
+            time.sleep(0.02)
+        if freeze_heap:
+            freeze_startup_heap()
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if counted(statement):
+                statements.append(statement)
+
+        engine = app.state.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            yield f"http://127.0.0.1:{port}", statements, thread
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def wait_for(

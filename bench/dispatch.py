@@ -30,8 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-import uvicorn
 from common import (
     ORG,
     Kiteline,
@@ -51,7 +49,7 @@ from common import (
     database_info,
     emit,
     exit_on_sigterm,
-    free_port,
+    in_process_server,
     kiteline,
     peak_rss_mb,
     percentile,
@@ -59,7 +57,7 @@ from common import (
     summary_ms,
     wait_for,
 )
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from kiteline.agent.api import (
     AgentApi,
@@ -70,7 +68,6 @@ from kiteline.agent.api import (
     go_arch,
     utc_timestamp,
 )
-from kiteline.server.app import create_app, freeze_startup_heap
 from kiteline.server.jobs.models import Job
 from kiteline.server.kit.db import create_engine
 from kiteline.server.pipelines.models import Pipeline
@@ -140,39 +137,14 @@ def _phases(rows: list[Any]) -> dict[str, float]:
     return {name: round(percentile(values, 0.5) * 1000, 1) for name, values in phases.items()}
 
 
-@contextmanager
-def _measured_server(settings: Settings) -> Iterator[tuple[str, list[str], threading.Thread]]:
-    """A server in a thread of this process (no background workers): its URL, the list its
-    SQL statements go to, and the thread whose CPU clock is its CPU."""
-    port = free_port()
-    app = create_app(settings.model_copy(update={"run_workers": False}))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+def _measured_server(
+    settings: Settings,
+) -> AbstractContextManager[tuple[str, list[str], threading.Thread]]:
+    """A server in a thread of this process, its heap frozen as `kiteline server`'s is: its
+    URL, the list its SQL statements go to (not the liveness heartbeat's), and its thread."""
+    return in_process_server(
+        settings, counted=lambda statement: "serving_processes" not in statement, freeze_heap=True
     )
-    thread = threading.Thread(target=server.run, name="measured-server", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise SystemExit("the in-process server did not start")
-            time.sleep(0.02)
-        freeze_startup_heap()  # as `kiteline server` does once its app is built
-        statements: list[str] = []
-
-        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if "serving_processes" not in statement:  # the liveness heartbeat
-                statements.append(statement)
-
-        engine = app.state.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            yield f"http://127.0.0.1:{port}", statements, thread
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 async def _profile_calls(

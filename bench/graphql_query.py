@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +27,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-import uvicorn
 from common import (
     ORG,
     WARM_UP_REQUESTS,
@@ -40,15 +37,13 @@ from common import (
     database_info,
     emit,
     exit_on_sigterm,
-    free_port,
+    in_process_server,
     kiteline,
     load,
     progress,
     seed_builds,
 )
-from sqlalchemy import event
 
-from kiteline.server.app import create_app
 from kiteline.settings import Settings
 
 PIPELINES = 20
@@ -100,43 +95,24 @@ def _post(client: httpx.Client, url: str, query: str = QUERY) -> dict[str, Any]:
     return body
 
 
+def _counted(statement: str) -> bool:
+    # As tests/server/test_graphql_batching.py: writes beside the query (the liveness
+    # heartbeat, the token's "last used") and SQLite connections switching `query_only` are
+    # not the query's statements.
+    return "serving_processes" not in statement and not statement.startswith(
+        ("BEGIN IMMEDIATE", "UPDATE api_tokens", "PRAGMA query_only")
+    )
+
+
 @contextmanager
 def _counting_server(settings: Settings) -> Iterator[tuple[str, list[str]]]:
     """A server in a thread of this process; yields its URL and the list statements go to."""
-    port = free_port()
-    app = create_app(settings.model_copy(update={"run_workers": False, **NO_BUDGET}))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="counting-server", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise SystemExit("the in-process server did not start")
-            time.sleep(0.02)
-        statements: list[str] = []
-
-        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            # As tests/server/test_graphql_batching.py: writes beside the query (the liveness
-            # heartbeat, the token's "last used") and SQLite connections switching `query_only`
-            # are not the query's statements.
-            if "serving_processes" in statement or statement.startswith(
-                ("BEGIN IMMEDIATE", "UPDATE api_tokens", "PRAGMA query_only")
-            ):
-                return
-            statements.append(statement)
-
-        engine = app.state.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            yield f"http://127.0.0.1:{port}", statements
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with in_process_server(settings.model_copy(update=NO_BUDGET), counted=_counted) as (
+        url,
+        statements,
+        _,
+    ):
+        yield url, statements
 
 
 def _statements_per_request(
