@@ -11,10 +11,10 @@ per build that some stream of it follows (`BuildFeeds.follow`):
   page shares; wake-ups cross replicas by kit/notify, and each process renders for its own
   streams), and to those of the builds the block links to (triggered builds, whose states
   show in its rows), taken from each rendering;
-- after an event it renders the block in a read-only transaction of its own (build.py's
-  `feed_block`, through the same cache as the page: build_live.py), at most once per
-  `FEED_INTERVAL_SECONDS`, so that a burst of events is one rendering; the events of the
-  interval are drained unread (the block says what they changed);
+- `FEED_INTERVAL_SECONDS` after an event it renders the block in a read-only transaction of
+  its own (build.py's `feed_block`, through the same cache as the page: build_live.py), so
+  that a burst of events is one rendering and there is at most one per interval; the events
+  of the interval are drained unread (the block says what they changed);
 - a rendering equal to the last one (same digest) is not sent again;
 - a stream that starts (or reconnects) gets the feed's current block at once, unless it
   already shows it: the page sends the digest of the block it was rendered with (`have`),
@@ -53,9 +53,9 @@ from kiteline.server.web.pages.build_live import CSRF_PLACEHOLDER
 
 log = logging.getLogger("kiteline.web.build_feed")
 
-#: A feed renders at most this often: the events of a burst (a job assigned, started and
-#: finished within a moment, several agents finishing together) make one block. The page's
-#: JavaScript waited as long before its fetch (kiteline.js's REFRESH_DELAY_MS).
+#: A feed renders this long after an event, so at most this often: the events of a burst (a
+#: job assigned, started and finished within a moment, several agents finishing together)
+#: make one block. The page's JavaScript waited as long before its fetch, when it fetched.
 FEED_INTERVAL_SECONDS = 0.25
 #: After a rendering failed (the database restarting), the next try waits this long.
 RETRY_SECONDS = 1.0
@@ -229,7 +229,6 @@ class BuildFeeds:
                 async with self._hub.subscribe(topics) as subscription:
                     # Subscribed before rendering: what changes from here on is heard.
                     while True:
-                        began = time.monotonic()
                         rendered = await self._render_once(feed)
                         if rendered is None:
                             await asyncio.sleep(RETRY_SECONDS)
@@ -242,8 +241,8 @@ class BuildFeeds:
                             break
                         while await subscription.next(HEARTBEAT_SECONDS) is None:
                             pass
-                        if (wait := began + self._interval - time.monotonic()) > 0:
-                            await asyncio.sleep(wait)
+                        # The rest of the burst: one rendering for all of it.
+                        await asyncio.sleep(self._interval)
                         subscription.take_ready()  # what came meanwhile is in the next block
         except NotFound:
             self._publish(feed, GONE)
