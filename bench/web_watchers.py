@@ -9,16 +9,16 @@ it: builds created back to back through REST, timed from the first create to the
 finished, in jobs per second. It is measured three times against the same server: with no one
 watching, with `--watchers` signed-in clients (each its own session) doing what the build
 page's JavaScript does: open a build's page as soon as the build is created (the builds are
-dealt out to the watchers in turn, so every build being run is watched), hold its Server-Sent
-Events stream (the page's `data-live-url`), and on each event fetch the page's live block
-(`HX-Target: build_live`) at most once per 250 ms and one at a time (kiteline.js, build.js);
-when the build finishes, move on to its next build; and with no one watching again. The watchers are
+dealt out to the watchers in turn, so every build being run is watched), hold its block
+stream (the page's `data-block-url`: the server pushes the page's live block each time it
+changes, build.js), and when a block shows the build finished, move on to its next build; and
+with no one watching again. The watchers are
 asyncio httpx clients in a thread of this process (no Chromium: the JavaScript's requests are
 what load the server).
 
 Prints one JSON line: the three throughputs, the cost in % of the mean of the two without
-watchers, the server's CPU time per job in each run, and how many live events and live-block
-fetches the watchers made (proof that they were live).
+watchers, the server's CPU time per job in each run, and how many blocks the watchers were
+sent (proof that they were live).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
-import json
 import re
 import signal
 import subprocess
@@ -56,13 +55,13 @@ from common import (
     kiteline,
     progress,
     set_web_password,
-    summary_ms,
     web_sign_in,
 )
 from dispatch import _wait_finished
 
-REFRESH_DELAY_S = 0.25  # kiteline.js's REFRESH_DELAY_MS
-_LIVE_URL = re.compile(r'<body[^>]* data-live-url="([^"]+)"')
+_BLOCK_URL = re.compile(r'<body[^>]* data-block-url="([^"]+)"')
+#: In the block's header once its build finished (templates/build/live.html).
+_FINISHED = "<dt>Finished</dt>"
 
 
 class Created:
@@ -76,10 +75,8 @@ class Created:
 class Tally:
     def __init__(self) -> None:
         self.events = 0
-        self.refreshes = 0
         self.pages = 0
         self.failures: list[str] = []
-        self.refresh_latencies: list[float] = []
 
 
 async def _sign_in(url: str) -> httpx.AsyncClient:
@@ -107,10 +104,10 @@ async def _sign_in(url: str) -> httpx.AsyncClient:
     return client
 
 
-#: What a watcher does (`--split` runs each in turn to split the watchers' cost): open each
-#: build's page only; also hold its event stream until the build finishes; also fetch the live
-#: block on events (what a browser does).
-MODES = ("pages", "streams", "full")
+#: What a watcher does (`--split` runs the first before the second, to split the watchers'
+#: cost): open each build's page only; also hold the page's block stream until the build
+#: finishes (what a browser does: build.js).
+MODES = ("pages", "full")
 
 
 async def _watch_build(
@@ -121,57 +118,25 @@ async def _watch_build(
     stop: asyncio.Event,
     mode: str = "full",
 ) -> None:
-    """One build page open until its build finishes (or the run ends)."""
+    """One build page open until its build finishes (or the run ends): the page, then its
+    block stream (`data-block-url`), whose pushed blocks it counts, until one shows the build
+    finished."""
     page = await client.get(path)
     tally.pages += 1
-    found = _LIVE_URL.search(page.text)
+    found = _BLOCK_URL.search(page.text)
     if page.status_code != 200 or found is None:
         tally.failures.append(f"page {path}: {page.status_code}")
         return
-    if mode == "pages":
+    if mode == "pages" or _FINISHED in page.text:
         return
-    live_url = html.unescape(found.group(1))
-    fetching = False
-    again = False
-    pending: asyncio.Task[None] | None = None
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def fetch_live_block() -> None:
-        nonlocal fetching, again
-        fetching = True
-        try:
-            while True:
-                again = False
-                began = time.perf_counter()
-                response = await client.get(
-                    path, headers={"HX-Request": "true", "HX-Target": "build_live"}
-                )
-                tally.refresh_latencies.append(time.perf_counter() - began)
-                tally.refreshes += 1
-                if response.status_code != 200:
-                    tally.failures.append(f"live block {path}: {response.status_code}")
-                if not again:
-                    return
-        finally:
-            fetching = False
-
-    async def refresh_later() -> None:
-        nonlocal pending, again
-        await asyncio.sleep(REFRESH_DELAY_S)
-        pending = None
-        if fetching:
-            again = True
-            return
-        task = asyncio.create_task(fetch_live_block())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async with client.stream("GET", live_url, headers={"Accept": "text/event-stream"}) as stream:
+    block_url = html.unescape(found.group(1))
+    async with client.stream("GET", block_url, headers={"Accept": "text/event-stream"}) as stream:
         if stream.status_code != 200:
-            tally.failures.append(f"stream {live_url}: {stream.status_code}")
+            tally.failures.append(f"stream {block_url}: {stream.status_code}")
             return
         stopped = asyncio.create_task(stop.wait())
         lines = stream.aiter_lines()
+        finished = False
         try:
             while not stop.is_set():
                 next_line = asyncio.ensure_future(anext(lines))
@@ -182,21 +147,16 @@ async def _watch_build(
                     next_line.cancel()
                     break
                 line = next_line.result()
-                if not line.startswith("data:"):
-                    continue
-                tally.events += 1
-                if pending is None and mode == "full":
-                    pending = asyncio.create_task(refresh_later())
-                data = json.loads(line.removeprefix("data:"))
-                if data.get("event") == "build.finished" and data.get("build_id") == build_id:
+                if line.startswith("event: block"):
+                    tally.events += 1
+                elif line.startswith("data:") and _FINISHED in line:
+                    finished = True
+                elif line == "" and finished:
                     break
         except StopAsyncIteration:
             pass
         finally:
             stopped.cancel()
-    if pending is not None:
-        await asyncio.gather(pending, return_exceptions=True)
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _watcher(
@@ -368,13 +328,13 @@ def _shown(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> dict[str, float]:
-    """Server CPU of one request of each kind the watchers make, one at a time on finished
+    """Server CPU of a page open, and of a fetch of the live block (what each watcher paid
+    per burst of events before blocks were pushed, decision 0044), one at a time on finished
     builds no one watched (less the idle share): a figure the machine's load disturbs less
     than a run's. The server keeps rendered live blocks (decision 0039), so the builds are
     split in two: the first half's pages are opened (their blocks rendered); the second
     half's live blocks are fetched twice, rendered the first time, from the cache the
-    second. A watcher of a running build mostly pays the rendered price (its every fetch
-    follows a change)."""
+    second."""
     costs = {}
     web = web_sign_in(k.url)
     live = {"HX-Request": "true", "HX-Target": "build_live"}
@@ -415,8 +375,8 @@ def main() -> None:
     parser.add_argument(
         "--split",
         action="store_true",
-        help="before the watched run, a run whose watchers only open the pages and one whose "
-        "watchers also hold the event streams (no live-block fetches): the cost of each part",
+        help="before the watched run, a run whose watchers only open the pages: the cost of "
+        "the page opens and of the block streams",
     )
     args = parser.parse_args()
     exit_on_sigterm()
@@ -500,29 +460,22 @@ def main() -> None:
         "extra_server_cpu_percent": round(100 * cpu_extra / cpu_alone, 1),
         "server_idle_cpu_share": round(idle_share, 3),
         "extra_server_cpu_percent_less_idle": round(100 * net_extra / net_alone, 1),
-        "live_events_received": tally.events,
+        "live_blocks_received": tally.events,
         "build_pages_opened": tally.pages,
-        "live_block_fetches": tally.refreshes,
-        "live_block_latency": summary_ms(tally.refresh_latencies),
         **per_request,
-        # What the watchers' page opens and live-block fetches cost at those prices, per job.
+        # What the watchers' page opens cost at that price, per job.
         "attributed_cpu_ms_per_job": {
             "page_opens": round(tally.pages * per_request["server_cpu_ms_per_page_open"] / jobs, 1),
-            "live_blocks": round(
-                tally.refreshes * per_request["server_cpu_ms_per_live_block"] / jobs, 1
-            ),
         },
         "watcher_failures": len(tally.failures),
     }
     if partial:
-        # Extra server CPU per job of each part: the pages, the streams, the live blocks.
+        # Extra server CPU per job of each part: the pages, the block streams.
         pages = partial["pages"]["server_cpu_ms_per_job"] - cpu_alone
-        streams = partial["streams"]["server_cpu_ms_per_job"] - cpu_alone
         result["split_runs"] = partial
         result["extra_cpu_ms_per_job_split"] = {
             "page_opens": round(pages, 1),
-            "event_streams": round(streams - pages, 1),
-            "live_blocks": round(cpu_extra - streams, 1),
+            "block_streams": round(cpu_extra - pages, 1),
         }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]

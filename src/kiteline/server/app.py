@@ -44,6 +44,8 @@ from kiteline.server.sources.rest import router as sources_router
 from kiteline.server.tokens.rest import router as tokens_router
 from kiteline.server.users.rest import router as users_router
 from kiteline.server.web.live import LiveHub
+from kiteline.server.web.pages.build import feed_block
+from kiteline.server.web.pages.build_feed import BuildFeeds
 from kiteline.server.web.setup import install_web
 from kiteline.server.webhooks.rest import router as webhooks_router
 from kiteline.server.workers.presence import serving_presence
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.secret_key = load_or_create_secret(settings.secret_key, settings.data_dir)
         app.state.signer = UrlSigner(app.state.secret_key)
         app.state.live = LiveHub(app.state.sessions, poll_seconds=settings.live_poll_seconds)
+        app.state.build_feeds = BuildFeeds(app.state.live, app.state.sessions, feed_block)
         app.state.sightings = Sightings(app.state.sessions)
         relay = None
         if engine.dialect.name == "postgresql":
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await workers
         finally:
             await app.state.sightings.aclose()
+            await app.state.build_feeds.aclose()
             await app.state.live.aclose()
             if relay is not None:
                 await relay.stop()

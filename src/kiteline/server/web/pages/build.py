@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api.artifacts import download_urls
@@ -21,13 +21,12 @@ from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import service as builds
 from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.builds.repository import Build
-from kiteline.server.events import outbox
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.environment import environment_for
 from kiteline.server.jobs.service import Job
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import BadRequest, KitelineError, NotFound, ValidationFailed
-from kiteline.server.kit.http import base_url
+from kiteline.server.kit.http import base_url, request_transaction
 from kiteline.server.kit.ids import parse_uuid
 from kiteline.server.kit.urls import Urls
 from kiteline.server.logs import http as log_http
@@ -37,7 +36,8 @@ from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.users import service as users
-from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.auth import Viewer, find_viewer, page_transaction
+from kiteline.server.web.pages.build_feed import BuildFeeds, Rendered, block_digest, block_stream
 from kiteline.server.web.pages.build_live import (
     BLOCKS,
     CSRF_PLACEHOLDER,
@@ -249,34 +249,30 @@ async def render_build_page(
     status: int = 200,
     live_block: bool = False,
 ) -> Response:
-    """The page, or with `live_block` only its `build_live` block (which holds no link to the
-    live stream: the outbox position is not read). The block comes from build_live's cache
-    when what it shows has not changed; only these read-only transactions fill it."""
+    """The page, or with `live_block` only its `build_live` block. The block comes from
+    build_live's cache when what it shows has not changed; only these read-only transactions
+    fill it. The page links to the block's stream (`…/live`, below), which pushes the block
+    each time it changes."""
     async with page_transaction(request, read_only=True) as (session, viewer):
-        # Read before the rows: an event committed in between is replayed to the page.
-        position = None if live_block else await outbox.latest_id(session)
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
         build_jobs = await jobs.summaries_for_build(session, build.id)
         links = await _links(session, organization, build, build_jobs)
         base = build_path(org, found.slug, build.number)
-        live_html = with_csrf(
-            await _render_live(
-                session,
-                organization=organization,
-                pipeline=found,
-                build=build,
-                build_jobs=build_jobs,
-                links=links,
-                base=base,
-                form=form,
-            ),
-            viewer.csrf_token,
+        shared_html = await _render_live(
+            session,
+            organization=organization,
+            pipeline=found,
+            build=build,
+            build_jobs=build_jobs,
+            links=links,
+            base=base,
+            form=form,
         )
+        live_html = with_csrf(shared_html, viewer.csrf_token)
         if live_block:
             return HTMLResponse(live_html, status_code=status, headers=SECURITY_HEADERS)
-        # The build's own events, and its triggered builds' (their states show in its rows).
-        followed = [build.id, *(link.build_id for link in links.triggered.values())]
-        query = urlencode([("build", str(b)) for b in followed] + [("after", position)])
+        # The block's stream (build_feed.py) sends it again only once it differs from this.
+        block_url = f"{base}/live?" + urlencode({"have": block_digest(shared_html)})
         return render(
             request,
             "build/show.html",
@@ -288,14 +284,14 @@ async def render_build_page(
             build=build,
             pipeline=found,
             live_html=live_html,
-            live_url=f"/organizations/{organization.slug}/live?{query}",
+            block_url=block_url,
         )
 
 
 @router.get(BUILD)
 async def show_build(request: Request, org: str, pipeline: str, number: str) -> Response:
-    """The page; with htmx's `HX-Target: build_live` (build.js, on every live event) only the
-    block holding its live regions."""
+    """The page; with htmx's `HX-Target: build_live` only the block holding its live regions
+    (what the block stream below pushes; kept for scripts and to measure a rendering)."""
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "build_live":
         return await _live_block(request, org, pipeline, number)
     return await render_build_page(request, org, pipeline, number)
@@ -304,6 +300,53 @@ async def show_build(request: Request, org: str, pipeline: str, number: str) -> 
 async def _live_block(request: Request, org: str, pipeline: str, number: str) -> Response:
     """Its own function so that a profile tells the live block's cost from the page's."""
     return await render_build_page(request, org, pipeline, number, live_block=True)
+
+
+async def feed_block(session: AsyncSession, build_id: uuid.UUID) -> Rendered:
+    """The live block as a feed renders it (build_feed.py), for every viewer of the build:
+    as `render_build_page` renders it, through the same cache, with the CSRF placeholder."""
+    build, found, organization, _ = await build_repository.with_surroundings(session, build_id)
+    build_jobs = await jobs.summaries_for_build(session, build.id)
+    links = await _links(session, organization, build, build_jobs)
+    html = await _render_live(
+        session,
+        organization=organization,
+        pipeline=found,
+        build=build,
+        build_jobs=build_jobs,
+        links=links,
+        base=build_path(organization.slug, found.slug, build.number),
+        form=None,
+    )
+    return Rendered(html, frozenset(link.build_id for link in links.triggered.values()))
+
+
+@router.get(BUILD + "/live")
+async def build_live_stream(
+    request: Request, org: str, pipeline: str, number: str, have: str | None = None
+) -> Response:
+    """Server-Sent Events of the page's live block (`event: block`, the block's HTML as its
+    data, its digest as its id) each time it changes, the current one first unless it is the
+    one the page shows (`have`, or the browser's Last-Event-ID on a reconnect). Only for a
+    viewer who may see the build (another organization's: 404); signed out: 204, which tells
+    EventSource to stop (the page's next request signs in)."""
+    async with request_transaction(request, read_only=True) as session:
+        viewer = await find_viewer(session, request)
+        if viewer is None:
+            return Response(status_code=204)
+        organization, _, build = await _locate(session, viewer, org, pipeline, number)
+    feeds: BuildFeeds = request.app.state.build_feeds
+    return StreamingResponse(
+        block_stream(
+            feeds,
+            organization_id=organization.id,
+            build_id=build.id,
+            csrf_token=viewer.csrf_token,
+            have=request.headers.get("Last-Event-ID") or have,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post(BUILD + "/cancel")

@@ -205,6 +205,7 @@
     });
     var wanted = [];
     var added = [];
+    var finished = [];
     Array.prototype.forEach.call(freshList.children, function (fresh) {
       var old = fresh.id ? current[fresh.id] : null;
       if (old && old.dataset.digest === fresh.dataset.digest) {
@@ -213,6 +214,9 @@
       }
       if (old) {
         carryOver(old, fresh);
+        if (fresh.hasAttribute("data-finished") && !old.hasAttribute("data-finished")) {
+          finished.push(fresh.id);
+        }
       }
       wanted.push(fresh);
       added.push(fresh);
@@ -230,6 +234,12 @@
       if (window.htmx) {
         window.htmx.process(row);
       }
+    });
+    // A log following its job's tail asks once more when the job finishes (log.js).
+    finished.forEach(function (id) {
+      document.dispatchEvent(
+        new CustomEvent("kiteline:event", { detail: { event: "job.finished", job_id: id } })
+      );
     });
   }
 
@@ -271,38 +281,44 @@
     tick();
   }
 
-  var fetching = false;
-  var again = false;
+  // The block's stream (pages/build_feed.py): the server renders the block once per change of
+  // the build for all its viewers and pushes it (`event: block`); it sends nothing the page
+  // already shows. A block arriving while someone fills in a dialog waits until it closes.
+  var waiting = null;
 
-  function refresh() {
-    if (fetching) {
-      again = true;
+  function receive(html) {
+    if (document.querySelector("#build_live dialog[open]")) {
+      waiting = html;
       return;
     }
-    fetching = true;
-    fetch(window.location.pathname, {
-      credentials: "same-origin",
-      headers: { "HX-Request": "true", "HX-Target": "build_live" },
-    })
-      .then(function (response) {
-        if (!response.ok || response.redirected) {
-          return null;
+    waiting = null;
+    applyLive(html);
+  }
+
+  function follow() {
+    var url = document.body.dataset.blockUrl;
+    if (!url || !window.EventSource) {
+      return;
+    }
+    var source = new EventSource(url);
+    source.onopen = function () {
+      document.body.dataset.liveConnected = "true";
+    };
+    source.onerror = function () {
+      delete document.body.dataset.liveConnected;
+    };
+    source.addEventListener("block", function (message) {
+      receive(message.data);
+    });
+    document.addEventListener(
+      "close",
+      function (event) {
+        if (waiting !== null && event.target instanceof HTMLDialogElement) {
+          receive(waiting);
         }
-        return response.text();
-      })
-      .then(function (html) {
-        if (html) {
-          applyLive(html);
-        }
-      })
-      .catch(function () {})
-      .then(function () {
-        fetching = false;
-        if (again) {
-          again = false;
-          refresh();
-        }
-      });
+      },
+      true
+    );
   }
 
   function start() {
@@ -314,7 +330,7 @@
     reopenDialogs();
     tick();
     window.setInterval(tick, 1000);
-    document.body.addEventListener("live", refresh);
+    follow();
     window.addEventListener("hashchange", openFromHash);
   }
 
