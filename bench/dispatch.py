@@ -148,10 +148,18 @@ def _measured_server(
 
 
 async def _profile_calls(
-    k: Kiteline, url: str, slug: str, statements: list[str], thread: threading.Thread, count: int
+    k: Kiteline,
+    url: str,
+    slug: str,
+    statements: list[str],
+    thread: threading.Thread,
+    count: int,
+    *,
+    show: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Single-job builds taken through the server one call at a time: each call's server CPU
-    (ms, mean) and statements (mean), after two builds of warm-up."""
+    (ms, mean) and statements (mean), after two builds of warm-up. `show`: the last build's
+    statements, call by call, to stderr."""
     assert thread.ident is not None
     clock = time.pthread_getcpuclockid(thread.ident)
     cpu: dict[str, list[float]] = {step: [] for step in STEPS}
@@ -175,13 +183,17 @@ async def _profile_calls(
         for n in range(count + 2):
             measured.clear()
 
-            async def step(name: str, call: Any) -> Any:
+            async def step(name: str, call: Any, last: bool = n == count + 1) -> Any:
                 await asyncio.sleep(0.005)  # let the server finish what followed the last answer
                 statements.clear()
                 before = time.clock_gettime(clock)
                 result = await call
                 await asyncio.sleep(0.005)
                 measured[name] = (time.clock_gettime(clock) - before, len(statements))
+                if show and last:
+                    print(f"--- {name}: {len(statements)} statements", file=sys.stderr)
+                    for statement in statements:
+                        print("   ", " ".join(statement.split())[:300], file=sys.stderr)
                 return result
 
             created = await step(
@@ -306,6 +318,11 @@ def main() -> None:
     parser.add_argument(
         "--only-profile", action="store_true", help="skip the latency and throughput runs"
     )
+    parser.add_argument(
+        "--show-statements",
+        action="store_true",
+        help="print the last profiled build's SQL statements, call by call, to stderr",
+    )
     args = parser.parse_args()
     if args.latency_samples < 1 or args.jobs_per_build < 1:
         parser.error("--latency-samples and --jobs-per-build must be at least 1")
@@ -325,7 +342,13 @@ def main() -> None:
             with _measured_server(k.settings) as (measured_url, statements, thread):
                 result["per_job_by_call"] = asyncio.run(
                     _profile_calls(
-                        k, measured_url, one, statements, thread, count=args.profile_builds
+                        k,
+                        measured_url,
+                        one,
+                        statements,
+                        thread,
+                        count=args.profile_builds,
+                        show=args.show_statements,
                     )
                 )
         result.update(database_info(url))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agents import service as agents
 from kiteline.server.agents.service import Agent
+from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.service import Job
 from kiteline.server.kit.db import execute_core, utcnow
@@ -90,6 +91,10 @@ _REF_AND_SEEN = (
     .outerjoin(Agent, Agent.id == Job.agent_id)
     .where(Job.id == bindparam("job_id"))
 )
+# As `_REF_AND_SEEN`, with its build's state and `blocked` (a start needs them).
+_REF_SEEN_AND_STANDING = _REF_AND_SEEN.add_columns(
+    *build_transitions.standing_columns(Job.build_id)
+)
 
 
 async def job_ref(
@@ -98,18 +103,38 @@ async def job_ref(
     """The job named in the path, for its own job token or the access token of its agent.
     Called with the job's token, its agent is marked seen unless `mark_seen` is False (the
     caller writes the agent's row anyway: `agents.record_job_finished`)."""
+    found, _ = await _job_ref(session, request, job_id, _REF_AND_SEEN, mark_seen=mark_seen)
+    return found
+
+
+async def job_ref_and_standing(
+    session: AsyncSession, request: Request, job_id: str
+) -> tuple[jobs.JobRef, tuple[str, bool]]:
+    """As `job_ref`, with its build's state and `blocked` read in the same statement (for
+    `build_transitions.start_job(standing=…)`)."""
+    found, row = await _job_ref(session, request, job_id, _REF_SEEN_AND_STANDING)
+    if row is None:  # the job's agent's token, but no such job: `_job_ref` raised already
+        raise NotFound.of("job")
+    return found, (row[-2], row[-1])
+
+
+async def _job_ref(
+    session: AsyncSession, request: Request, job_id: str, query: Any, *, mark_seen: bool = True
+) -> tuple[jobs.JobRef, Any]:
     token = agent_token_from(request)
     parsed = parse_uuid(job_id)
     row = (
-        (await execute_core(session, _REF_AND_SEEN, {"job_id": parsed})).first()
+        (await execute_core(session, query, {"job_id": parsed})).first()
         if parsed is not None
         else None
     )
-    found = jobs.JobRef._make(row[:-1]) if row is not None else None
+    size = len(jobs.JobRef._fields)
+    found = jobs.JobRef._make(row[:size]) if row is not None else None
     if row is not None and found is not None and found.token_hash == hash_token(token):
-        if mark_seen and found.agent_id is not None and agents.seen_is_due_at(row[-1], utcnow()):
+        seen = row[size]
+        if mark_seen and found.agent_id is not None and agents.seen_is_due_at(seen, utcnow()):
             await agents.seen_through_job(session, found.agent_id)
-        return found
+        return found, row
     # The token is checked before the job's existence is told: a caller without a valid
     # token learns nothing of which job ids exist (401 either way).
     owner = await agents.identify(session, token)
@@ -117,7 +142,7 @@ async def job_ref(
         raise Unauthorized("Invalid agent or job access token")
     if found is None or found.agent_id != owner.id:
         raise NotFound.of("job")
-    return found
+    return found, row
 
 
 async def job_of_token(session: AsyncSession, request: Request) -> Job | None:

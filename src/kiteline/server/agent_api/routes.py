@@ -238,9 +238,12 @@ async def accept(request: Request, job_id: str) -> Response:
 async def start(request: Request, job_id: str) -> Response:
     body = await _json_object(request)
     async with request_transaction(request) as session:
-        ref = await auth.job_ref(session, request, job_id)
+        ref, standing = await auth.job_ref_and_standing(session, request, job_id)
         job = await build_transitions.start_job(
-            session, job=ref, started_at=parse_agent_time(body.get("started_at"))
+            session,
+            job=ref,
+            started_at=parse_agent_time(body.get("started_at")),
+            standing=standing,
         )
     if ref.state == JobState.ACCEPTED:  # started now, not a start repeated
         # By the server's clock, as the job was scheduled: the agent's may be off.

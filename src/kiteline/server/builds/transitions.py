@@ -310,24 +310,37 @@ async def _get(session: AsyncSession, build_id: uuid.UUID) -> Build:
 
 
 async def start_job(
-    session: AsyncSession, *, job: Job | JobRef, started_at: datetime | None
+    session: AsyncSession,
+    *,
+    job: Job | JobRef,
+    started_at: datetime | None,
+    standing: tuple[str, bool] | None = None,
 ) -> Job | JobRef:
     """`accepted` → `running`. A job already running is answered as started: its agent
-    retrying a start whose answer was lost (a restart) would otherwise drop the job."""
+    retrying a start whose answer was lost (a restart) would otherwise drop the job.
+    `standing`: the build's state and `blocked`, when the caller read them with the job's ref
+    (`standing_columns`)."""
     started = job
     if started.state == JobState.RUNNING:
         return started
+    jobs: list[Job] | None = None
     if isinstance(started, JobRef):
-        build_now = (await execute_core(session, _STATE, {"build_id": started.build_id})).one()
-        if build_now.state in UNDER_WAY and not build_now.blocked:
+        if standing is None:
+            standing = tuple(
+                (await execute_core(session, _STATE, {"build_id": started.build_id})).one()
+            )
+        state, blocked = standing
+        if state in UNDER_WAY and not blocked:
             # Nothing to settle: the job alone changes, in one conditional statement (a job
             # canceled meanwhile is no longer `accepted`, and the statement says so).
             return await job_transitions.start_accepted(session, started, started_at)
-    build, loaded = await lock_for(session, started)
+        build, loaded, jobs = await lock_with_jobs(session, started)
+    else:
+        build, loaded = await lock_for(session, started)
     job_transitions.start(session, loaded, started_at)
     # A job starting settles no other job, and a build already under way stays as it is.
     if build.state not in UNDER_WAY or build.blocked:
-        await advance(session, build, locked=True)
+        await advance(session, build, locked=True, jobs=jobs)
     return loaded
 
 
@@ -344,7 +357,7 @@ async def finish_job(
     """Record an attempt's outcome; a matching `retry.automatic` rule starts the next attempt,
     else a matching `soft_fail` rule keeps the failure from failing the build. Returns the job
     as recorded."""
-    build, loaded = await lock_for(session, job)
+    build, loaded, jobs = await lock_with_jobs(session, job)
     if job_transitions.repeats_finish(loaded, exit_status):
         return loaded
     job_transitions.finish(
@@ -360,21 +373,36 @@ async def finish_job(
     if rule is None and loaded.state == JobState.FINISHED and not loaded.passed:
         loaded.soft_failed = outcomes.soft_fail_matches(loaded)
     if rule is not None and loaded.retries_count < rule.limit:
-        _start_retry(session, build, loaded, await _others(session, build), "automatic")
-    elif await _still_running_as_is(session, build, loaded):
+        others = jobs if jobs is not None else await _others(session, build)
+        _start_retry(session, build, loaded, others, "automatic")
+        jobs = None  # the new attempt is not among them: `advance` reads them again
+    elif await _still_running_as_is(session, build, loaded, jobs):
+        await session.flush()  # the job's row written (and locked) now, as a count would
         return loaded
-    await advance(session, build, locked=True)
+    await advance(session, build, locked=True, jobs=jobs)
+    # Written now, not at commit: the job's row is locked before what the caller writes next
+    # (its agent's row), in the order a count or a list of the jobs used to flush them.
+    await session.flush()
     return loaded
 
 
-async def _still_running_as_is(session: AsyncSession, build: Build, finished: Job) -> bool:
+async def _still_running_as_is(
+    session: AsyncSession, build: Build, finished: Job, jobs: list[Job] | None
+) -> bool:
     """Whether `advance` after `finished` would change nothing, told by counting the build's
-    jobs by state rather than loading them: the build is running, the job succeeded, no job
-    waits on a dependency, and another job is still under way. (Most jobs of a build finish
-    so: only the last one, a failure, or one that others wait for moves the build.)"""
+    jobs by state rather than loading them (`jobs`: all of them, when the caller read them
+    already): the build is running, the job succeeded, no job waits on a dependency, and
+    another job is still under way. (Most jobs of a build finish so: only the last one, a
+    failure, or one that others wait for moves the build.)"""
     if build.state != BuildState.RUNNING or build.blocked or not outcomes.job_succeeded(finished):
         return False
-    counts = await jobs_service.state_counts(session, build.id)
+    if jobs is not None:
+        counts: dict[str, int] = {}
+        for each in jobs:
+            if not each.retried:
+                counts[each.state] = counts.get(each.state, 0) + 1
+    else:
+        counts = await jobs_service.state_counts(session, build.id)
     if counts.get(JobState.WAITING):
         return False
     return any(
@@ -530,6 +558,15 @@ async def cancel(session: AsyncSession, *, build: Build, reason: str | None = No
 _STATE = select(Build.state, Build.blocked).where(Build.id == bindparam("build_id"))
 
 
+def standing_columns(build_id: Any) -> tuple[Any, Any]:
+    """A build's state and `blocked` as two scalar subqueries on `build_id` (a column of
+    another table): the agent API reads them with a job's ref for `start_job(standing=…)`."""
+    return (
+        select(Build.state).where(Build.id == build_id).scalar_subquery(),
+        select(Build.blocked).where(Build.id == build_id).scalar_subquery(),
+    )
+
+
 async def lock(session: AsyncSession, build_id: uuid.UUID) -> Build:
     """The build re-read and locked until the transaction ends, so that one transaction at a
     time settles its jobs: two jobs finishing at once must not each see the other still
@@ -550,3 +587,34 @@ async def lock_for(session: AsyncSession, locked: Job | JobRef) -> tuple[Build, 
     changed (canceled, timed out) since it was looked at. A loaded `Job` is refreshed in place."""
     build = await lock(session, locked.build_id)
     return build, await jobs_service.get(session, locked.id, fresh=True)
+
+
+#: A build with no job at this position or beyond has all its jobs read by `lock_with_jobs`.
+SMALL_BUILD = 20
+
+# The build locked (its row only: `OF builds`) and whether it has more jobs than a small one.
+_LOCK_SIZED = (
+    select(Build, jobs_service.reaches_position(Build.id, SMALL_BUILD))
+    .where(Build.id == bindparam("build_id"))
+    .with_for_update(of=Build)
+    .execution_options(populate_existing=True)
+)
+
+
+async def lock_with_jobs(
+    session: AsyncSession, locked: Job | JobRef
+) -> tuple[Build, Job, list[Job] | None]:
+    """`lock_for`, and for a small build (`SMALL_BUILD`) all of its jobs, read fresh after the
+    lock in the statement that re-reads the job (they are what `advance` and a finish's
+    "still running" check look at); None for a larger build, whose job alone is re-read."""
+    row = (await session.execute(_LOCK_SIZED, {"build_id": locked.build_id})).first()
+    if row is None:
+        raise NotFound.of("build")
+    build, large = row
+    if large:
+        return build, await jobs_service.get(session, locked.id, fresh=True), None
+    jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
+    for each in jobs:
+        if each.id == locked.id:
+            return build, each, jobs
+    raise NotFound.of("job")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, bindparam, cast, func, select, text
+from sqlalchemy import Select, Text, bindparam, cast, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.jobs import transitions
@@ -65,6 +65,13 @@ async def state_counts(session: AsyncSession, build_id: uuid.UUID) -> dict[str, 
     """How many of the build's jobs (retried ones left out) are in each state."""
     rows = await session.execute(_STATE_COUNTS, {"build_id": build_id})
     return {state: count for state, count in rows}
+
+
+def reaches_position(build_id: Any, position: int) -> Any:
+    """Whether the build (`build_id`, a column of another table) has a job at `position` or
+    beyond, as an `EXISTS` clause (one probe of the build's position index): a caller reading
+    the build's row learns with it whether the build is small enough to read all its jobs."""
+    return exists().where(Job.build_id == build_id, Job.position >= position)
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Job]:
