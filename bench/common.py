@@ -4,6 +4,7 @@ peak RSS from /proc, bounded waits, and the one-JSON-line output (progress goes 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import insert, select, text, update
 
-from kiteline.agent.api import AgentApi, RegisterRequest, go_arch, utc_timestamp
+from kiteline.agent.api import AgentApi, JobFinish, RegisterRequest, go_arch, utc_timestamp
 from kiteline.agent.api import Job as AcceptedJob
 from kiteline.server import admin
 from kiteline.server.builds.models import Build
@@ -548,6 +549,34 @@ def kiteline(
             stop(server)
 
 
+def argument_parser(doc: str, **counts: int) -> argparse.ArgumentParser:
+    """A benchmark's command line: its module docstring as the help, `--backend` and an integer
+    option per `counts` entry (`browser_samples=10`: `--browser-samples`, 10 by default)."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    for name, default in counts.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    return parser
+
+
+@contextmanager
+def bench_server(
+    backend: str, *, web: bool = False, **server_env: str
+) -> Iterator[tuple[str, Kiteline]]:
+    """A fresh `backend` database and `kiteline server` on it (`kiteline()`), with the web UI
+    user's password set when `web`: the database URL and the server."""
+    with (
+        tempfile.TemporaryDirectory(prefix="kiteline-bench-db-") as tmp,
+        database(backend, Path(tmp)) as url,
+        kiteline(url, **server_env) as k,
+    ):
+        if web:
+            set_web_password(k)
+        yield url, k
+
+
 @contextmanager
 def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
     """One `kiteline agent start --spawn count` process (one process, `count` workers)."""
@@ -710,25 +739,51 @@ def set_web_password(k: Kiteline) -> None:
     )
 
 
+def _sign_in_form(login_page: httpx.Response) -> dict[str, str]:
+    token = CSRF_FIELD.search(login_page.text)
+    if token is None:
+        raise SystemExit("the sign-in form has no CSRF token")
+    return {"email": WEB_EMAIL, "password": WEB_PASSWORD, "next": "/", "csrf_token": token.group(1)}
+
+
+def _check_signed_in(answer: httpx.Response) -> None:
+    if answer.status_code != 303:
+        raise SystemExit(f"signing in: {answer.status_code} {answer.text[:200]}")
+
+
 def web_sign_in(url: str) -> httpx.Client:
     """A client signed in to the web UI as the benchmark's user, asking for HTML."""
     client = httpx.Client(base_url=url, timeout=60, headers={"Accept": "text/html"})
-    form = client.get("/login")
-    token = CSRF_FIELD.search(form.text)
-    if token is None:
-        raise SystemExit("the sign-in form has no CSRF token")
-    signed = client.post(
-        "/login",
-        data={
-            "email": WEB_EMAIL,
-            "password": WEB_PASSWORD,
-            "next": "/",
-            "csrf_token": token.group(1),
-        },
-    )
-    if signed.status_code != 303:
-        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
+    _check_signed_in(client.post("/login", data=_sign_in_form(client.get("/login"))))
     return client
+
+
+async def web_sign_in_async(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """`client` (on the server's URL) signed in to the web UI as the benchmark's user."""
+    _check_signed_in(await client.post("/login", data=_sign_in_form(await client.get("/login"))))
+    return client
+
+
+def measured(
+    k: Kiteline,
+    name: str,
+    requests: int,
+    measure: Callable[[], tuple[list[float], dict[str, int]]],
+) -> dict[str, Any]:
+    """One measurement's row: `measure`'s latencies (it makes WARM_UP_REQUESTS + `requests`
+    requests) as a summary, the facts it returns beside them (bytes, lines…) and the server's
+    CPU time per request."""
+    cpu_before = cpu_seconds(k.server.pid)
+    latencies, facts = measure()
+    cpu = cpu_seconds(k.server.pid) - cpu_before
+    row = {
+        **summary_ms(latencies),
+        **facts,
+        "server_cpu_ms_per_request": round(cpu * 1000 / (requests + WARM_UP_REQUESTS), 1),
+    }
+    shown = ", ".join(f"{value} {fact}" for fact, value in facts.items())
+    progress(f"{name}: p50 {row['p50_ms']} ms, {shown}")
+    return row
 
 
 def timed(fetch: Callable[[], T], requests: int) -> tuple[list[float], T]:
@@ -744,6 +799,17 @@ def timed(fetch: Callable[[], T], requests: int) -> tuple[list[float], T]:
     if not answers:
         raise SystemExit("nothing was measured: --requests must be at least 1")
     return latencies, answers[-1]
+
+
+def passed() -> JobFinish:
+    """A finish call's body for a job that exited 0 now, every log chunk sent."""
+    return JobFinish(
+        exit_status=0,
+        signal=None,
+        signal_reason=None,
+        chunks_failed_count=0,
+        finished_at=utc_timestamp(),
+    )
 
 
 async def take_started_job(api: AgentApi, name: str) -> tuple[AgentApi, AcceptedJob]:

@@ -27,7 +27,6 @@ import itertools
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -42,15 +41,16 @@ from common import (
     ORG,
     Kiteline,
     agents,
+    argument_parser,
+    bench_server,
     cpu_seconds,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
     in_process_server,
-    kiteline,
+    passed,
     peak_rss_mb,
     percentile,
     progress,
@@ -61,7 +61,6 @@ from sqlalchemy import select
 
 from kiteline.agent.api import (
     AgentApi,
-    JobFinish,
     LogChunk,
     RegisterRequest,
     Session,
@@ -218,19 +217,7 @@ async def _profile_calls(
                     LogChunk(sequence=1, offset=0, size=len(chunk), gzipped=gzip.compress(chunk)),
                 ),
             )
-            await step(
-                "finish",
-                runner.finish_job(
-                    job.id,
-                    JobFinish(
-                        exit_status=0,
-                        signal=None,
-                        signal_reason=None,
-                        chunks_failed_count=0,
-                        finished_at=utc_timestamp(),
-                    ),
-                ),
-            )
+            await step("finish", runner.finish_job(job.id, passed()))
             if n >= 2:
                 for name, (seconds, statement_count) in measured.items():
                     cpu[name].append(seconds * 1000)
@@ -303,10 +290,7 @@ def _agents_run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
     parser.add_argument("--jobs", type=int, default=1000, help="jobs in the throughput run")
     parser.add_argument("--jobs-per-build", type=int, default=10)
@@ -328,12 +312,7 @@ def main() -> None:
         parser.error("--latency-samples and --jobs-per-build must be at least 1")
     exit_on_sigterm()
     result: dict[str, Any] = {"benchmark": "dispatch", "backend": args.backend}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-        k.client() as client,
-    ):
+    with bench_server(args.backend) as (url, k), k.client() as client:
         one = create_pipeline(client, "One", "steps:\n  - command: 'true'\n")
         if not args.only_profile:
             result.update(_agents_run(args, k, client, url, one))

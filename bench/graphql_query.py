@@ -16,9 +16,7 @@ servers with `KITELINE_GRAPHQL_EXECUTION=stock` (what the fast path buys). Print
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,14 +29,14 @@ from common import (
     ORG,
     WARM_UP_REQUESTS,
     Kiteline,
+    argument_parser,
+    bench_server,
     cpu_seconds,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
     in_process_server,
-    kiteline,
     load,
     progress,
     seed_builds,
@@ -141,10 +139,7 @@ def _statements_per_request(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--jobs-per-build", type=int, default=10)
     parser.add_argument("--execution", default="fast", choices=["fast", "stock"])
     parser.add_argument("--requests", type=int, default=400, help="at most, per measurement")
@@ -156,9 +151,7 @@ def main() -> None:
     server_env = {f"KITELINE_{key.upper()}": str(value) for key, value in NO_BUDGET.items()}
     server_env["KITELINE_GRAPHQL_EXECUTION"] = args.execution
     with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url, **server_env) as k,
+        bench_server(args.backend, **server_env) as (url, k),
         k.client() as client,
         _counting_server(k.settings.model_copy(update={"graphql_execution": args.execution})) as (
             counting_url,

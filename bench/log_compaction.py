@@ -14,13 +14,11 @@ threads: compression runs in threads). Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -34,16 +32,15 @@ import httpx
 from common import (
     ORG,
     Kiteline,
+    argument_parser,
+    bench_server,
     cpu_seconds,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
     progress,
-    set_web_password,
     web_sign_in,
 )
 from logs import _agent, build_output
@@ -118,10 +115,7 @@ async def _compact(k: Kiteline, job_id: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--megabytes", type=int, default=50, help="MiB of log")
     parser.add_argument("--requests", type=int, default=5, help="timed reads of each kind")
     args = parser.parse_args()
@@ -129,16 +123,13 @@ def main() -> None:
     size = args.megabytes * MIB
     output = build_output(size)
     with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url, KITELINE_LOG_COMPACTION="false") as k,
+        bench_server(args.backend, web=True, KITELINE_LOG_COMPACTION="false") as (url, k),
         k.client() as api,
     ):
         slug = create_pipeline(api, "Logs", "steps:\n  - command: 'cat big.log'\n")
         build = create_build(api, slug)
         ingest = asyncio.run(_agent(k, output))
         job_id = ingest["job_id"]
-        set_web_password(k)
         with closing(web_sign_in(k.url)) as web:
             log = f"/v2/organizations/{ORG}/pipelines/{slug}/builds/{build['number']}"
             log += f"/jobs/{job_id}/log"

@@ -13,13 +13,11 @@ result says so. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gzip
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,14 @@ import httpx
 from common import (
     ORG,
     Kiteline,
+    argument_parser,
+    bench_server,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
+    passed,
     peak_rss_mb,
     progress,
     rss_mb,
@@ -45,10 +44,8 @@ from common import (
 
 from kiteline.agent.api import (
     AgentApi,
-    JobFinish,
     LogChunk,
     Session,
-    utc_timestamp,
 )
 from kiteline.agent.log_streamer import MAX_UPLOADS_IN_FLIGHT
 
@@ -114,16 +111,7 @@ async def _agent(k: Kiteline, output: bytes) -> dict[str, Any]:
         began = time.perf_counter()
         await asyncio.gather(*(send(chunk) for chunk in chunks))
         ingest_s = time.perf_counter() - began
-        await runner.finish_job(
-            job_id,
-            JobFinish(
-                exit_status=0,
-                signal=None,
-                signal_reason=None,
-                chunks_failed_count=0,
-                finished_at=utc_timestamp(),
-            ),
-        )
+        await runner.finish_job(job_id, passed())
     return {
         "job_id": job_id,
         "chunk_bytes": chunk_size,
@@ -165,21 +153,13 @@ def _range(client: httpx.Client, path: str, size: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--megabytes", type=int, default=50, help="MiB of log")
     args = parser.parse_args()
     exit_on_sigterm()
     size = args.megabytes * MIB
     output = build_output(size)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-        k.client() as client,
-    ):
+    with bench_server(args.backend) as (url, k), k.client() as client:
         slug = create_pipeline(client, "Logs", "steps:\n  - command: 'cat big.log'\n")
         build = create_build(client, slug)
         rss_before = rss_mb(k.server.pid)

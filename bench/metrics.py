@@ -11,9 +11,7 @@ one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,14 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from common import (
+    argument_parser,
+    bench_server,
     cpu_seconds,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
     progress,
     seed_builds,
     summary_ms,
@@ -66,19 +64,14 @@ def _scrapes(url: str, pid: int, count: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", default="10000,100000", help="finished jobs, ascending")
     parser.add_argument("--scrapes", type=int, default=50)
     args = parser.parse_args()
     exit_on_sigterm()
     results: dict[str, Any] = {}
     with (
-        tempfile.TemporaryDirectory() as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url, KITELINE_RUN_WORKERS="false") as k,
+        bench_server(args.backend, KITELINE_RUN_WORKERS="false") as (url, k),
         k.client() as client,
     ):
         queued = create_pipeline(client, "Queued", PIPELINE)

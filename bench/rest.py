@@ -18,7 +18,6 @@ with `--workers` the processes' together).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from common import (
     ORG,
     WARM_UP_REQUESTS,
     Kiteline,
+    argument_parser,
     create_pipeline,
     database,
     database_info,
@@ -112,10 +112,7 @@ def _measure_httpx(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument(
         "--sizes", default="10000,100000,1000000", help="build counts, ascending, comma-separated"
     )

@@ -21,7 +21,6 @@ Kiteline within 80 % of boto3. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import subprocess
@@ -39,6 +38,7 @@ import httpx
 from common import (
     ORG,
     Kiteline,
+    argument_parser,
     create_build,
     create_pipeline,
     database,
@@ -179,10 +179,7 @@ def _round(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--megabytes", type=float, default=16, help="MiB per file")
     parser.add_argument("--rounds", type=int, default=3)

@@ -9,12 +9,10 @@ line gives p50/p95/p99 of the answer time and `server_cpu_ms_per_delivery`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import (
     ORG,
+    argument_parser,
+    bench_server,
     cpu_seconds,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
     progress,
     summary_ms,
 )
@@ -56,15 +54,12 @@ def _push(number: int) -> bytes:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser = argument_parser(__doc__)
     parser.add_argument("--deliveries", type=int, default=300)
     args = parser.parse_args()
     exit_on_sigterm()
     with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-sources-") as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url, KITELINE_RUN_WORKERS="false") as k,
+        bench_server(args.backend, KITELINE_RUN_WORKERS="false") as (url, k),
         k.client() as client,
         httpx.Client(timeout=60) as sender,
     ):

@@ -15,12 +15,11 @@ request.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,15 @@ import httpx
 from common import (
     ORG,
     WARM_UP_REQUESTS,
-    cpu_seconds,
+    argument_parser,
+    bench_server,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
+    measured,
     progress,
-    set_web_password,
-    summary_ms,
     web_sign_in,
 )
 from sqlalchemy import select, update
@@ -134,7 +131,7 @@ def _measure(
     jobs: int,
     requests: int,
     before: Bumper | None,
-) -> tuple[list[float], int]:
+) -> tuple[list[float], dict[str, int]]:
     """`requests` timed fetches after WARM_UP_REQUESTS, each after `before` (not timed)."""
     latencies: list[float] = []
     size = 0
@@ -150,22 +147,13 @@ def _measure(
         if index >= WARM_UP_REQUESTS:
             latencies.append(elapsed)
         size = len(response.content)
-    return latencies, size
+    return latencies, {"bytes": size}
 
 
 def main() -> None:
     exit_on_sigterm()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-") as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-    ):
-        set_web_password(k)
+    args = argument_parser(__doc__, jobs=500, requests=50).parse_args()
+    with bench_server(args.backend, web=True) as (url, k):
         with k.client() as api:
             slug = create_pipeline(api, "Big", configuration(args.jobs))
             build = create_build(api, slug)
@@ -185,17 +173,8 @@ def main() -> None:
                 ("page_cached", {}, None),
                 ("live_block_cached", live, None),
             ):
-                cpu_before = cpu_seconds(k.server.pid)
-                latencies, size = _measure(client, path, headers, rows, args.requests, before)
-                cpu = cpu_seconds(k.server.pid) - cpu_before
-                results[name] = {
-                    **summary_ms(latencies),
-                    "bytes": size,
-                    "server_cpu_ms_per_request": round(
-                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
-                    ),
-                }
-                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
+                measure = partial(_measure, client, path, headers, rows, args.requests, before)
+                results[name] = measured(k, name, args.requests, measure)
         finally:
             client.close()
             bump.close()

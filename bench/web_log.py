@@ -18,15 +18,14 @@ its line shows in the open page that follows the log.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gzip
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import (
     ORG,
-    WARM_UP_REQUESTS,
     WEB_EMAIL,
     WEB_PASSWORD,
-    cpu_seconds,
+    argument_parser,
+    bench_server,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
+    measured,
     progress,
-    set_web_password,
     summary_ms,
     timed,
     web_sign_in,
@@ -116,7 +113,7 @@ async def _store_log(database_url: str, job_id: uuid.UUID, log: bytes) -> None:
 
 def _measure(
     client: httpx.Client, path: str, params: dict[str, Any], requests: int
-) -> tuple[list[float], int, int]:
+) -> tuple[list[float], dict[str, int]]:
     def fetch() -> tuple[int, int]:
         response = client.get(path, params=params, headers={"HX-Request": "true"})
         lines = len(_LINE.findall(response.text))
@@ -125,7 +122,7 @@ def _measure(
         return len(response.content), lines
 
     latencies, (size, lines) = timed(fetch, requests)
-    return latencies, size, lines
+    return latencies, {"bytes": size, "lines": lines}
 
 
 async def _running_job(url: str, agent_token: str) -> tuple[str, str]:
@@ -195,19 +192,9 @@ def _browser(
 
 def main() -> None:
     exit_on_sigterm()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--megabytes", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument("--browser-samples", type=int, default=10)
-    args = parser.parse_args()
+    args = argument_parser(__doc__, megabytes=50, requests=30, browser_samples=10).parse_args()
     log = log_text(args.megabytes)
-    with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-log-") as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-    ):
-        set_web_password(k)
+    with bench_server(args.backend, web=True) as (url, k):
         with k.client() as api:
             slug = create_pipeline(api, "Logs", "steps:\n  - command: make test\n")
             build = create_build(api, slug)
@@ -225,18 +212,8 @@ def main() -> None:
                 ("middle_window", {"after": len(log) // 2, "line": 1}),
                 ("last_window", {"before": len(log), "line": 1_000_000_000}),
             ):
-                cpu_before = cpu_seconds(k.server.pid)
-                latencies, size, lines = _measure(client, path, params, args.requests)
-                cpu = cpu_seconds(k.server.pid) - cpu_before
-                results[name] = {
-                    **summary_ms(latencies),
-                    "bytes": size,
-                    "lines": lines,
-                    "server_cpu_ms_per_request": round(
-                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
-                    ),
-                }
-                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {lines} lines, {size} bytes")
+                measure = partial(_measure, client, path, params, args.requests)
+                results[name] = measured(k, name, args.requests, measure)
         finally:
             client.close()
         build_path = f"/{ORG}/{slug}/builds"

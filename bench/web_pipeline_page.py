@@ -11,9 +11,8 @@ each). A signed-in client fetches `/{org}/{pipeline}` one request at a time: the
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import (
     ORG,
-    WARM_UP_REQUESTS,
-    cpu_seconds,
+    argument_parser,
+    bench_server,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
+    measured,
     progress,
     seed_builds,
-    set_web_password,
-    summary_ms,
     timed,
     web_sign_in,
 )
@@ -44,7 +40,7 @@ STEPS = "steps:\n  - command: make test\n"
 
 def _measure(
     client: httpx.Client, path: str, headers: dict[str, str], requests: int
-) -> tuple[list[float], int]:
+) -> tuple[list[float], dict[str, int]]:
     def fetch() -> httpx.Response:
         response = client.get(path, headers=headers)
         shown = response.text.count('<li class="row build-row"')
@@ -53,22 +49,13 @@ def _measure(
         return response
 
     latencies, last = timed(fetch, requests)
-    return latencies, len(last.content)
+    return latencies, {"bytes": len(last.content)}
 
 
 def main() -> None:
     exit_on_sigterm()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--builds", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-web-") as tmp,
-        database(args.backend, Path(tmp)) as url,
-        kiteline(url) as k,
-    ):
-        set_web_password(k)
+    args = argument_parser(__doc__, builds=10_000, requests=50).parse_args()
+    with bench_server(args.backend, web=True) as (url, k):
         with k.client() as api:
             slug = create_pipeline(api, "Busy", STEPS)
         seed_builds(url, slug, args.builds, with_jobs=1_000, jobs_per_build=3)
@@ -84,17 +71,8 @@ def main() -> None:
                 ("deep_page", f"{base}?page={deep}", {}),
                 ("filtered", f"{base}?branch=main&state=passed", {}),
             ):
-                cpu_before = cpu_seconds(k.server.pid)
-                latencies, size = _measure(client, path, headers, args.requests)
-                cpu = cpu_seconds(k.server.pid) - cpu_before
-                results[name] = {
-                    **summary_ms(latencies),
-                    "bytes": size,
-                    "server_cpu_ms_per_request": round(
-                        cpu * 1000 / (args.requests + WARM_UP_REQUESTS), 1
-                    ),
-                }
-                progress(f"{name}: p50 {results[name]['p50_ms']} ms, {size} bytes")
+                measure = partial(_measure, client, path, headers, args.requests)
+                results[name] = measured(k, name, args.requests, measure)
         finally:
             client.close()
         emit(

@@ -23,14 +23,12 @@ sent (proof that they were live).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import html
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,22 +38,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from common import (
-    CSRF_FIELD,
     ORG,
-    WEB_EMAIL,
-    WEB_PASSWORD,
     agents,
+    argument_parser,
+    bench_server,
     cpu_seconds,
     create_build,
     create_pipeline,
-    database,
     database_info,
     emit,
     exit_on_sigterm,
-    kiteline,
     progress,
-    set_web_password,
     web_sign_in,
+    web_sign_in_async,
 )
 from dispatch import _wait_finished
 
@@ -86,22 +81,7 @@ async def _sign_in(url: str) -> httpx.AsyncClient:
         headers={"Accept": "text/html"},
         limits=httpx.Limits(max_connections=4),
     )
-    form = await client.get("/login")
-    token = CSRF_FIELD.search(form.text)
-    if token is None:
-        raise SystemExit("the sign-in form has no CSRF token")
-    signed = await client.post(
-        "/login",
-        data={
-            "email": WEB_EMAIL,
-            "password": WEB_PASSWORD,
-            "next": "/",
-            "csrf_token": token.group(1),
-        },
-    )
-    if signed.status_code != 303:
-        raise SystemExit(f"signing in: {signed.status_code} {signed.text[:200]}")
-    return client
+    return await web_sign_in_async(client)
 
 
 #: What a watcher does (`--split` runs the first before the second, to split the watchers'
@@ -359,10 +339,7 @@ def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser = argument_parser(__doc__)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
     parser.add_argument("--jobs", type=int, default=500, help="jobs in each run")
@@ -384,13 +361,10 @@ def main() -> None:
     builds = max(args.jobs // per_build, 1)
     jobs = builds * per_build
     with (
-        tempfile.TemporaryDirectory(prefix="kiteline-bench-watchers-") as tmp,
-        database(args.backend, Path(tmp)) as url,
         # 50 sign-ins from one address within a minute: the sign-in limit is off.
-        kiteline(url, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as k,
+        bench_server(args.backend, web=True, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as (url, k),
         k.client() as client,
     ):
-        set_web_password(k)
         slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
         with agents(k, args.agents):
             time.sleep(2)  # let every agent register and start long-polling

@@ -114,6 +114,34 @@ def _finish(agent: ScriptedAgent, job: dict[str, Any], artifact_id: str) -> http
     )
 
 
+TAMPERED = CONTENT[:-1] + b"?"  # the same size: only a digest can tell
+
+
+def _assert_refused_as_not_matching(
+    scene: tuple[httpx.Client, ScriptedAgent, dict[str, Any]],
+    artifact_id: str,
+    s3: S3Service,
+    blob_url: str,
+    got: str,
+    expected: str,
+) -> None:
+    """Reporting the artifact finished is a 422 naming the digests (`got` what S3 holds,
+    `expected` what was declared); the artifact is an error and nothing stays in the bucket;
+    a second report changes nothing."""
+    client, agent, job = scene
+    refused = _finish(agent, job, artifact_id)
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
+        f"match the artifact: got {len(CONTENT)} bytes with {got}, expected "
+        f"{len(CONTENT)} bytes with {expected}"
+    }
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    assert s3.keys(blob_url) == []
+    assert _finish(agent, job, artifact_id).status_code == 200
+    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+
+
 def test_upload_goes_to_s3_and_downloads_redirect_there(
     make_server: Callable[..., LiveServer], s3: S3Service
 ) -> None:
@@ -203,24 +231,17 @@ def test_bytes_that_dont_match_make_the_artifact_an_error(
 ) -> None:
     blob_url = s3.blob_url()
     server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
-    artifact_id, instructions = _create(agent, job, CONTENT)
-    tampered = CONTENT[:-1] + b"?"  # the same size: only the checksum can tell
-    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
-
-    refused = _finish(agent, job, artifact_id)
-    assert refused.status_code == 422
-    sha256 = hashlib.sha256(tampered).hexdigest()
-    assert refused.json() == {
-        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
-        f"match the artifact: got {len(CONTENT)} bytes with sha256 {sha256}, expected "
-        f"{len(CONTENT)} bytes with sha256 {hashlib.sha256(CONTENT).hexdigest()}"
-    }
-    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
-    assert s3.keys(blob_url) == []
-    # A second report changes nothing: the artifact stays an error.
-    assert _finish(agent, job, artifact_id).status_code == 200
-    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    scene = _job(server)
+    artifact_id, instructions = _create(scene[1], scene[2], CONTENT)
+    assert _post_as_buildkite_agent(instructions, TAMPERED).status_code == 204
+    _assert_refused_as_not_matching(
+        scene,
+        artifact_id,
+        s3,
+        blob_url,
+        f"sha256 {hashlib.sha256(TAMPERED).hexdigest()}",
+        f"sha256 {hashlib.sha256(CONTENT).hexdigest()}",
+    )
 
 
 def test_finished_without_an_upload_is_an_error(
@@ -351,34 +372,28 @@ def test_bytes_that_dont_match_the_declared_md5_make_the_artifact_an_error(
 ) -> None:
     blob_url = s3.blob_url()
     server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
+    scene = client, agent, job = _job(server)
     artifact_id, instructions = _create(agent, job, CONTENT, md5sum=_md5(CONTENT))
-    tampered = CONTENT[:-1] + b"?"  # the same size: only a digest can tell
     # AWS S3 refuses this form (BadDigest: the body's MD5 is not the policy's Content-MD5);
     # moto checks neither POST policies nor Content-MD5 and stores it. The ETag it computes
     # (the MD5 of what it stored) is what the server's check reads.
-    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
+    assert _post_as_buildkite_agent(instructions, TAMPERED).status_code == 204
     assert (
         s3.client.head_object(
             Bucket=s3.bucket,
             Key=blob_url.split("/", 3)[3] + "/" + _key(server, client, artifact_id),
         )["ETag"]
-        == f'"{_md5(tampered)}"'
+        == f'"{_md5(TAMPERED)}"'
     )
-
-    refused = _finish(agent, job, artifact_id)
-    assert refused.status_code == 422
     # Another ETag: S3's own SHA-256 of the object (a copy onto itself) decides.
-    assert refused.json() == {
-        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
-        f"match the artifact: got {len(CONTENT)} bytes with sha256 "
-        f"{hashlib.sha256(tampered).hexdigest()}, expected {len(CONTENT)} bytes with sha256 "
-        f"{hashlib.sha256(CONTENT).hexdigest()}"
-    }
-    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
-    assert s3.keys(blob_url) == []
-    assert _finish(agent, job, artifact_id).status_code == 200
-    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
+    _assert_refused_as_not_matching(
+        scene,
+        artifact_id,
+        s3,
+        blob_url,
+        f"sha256 {hashlib.sha256(TAMPERED).hexdigest()}",
+        f"sha256 {hashlib.sha256(CONTENT).hexdigest()}",
+    )
 
 
 def test_an_md5_alone_is_compared_with_the_etag(
@@ -386,21 +401,14 @@ def test_an_md5_alone_is_compared_with_the_etag(
 ) -> None:
     blob_url = s3.blob_url()
     server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
+    scene = _job(server)
     artifact_id, instructions = _create(
-        agent, job, CONTENT, md5sum=_md5(CONTENT), sha1sum=None, sha256sum=None
+        scene[1], scene[2], CONTENT, md5sum=_md5(CONTENT), sha1sum=None, sha256sum=None
     )
-    tampered = CONTENT[:-1] + b"?"
-    assert _post_as_buildkite_agent(instructions, tampered).status_code == 204
-    refused = _finish(agent, job, artifact_id)
-    assert refused.status_code == 422
-    assert refused.json() == {
-        "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
-        f"match the artifact: got {len(CONTENT)} bytes with ETag {_md5(tampered)}, expected "
-        f"{len(CONTENT)} bytes with md5 {_md5(CONTENT)}"
-    }
-    assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
-    assert s3.keys(blob_url) == []
+    assert _post_as_buildkite_agent(instructions, TAMPERED).status_code == 204
+    _assert_refused_as_not_matching(
+        scene, artifact_id, s3, blob_url, f"ETag {_md5(TAMPERED)}", f"md5 {_md5(CONTENT)}"
+    )
 
 
 def test_an_etag_that_is_no_md5_falls_back_to_s3s_sha256(
