@@ -130,12 +130,7 @@ def read_pipeline(data: Any, issues: list[PipelineIssue]) -> Pipeline:
 def _read_steps(
     reader: Reader, parent: StepRef, *, seen_keys: dict[str, str], in_group: bool
 ) -> list[Step]:
-    value = reader.get("steps")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        reader.report("steps", "must be a list of steps")
-        return []
+    value = reader.items("steps", "steps")
     steps: list[Step] = []
     for index, item in enumerate(value):
         step = _read_step(item, parent, index, reader.issues, seen_keys, in_group)

@@ -38,12 +38,7 @@ def read_block_step(
 
 
 def _read_fields(reader: Reader) -> list[Field]:
-    value = reader.get("fields")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        reader.report("fields", "must be a list of text and select fields")
-        return []
+    value = reader.items("fields", "text and select fields")
     fields: list[Field] = []
     keys: set[str] = set()
     for index, item in enumerate(value):

@@ -250,12 +250,7 @@ def _matrix_value(value: object) -> str | None:
 
 
 def _read_adjustments(spec: Reader, setup: dict[str, list[str]]) -> list[MatrixAdjustment]:
-    value = spec.get("adjustments")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        spec.report("adjustments", "must be a list of {with, skip, soft_fail}")
-        return []
+    value = spec.items("adjustments", "{with, skip, soft_fail}")
     if len(value) > MATRIX_MAX_ADJUSTMENTS:
         spec.report("adjustments", f"may have at most {MATRIX_MAX_ADJUSTMENTS} entries")
     adjustments: list[MatrixAdjustment] = []

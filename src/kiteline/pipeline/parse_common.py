@@ -85,12 +85,7 @@ def guess_label(data: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
 
 def read_notify(reader: Reader, key: str = "notify") -> list[dict[str, Any]]:
     """Notifications, shape-checked only; `github_check` alone becomes `{github_check: {}}`."""
-    value = reader.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        reader.report(key, "must be a list of notifications")
-        return []
+    value = reader.items(key, "notifications")
     result: list[dict[str, Any]] = []
     for index, item in enumerate(value):
         name = f"{key}[{index}]"

@@ -154,6 +154,17 @@ class Reader:
             return default
         return str(value)
 
+    def items(self, key: str, what: str) -> list[Any]:
+        """The list at `key`, empty when absent; anything but a list is reported ("must be a
+        list of `what`") and read as empty."""
+        value = self.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.report(key, f"must be a list of {what}")
+            return []
+        return value
+
     def string_list(self, key: str, *, separator: str | None = None) -> list[str]:
         """A list of strings, or one string split on `separator` (None: on whitespace)."""
         value = self.get(key)
@@ -198,11 +209,14 @@ class Reader:
                 result[name.strip()] = tag.strip()
         return result
 
-    def skip(self, key: str = "skip") -> Skip:
+    def _flag(self, key: str) -> tuple[bool | None, Any]:
+        """`key` as true or false (false when absent), or None and the value when it is
+        something else (`skip`'s reason, `soft_fail`'s exit statuses)."""
         value = self.get(key)
-        if value is None:
-            return False
-        flag = as_bool(value)
+        return (False if value is None else as_bool(value)), value
+
+    def skip(self, key: str = "skip") -> Skip:
+        flag, value = self._flag(key)
         if flag is not None:
             return flag
         if not isinstance(value, str):
@@ -213,10 +227,7 @@ class Reader:
         return value
 
     def soft_fail(self, key: str = "soft_fail") -> SoftFail:
-        value = self.get(key)
-        if value is None:
-            return False
-        flag = as_bool(value)
+        flag, value = self._flag(key)
         if flag is not None:
             return flag
         if not isinstance(value, list) or not value:

@@ -17,7 +17,7 @@ from kiteline.server.agents.models import Agent
 from kiteline.server.agents.states import ALIVE, ConnectionState
 from kiteline.server.events import service as events
 from kiteline.server.events.names import EventName
-from kiteline.server.kit.db import after_commit, execute_core, utcnow
+from kiteline.server.kit.db import NamesById, after_commit, execute_core, get_or_not_found, utcnow
 from kiteline.server.kit.errors import BadRequest, NotFound
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
@@ -227,22 +227,8 @@ async def get(session: AsyncSession, *, organization_id: uuid.UUID, agent_id: uu
 _BY_IDS = select(Agent).where(Agent.id.in_(bindparam("ids", expanding=True)))
 
 
-class AgentName(NamedTuple):
-    """An agent as a page names and links it (an agent's name never changes)."""
-
-    id: uuid.UUID
-    name: str
-
-
-_NAMES = select(Agent.id, Agent.name).where(Agent.id.in_(bindparam("ids", expanding=True)))
-
-
-async def names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, AgentName]:
-    """The agents' ids and names only: one light statement (`get_many` loads whole rows)."""
-    if not ids:
-        return {}
-    rows = await execute_core(session, _NAMES, {"ids": list(ids)})
-    return {row.id: AgentName(row.id, row.name) for row in rows}
+# The agents' ids and names only (`get_many` loads whole rows).
+names = NamesById(Agent.id, Agent.name)
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Agent]:
@@ -253,10 +239,7 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 
 
 async def load(session: AsyncSession, agent_id: uuid.UUID) -> Agent:
-    agent = await session.get(Agent, agent_id)
-    if agent is None:
-        raise NotFound.of("agent")
-    return agent
+    return await get_or_not_found(session, Agent, agent_id, "agent")
 
 
 async def find(session: AsyncSession, agent_id: uuid.UUID | None) -> Agent | None:

@@ -19,7 +19,7 @@ from kiteline.server.artifacts.models import Artifact
 from kiteline.server.blobs import BlobStore, DirectTransfers
 from kiteline.server.builds import repository as builds
 from kiteline.server.jobs.service import Job
-from kiteline.server.kit.db import execute_core, utcnow
+from kiteline.server.kit.db import execute_core, get_or_not_found, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.text import check_plain, relative_path
 
@@ -260,10 +260,7 @@ async def get(session: AsyncSession, *, build_id: uuid.UUID, artifact_id: uuid.U
 
 
 async def get_by_id(session: AsyncSession, artifact_id: uuid.UUID) -> Artifact:
-    artifact = await session.get(Artifact, artifact_id)
-    if artifact is None:
-        raise NotFound.of("artifact")
-    return artifact
+    return await get_or_not_found(session, Artifact, artifact_id, "artifact")
 
 
 class ShownArtifact(NamedTuple):

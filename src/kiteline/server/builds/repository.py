@@ -18,6 +18,7 @@ from kiteline.server.builds.states import FINISHED_FILTER, BuildState
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.states import JobState
+from kiteline.server.kit.db import get_or_not_found
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import INT32_MAX, parse_int
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
@@ -34,10 +35,7 @@ async def commit_was_built(session: AsyncSession, *, pipeline_id: uuid.UUID, com
 
 
 async def get_by_id(session: AsyncSession, build_id: uuid.UUID) -> Build:
-    build = await session.get(Build, build_id)
-    if build is None:
-        raise NotFound.of("build")
-    return build
+    return await get_or_not_found(session, Build, build_id, "build")
 
 
 class Surroundings(NamedTuple):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,18 +57,24 @@ class Located:
         )
 
 
-async def _locate(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    org: str,
-    job_id: str,
-    pipeline: str | None = None,
-    number: str | None = None,
-) -> Located:
+@dataclass(frozen=True)
+class JobPath:
+    """A job route's path: the org and the job's id and, under a build, its pipeline and number."""
+
+    org: str
+    job_id: str
+    pipeline: str | None = None
+    number: str | None = None
+
+
+#: A job route's path parameters (the org-scoped routes take pipeline and number as a query).
+AtJob = Annotated[JobPath, Depends()]
+
+
+async def _locate(session: AsyncSession, principal: Principal, at: JobPath) -> Located:
     """A job by its build-scoped path, or by org and id alone (the org-scoped routes)."""
-    organization = await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
-    parsed = parse_uuid(job_id)
+    organization = await organizations.get_for_user(session, slug=at.org, user_id=principal.user_id)
+    parsed = parse_uuid(at.job_id)
     if parsed is None:
         raise NotFound.of("job")
     job = await service.get(session, parsed)
@@ -76,9 +82,9 @@ async def _locate(
         raise NotFound.of("job")
     build = await build_repository.get_by_id(session, job.build_id)
     found = await pipelines.get_by_id(session, build.pipeline_id)
-    if pipeline is not None and (found.slug != pipeline or str(build.number) != number):
+    if at.pipeline is not None and (found.slug != at.pipeline or str(build.number) != at.number):
         raise NotFound.of("job")
-    return Located(org, found, build, job)
+    return Located(at.org, found, build, job)
 
 
 # Every job route exists twice: under its build, and org-scoped by job id (as Buildkite has).
@@ -96,13 +102,9 @@ def job_route(method: str, suffix: str = "", **kwargs: Any) -> Any:
 
 
 @job_route("GET")
-async def get_job(
-    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
-) -> dict[str, Any]:
+async def get_job(request: Request, at: AtJob) -> dict[str, Any]:
     async with api_transaction(request, "read_builds") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         job = located.job
         agent = await agents.get_many(session, {job.agent_id} if job.agent_id else set())
         unblocker = await users.get_many(
@@ -116,15 +118,11 @@ async def get_job(
 
 
 @job_route("PUT", "/retry")
-async def retry_job(
-    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
-) -> dict[str, Any]:
+async def retry_job(request: Request, at: AtJob) -> dict[str, Any]:
     async with api_transaction(request, "write_builds") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         new = await build_transitions.retry_job(session, job=located.job)
-        return Located(org, located.pipeline, located.build, new).json(
+        return Located(at.org, located.pipeline, located.build, new).json(
             Urls(base_url(request)), None
         )
 
@@ -136,21 +134,14 @@ class UnblockRequest(BaseModel):
 
 @job_route("PUT", "/unblock")
 async def unblock_job(
-    request: Request,
-    org: str,
-    job_id: str,
-    body: UnblockRequest | None = None,
-    pipeline: str | None = None,
-    number: str | None = None,
+    request: Request, at: AtJob, body: UnblockRequest | None = None
 ) -> dict[str, Any]:
     body = body or UnblockRequest()
     async with api_transaction(request, "write_builds") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         unblocker = principal.user
         if body.unblocker:
-            member = await organizations.member(session, org=org, user_id=body.unblocker)
+            member = await organizations.member(session, org=at.org, user_id=body.unblocker)
             if member is None:
                 raise Unprocessable("Unblocker is not a valid user id for this organization")
             unblocker = member
@@ -162,20 +153,11 @@ async def unblock_job(
 
 @job_route("GET", "/env")
 @job_route("GET", "/env.{suffix}")
-async def get_job_env(
-    request: Request,
-    org: str,
-    job_id: str,
-    pipeline: str | None = None,
-    number: str | None = None,
-    suffix: str | None = None,
-) -> Response:
+async def get_job_env(request: Request, at: AtJob, suffix: str | None = None) -> Response:
     if suffix not in (None, "txt", "json"):
         raise NotFound("No environment format found")
     async with api_transaction(request, "read_job_env") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         agent = await agents.find(session, located.job.agent_id)
         env = await environment_for(session, located.job, agent, Urls(base_url(request)))
     if suffix == "txt" or (suffix is None and "text/plain" in request.headers.get("accept", "")):
@@ -186,20 +168,11 @@ async def get_job_env(
 
 @job_route("GET", "/log")
 @job_route("GET", "/log.{suffix}")
-async def get_job_log(
-    request: Request,
-    org: str,
-    job_id: str,
-    pipeline: str | None = None,
-    number: str | None = None,
-    suffix: str | None = None,
-) -> Response:
+async def get_job_log(request: Request, at: AtJob, suffix: str | None = None) -> Response:
     if suffix not in (None, "txt", "html", "json"):
         raise NotFound("No log format found")
     async with api_transaction(request, "read_build_logs") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         layout = await logs.open_log(
             session, located.job.id, complete=located.job.finished_at is not None
         )
@@ -207,18 +180,14 @@ async def get_job_log(
         return log_http.text_response(request, layout)
     if _wants(request, suffix, "html"):
         return log_http.html_response(request, layout)
-    build_url = Urls(base_url(request)).build(org, located.pipeline.slug, located.build.number)
+    build_url = Urls(base_url(request)).build(at.org, located.pipeline.slug, located.build.number)
     return log_http.json_response(request, layout, url=f"{build_url}/jobs/{located.job.id}/log")
 
 
 @job_route("DELETE", "/log", status_code=204)
-async def delete_job_log(
-    request: Request, org: str, job_id: str, pipeline: str | None = None, number: str | None = None
-) -> Response:
+async def delete_job_log(request: Request, at: AtJob) -> Response:
     async with api_transaction(request, "write_build_logs") as (session, principal):
-        located = await _locate(
-            session, principal, org=org, job_id=job_id, pipeline=pipeline, number=number
-        )
+        located = await _locate(session, principal, at)
         key = await logs.delete_log(session, located.job.id, utcnow())
     if key is not None:
         await request.app.state.blobs.delete(key)

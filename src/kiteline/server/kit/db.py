@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, bindparam, event, select
 from sqlalchemy.engine import CursorResult, Dialect, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 from sqlalchemy.util.concurrency import in_greenlet
 
+from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.sqlite_driver import BUSY_TIMEOUT_MS, inline_creator
 
 NAMING_CONVENTION = {
@@ -156,6 +157,45 @@ async def execute_core(
     (the agent API's first lookups, rows the session has not loaded)."""
     connection = await session.connection()
     return await connection.execute(statement, parameters)
+
+
+Row = TypeVar("Row", bound=Base)
+
+
+async def get_or_not_found(
+    session: AsyncSession, model: type[Row], primary_key: uuid.UUID, thing: str
+) -> Row:
+    """The `model` row with this primary key, or Buildkite's 404 "No <thing> found"."""
+    row = await session.get(model, primary_key)
+    if row is None:
+        raise NotFound.of(thing)
+    return row
+
+
+class Named(NamedTuple):
+    """A row as a page names and links it: its id and its name (a name that never changes)."""
+
+    id: uuid.UUID
+    name: str
+
+
+class NamesById:
+    """`await names(session, ids)`: the `Named` of each row with one of these ids, in one light
+    statement built once (loading whole rows costs more)."""
+
+    def __init__(
+        self, id_column: InstrumentedAttribute[uuid.UUID], name: InstrumentedAttribute[str]
+    ) -> None:
+        self._statement = select(id_column, name).where(
+            id_column.in_(bindparam("ids", expanding=True))
+        )
+
+    async def __call__(self, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Named]:
+        if not ids:
+            return {}
+        rows = await execute_core(session, self._statement, {"ids": list(ids)})
+        pairs = cast("list[tuple[uuid.UUID, str]]", rows.all())
+        return {row_id: Named(row_id, name) for row_id, name in pairs}
 
 
 AfterCommit = Callable[[], None]

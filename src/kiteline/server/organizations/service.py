@@ -11,6 +11,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from kiteline.server.kit.db import get_or_not_found
 from kiteline.server.kit.errors import NotFound, ValidationFailed
 from kiteline.server.kit.urls import RESERVED_SLUGS
 from kiteline.server.organizations.models import Membership, Organization
@@ -91,10 +92,7 @@ async def list_for_user(session: AsyncSession, user_id: uuid.UUID) -> list[Organ
 
 
 async def get(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
-    organization = await session.get(Organization, organization_id)
-    if organization is None:
-        raise NotFound.of("organization")
-    return organization
+    return await get_or_not_found(session, Organization, organization_id, "organization")
 
 
 async def member(session: AsyncSession, *, org: str, user_id: str) -> User | None:

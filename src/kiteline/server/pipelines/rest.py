@@ -21,14 +21,12 @@ from kiteline.server.tokens.auth import Principal, api_transaction
 router = APIRouter(tags=["pipelines"])
 
 
-class PipelineCreate(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class PipelineSettings(BaseModel):
+    """What creating a pipeline and updating one both set."""
 
-    name: str
     repository: str | None = None
     configuration: str | None = None
     steps: list[dict[str, Any]] | None = None
-    slug: str | None = None
     description: str | None = None
     default_branch: str | None = None
     branch_configuration: str | None = None
@@ -36,6 +34,13 @@ class PipelineCreate(BaseModel):
     visibility: str | None = None
     provider_settings: dict[str, Any] | None = None
     provider_id: str | None = None
+
+
+class PipelineCreate(PipelineSettings):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    slug: str | None = None
 
 
 @router.get("/organizations/{org}/pipelines")
@@ -98,20 +103,10 @@ async def create_pipeline(request: Request, org: str, body: PipelineCreate) -> d
         return await _render_one(session, request, org, pipeline, principal)
 
 
-class PipelineUpdate(BaseModel):
+class PipelineUpdate(PipelineSettings):
     model_config = ConfigDict(extra="ignore")
 
     name: str | None = None
-    repository: str | None = None
-    configuration: str | None = None
-    steps: list[dict[str, Any]] | None = None
-    description: str | None = None
-    default_branch: str | None = None
-    branch_configuration: str | None = None
-    env: dict[str, str] | None = None
-    visibility: str | None = None
-    provider_settings: dict[str, Any] | None = None
-    provider_id: str | None = None
     skip_queued_branch_builds: bool | None = None
     skip_queued_branch_builds_filter: str | None = None
     cancel_running_branch_builds: bool | None = None

@@ -28,7 +28,7 @@ from kiteline.pipeline import (
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline.document import load_document
 from kiteline.server.kit import collector, limits, offload, signatures
-from kiteline.server.kit.db import utcnow
+from kiteline.server.kit.db import get_or_not_found, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable, ValidationFailed
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.text import check_plain, control_character_problem
@@ -239,10 +239,7 @@ async def lock(session: AsyncSession, pipeline_id: uuid.UUID) -> None:
 
 
 async def get_by_id(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
-    pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None:
-        raise NotFound.of("pipeline")
-    return pipeline
+    return await get_or_not_found(session, Pipeline, pipeline_id, "pipeline")
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Pipeline]:

@@ -15,7 +15,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.builds import service as builds
-from kiteline.server.kit.errors import KitelineError, NotFound, ValidationFailed
+from kiteline.server.kit.db import get_or_not_found
+from kiteline.server.kit.errors import KitelineError, ValidationFailed
 from kiteline.server.organizations import service as organizations
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
@@ -162,10 +163,7 @@ async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID
 
 
 async def get(session: AsyncSession, schedule_id: uuid.UUID) -> PipelineSchedule:
-    schedule = await session.get(PipelineSchedule, schedule_id)
-    if schedule is None:
-        raise NotFound.of("pipeline schedule")
-    return schedule
+    return await get_or_not_found(session, PipelineSchedule, schedule_id, "pipeline schedule")
 
 
 async def for_pipelines(

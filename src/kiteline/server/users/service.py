@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
-from kiteline.server.kit.db import execute_core
-from kiteline.server.kit.errors import NotFound, ValidationFailed
+from kiteline.server.kit.db import NamesById, get_or_not_found
+from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.kit.passwords import hash_password, password_problem, verify_password
 from kiteline.server.users.models import User
 
@@ -32,32 +31,15 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound.of("user")
-    return user
+    return await get_or_not_found(session, User, user_id, "user")
 
 
 # Built once: every list of builds reads its creators with it.
 _BY_IDS = select(User).where(User.id.in_(bindparam("ids", expanding=True)))
 
 
-class UserName(NamedTuple):
-    """A user as a page names them (a user's name never changes)."""
-
-    id: uuid.UUID
-    name: str
-
-
-_NAMES = select(User.id, User.name).where(User.id.in_(bindparam("ids", expanding=True)))
-
-
-async def names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, UserName]:
-    """The users' ids and names only: one light statement (`get_many` loads whole rows)."""
-    if not ids:
-        return {}
-    rows = await execute_core(session, _NAMES, {"ids": list(ids)})
-    return {row.id: UserName(row.id, row.name) for row in rows}
+# The users' ids and names only (`get_many` loads whole rows).
+names = NamesById(User.id, User.name)
 
 
 async def get_many(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:

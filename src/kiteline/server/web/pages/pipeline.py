@@ -5,6 +5,7 @@ source section of pipeline_sources); every action through the same service funct
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -256,18 +257,21 @@ async def save_settings(request: Request, org: str, pipeline: str) -> Response:
 @router.post(SETTINGS + "/archive")
 async def archive_pipeline(request: Request, org: str, pipeline: str) -> Response:
     """ "Archive": as REST's archive; no new builds until unarchived."""
-    async with page_transaction(request) as (session, viewer):
-        organization, found = await _locate(session, viewer, org, pipeline)
-        pipelines.archive(found)
-        path = f"/{organization.slug}/{found.slug}/settings"
-    return RedirectResponse(path, status_code=303)
+    return await _change_archived(request, org, pipeline, pipelines.archive)
 
 
 @router.post(SETTINGS + "/unarchive")
 async def unarchive_pipeline(request: Request, org: str, pipeline: str) -> Response:
+    return await _change_archived(request, org, pipeline, pipelines.unarchive)
+
+
+async def _change_archived(
+    request: Request, org: str, pipeline: str, change: Callable[[Pipeline], None]
+) -> Response:
+    """Archive or unarchive (`change`), then back to the settings."""
     async with page_transaction(request) as (session, viewer):
         organization, found = await _locate(session, viewer, org, pipeline)
-        pipelines.unarchive(found)
+        change(found)
         path = f"/{organization.slug}/{found.slug}/settings"
     return RedirectResponse(path, status_code=303)
 
