@@ -1,9 +1,10 @@
 """Writes domain events to the outbox, inside the caller's transaction.
 
 A transaction's events are written together, in the order emitted, by one multi-row `INSERT`
-as it commits (one statement however many transitions it made, where the ORM wrote one per
-event and per flush). In a savepoint (a GraphQL mutation) they are added as rows at once, so
-that the savepoint's rollback takes them with it.
+as its outermost transaction commits (one statement however many transitions it made, where the
+ORM wrote one per event and per flush). A savepoint (a GraphQL mutation runs in one) notes where
+its events begin; its rollback drops the events from there on and keeps those emitted before it,
+so the outbox's ids follow the order of emission whatever nests.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from kiteline.server.events.models import Event
 from kiteline.server.events.names import EventName
@@ -23,6 +24,7 @@ from kiteline.server.kit.notify import outbox
 from kiteline.server.kit.slices import pause_if_due
 
 _PENDING = "outbox_rows"
+_MARKS = "outbox_savepoint_marks"
 _INSERT = insert(Event)
 
 
@@ -42,12 +44,14 @@ def emit(
         "data": data or {},
         "created_at": utcnow(),
     }
-    sync = session.sync_session
-    if sync.in_nested_transaction():
-        sync.add(Event(**row))
-    else:
-        sync.info.setdefault(_PENDING, []).append(row)
+    session.sync_session.info.setdefault(_PENDING, []).append(row)
     after_commit_once(session, outbox.notify)  # one wake-up however many events it writes
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
 
 
 #: Events written per statement by `emit_each`, and made between two `pause_if_due()` checks.
@@ -62,7 +66,10 @@ async def emit_each(
     """`emit(name)` for each `(organization_id, subject_id, data)`, in order, written now a
     slice at a time (a large build's thousands of `job.scheduled`), the loop free between
     slices, where the pending events written at once at commit held it in one piece. The
-    events the transaction emitted before are written first: the order is `emit`'s."""
+    events the transaction emitted before are written first: the order is `emit`'s. In a
+    savepoint they are only added to the pending events (written at the outermost commit, as
+    `emit`'s are): written now, the outer transaction's earlier events would go with them
+    into the savepoint."""
     rows: list[dict[str, Any]] = []
     for index, (organization_id, subject_id, data) in enumerate(subjects):
         rows.append(
@@ -79,24 +86,35 @@ async def emit_each(
     if not rows:
         return
     sync = session.sync_session
+    after_commit_once(session, outbox.notify)
     if sync.in_nested_transaction():
-        await session.flush()  # the savepoint's events so far are objects: written first
-    else:
-        rows[:0] = sync.info.pop(_PENDING, [])
+        sync.info.setdefault(_PENDING, []).extend(rows)
+        return
+    rows[:0] = sync.info.pop(_PENDING, [])
     connection = await session.connection()
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         await connection.execute(_INSERT, rows[start : start + ROWS_PER_STATEMENT])
         await pause_if_due()
-    after_commit_once(session, outbox.notify)
 
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: its events wait for the root
+        return
     rows = session.info.pop(_PENDING, None)
     if rows:
         session.connection().execute(_INSERT, rows)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_savepoints_events(session: Session, transaction: SessionTransaction) -> None:
+    mark = session.info.get(_MARKS, {}).pop(transaction, None)
+    if mark is not None:
+        del session.info.get(_PENDING, [])[mark:]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost: committed (rows written) or rolled back
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
