@@ -333,7 +333,7 @@ def test_a_change_through_one_replica_shows_in_the_others_cached_list(
 
 
 def _entry(size: int) -> RenderedBuild:
-    return RenderedBuild((0, ()), uuid.uuid4(), uuid.uuid4(), b"x" * size, ())
+    return RenderedBuild((0, ()), uuid.uuid4(), uuid.uuid4(), b"x" * size, (), frozenset(), size)
 
 
 def test_the_cache_keeps_to_its_bounds_and_forgets_the_least_recently_used() -> None:

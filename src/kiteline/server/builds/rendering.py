@@ -74,10 +74,10 @@ class RenderedBuild:
     pipeline_id: uuid.UUID
     head: bytes
     tail: tuple[tuple[str, bytes], ...]
-
-    @property
-    def size(self) -> int:
-        return len(self.head) + sum(len(piece) + 100 for _, piece in self.tail)
+    #: The holes' keys, and the bytes it stands for in the cache (counted once, as it is split:
+    #: a build of 20,000 jobs has 100,000 holes or more).
+    keys: frozenset[str]
+    size: int
 
 
 @dataclass(eq=False)
@@ -204,7 +204,8 @@ async def _render(
 ) -> RenderedBuild:
     """The build's JSON with holes, from its rows alone. A build of thousands of jobs is
     rendered in slices, the loop free between them (`kit/slices`): each job is encoded on its
-    own and the array spliced in, byte for byte what encoding the whole dict gives."""
+    own and the array spliced in, byte for byte what encoding the whole dict gives (its
+    pieces are split at the holes one by one, never joined whole: 35 MB for 20,000 jobs)."""
     keys: list[str] = []
 
     def hole(kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None) -> Any:
@@ -220,7 +221,8 @@ async def _render(
     if shape.include_jobs:
         body["jobs"] = _JOBS
         for index, job in enumerate(shown):
-            encoded_jobs.append(to_json(shapes.job_body(build, url, web_url, job, hole)))
+            encoded = to_json(shapes.job_body(build, url, web_url, job, hole))
+            encoded_jobs.append(b"," + encoded if index else encoded)
             if index % _JOBS_PER_CHECK == 0:
                 await pause_if_due()
     if shape.include_job_state_counts:
@@ -228,20 +230,22 @@ async def _render(
     if shape.include_pipeline:
         body["pipeline"] = hole("pipeline", build.pipeline_id)
     encoded = to_json(body)
+    pieces = [encoded]
     if shape.include_jobs:
         before, after = encoded.split(_JOBS_ENCODED)
-        encoded = b"".join((before, b"[", b",".join(encoded_jobs), b"]", after))
-    return await _split(encoded, keys, build, signature)
+        pieces = [before + b"[", *encoded_jobs, b"]" + after]
+    return await _split(pieces, keys, build, signature)
 
 
 _JOBS_ENCODED = to_json(_JOBS)
-#: Holes found between two `pause_if_due()` checks when splitting a rendering.
-_MARKS_PER_CHECK = 500
+#: Pieces (a job's JSON each) split between two `pause_if_due()` checks.
+_PIECES_PER_CHECK = 50
 
 
 async def _split(
-    encoded: bytes, keys: list[str], build: BuildListing, signature: listing.Signature
+    pieces: list[bytes], keys: list[str], build: BuildListing, signature: listing.Signature
 ) -> RenderedBuild:
+    """The rendering joined from `pieces` (no hole spans two), split at its holes."""
     urls = {
         b"api": hole_key("api", build.pipeline_id),
         b"web": hole_key("web", build.pipeline_id),
@@ -250,35 +254,54 @@ async def _split(
     tail: list[tuple[str, bytes]] = []
     key: str | None = None
     slots_seen: set[int] = set()
-    start = 0
-    for index, match in enumerate(_MARKS.finditer(encoded)):
-        if index % _MARKS_PER_CHECK == 0:
+    between: list[bytes] = []  # the bytes since the last hole, in pieces
+    size = 0  # the tail's, as `RenderedBuild.size` counts it
+    keys_shown: set[str] = set()
+    for number, encoded in enumerate(pieces):
+        if number % _PIECES_PER_CHECK == 0:
             await pause_if_due()
-        piece = encoded[start : match.start()]
-        if key is None:
-            head = piece
-        else:
-            tail.append((key, piece))
-        slot, url = match.group(1), match.group(2)
-        if slot is not None:
-            # Each hole made is shown at most once (a build's JSON leaves some out: a script
-            # job has no unblocker); no data can look like one (none holds the nonce).
-            if int(slot) in slots_seen:
-                raise RuntimeError(f"build {build.id}: a hole in its rendering is marked twice")
-            slots_seen.add(int(slot))
-            key = keys[int(slot)]
-        else:
-            key = urls[url]
-        start = match.end()
+        start = 0
+        for match in _MARKS.finditer(encoded):
+            between.append(encoded[start : match.start()])
+            piece = b"".join(between)
+            between = []
+            if key is None:
+                head = piece
+            else:
+                tail.append((key, piece))
+                size += len(piece) + 100
+                keys_shown.add(key)
+            slot, url = match.group(1), match.group(2)
+            if slot is not None:
+                # Each hole made is shown at most once (a build's JSON leaves some out: a
+                # script job has no unblocker); no data can look like one (none holds the nonce).
+                if int(slot) in slots_seen:
+                    raise RuntimeError(f"build {build.id}: a hole in its rendering is marked twice")
+                slots_seen.add(int(slot))
+                key = keys[int(slot)]
+            else:
+                key = urls[url]
+            start = match.end()
+        between.append(encoded[start:] if start else encoded)
     if key is None:
-        head = encoded
+        head = b"".join(between)
     else:
-        tail.append((key, encoded[start:]))
-    return RenderedBuild(signature, build.organization_id, build.pipeline_id, head, tuple(tail))
+        tail.append((key, b"".join(between)))
+        size += len(tail[-1][1]) + 100
+        keys_shown.add(key)
+    return RenderedBuild(
+        signature,
+        build.organization_id,
+        build.pipeline_id,
+        head,
+        tuple(tail),
+        frozenset(keys_shown),
+        len(head) + size,
+    )
 
 
 #: Job rows read and made into listings between two `pause_if_due()` checks.
-_JOB_ROWS_PER_SLICE = 500
+_JOB_ROWS_PER_SLICE = 200
 
 
 async def _render_from_rows(
@@ -358,7 +381,7 @@ async def render(
             cache.put(key, shape, entry)
     rendered.update(fresh)
     entries = [rendered[item.key] for item in listed if item.key in rendered]
-    keys = frozenset(key for entry in entries for key, _ in entry.tail)
+    keys = frozenset().union(*(entry.keys for entry in entries))
     if cache is not None and len(entries) == len(listed):
         # Every build listed was found (on PostgreSQL one deleted since the page's
         # statement would not be): the page is these renderings whenever it is listed so.
@@ -387,7 +410,7 @@ async def render_created(
     ]
     entry = await _render(row, (0, ()), listings, dict(meta_data), Shape())
     filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
-    keys = frozenset(key for key, _ in entry.tail)
+    keys = entry.keys
     return RenderedPage([entry], await filler.fill(keys))
 
 
@@ -398,27 +421,29 @@ class RenderedPage:
     cache: BuildJsonCache | None = None
     cached: CachedPage | None = None
 
-    def _parts(self, entry: RenderedBuild, parts: list[bytes]) -> None:
+    async def _parts(self, entry: RenderedBuild, parts: list[bytes]) -> None:
         filled = self.filled
         parts.append(entry.head)
-        for key, piece in entry.tail:
+        for index, (key, piece) in enumerate(entry.tail):
             parts.append(filled[key])
             parts.append(piece)
+            if index % _HOLES_PER_CHECK == 0:
+                await pause_if_due()  # a build of 20,000 jobs has 100,000 holes or more
 
-    def each_parts(self) -> list[list[bytes]]:
+    async def each_parts(self) -> list[list[bytes]]:
         """Each build's JSON, as the pieces it is joined from."""
         shown = []
         for entry in self.entries:
             parts: list[bytes] = []
-            self._parts(entry, parts)
+            await self._parts(entry, parts)
             shown.append(parts)
         return shown
 
-    def each(self) -> list[bytes]:
+    async def each(self) -> list[bytes]:
         """Each build's JSON."""
-        return [b"".join(parts) for parts in self.each_parts()]
+        return [b"".join(parts) for parts in await self.each_parts()]
 
-    def list_parts(self) -> list[bytes]:
+    async def list_parts(self) -> list[bytes]:
         """The builds' JSON as one array, as the pieces it is joined from: the answer joined
         before when the page and every fill are what they were then."""
         cached = self.cached
@@ -426,25 +451,27 @@ class RenderedPage:
             if self.cache is not None:
                 self.cache.answer_hits += 1
             return [cached.body]
-        parts = self._list_parts()
+        parts = [b"["]
+        for index, entry in enumerate(self.entries):
+            if index:
+                parts.append(b",")
+            await self._parts(entry, parts)
+        parts.append(b"]")
         if cached is not None and self.cache is not None:
+            if sum(len(part) for part in parts) >= STREAMED_BYTES:
+                return parts  # not kept (`keep_answer`): not joined whole either
             body = b"".join(parts)
             self.cache.keep_answer(cached, self.filled, body)
             return [body]
         return parts
 
-    def _list_parts(self) -> list[bytes]:
-        parts = [b"["]
-        for index, entry in enumerate(self.entries):
-            if index:
-                parts.append(b",")
-            self._parts(entry, parts)
-        parts.append(b"]")
-        return parts
-
-    def as_list(self) -> bytes:
+    async def as_list(self) -> bytes:
         """The builds' JSON as one array."""
-        return b"".join(self.list_parts())
+        return b"".join(await self.list_parts())
+
+
+#: Holes filled between two `pause_if_due()` checks when a rendering is joined.
+_HOLES_PER_CHECK = 2000
 
 
 #: Answers at least this large are sent in pieces of about this size, the loop free between

@@ -120,7 +120,7 @@ async def create_build(request: Request, org: str, pipeline: str, body: BuildCre
             org_slugs={organization.id: org},
             pipelines_known=[found],
         )
-        (parts,) = page.each_parts()
+        (parts,) = await page.each_parts()
         return rendering.json_response(parts, status_code=201)
 
 
@@ -143,7 +143,7 @@ async def _changed_build(
         shape=rendering.Shape(),
         pipelines_known=[pipeline],
     )
-    (parts,) = page.each_parts()
+    (parts,) = await page.each_parts()
     return rendering.json_response(parts, status_code=status)
 
 
@@ -170,7 +170,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
             cache=rendering.cache_of(request.app),
             pipelines_known=[found],
         )
-        (parts,) = page.each_parts()
+        (parts,) = await page.each_parts()
     return rendering.json_response(parts)
 
 
@@ -243,7 +243,7 @@ async def _list_builds(
             cache=rendering.cache_of(request.app),
             pipelines_known=pipelines_known,
         )
-    response = rendering.json_response(rendered.list_parts())
+    response = rendering.json_response(await rendered.list_parts())
     add_link_header(response, request, urls.base, page, has_next=has_next)
     return response
 

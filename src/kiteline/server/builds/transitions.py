@@ -16,6 +16,7 @@ assigns a build's or a job's state; everything here writes in the caller's trans
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import creation, outcomes
+from kiteline.server.builds import bulk, creation, outcomes
 from kiteline.server.builds.creation import JOBS_PER_FLUSH, LARGE_BUILD, NewBuild, Prepared
 from kiteline.server.builds.fields import validate_block_fields
 from kiteline.server.builds.meta_data import set_meta_data
@@ -31,6 +32,7 @@ from kiteline.server.builds.models import Build, BuildMetaData
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.events.names import EventName
+from kiteline.server.jobs import bulk as jobs_bulk
 from kiteline.server.jobs import service as jobs_service
 from kiteline.server.jobs import transitions as job_transitions
 from kiteline.server.jobs.definition import ManualRetry
@@ -85,6 +87,8 @@ async def schedule_with_jobs(
     large = len(prepared.jobs) >= LARGE_BUILD
     # A large build's jobs are alive until it is advanced: no full collection meanwhile.
     with collector.Hold(engaged=large):
+        if large and await _schedule_as_rows(session, build, prepared):
+            return build, None
         added = await creation.add_jobs(
             session, build, prepared.jobs, first_position=0, now=build.created_at
         )
@@ -99,6 +103,25 @@ async def schedule_with_jobs(
             await slices.release(added)
             return build, None
     return build, added
+
+
+async def _schedule_as_rows(session: AsyncSession, build: Build, prepared: Prepared) -> bool:
+    """A large build's jobs settled in a thread and written as rows, with the events and
+    changes `add_jobs` then `advance` make, in their order (builds/bulk.py); False, nothing
+    written, when a job needs the ORM path (a trigger step that fires at once)."""
+    now = utcnow()
+    settled = await asyncio.to_thread(bulk.settle, build, prepared.jobs, now, derived_state)
+    if settled is None:
+        return False
+    await jobs_bulk.insert_rows(session, settled.rows)
+    emit(session, EventName.BUILD_SCHEDULED, build)
+    await events.emit_each(session, EventName.JOB_SCHEDULED, settled.scheduled)
+    if settled.scheduled:
+        job_transitions.wake_agents(session)
+    await _change_to(session, build, settled.state, settled.blocked_state, [], now)
+    await slices.release(prepared.jobs)
+    await slices.release(settled.rows)
+    return True
 
 
 async def skip(session: AsyncSession, build: Build, *, by: Build) -> None:
@@ -230,6 +253,19 @@ async def derive(session: AsyncSession, build: Build, jobs: list[Job], now: date
         if starts:
             build.started_at = min(starts)
     new, blocked_state = derived_state(build, jobs, started=build.started_at is not None)
+    await _change_to(session, build, new, blocked_state, jobs, now)
+
+
+async def _change_to(
+    session: AsyncSession,
+    build: Build,
+    new: BuildState,
+    blocked_state: str | None,
+    jobs: list[Job],
+    now: datetime,
+) -> None:
+    """The build's state as derived (`new`, `blocked_state`), and the events of a change."""
+    previous = BuildState(build.state)
     was_blocked = build.blocked
     build.blocked = blocked_state is not None
     if blocked_state is not None:

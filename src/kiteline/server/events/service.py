@@ -10,6 +10,7 @@ so the outbox's ids follow the order of emission whatever nests.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import event, insert
@@ -20,6 +21,7 @@ from kiteline.server.events.models import Event
 from kiteline.server.events.names import EventName
 from kiteline.server.kit.db import after_commit_once, utcnow
 from kiteline.server.kit.notify import outbox
+from kiteline.server.kit.slices import pause_if_due
 
 _PENDING = "outbox_rows"
 _MARKS = "outbox_savepoint_marks"
@@ -50,6 +52,49 @@ def emit(
 def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
+#: Events written per statement by `emit_each`, and made between two `pause_if_due()` checks.
+ROWS_PER_STATEMENT = 500
+
+
+async def emit_each(
+    session: AsyncSession,
+    name: EventName,
+    subjects: Sequence[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]],
+) -> None:
+    """`emit(name)` for each `(organization_id, subject_id, data)`, in order, written now a
+    slice at a time (a large build's thousands of `job.scheduled`), the loop free between
+    slices, where the pending events written at once at commit held it in one piece. The
+    events the transaction emitted before are written first: the order is `emit`'s. In a
+    savepoint they are only added to the pending events (written at the outermost commit, as
+    `emit`'s are): written now, the outer transaction's earlier events would go with them
+    into the savepoint."""
+    rows: list[dict[str, Any]] = []
+    for index, (organization_id, subject_id, data) in enumerate(subjects):
+        rows.append(
+            {
+                "organization_id": organization_id,
+                "name": name,
+                "subject_id": subject_id,
+                "data": data,
+                "created_at": utcnow(),
+            }
+        )
+        if index % ROWS_PER_STATEMENT == 0:
+            await pause_if_due()
+    if not rows:
+        return
+    sync = session.sync_session
+    after_commit_once(session, outbox.notify)
+    if sync.in_nested_transaction():
+        sync.info.setdefault(_PENDING, []).extend(rows)
+        return
+    rows[:0] = sync.info.pop(_PENDING, [])
+    connection = await session.connection()
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        await connection.execute(_INSERT, rows[start : start + ROWS_PER_STATEMENT])
+        await pause_if_due()
 
 
 @event.listens_for(Session, "before_commit")

@@ -43,7 +43,7 @@ from kiteline.server.events.names import EventName
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.refs import JobRef, ref
 from kiteline.server.jobs.states import JobState
-from kiteline.server.kit.db import after_commit, execute_core, utcnow
+from kiteline.server.kit.db import after_commit_once, execute_core, utcnow
 from kiteline.server.kit.errors import NotFound, Unprocessable
 from kiteline.server.kit.notify import dispatch
 from kiteline.server.kit.secrets import generate_token, hash_token
@@ -60,8 +60,9 @@ def emit(session: AsyncSession, name: EventName, job: Job | JobRef) -> None:
 
 
 def wake_agents(session: AsyncSession) -> None:
-    """Wake held pings once the transaction commits: something became runnable."""
-    after_commit(session, dispatch.notify)
+    """Wake held pings once the transaction commits: something became runnable (once however
+    many jobs did: a large build schedules thousands)."""
+    after_commit_once(session, dispatch.notify)
 
 
 def schedule(session: AsyncSession, job: Job, now: datetime) -> None:

@@ -87,7 +87,7 @@ async def _build_rows(
     now = utcnow()
     rows = [
         build_row(json.loads(body), repository=pipeline.repository, now=now)
-        for body in rendered.each()
+        for body in await rendered.each()
     ]
     return rows, has_next
 
