@@ -307,28 +307,46 @@ def _shown(run: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in run.items() if key != "numbers"}
 
 
+def _first_block(web: httpx.Client, url: str) -> None:
+    """Open a block stream and read its first block (sent at once: no `have`)."""
+    with web.stream("GET", url, headers={"Accept": "text/event-stream"}) as stream:
+        if stream.status_code != 200:
+            raise SystemExit(f"block stream {url}: {stream.status_code}")
+        data = False
+        for line in stream.iter_lines():
+            data = data or line.startswith("data:")
+            if line == "" and data:
+                return
+
+
 def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> dict[str, float]:
-    """Server CPU of a page open, and of a fetch of the live block (what each watcher paid
-    per burst of events before blocks were pushed, decision 0044), one at a time on finished
-    builds no one watched (less the idle share): a figure the machine's load disturbs less
-    than a run's. The server keeps rendered live blocks (decision 0039), so the builds are
-    split in two: the first half's pages are opened (their blocks rendered); the second
-    half's live blocks are fetched twice, rendered the first time, from the cache the
-    second."""
+    """Server CPU of a page open, of a fetch of the live block (what each watcher paid per
+    burst of events before blocks were pushed, decision 0044), and of a block stream opened
+    to read its first block (the stream's request, a feed's rendering and its write), one at
+    a time on finished builds no one watched (less the idle share): a figure the machine's
+    load disturbs less than a run's. The server keeps rendered live blocks (decision 0039),
+    so the builds are split in three: the first third's pages are opened (their blocks
+    rendered); the second third's live blocks are fetched twice, rendered the first time,
+    from the cache the second; the last third's block streams are opened."""
     costs = {}
     web = web_sign_in(k.url)
     live = {"HX-Request": "true", "HX-Target": "build_live"}
-    half = max(len(numbers) // 2, 1)
+    third = max(len(numbers) // 3, 1)
     try:
         passes = [
-            ("page_open", numbers[:half], {}),
-            ("live_block", numbers[half:], live),
-            ("live_block_cached", numbers[half:], live),
+            ("page_open", numbers[:third], {}),
+            ("live_block", numbers[third : 2 * third], live),
+            ("live_block_cached", numbers[third : 2 * third], live),
+            ("block_stream_first_block", numbers[2 * third :], None),
         ]
         for kind, some, headers in passes:
             before, started = cpu_seconds(k.server.pid), time.monotonic()
             for number in some:
-                response = web.get(f"/{ORG}/{slug}/builds/{number}", headers=headers)
+                path = f"/{ORG}/{slug}/builds/{number}"
+                if headers is None:
+                    _first_block(web, f"{path}/live")
+                    continue
+                response = web.get(path, headers=headers)
                 if response.status_code != 200:
                     raise SystemExit(f"{kind} of build {number}: {response.status_code}")
             cpu = cpu_seconds(k.server.pid) - before - idle_share * (time.monotonic() - started)

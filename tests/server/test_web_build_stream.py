@@ -96,6 +96,7 @@ def test_two_viewers_of_a_build_get_the_new_block_after_its_job_changes(
         agent = ScriptedAgent.register(server.url, first.agent_token)
         job = agent.take_job()
         running = until_state(alice_blocks, "Running"), until_state(bob_blocks, "Running")
+        assert server.app.state.build_feeds.followed == 1  # one feed renders for both
         assert agent.finish(job, "0").status_code == 200
         passed = until_state(alice_blocks, "Passed"), until_state(bob_blocks, "Passed")
     for alice_block, bob_block in (running, passed):

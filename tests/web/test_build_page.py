@@ -153,6 +153,9 @@ def test_an_open_row_keeps_its_log_while_its_job_changes_state(
     row.get_by_role("button", name=re.compile("Hold")).click()
     # What the log viewer will have put there: it must survive the row being re-rendered.
     row.locator(".job-log").evaluate("log => { log.kept = true; }")
+    # And so must an opened environment.
+    row.get_by_text("Environment").click()
+    expect(row.locator(".job-environment")).to_contain_text("BUILDKITE_JOB_ID")
     page.get_by_role("tab", name="Waterfall").click()
     running_bar = page.locator(".waterfall[data-running] rect.bar-running")
     expect(running_bar).to_have_count(1)
@@ -171,6 +174,8 @@ def test_an_open_row_keeps_its_log_while_its_job_changes_state(
     expect(row.locator(".job-body")).to_be_visible()
     assert row.locator(".job-log").evaluate("log => log.kept") is True
     assert page.locator(".job-log").count() == 2
+    expect(row.locator(".job-environment")).to_contain_text("BUILDKITE_JOB_ID")
+    expect(row.locator("details.job-env")).to_have_attribute("open", "")
 
 
 def test_unblock_validates_fields_as_the_api_and_the_build_continues(

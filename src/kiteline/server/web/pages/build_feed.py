@@ -154,7 +154,8 @@ class BuildFeeds:
         self._interval = interval_seconds
         self._feeds: dict[uuid.UUID, _Feed] = {}
         self._ending: set[asyncio.Task[None]] = set()
-        #: How many renderings the feeds made (the benchmark's proof of sharing).
+        #: How many renderings the feeds made (one per burst of a build's events, however many
+        #: streams follow it).
         self.renderings = 0
 
     @property

@@ -178,13 +178,16 @@
   // Live updates -----------------------------------------------------------------------------
 
   // A row replaced by its newer rendering keeps what the reader did with it: open or not, its
-  // log (already loaded, maybe following the tail), its highlight.
+  // log (already loaded, maybe following the tail), its environment, its highlight.
   function carryOver(old, fresh) {
-    var oldLog = old.querySelector(".job-log");
-    var freshLog = fresh.querySelector(".job-log");
-    if (oldLog && freshLog) {
-      freshLog.replaceWith(oldLog);
-    }
+    // The log and the environment (opened or not, loaded or loading) stay as they were.
+    [".job-log", ".job-env"].forEach(function (selector) {
+      var kept = old.querySelector(selector);
+      var replaced = fresh.querySelector(selector);
+      if (kept && replaced) {
+        replaced.replaceWith(kept);
+      }
+    });
     var wasOpen = old.classList.contains("open");
     var toggle = fresh.querySelector(".job-toggle");
     var body = fresh.querySelector(".job-body");
