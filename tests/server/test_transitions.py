@@ -256,6 +256,10 @@ AFTER_WAIT = ONE + "  - wait\n  - label: b\n    command: 'true'\n"
 RETRIED = ONE + "    retry:\n      automatic:\n        - exit_status: 3\n"
 BLOCKED = "steps:\n  - block: Go\n    key: go\n  - label: b\n    command: 'true'\n"
 TRIGGER = "steps:\n  - trigger: child\n    label: t\n    async: true\n"
+# Jobs at positions 0 to SMALL_BUILD: a start or finish re-reads its job alone, not the list.
+LARGER = ONE + "".join(
+    f"  - label: c{n}\n    command: 'true'\n" for n in range(transitions.SMALL_BUILD)
+)
 
 SCHEDULED, STARTED, FINISHED, ACTIVATED = (
     "job.scheduled",
@@ -413,6 +417,30 @@ TABLE = [
         on_job("Go", transitions.unblock_job, fields={}, unblocked_by_id=None),
         [ACTIVATED, SCHEDULED],
         True,
+    ),
+    Row(
+        "the first job of a build of more than SMALL_BUILD jobs starts",
+        LARGER,
+        [create(), assign("a"), accept("a")],
+        start("a", by_ref=True),
+        [STARTED, B_RUNNING],
+        False,
+    ),
+    Row(
+        "a job of a build of more than SMALL_BUILD jobs passes while others are still to run",
+        LARGER,
+        [create(), *on_agent("a")],
+        finish("a", 0),
+        [FINISHED],
+        False,
+    ),
+    Row(
+        "a job of a build of more than SMALL_BUILD jobs fails while others are still to run",
+        LARGER,
+        [create(), *on_agent("a")],
+        finish("a", 1),
+        [FINISHED, B_FAILING],
+        False,
     ),
 ]
 

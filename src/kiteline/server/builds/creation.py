@@ -170,8 +170,11 @@ async def add_jobs(
     *,
     first_position: int,
     now: datetime,
+    flush: bool = True,
 ) -> list[Job]:
-    """The planned jobs, added and flushed `JOBS_PER_FLUSH` at a time."""
+    """The planned jobs, added and flushed `JOBS_PER_FLUSH` at a time; `flush` False leaves
+    the last slice to the caller's next flush (a new build's jobs are then written once, in
+    the state `advance` gives them, not inserted and updated)."""
     added: list[Job] = []
     with collector.Hold(engaged=len(planned) >= LARGE_BUILD):
         for offset, item in enumerate(planned):
@@ -190,5 +193,6 @@ async def add_jobs(
                 await session.flush()
             else:
                 await pause_if_due()  # making the jobs' objects is most of the time
-        await session.flush()
+        if flush:
+            await session.flush()
     return added

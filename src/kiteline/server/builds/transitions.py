@@ -90,12 +90,15 @@ async def schedule_with_jobs(
         if large and await _schedule_as_rows(session, build, prepared):
             return build, None
         added = await creation.add_jobs(
-            session, build, prepared.jobs, first_position=0, now=build.created_at
+            session, build, prepared.jobs, first_position=0, now=build.created_at, flush=large
         )
         emit(session, EventName.BUILD_SCHEDULED, build)
         # Nobody else sees the build before this transaction commits: no lock to take, and
         # its jobs are the ones just added.
         await advance(session, build, locked=True, jobs=added)
+        if not large:
+            # Its (last) jobs written now, as `advance` left them: one INSERT, no UPDATE.
+            await session.flush()
         await slices.release(prepared.jobs)
         if large:
             # Its jobs' objects are freed a slice at a time, not all at once when the last

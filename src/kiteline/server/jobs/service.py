@@ -27,7 +27,7 @@ from kiteline.server.jobs.refs import JobRef as JobRef
 from kiteline.server.jobs.refs import find_ref as find_ref
 from kiteline.server.jobs.refs import ref as ref
 from kiteline.server.jobs.states import ON_AGENT, TERMINAL, JobState, JobType
-from kiteline.server.kit.db import execute_core, utcnow
+from kiteline.server.kit.db import execute_core, new_id, utcnow
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.keyset import Ordering, Slice, Window, counts_per_parent, pages_per_parent
 from kiteline.server.kit.secrets import hash_token
@@ -256,6 +256,9 @@ def add(
 ) -> Job:
     """A new job row of a build, as its planner made it."""
     job = Job(
+        # Its id now, not at the flush: a new build's jobs are scheduled (their events
+        # written) before they are flushed.
+        id=new_id(),
         organization_id=organization_id,
         pipeline_id=pipeline_id,
         build_id=build_id,

@@ -35,7 +35,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.events import service as events
@@ -102,6 +102,28 @@ async def assign(
     return bool(claimed.rowcount == 1)
 
 
+# `assigned` → `accepted` (or `accepted` again), conditional on the job being this agent's and
+# in one of those states; the job's columns come back with the change (built once).
+_ACCEPT = (
+    update(Job)
+    .where(
+        Job.id == bindparam("accepted_id"),
+        Job.agent_id == bindparam("accepting_agent_id"),
+        Job.state.in_([JobState.ASSIGNED, JobState.ACCEPTED]),
+    )
+    .values(
+        state=JobState.ACCEPTED,
+        accepted_at=case(
+            (Job.state == JobState.ASSIGNED, bindparam("accepted_now", type_=Job.accepted_at.type)),
+            else_=Job.accepted_at,
+        ),
+        token_hash=bindparam("new_token_hash"),
+    )
+    .returning(Job)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def accept(
     session: AsyncSession, *, job_id: uuid.UUID, agent_id: uuid.UUID
 ) -> tuple[Job, str]:
@@ -109,21 +131,30 @@ async def accept(
 
     Its agent accepting it again is answered as the first time, with a new token that
     replaces the first: the first answer was lost (a server restart, a dropped connection),
-    and without a token the agent could never start or finish the job.
+    and without a token the agent could never start or finish the job. One conditional
+    `UPDATE … RETURNING` (the row locked by the update itself); the job is read apart only
+    to tell why it was refused.
     """
-    job = await session.get(Job, job_id, with_for_update=True)
+    token = generate_token("bkaj_")
+    accepted = (
+        await session.execute(
+            _ACCEPT,
+            {
+                "accepted_id": job_id,
+                "accepting_agent_id": agent_id,
+                "accepted_now": utcnow(),
+                "new_token_hash": hash_token(token),
+            },
+        )
+    ).scalar_one_or_none()
+    if accepted is not None:
+        return accepted, token
+    job = await session.get(Job, job_id)
     # A job not offered to this agent is none of its business, its state included (another
     # organization's job above all): as if it didn't exist.
     if job is None or job.agent_id != agent_id:
         raise NotFound.of("job")
-    if job.state not in (JobState.ASSIGNED, JobState.ACCEPTED):
-        raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
-    token = generate_token("bkaj_")
-    if job.state == JobState.ASSIGNED:
-        job.state = JobState.ACCEPTED
-        job.accepted_at = utcnow()
-    job.token_hash = hash_token(token)
-    return job, token
+    raise Unprocessable(f"Job can't be accepted: its state is {job.state}")
 
 
 def reported_time(

@@ -79,11 +79,12 @@ def whole_second(moment: datetime) -> datetime:
 def on_the_clock(build: Build, jobs: Sequence[JobSummary]) -> bool:
     """Whether the block shows anything computed from the time it is rendered at: the build's
     duration and waterfall while it runs, a job's wait before it starts and its run before it
-    finishes (build_view's `duration`, `waited`, `ran` and `waterfall`)."""
+    finishes (build_view's `duration`, `waited`, `ran` and `waterfall`); a job that ended without
+    starting (canceled, expired) waited until it ended."""
     if build.finished_at is None:
         return True
     return any(
-        (job.runnable_at is not None and job.started_at is None)
+        (job.runnable_at is not None and job.started_at is None and job.finished_at is None)
         or (job.started_at is not None and job.finished_at is None)
         for job in jobs
     )

@@ -426,7 +426,9 @@ def _job_row(
         row.retry_allowed = build_transitions.retry_refusal(build, job) is None
         row.cancelable = job.state in CANCELABLE_JOB_STATES
         if job.runnable_at is not None:
-            row.waited = duration_text(_seconds(job.runnable_at, job.started_at or now))
+            # A job that ended without starting (canceled, expired) waited until it ended.
+            waited_until = job.started_at or job.finished_at or now
+            row.waited = duration_text(_seconds(job.runnable_at, waited_until))
         if job.started_at is not None:
             row.ran = duration_text(_seconds(job.started_at, job.finished_at or now))
     elif kind == "block":
