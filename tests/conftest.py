@@ -15,6 +15,7 @@ from _pytest.runner import CallInfo
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.s3 import S3Service, S3Unavailable, moto_server
+from tests.support.web import Site, signed_in_site
 
 # The tests must not pick up a developer's own configuration.
 for _name in [
@@ -103,6 +104,14 @@ def make_server(
 @pytest.fixture
 def server(make_server: Callable[..., LiveServer]) -> LiveServer:
     return make_server()
+
+
+@pytest.fixture
+def site(server: LiveServer) -> Iterator[Site]:
+    """A member of organization `acme` signed in to `server`'s web UI (a module may define its
+    own `site` on a `SignedIn` of its own)."""
+    with signed_in_site(server, Site) as site:
+        yield site
 
 
 @pytest.fixture(scope="session")

@@ -204,34 +204,33 @@ def test_unknown_dependency_keys_are_all_reported():
     assert caught.value.issues[0].path == 'steps[0] (key "deploy").depends_on'
 
 
-def test_dependency_cycle_is_an_error_naming_the_steps():
-    steps = parse_pipeline(
-        "steps: [{command: a, key: a, depends_on: b}, {command: b, key: b, depends_on: a}]"
-    ).steps
+@pytest.mark.parametrize(
+    ("pipeline", "cycle"),
+    [
+        pytest.param(
+            "steps: [{command: a, key: a, depends_on: b}, {command: b, key: b, depends_on: a}]",
+            'Step 1 ("a"): depends_on makes steps wait for each other: '
+            'step 1 ("a") → step 2 ("b") → step 1 ("a")',
+            id="two-steps",
+        ),
+        pytest.param(
+            "steps: [{command: a, key: a, depends_on: a}]",
+            'Step 1 ("a"): depends_on makes steps wait for each other: step 1 ("a") → step 1 ("a")',
+            id="a-step-on-itself",
+        ),
+        pytest.param(
+            "steps: [{group: G, key: g, steps: [{command: a, depends_on: g}]}]",
+            'Step 1 ("g"): depends_on makes steps wait for each other: '
+            'step 1 ("g") → step 1.1 → step 1 ("g")',
+            id="a-step-on-its-own-group",
+        ),
+    ],
+)
+def test_a_dependency_cycle_is_an_error_naming_the_steps(pipeline, cycle):
+    steps = parse_pipeline(pipeline).steps
     with pytest.raises(PipelineError) as caught:
         build_step_graph(steps)
-    assert str(caught.value) == (
-        'Step 1 ("a"): depends_on makes steps wait for each other: '
-        'step 1 ("a") → step 2 ("b") → step 1 ("a")'
-    )
-
-
-def test_step_depending_on_itself_is_a_cycle():
-    steps = parse_pipeline("steps: [{command: a, key: a, depends_on: a}]").steps
-    with pytest.raises(PipelineError, match="wait for each other"):
-        build_step_graph(steps)
-
-
-def test_step_in_a_group_depending_on_its_own_group_is_a_cycle():
-    steps = parse_pipeline(
-        "steps: [{group: G, key: g, steps: [{command: a, depends_on: g}]}]"
-    ).steps
-    with pytest.raises(PipelineError) as caught:
-        build_step_graph(steps)
-    assert str(caught.value) == (
-        'Step 1 ("g"): depends_on makes steps wait for each other: '
-        'step 1 ("g") → step 1.1 → step 1 ("g")'
-    )
+    assert str(caught.value) == cycle
 
 
 def test_long_chains_do_not_hit_recursion_limits():

@@ -6,10 +6,26 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
+from tests.support.agent_protocol import ScriptedAgent, running_job
+from tests.support.live_server import LiveServer, pipeline_with_a_build
 
 AGENTS = "/v2/organizations/acme/agents"
+
+
+def _held_ping(agent: ScriptedAgent) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """`agent`'s ping that may be held ten minutes, in a thread: the thread and the list its
+    answer goes to. Returns as the thread is about to send it."""
+    answers: list[dict[str, Any]] = []
+    waiting = threading.Barrier(2)
+
+    def poll() -> None:
+        waiting.wait()
+        answers.append(agent.ping(wait=600))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    waiting.wait()
+    return thread, answers
 
 
 def test_list_shows_connected_agents_with_filters(server: LiveServer) -> None:
@@ -37,17 +53,7 @@ def test_list_shows_connected_agents_with_filters(server: LiveServer) -> None:
 
 
 def test_graceful_stop_lets_the_job_finish_then_disconnects(server: LiveServer) -> None:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: echo hi\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    job = agent.take_job()
+    client, agent, job = running_job(server, "steps:\n  - command: echo hi\n")
     current = client.get(f"{AGENTS}/{agent.id}").json()
     assert current["job"]["id"] == job["id"]
     stop = client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False})
@@ -67,17 +73,7 @@ def test_graceful_stop_lets_the_job_finish_then_disconnects(server: LiveServer) 
 
 
 def test_forced_stop_cancels_the_running_job(server: LiveServer) -> None:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: sleep 100\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    job = agent.take_job()
+    client, agent, job = running_job(server, "steps:\n  - command: sleep 100\n")
     assert client.put(f"{AGENTS}/{agent.id}/stop", json={"force": True}).status_code == 204
     assert (
         agent.call("GET", f"/jobs/{job['id']}", token=job["token"]).json()["state"] == "canceling"
@@ -95,16 +91,7 @@ def test_stop_wakes_an_idle_agents_held_ping(make_server: Callable[..., LiveServ
     client = server.client(identity.api_token)
     agent = ScriptedAgent.register(server.url, identity.agent_token)
     assert agent.ping() == {"action": "idle"}
-    answers: list[dict[str, Any]] = []
-    waiting = threading.Barrier(2)
-
-    def poll() -> None:
-        waiting.wait()
-        answers.append(agent.ping(wait=600))
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    waiting.wait()
+    thread, answers = _held_ping(agent)
     assert client.put(f"{AGENTS}/{agent.id}/stop", json={"force": False}).status_code == 204
     thread.join(timeout=60)
     assert answers == [{"action": "disconnect", "message": "The agent was asked to stop"}]
@@ -117,27 +104,12 @@ def test_a_job_released_by_a_stopping_agent_wakes_an_idle_agents_held_ping(
     server = make_server(agent_ping_max_wait=600)
     identity = server.identity("acme")
     client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: echo hi\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
+    pipeline_with_a_build(client, "steps:\n  - command: echo hi\n")
     stopping = ScriptedAgent.register(server.url, identity.agent_token, name="stopping")
     assigned = stopping.ping()["job"]  # assigned to it, never accepted
     idle = ScriptedAgent.register(server.url, identity.agent_token, name="idle")
     assert idle.ping() == {"action": "idle"}
-    answers: list[dict[str, Any]] = []
-    waiting = threading.Barrier(2)
-
-    def poll() -> None:
-        waiting.wait()
-        answers.append(idle.ping(wait=600))
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    waiting.wait()
+    thread, answers = _held_ping(idle)
     assert client.put(f"{AGENTS}/{stopping.id}/stop", json={"force": False}).status_code == 204
     # Its next ping tells it to go and hands the job back to the queue.
     assert stopping.ping()["action"] == "disconnect"

@@ -4,11 +4,10 @@ REST through a 302 to a signed URL that needs no Authorization header."""
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
 
 import httpx
 
-from tests.support.agent_protocol import ScriptedAgent
+from tests.support.agent_protocol import ScriptedAgent, running_job, upload_to_the_server
 from tests.support.live_server import LiveServer
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
@@ -16,53 +15,11 @@ CONTENT = b"artifact bytes\n" * 1000
 
 
 def _uploaded(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent, dict, str]:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - key: make\n    command: make\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    job = agent.take_job()
-    batch = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={
-            "id": "batch-1",
-            "artifacts": [
-                {
-                    "path": "dist/app.tar.gz",
-                    "absolute_path": "/tmp/x/dist/app.tar.gz",
-                    "glob_path": "dist/*",
-                    "file_size": len(CONTENT),
-                    "sha1sum": hashlib.sha1(CONTENT).hexdigest(),
-                    "sha256sum": hashlib.sha256(CONTENT).hexdigest(),
-                }
-            ],
-        },
-    )
-    assert batch.status_code == 200, batch.text
-    body = batch.json()
-    (artifact_id,) = body["artifact_ids"]
-    action = body["per_artifact_instructions"][artifact_id]["action"]
-    # As buildkite-agent does: the URL with its path replaced by action.path, query kept,
-    # multipart form with the file under action.file_input, and no Authorization header.
-    url = urlsplit(action["url"])._replace(path=action["path"]).geturl()
-    upload = httpx.request(
-        action["method"], url, files={action["file_input"]: ("dist/app.tar.gz", CONTENT)}
-    )
+    client, agent, job = running_job(server, "steps:\n  - key: make\n    command: make\n")
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT, batch="batch-1")
+    upload = upload_to_the_server(instructions, CONTENT)
     assert upload.status_code == 201, upload.text
-    done = agent.call(
-        "PUT",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"id": artifact_id, "state": "finished"}]},
-    )
-    assert done.status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     return client, agent, job, artifact_id
 
 
@@ -123,17 +80,7 @@ def test_search_from_a_job_returns_signed_urls(server: LiveServer) -> None:
 
 
 def test_upload_with_wrong_bytes_is_refused(server: LiveServer) -> None:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: make\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    job = agent.take_job()
+    client, agent, job = running_job(server, "steps:\n  - command: make\n")
     body = agent.call(
         "POST",
         f"/jobs/{job['id']}/artifacts",

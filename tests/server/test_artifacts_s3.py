@@ -12,72 +12,43 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from contextlib import closing
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from kiteline.server.kit.signing import UrlSigner
-from tests.server.test_web_pages import signed_in
-from tests.support.agent_protocol import ScriptedAgent
+from tests.support.agent_protocol import ScriptedAgent, running_job
 from tests.support.live_server import LiveServer, free_port
 from tests.support.s3 import S3Service
-from tests.support.web import give_password
+from tests.support.web import give_password, signed_in
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
 CONTENT = b"artifact bytes in a bucket\n" * 4000
 
 
 def _job(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent, dict[str, Any]]:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - key: make\n    command: make\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds", json={"commit": "HEAD", "branch": "main"}
-    )
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    return client, agent, agent.take_job()
+    return running_job(server, "steps:\n  - key: make\n    command: make\n")
 
 
-def _create(
-    agent: ScriptedAgent, job: dict[str, Any], content: bytes, **digests: str | None
-) -> tuple[str, dict]:
-    """Register one artifact of `content`, with buildkite-agent's digests (SHA-1, SHA-256)
-    unless `digests` says otherwise (`md5sum=…` as Kiteline's agent; None leaves one out)."""
-    declared = {
-        "sha1sum": hashlib.sha1(content).hexdigest(),
-        "sha256sum": hashlib.sha256(content).hexdigest(),
-        **digests,
-    }
-    batch = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={
-            "id": str(uuid.uuid4()),
-            "artifacts": [
-                {
-                    "path": "dist/app.tar.gz",
-                    "absolute_path": "/tmp/x/dist/app.tar.gz",
-                    "glob_path": "dist/*",
-                    "file_size": len(content),
-                    **{name: value for name, value in declared.items() if value is not None},
-                }
-            ],
-            "upload_destination": "",
-        },
-    )
-    assert batch.status_code == 200, batch.text
-    body = batch.json()
-    (artifact_id,) = body["artifact_ids"]
-    return artifact_id, body["per_artifact_instructions"][artifact_id]
+class Scene(NamedTuple):
+    """A server keeping its blobs under `blob_url` in moto's S3, and a job running there."""
+
+    blob_url: str
+    server: LiveServer
+    client: httpx.Client
+    agent: ScriptedAgent
+    job: dict[str, Any]
+
+
+@pytest.fixture
+def scene(make_server: Callable[..., LiveServer], s3: S3Service) -> Scene:
+    blob_url = s3.blob_url()
+    server = make_server(blob_url=blob_url)
+    return Scene(blob_url, server, *_job(server))
 
 
 def _post_as_buildkite_agent(instructions: dict[str, Any], content: bytes) -> httpx.Response:
@@ -105,12 +76,12 @@ def _post_as_buildkite_agent(instructions: dict[str, Any], content: bytes) -> ht
     )
 
 
-def _finish(agent: ScriptedAgent, job: dict[str, Any], artifact_id: str) -> httpx.Response:
-    return agent.call(
-        "PUT",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"id": artifact_id, "state": "finished"}]},
+def _assert_listed_as_finished(client: httpx.Client) -> None:
+    (listed,) = client.get(f"{BUILD}/artifacts").json()
+    assert (listed["state"], listed["file_size"], listed["sha1sum"]) == (
+        "finished",
+        len(CONTENT),
+        hashlib.sha1(CONTENT).hexdigest(),
     )
 
 
@@ -118,18 +89,13 @@ TAMPERED = CONTENT[:-1] + b"?"  # the same size: only a digest can tell
 
 
 def _assert_refused_as_not_matching(
-    scene: tuple[httpx.Client, ScriptedAgent, dict[str, Any]],
-    artifact_id: str,
-    s3: S3Service,
-    blob_url: str,
-    got: str,
-    expected: str,
+    scene: Scene, s3: S3Service, artifact_id: str, got: str, expected: str
 ) -> None:
     """Reporting the artifact finished is a 422 naming the digests (`got` what S3 holds,
     `expected` what was declared); the artifact is an error and nothing stays in the bucket;
     a second report changes nothing."""
-    client, agent, job = scene
-    refused = _finish(agent, job, artifact_id)
+    blob_url, _, client, agent, job = scene
+    refused = agent.finish_artifact(job, artifact_id)
     assert refused.status_code == 422
     assert refused.json() == {
         "message": "Artifact uploads failed their check: dist/app.tar.gz: uploaded bytes don't "
@@ -138,17 +104,13 @@ def _assert_refused_as_not_matching(
     }
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
     assert s3.keys(blob_url) == []
-    assert _finish(agent, job, artifact_id).status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
 
 
-def test_upload_goes_to_s3_and_downloads_redirect_there(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
-    artifact_id, instructions = _create(agent, job, CONTENT)
+def test_upload_goes_to_s3_and_downloads_redirect_there(scene: Scene, s3: S3Service) -> None:
+    blob_url, server, client, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT)
 
     action = instructions["action"]
     assert action["url"].startswith(f"{s3.endpoint}/{s3.bucket}")
@@ -171,16 +133,11 @@ def test_upload_goes_to_s3_and_downloads_redirect_there(
     assert s3.keys(blob_url) == [f"incoming/{key}"]
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
 
-    assert _finish(agent, job, artifact_id).status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     # Checked and moved where downloads read it; the upload URL can no longer change it.
     assert s3.keys(blob_url) == [key]
     assert s3.get(blob_url, key) == CONTENT
-    (listed,) = client.get(f"{BUILD}/artifacts").json()
-    assert (listed["state"], listed["file_size"], listed["sha1sum"]) == (
-        "finished",
-        len(CONTENT),
-        hashlib.sha1(CONTENT).hexdigest(),
-    )
+    _assert_listed_as_finished(client)
 
     redirect = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
     assert redirect.status_code == 302
@@ -226,31 +183,23 @@ async def _org_id(session: Any) -> str:
     return str((await get_by_slug(session, "acme")).id)
 
 
-def test_bytes_that_dont_match_make_the_artifact_an_error(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    scene = _job(server)
-    artifact_id, instructions = _create(scene[1], scene[2], CONTENT)
+def test_bytes_that_dont_match_make_the_artifact_an_error(scene: Scene, s3: S3Service) -> None:
+    _, _, _, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT)
     assert _post_as_buildkite_agent(instructions, TAMPERED).status_code == 204
     _assert_refused_as_not_matching(
         scene,
-        artifact_id,
         s3,
-        blob_url,
+        artifact_id,
         f"sha256 {hashlib.sha256(TAMPERED).hexdigest()}",
         f"sha256 {hashlib.sha256(CONTENT).hexdigest()}",
     )
 
 
-def test_finished_without_an_upload_is_an_error(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    server = make_server(blob_url=s3.blob_url())
-    client, agent, job = _job(server)
-    artifact_id, _ = _create(agent, job, CONTENT)
-    refused = _finish(agent, job, artifact_id)
+def test_finished_without_an_upload_is_an_error(scene: Scene) -> None:
+    _, _, client, agent, job = scene
+    artifact_id, _ = agent.declare_artifact(job, CONTENT)
+    refused = agent.finish_artifact(job, artifact_id)
     assert refused.status_code == 422
     assert refused.json() == {
         "message": "Artifact uploads failed their check: dist/app.tar.gz: nothing was uploaded "
@@ -259,12 +208,9 @@ def test_finished_without_an_upload_is_an_error(
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "error"
 
 
-def test_the_server_takes_no_artifact_bytes_itself(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    server = make_server(blob_url=s3.blob_url())
-    _, agent, job = _job(server)
-    artifact_id, _ = _create(agent, job, CONTENT)
+def test_the_server_takes_no_artifact_bytes_itself(scene: Scene) -> None:
+    _, server, _, agent, job = scene
+    artifact_id, _ = agent.declare_artifact(job, CONTENT)
     # Even with a URL the server signed itself (as it does for the filesystem store).
     path = f"/v3/artifacts/{artifact_id}/upload"
     signer = UrlSigner(server.app.state.secret_key)
@@ -286,8 +232,8 @@ def test_s3_out_of_reach_is_a_503_and_changes_nothing(
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     server = make_server(blob_url=blob_url)
     client, agent, job = _job(server)
-    artifact_id, _ = _create(agent, job, CONTENT)  # signing needs no S3
-    reported = _finish(agent, job, artifact_id)
+    artifact_id, _ = agent.declare_artifact(job, CONTENT)  # signing needs no S3
+    reported = agent.finish_artifact(job, artifact_id)
     assert reported.status_code == 503
     assert reported.json()["message"].startswith(
         "The artifact store (S3) could not be reached: Could not connect to the endpoint URL"
@@ -298,14 +244,11 @@ def test_s3_out_of_reach_is_a_503_and_changes_nothing(
     assert client.get(f"{BUILD}/artifacts").json()[0]["state"] == "new"
 
 
-def test_the_web_uis_artifact_link_redirects_to_s3(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    server = make_server(blob_url=s3.blob_url())
-    _, agent, job = _job(server)
-    artifact_id, instructions = _create(agent, job, CONTENT)
+def test_the_web_uis_artifact_link_redirects_to_s3(scene: Scene, s3: S3Service) -> None:
+    _, server, _, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT)
     assert _post_as_buildkite_agent(instructions, CONTENT).status_code == 204
-    assert _finish(agent, job, artifact_id).status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     (identity,) = server.identities
     give_password(server, identity)
     with closing(signed_in(server, identity.email)) as browser:
@@ -327,12 +270,10 @@ def _key(server: LiveServer, client: httpx.Client, artifact_id: str) -> str:
 
 
 def test_an_upload_declared_with_an_md5_goes_to_its_key_and_is_checked_by_the_etag(
-    make_server: Callable[..., LiveServer], s3: S3Service
+    scene: Scene, s3: S3Service
 ) -> None:
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
-    artifact_id, instructions = _create(agent, job, CONTENT, md5sum=_md5(CONTENT).upper())
+    blob_url, server, client, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT, md5sum=_md5(CONTENT).upper())
     key = _key(server, client, artifact_id)
     content_md5 = base64.b64encode(hashlib.md5(CONTENT, usedforsecurity=False).digest()).decode()
     data = instructions["data"]
@@ -355,25 +296,18 @@ def test_an_upload_declared_with_an_md5_goes_to_its_key_and_is_checked_by_the_et
     refused = httpx.get(early.headers["location"])
     assert refused.status_code == 404
     assert refused.json() == {"message": "Artifact is new, not downloadable"}
-    assert _finish(agent, job, artifact_id).status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     assert s3.keys(blob_url) == [key]
-    (listed,) = client.get(f"{BUILD}/artifacts").json()
-    assert (listed["state"], listed["file_size"], listed["sha1sum"]) == (
-        "finished",
-        len(CONTENT),
-        hashlib.sha1(CONTENT).hexdigest(),
-    )
+    _assert_listed_as_finished(client)
     redirect = client.get(f"{BUILD}/jobs/{job['id']}/artifacts/{artifact_id}/download")
     assert httpx.get(redirect.headers["location"]).content == CONTENT
 
 
 def test_bytes_that_dont_match_the_declared_md5_make_the_artifact_an_error(
-    make_server: Callable[..., LiveServer], s3: S3Service
+    scene: Scene, s3: S3Service
 ) -> None:
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    scene = client, agent, job = _job(server)
-    artifact_id, instructions = _create(agent, job, CONTENT, md5sum=_md5(CONTENT))
+    blob_url, server, client, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(job, CONTENT, md5sum=_md5(CONTENT))
     # AWS S3 refuses this form (BadDigest: the body's MD5 is not the policy's Content-MD5);
     # moto checks neither POST policies nor Content-MD5 and stores it. The ETag it computes
     # (the MD5 of what it stored) is what the server's check reads.
@@ -388,38 +322,29 @@ def test_bytes_that_dont_match_the_declared_md5_make_the_artifact_an_error(
     # Another ETag: S3's own SHA-256 of the object (a copy onto itself) decides.
     _assert_refused_as_not_matching(
         scene,
-        artifact_id,
         s3,
-        blob_url,
+        artifact_id,
         f"sha256 {hashlib.sha256(TAMPERED).hexdigest()}",
         f"sha256 {hashlib.sha256(CONTENT).hexdigest()}",
     )
 
 
-def test_an_md5_alone_is_compared_with_the_etag(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    scene = _job(server)
-    artifact_id, instructions = _create(
-        scene[1], scene[2], CONTENT, md5sum=_md5(CONTENT), sha1sum=None, sha256sum=None
+def test_an_md5_alone_is_compared_with_the_etag(scene: Scene, s3: S3Service) -> None:
+    _, _, _, agent, job = scene
+    artifact_id, instructions = agent.declare_artifact(
+        job, CONTENT, md5sum=_md5(CONTENT), sha1sum=None, sha256sum=None
     )
     assert _post_as_buildkite_agent(instructions, TAMPERED).status_code == 204
     _assert_refused_as_not_matching(
-        scene, artifact_id, s3, blob_url, f"ETag {_md5(TAMPERED)}", f"md5 {_md5(CONTENT)}"
+        scene, s3, artifact_id, f"ETag {_md5(TAMPERED)}", f"md5 {_md5(CONTENT)}"
     )
 
 
-def test_an_etag_that_is_no_md5_falls_back_to_s3s_sha256(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
+def test_an_etag_that_is_no_md5_falls_back_to_s3s_sha256(scene: Scene, s3: S3Service) -> None:
     """A multipart object's ETag (as an SSE-KMS or SSE-C object's) is not the MD5 of its
     bytes: the right bytes are still accepted, on S3's SHA-256 computed by a copy."""
-    blob_url = s3.blob_url()
-    server = make_server(blob_url=blob_url)
-    client, agent, job = _job(server)
-    artifact_id, _ = _create(agent, job, CONTENT, md5sum=_md5(CONTENT))
+    blob_url, server, client, agent, job = scene
+    artifact_id, _ = agent.declare_artifact(job, CONTENT, md5sum=_md5(CONTENT))
     name = blob_url.split("/", 3)[3] + "/" + _key(server, client, artifact_id)
     started = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=name)
     part = s3.client.upload_part(
@@ -433,17 +358,14 @@ def test_an_etag_that_is_no_md5_falls_back_to_s3s_sha256(
     )
     assert s3.client.head_object(Bucket=s3.bucket, Key=name)["ETag"].endswith('-1"')
 
-    assert _finish(agent, job, artifact_id).status_code == 200
+    assert agent.finish_artifact(job, artifact_id).status_code == 200
     (listed,) = client.get(f"{BUILD}/artifacts").json()
     assert (listed["state"], listed["sha1sum"]) == ("finished", hashlib.sha1(CONTENT).hexdigest())
     assert s3.keys(blob_url) == [_key(server, client, artifact_id)]
 
 
-def test_an_md5_that_is_not_one_is_refused(
-    make_server: Callable[..., LiveServer], s3: S3Service
-) -> None:
-    server = make_server(blob_url=s3.blob_url())
-    client, agent, job = _job(server)
+def test_an_md5_that_is_not_one_is_refused(scene: Scene) -> None:
+    _, _, client, agent, job = scene
     refused = agent.call(
         "POST",
         f"/jobs/{job['id']}/artifacts",

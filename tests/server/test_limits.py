@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+
 from tests.support.graphql import Org, post
 from tests.support.hostile import ALIAS_BOMB, ALIAS_BOMB_REFUSAL
 from tests.support.live_server import LiveServer
@@ -242,12 +244,7 @@ def test_a_pipeline_upload_over_the_body_limit_is_refused_before_it_is_parsed(
     job = agent.take_job()
     steps = [{"command": f"echo {n}"} for n in range(200)]
 
-    response = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/pipelines",
-        token=job["token"],
-        json={"uuid": "0b4f2f9e-4f4e-4c57-9d3c-3f0e1b7f6a01", "pipeline": {"steps": steps}},
-    )
+    response = agent.upload_pipeline(job, {"steps": steps})
 
     assert response.status_code == 413
     assert response.json()["message"].endswith(
@@ -288,27 +285,35 @@ def test_a_pipeline_with_more_steps_than_the_limit_is_refused(make_server: MakeS
     assert [pipeline["slug"] for pipeline in org.get("pipelines")] == ["p"]
 
 
-def test_an_upload_with_more_steps_than_the_limit_is_refused(make_server: MakeServer) -> None:
-    org = Org.create(make_server(max_steps_per_upload=5))
+@pytest.mark.parametrize(
+    ("limit", "steps", "reason"),
+    [
+        pytest.param(
+            {"max_steps_per_upload": 5},
+            [{"command": f"echo {n}"} for n in range(6)],
+            "Pipeline has 6 steps, more than the limit of 5 per upload",
+            id="steps-per-upload",
+        ),
+        pytest.param(
+            {"max_jobs_per_build": 6},  # the build has 4 jobs
+            [{"command": "a"}, {"command": "b"}, {"command": "c"}],
+            "The build would have 7 jobs, more than the limit of 6 per build",
+            id="jobs-per-build",
+        ),
+    ],
+)
+def test_an_upload_over_a_limit_is_refused(
+    make_server: MakeServer, limit: dict[str, int], steps: list[dict[str, str]], reason: str
+) -> None:
+    org = Org.create(make_server(**limit))
     org.build()
     agent = org.agent()
     job = agent.take_job()
 
-    response = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/pipelines",
-        token=job["token"],
-        json={
-            "uuid": "6a1c3e51-0d55-4d8e-a3a4-7c2f7d6e9b10",
-            "pipeline": {"steps": [{"command": f"echo {n}"} for n in range(6)]},
-        },
-    )
+    response = agent.upload_pipeline(job, {"steps": steps})
 
     assert response.status_code == 422
-    assert response.json() == {
-        "message": "The uploaded pipeline is too large: Pipeline has 6 steps, more than the "
-        "limit of 5 per upload"
-    }
+    assert response.json() == {"message": f"The uploaded pipeline is too large: {reason}"}
     assert len(org.get("pipelines/p/builds/1")["jobs"]) == 4
 
 
@@ -326,30 +331,6 @@ def test_a_build_with_more_jobs_than_the_limit_is_refused(make_server: MakeServe
         "configuration", "The build would have 11 jobs, more than the limit of 10 per build"
     )
     assert org.get("pipelines/wide/builds") == []
-
-
-def test_an_upload_that_would_pass_the_jobs_limit_is_refused(make_server: MakeServer) -> None:
-    org = Org.create(make_server(max_jobs_per_build=6))
-    org.build()  # 4 jobs
-    agent = org.agent()
-    job = agent.take_job()
-
-    response = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/pipelines",
-        token=job["token"],
-        json={
-            "uuid": "2d0e9c8b-7a65-4f43-8e21-0f9e8d7c6b5a",
-            "pipeline": {"steps": [{"command": "a"}, {"command": "b"}, {"command": "c"}]},
-        },
-    )
-
-    assert response.status_code == 422
-    assert response.json() == {
-        "message": "The uploaded pipeline is too large: The build would have 7 jobs, more "
-        "than the limit of 6 per build"
-    }
-    assert len(org.get("pipelines/p/builds/1")["jobs"]) == 4
 
 
 # GraphQL documents and answers.

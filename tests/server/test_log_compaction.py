@@ -21,12 +21,11 @@ from kiteline.server.kit.db import create_engine, create_sessionmaker, transacti
 from kiteline.server.logs import compaction
 from kiteline.server.logs.models import JobLog, LogChunk
 from tests.server.test_web_live import stream
-from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
 from tests.support.processes import wait_until
 from tests.support.run_async import run_async
-from tests.support.web import give_password
+from tests.support.web import give_password, signed_in
 
 MIB = 1024 * 1024
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"

@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
-from tests.support.agent_protocol import ScriptedAgent
+from tests.support.agent_protocol import ScriptedAgent, running_job
 from tests.support.live_server import LiveServer
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
@@ -39,15 +40,7 @@ class RunningJob:
 
 
 def _running_job(server: LiveServer) -> RunningJob:
-    identity = server.identity("acme")
-    client = server.client(identity.api_token)
-    steps = "steps:\n  - command: echo hi\n"
-    pipeline = {"name": "P", "configuration": steps}
-    client.post("/v2/organizations/acme/pipelines", json=pipeline).raise_for_status()
-    build = {"commit": "HEAD", "branch": "main"}
-    client.post("/v2/organizations/acme/pipelines/p/builds", json=build).raise_for_status()
-    agent = ScriptedAgent.register(server.url, identity.agent_token)
-    return RunningJob(client, agent, agent.take_job())
+    return RunningJob(*running_job(server, "steps:\n  - command: echo hi\n"))
 
 
 def _finished_job(server: LiveServer, chunks: list[tuple[int, int, bytes]]) -> RunningJob:
@@ -80,42 +73,26 @@ def test_the_whole_text_log_is_sent_with_its_length(server: LiveServer) -> None:
     assert (by_accept.status_code, by_accept.content) == (200, LOG)
 
 
-def test_a_byte_range_across_chunks_is_sent_alone(server: LiveServer) -> None:
+@pytest.mark.parametrize(
+    ("wanted", "content", "sent"),
+    [
+        pytest.param("bytes=5-13", b", wide wo", "5-13", id="across-chunks"),
+        pytest.param("bytes=12-1000", b"world\n", "12-17", id="past-the-end-is-cut"),
+        pytest.param("bytes=7-", b"wide world\n", "7-17", id="open-ended-to-the-end"),
+        pytest.param("bytes=-8", b"e world\n", "10-17", id="suffix-the-last-bytes"),
+        pytest.param("bytes=-1000", LOG, "0-17", id="suffix-longer-than-the-log"),
+    ],
+)
+def test_a_satisfiable_byte_range_is_sent_alone(
+    server: LiveServer, wanted: str, content: bytes, sent: str
+) -> None:
     job = _finished_job(server, CHUNKS)
-    response = job.text(Range="bytes=5-13")
+    response = job.text(Range=wanted)
     assert response.status_code == 206
-    assert response.content == b", wide wo"
-    assert response.headers["content-range"] == f"bytes 5-13/{len(LOG)}"
-    assert response.headers["content-length"] == "9"
+    assert response.content == content
+    assert response.headers["content-range"] == f"bytes {sent}/{len(LOG)}"
+    assert response.headers["content-length"] == str(len(content))
     assert response.headers["accept-ranges"] == "bytes"
-
-
-def test_a_range_past_the_end_is_cut_to_the_log(server: LiveServer) -> None:
-    job = _finished_job(server, CHUNKS)
-    response = job.text(Range="bytes=12-1000")
-    assert response.status_code == 206
-    assert response.content == b"world\n"
-    assert response.headers["content-range"] == f"bytes 12-17/{len(LOG)}"
-
-
-def test_an_open_ended_range_runs_to_the_end(server: LiveServer) -> None:
-    job = _finished_job(server, CHUNKS)
-    response = job.text(Range="bytes=7-")
-    assert response.status_code == 206
-    assert response.content == b"wide world\n"
-    assert response.headers["content-range"] == f"bytes 7-17/{len(LOG)}"
-
-
-def test_a_suffix_range_sends_the_last_bytes(server: LiveServer) -> None:
-    job = _finished_job(server, CHUNKS)
-    response = job.text(Range="bytes=-8")
-    assert response.status_code == 206
-    assert response.content == b"e world\n"
-    assert response.headers["content-range"] == f"bytes 10-17/{len(LOG)}"
-    longer = job.text(Range="bytes=-1000")
-    assert longer.status_code == 206
-    assert longer.content == LOG
-    assert longer.headers["content-range"] == f"bytes 0-17/{len(LOG)}"
 
 
 def test_a_range_starting_past_the_end_is_not_satisfiable(server: LiveServer) -> None:

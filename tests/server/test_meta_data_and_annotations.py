@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, pipeline_with_a_build
 
 BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
 
@@ -13,14 +13,7 @@ BUILD = "/v2/organizations/acme/pipelines/p/builds/1"
 def _running_job(server: LiveServer) -> tuple[httpx.Client, ScriptedAgent, dict]:
     identity = server.identity("acme")
     client = server.client(identity.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: echo hi\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds",
-        json={"commit": "HEAD", "branch": "main", "meta_data": {"release": "v1"}},
-    )
+    pipeline_with_a_build(client, "steps:\n  - command: echo hi\n", meta_data={"release": "v1"})
     agent = ScriptedAgent.register(server.url, identity.agent_token)
     return client, agent, agent.take_job()
 

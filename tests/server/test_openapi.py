@@ -4,12 +4,10 @@ responses match exactly, and which schemathesis cannot catch out (no 5xx, no bod
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -21,7 +19,7 @@ from openapi_spec_validator import validate as validate_openapi
 from schemathesis.pytest.lazy import get_all_tests
 
 from kiteline.server.app import create_app
-from tests.support.agent_protocol import ScriptedAgent
+from tests.support.agent_protocol import ScriptedAgent, upload_to_the_server
 from tests.support.databases import backends, fresh_database
 from tests.support.live_server import LiveServer, start_live_server
 
@@ -104,36 +102,10 @@ def _populate(server: LiveServer) -> World:
 
 def _upload_artifact(agent: ScriptedAgent, job: dict[str, Any]) -> str:
     """As buildkite-agent does: declare the artifact, upload it to its signed URL, finish it."""
-    batch = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={
-            "id": "batch-1",
-            "artifacts": [
-                {
-                    "path": "dist/app.tar.gz",
-                    "absolute_path": "/tmp/dist/app.tar.gz",
-                    "glob_path": "dist/*",
-                    "file_size": len(ARTIFACT),
-                    "sha1sum": hashlib.sha1(ARTIFACT).hexdigest(),
-                    "sha256sum": hashlib.sha256(ARTIFACT).hexdigest(),
-                }
-            ],
-        },
-    )
-    assert batch.status_code == 200, batch.text
-    (artifact_id,) = batch.json()["artifact_ids"]
-    action = batch.json()["per_artifact_instructions"][artifact_id]["action"]
-    url = urlsplit(action["url"])._replace(path=action["path"]).geturl()
-    upload = httpx.request(action["method"], url, files={action["file_input"]: ("a", ARTIFACT)})
+    artifact_id, instructions = agent.declare_artifact(job, ARTIFACT, batch="batch-1")
+    upload = upload_to_the_server(instructions, ARTIFACT, "a")
     assert upload.status_code == 201, upload.text
-    done = agent.call(
-        "PUT",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"id": artifact_id, "state": "finished"}]},
-    )
+    done = agent.finish_artifact(job, artifact_id)
     assert done.status_code == 200, done.text
     return str(artifact_id)
 

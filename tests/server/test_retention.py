@@ -19,11 +19,10 @@ from kiteline.server.workers import housekeeping
 from kiteline.settings import Settings
 from tests.server.test_artifacts import BUILD, CONTENT, _uploaded
 from tests.server.test_log_compaction import compact, stored
-from tests.server.test_web_pages import signed_in
 from tests.support.live_server import LiveServer
 from tests.support.processes import wait_until
 from tests.support.run_async import run_async
-from tests.support.web import give_password
+from tests.support.web import give_password, signed_in
 
 RECEIVER = "http://127.0.0.1:9/buildkite"  # nothing listens: a delivery fails at once
 

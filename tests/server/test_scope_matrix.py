@@ -11,7 +11,7 @@ import pytest
 
 from kiteline.server.kit.scopes import SCOPES
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, pipeline_with_a_build
 
 B = "/v2/organizations/acme/pipelines/p/builds/1"
 J = B + "/jobs/{job}"
@@ -102,14 +102,7 @@ ENDPOINTS: list[tuple[str, str, str | None, Any]] = [
 def world(server: LiveServer) -> dict[str, Any]:
     owner = server.identity("acme")
     client = server.client(owner.api_token)
-    client.post(
-        "/v2/organizations/acme/pipelines",
-        json={"name": "P", "configuration": "steps:\n  - command: make\n"},
-    )
-    client.post(
-        "/v2/organizations/acme/pipelines/p/builds",
-        json={"commit": "HEAD", "branch": "main", "meta_data": {"release": "1"}},
-    )
+    pipeline_with_a_build(client, "steps:\n  - command: make\n", meta_data={"release": "1"})
     agent = ScriptedAgent.register(server.url, owner.agent_token)
     job = agent.take_job()
     content = b"x"

@@ -327,14 +327,8 @@ def test_invalid_upload_is_refused_with_the_reason(server: LiveServer) -> None:
     s = Setup(server, "steps:\n  - command: upload\n")
     s.create()
     job = s.agent.take_job()
-    response = s.agent.call(
-        "POST",
-        f"/jobs/{job['id']}/pipelines",
-        token=job["token"],
-        json={
-            "uuid": str(uuid.uuid4()),
-            "pipeline": {"steps": [{"command": "x", "timeout_in_minutes": "soon"}]},
-        },
+    response = s.agent.upload_pipeline(
+        job, {"steps": [{"command": "x", "timeout_in_minutes": "soon"}]}
     )
     assert response.status_code == 422
     assert "timeout_in_minutes" in response.json()["message"]
@@ -345,16 +339,7 @@ def test_upload_with_replace_drops_the_steps_not_started(server: LiveServer) -> 
     s = Setup(server, "steps:\n  - command: upload\n  - wait\n  - command: echo old\n")
     s.create()
     job = s.agent.take_job()
-    response = s.agent.call(
-        "POST",
-        f"/jobs/{job['id']}/pipelines",
-        token=job["token"],
-        json={
-            "uuid": str(uuid.uuid4()),
-            "replace": True,
-            "pipeline": {"steps": [{"command": "echo new"}]},
-        },
-    )
+    response = s.agent.upload_pipeline(job, {"steps": [{"command": "echo new"}]}, replace=True)
     assert response.status_code == 201
     assert [j.get("command") for j in s.build()["jobs"]] == ["upload", "echo new"]
 

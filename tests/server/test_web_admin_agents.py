@@ -5,42 +5,25 @@ organization's agents, and the CSRF token."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing
 
 import httpx
 import pytest
 
-from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import Identity, LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.live_server import LiveServer, pipeline_with_a_build
+from tests.support.web import SignedIn, csrf_token, signed_in_site
 
 AGENTS = "/organizations/acme/agents"
 
 
-class Site:
-    def __init__(self, server: LiveServer, identity: Identity, client: httpx.Client) -> None:
-        self.server = server
-        self.identity = identity
-        self.client = client
-        self.api = server.client(identity.api_token)
-
+class Site(SignedIn):
     def agent(self, **fields: object) -> ScriptedAgent:
         return ScriptedAgent.register(self.server.url, self.identity.agent_token, **fields)
 
     def running_job(self, agent: ScriptedAgent) -> dict[str, object]:
         """A build of pipeline `deploy` whose one job `agent` runs."""
-        self.api.post(
-            "/v2/organizations/acme/pipelines",
-            json={
-                "name": "Deploy",
-                "configuration": "steps:\n  - label: Ship <it>\n    command: ./ship\n",
-            },
-        ).raise_for_status()
-        self.api.post(
-            "/v2/organizations/acme/pipelines/deploy/builds",
-            json={"commit": "HEAD", "branch": "main"},
-        ).raise_for_status()
+        steps = "steps:\n  - label: Ship <it>\n    command: ./ship\n"
+        pipeline_with_a_build(self.api, steps, name="Deploy")
         return agent.take_job()
 
     def post(self, path: str, data: dict[str, str] | None = None) -> httpx.Response:
@@ -53,10 +36,8 @@ class Site:
 
 @pytest.fixture
 def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
+    with signed_in_site(server, Site) as site:
+        yield site
 
 
 def test_the_list_shows_connected_agents_with_tags_version_and_current_job(site: Site) -> None:

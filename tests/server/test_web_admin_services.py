@@ -7,30 +7,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 
 from kiteline.server.webhooks.service import EVENTS
-from tests.server.test_web_pages import signed_in
-from tests.support.live_server import Identity, LiveServer
+from tests.support.live_server import LiveServer
 from tests.support.processes import wait_until
-from tests.support.web import csrf_token, give_password
+from tests.support.web import SignedIn, csrf_token, signed_in_site
 from tests.support.webhook_receiver import Receiver, receiver
 
 SERVICES = "/organizations/acme/services"
 REST = "/v2/organizations/acme/services"
 
 
-class Site:
-    def __init__(self, server: LiveServer, identity: Identity, client: httpx.Client) -> None:
-        self.server = server
-        self.identity = identity
-        self.client = client
-        self.api = server.client(identity.api_token)
-
+class Site(SignedIn):
     def post(self, form_page: str, action: str, data: dict[str, Any]) -> httpx.Response:
         page = self.client.get(form_page)
         assert page.status_code == 200, page.text
@@ -74,10 +66,8 @@ class Site:
 
 @pytest.fixture
 def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
+    with signed_in_site(server, Site) as site:
+        yield site
 
 
 @pytest.fixture

@@ -15,20 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.kit.scopes import SCOPES
 from kiteline.server.organizations import service as organizations
 from kiteline.server.users import service as users
-from tests.server.test_web_pages import signed_in
-from tests.support.live_server import Identity, LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.live_server import LiveServer
+from tests.support.web import SignedIn, csrf_token, give_password, signed_in, signed_in_site
 
 TOKENS = "/user/api-access-tokens"
 TOKEN_VALUE = re.compile(r"bkua_[A-Za-z0-9_\-]+")
 
 
-class Site:
-    def __init__(self, server: LiveServer, identity: Identity, client: httpx.Client) -> None:
-        self.server = server
-        self.identity = identity
-        self.client = client
-
+class Site(SignedIn):
     def create(self, **fields: str | list[str]) -> httpx.Response:
         form = self.client.get(TOKENS + "/new")
         assert form.status_code == 200, form.text
@@ -50,10 +44,8 @@ class Site:
 
 @pytest.fixture
 def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
+    with signed_in_site(server, Site) as site:
+        yield site
 
 
 def test_the_form_offers_every_scope_the_api_knows_and_the_users_organizations(

@@ -4,17 +4,11 @@ answers them (unblock validation, retry rules, state refusals, artifact download
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import closing
-from typing import Any
 
 import httpx
-import pytest
 
-from tests.server.test_web_pages import signed_in
-from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import Identity, LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.agent_protocol import ScriptedAgent, upload_to_the_server
+from tests.support.web import Site, csrf_token
 
 BLOCK = """\
 steps:
@@ -36,50 +30,6 @@ steps:
         required: false
   - command: echo go
 """
-
-
-class Site:
-    """A signed-in browser's HTTP client, and the API client of the same organization."""
-
-    def __init__(self, server: LiveServer, identity: Identity, client: httpx.Client) -> None:
-        self.server = server
-        self.identity = identity
-        self.client = client
-        self.api = server.client(identity.api_token)
-
-    def pipeline(self, slug: str, steps: str, **fields: Any) -> None:
-        response = self.api.post(
-            "/v2/organizations/acme/pipelines",
-            json={"name": slug.title(), "slug": slug, "configuration": steps, **fields},
-        )
-        assert response.status_code == 201, response.text
-
-    def build(self, slug: str, **fields: Any) -> dict[str, Any]:
-        response = self.api.post(
-            f"/v2/organizations/acme/pipelines/{slug}/builds",
-            json={"commit": "HEAD", "branch": "main", **fields},
-        )
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    def rest(self, slug: str, number: int) -> dict[str, Any]:
-        response = self.api.get(
-            f"/v2/organizations/acme/pipelines/{slug}/builds/{number}",
-            params={"include_retried_jobs": "true"},
-        )
-        return response.json()  # type: ignore[no-any-return]
-
-    def post(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
-        page = self.client.get(path.rsplit("/jobs/", 1)[0].rsplit("/cancel", 1)[0])
-        return self.client.post(path, data={"csrf_token": csrf_token(page.text), **(data or {})})
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def test_the_header_escapes_what_users_wrote_and_links_the_commit(site: Site) -> None:
@@ -224,15 +174,8 @@ def test_an_artifact_downloads_through_a_signed_url_and_only_from_its_job(site: 
     site.build("app")
     agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
     job = agent.take_job()
-    created = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"path": "out/report.txt", "file_size": 5}]},
-    )
-    created.raise_for_status()
-    (artifact_id, instructions), *_ = created.json()["per_artifact_instructions"].items()
-    uploaded = httpx.post(instructions["action"]["url"], files={"file": ("report.txt", b"hello")})
+    artifact_id, instructions = agent.declare_artifact(job, b"hello", path="out/report.txt")
+    uploaded = upload_to_the_server(instructions, b"hello", "report.txt")
     assert uploaded.status_code == 201, uploaded.text
     html = site.client.get("/acme/app/builds/1").text
     path = f"/acme/app/builds/1/jobs/{job['id']}/artifacts/{artifact_id}"

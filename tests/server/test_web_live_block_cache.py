@@ -8,28 +8,15 @@ fetched again is the cached one unless the change moved its key."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from contextlib import closing
 
 import httpx
-import pytest
 
 from kiteline.server.web.pages.build_live import BLOCKS
-from tests.server.test_web_build import Site
-from tests.server.test_web_pages import signed_in
-from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.agent_protocol import ScriptedAgent, upload_to_the_server
+from tests.support.web import Site, csrf_token, signed_in
 
 LIVE = {"HX-Request": "true", "HX-Target": "build_live"}
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def block(site: Site, path: str = "/acme/app/builds/1", client: httpx.Client | None = None) -> str:
@@ -165,24 +152,12 @@ def test_artifacts_as_they_are_created_and_uploaded_show(site: Site) -> None:
     agent.finish(job, "0").raise_for_status()
     assert '<span id="artifact-count" class="count" data-live-block' in block(site)
     assert "No artifacts uploaded." in block(site)
-    created = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"path": "out/report.txt", "file_size": 5}]},
-    )
-    created.raise_for_status()
-    (artifact_id, instructions), *_ = created.json()["per_artifact_instructions"].items()
+    artifact_id, instructions = agent.declare_artifact(job, b"hello", path="out/report.txt")
     pending = block(site)
     assert 'out/report.txt <span class="muted">(new)</span>' in pending
-    uploaded = httpx.post(instructions["action"]["url"], files={"file": ("report.txt", b"hello")})
+    uploaded = upload_to_the_server(instructions, b"hello", "report.txt")
     assert uploaded.status_code == 201, uploaded.text
-    done = agent.call(
-        "PUT",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={"artifacts": [{"id": artifact_id, "state": "finished"}]},
-    )
+    done = agent.finish_artifact(job, artifact_id)
     assert done.status_code == 200, done.text
     shown = block(site)
     assert f'/jobs/{job["id"]}/artifacts/{artifact_id}" download>out/report.txt</a>' in shown

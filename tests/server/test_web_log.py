@@ -5,27 +5,12 @@ tail held back until its line ends; the raw log downloaded."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
-import pytest
-
-from tests.server.test_web_build import Site
-from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
-from tests.support.web import give_password
+from tests.support.web import Site
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def running_job(site: Site) -> tuple[ScriptedAgent, dict[str, Any], str]:

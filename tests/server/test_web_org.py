@@ -5,31 +5,19 @@ REST's pipeline create (errors inline with what was typed, CSRF, another organiz
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from kiteline.server.web.pages.organizations import ago
 from tests.server.test_graphql_batching import counted_statements
-from tests.server.test_web_build import Site
-from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.web import Site, csrf_token, give_password, signed_in
 
 STEPS = "steps:\n  - command: echo hi\n"
 BAR = re.compile(r'<a class="bar bar-([a-z_]+)" href="([^"]+)" title="([^"]*)">')
 NEW = "/organizations/acme/pipelines/new"
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def bars(html: str, slug: str) -> list[tuple[str, str, str]]:

@@ -8,15 +8,9 @@ import httpx
 
 from kiteline.server import admin
 from tests.support.live_server import LiveServer
-from tests.support.web import PASSWORD, give_password, http_sign_in
+from tests.support.web import PASSWORD, give_password, signed_in
 
 STEPS = "steps:\n  - command: echo hi\n"
-
-
-def signed_in(server: LiveServer, email: str) -> httpx.Client:
-    client = httpx.Client(base_url=server.url, headers={"Accept": "text/html"}, timeout=30)
-    assert http_sign_in(client, email, PASSWORD).status_code == 303
-    return client
 
 
 def test_home_leads_to_the_users_organization(server: LiveServer) -> None:

@@ -5,29 +5,15 @@ archive, unarchive, delete, CSRF, another organization's pipeline, escaping, web
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.server.test_web_build import Site
-from tests.server.test_web_pages import signed_in
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.web import Site, csrf_token
 
 STEPS = "steps:\n  - command: echo hi\n"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def post(site: Site, path: str, data: dict[str, Any]) -> httpx.Response:

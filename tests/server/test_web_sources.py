@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.server.test_source_webhooks import SECRET, github_headers, github_push
-from tests.server.test_web_build import Site
-from tests.server.test_web_pages import signed_in
-from tests.support.live_server import LiveServer
-from tests.support.web import csrf_token, give_password
+from tests.support.web import Site, csrf_token
 
 STEPS = "steps:\n  - command: echo hi\n"
 SCHEDULES = "/acme/app/settings/schedules"
@@ -32,14 +26,6 @@ mutation ($id: ID!) { pipelineScheduleCreate(input: {pipelineID: $id, cronline: 
   pipelineScheduleEdge { node { uuid } }
 } }
 """
-
-
-@pytest.fixture
-def site(server: LiveServer) -> Iterator[Site]:
-    identity = server.identity("acme")
-    give_password(server, identity)
-    with closing(signed_in(server, identity.email)) as client:
-        yield Site(server, identity, client)
 
 
 def post(site: Site, path: str, data: dict[str, Any]) -> httpx.Response:

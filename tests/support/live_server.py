@@ -80,6 +80,28 @@ class LiveServer:
         self._thread.join(timeout=30)
 
 
+def pipeline_with_a_build(
+    client: httpx.Client,
+    configuration: str,
+    *,
+    org: str = "acme",
+    name: str = "P",
+    **build: Any,
+) -> None:
+    """Pipeline `name` of `org` with `configuration` and its build 1 (HEAD of main, with the
+    `build` fields given), through REST as `client`."""
+    created = client.post(
+        f"/v2/organizations/{org}/pipelines",
+        json={"name": name, "configuration": configuration},
+    )
+    assert created.status_code == 201, created.text
+    built = client.post(
+        f"/v2/organizations/{org}/pipelines/{created.json()['slug']}/builds",
+        json={"commit": "HEAD", "branch": "main", **build},
+    )
+    assert built.status_code == 201, built.text
+
+
 def start_live_server(database_url: str, data_dir: Path, **overrides: Any) -> LiveServer:
     port = free_port()
     settings = Settings(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -57,6 +59,66 @@ def http_sign_in(
             "csrf_token": csrf_token(form.text),
         },
     )
+
+
+def signed_in(server: LiveServer, email: str) -> httpx.Client:
+    """An HTTP client signed in to the web UI as `email` (whose password is PASSWORD)."""
+    client = httpx.Client(base_url=server.url, headers={"Accept": "text/html"}, timeout=30)
+    assert http_sign_in(client, email, PASSWORD).status_code == 303
+    return client
+
+
+class SignedIn:
+    """A signed-in browser's HTTP client, and the API client of the same organization."""
+
+    def __init__(self, server: LiveServer, identity: Identity, client: httpx.Client) -> None:
+        self.server = server
+        self.identity = identity
+        self.client = client
+        self.api = server.client(identity.api_token)
+
+
+class Site(SignedIn):
+    """`SignedIn` with the pipelines and builds of organization `acme` over REST, and forms
+    posted as the browser posts them."""
+
+    def pipeline(self, slug: str, steps: str, **fields: Any) -> None:
+        response = self.api.post(
+            "/v2/organizations/acme/pipelines",
+            json={"name": slug.title(), "slug": slug, "configuration": steps, **fields},
+        )
+        assert response.status_code == 201, response.text
+
+    def build(self, slug: str, **fields: Any) -> dict[str, Any]:
+        response = self.api.post(
+            f"/v2/organizations/acme/pipelines/{slug}/builds",
+            json={"commit": "HEAD", "branch": "main", **fields},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def rest(self, slug: str, number: int) -> dict[str, Any]:
+        response = self.api.get(
+            f"/v2/organizations/acme/pipelines/{slug}/builds/{number}",
+            params={"include_retried_jobs": "true"},
+        )
+        return response.json()  # type: ignore[no-any-return]
+
+    def post(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
+        page = self.client.get(path.rsplit("/jobs/", 1)[0].rsplit("/cancel", 1)[0])
+        return self.client.post(path, data={"csrf_token": csrf_token(page.text), **(data or {})})
+
+
+S = TypeVar("S", bound=SignedIn)
+
+
+@contextmanager
+def signed_in_site(server: LiveServer, kind: type[S]) -> Iterator[S]:
+    """A member of a new organization `acme`, given a password and signed in, as `kind`."""
+    identity = server.identity("acme")
+    give_password(server, identity)
+    with closing(signed_in(server, identity.email)) as client:
+        yield kind(server, identity, client)
 
 
 @dataclass
