@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from kiteline.pipeline.models import BlockStep, Field, SelectField, SelectOption, TextField
@@ -41,11 +40,7 @@ def _read_fields(reader: Reader) -> list[Field]:
     value = reader.items("fields", "text and select fields")
     fields: list[Field] = []
     keys: set[str] = set()
-    for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            reader.report(f"fields[{index}]", "must be a map with text or select, and key")
-            continue
-        entry = reader.item("fields", index, item)
+    for entry in reader.entries("fields", value, "text or select, and key"):
         key = _read_field_key(entry, keys)
         if key is None:
             continue
@@ -109,11 +104,7 @@ def _read_options(entry: Reader) -> list[SelectOption]:
         entry.report("options", "must be a list of at least one {label, value}")
         return []
     options: list[SelectOption] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            entry.report(f"options[{index}]", "must be a map with label and value")
-            continue
-        option = entry.item("options", index, item)
+    for option in entry.entries("options", value, "label and value"):
         label = option.string("label", required=True)
         choice = option.string("value", required=True)
         if label is not None and choice is not None:

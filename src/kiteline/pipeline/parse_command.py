@@ -254,11 +254,7 @@ def _read_adjustments(spec: Reader, setup: dict[str, list[str]]) -> list[MatrixA
     if len(value) > MATRIX_MAX_ADJUSTMENTS:
         spec.report("adjustments", f"may have at most {MATRIX_MAX_ADJUSTMENTS} entries")
     adjustments: list[MatrixAdjustment] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            spec.report(f"adjustments[{index}]", "must be a map with with, skip and soft_fail")
-            continue
-        entry = spec.item("adjustments", index, item)
+    for entry in spec.entries("adjustments", value, "with, skip and soft_fail"):
         combination = _read_with(entry, setup)
         if combination is not None:
             adjustments.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kiteline.pipeline.errors import PipelineIssue, StepRef
@@ -164,6 +164,15 @@ class Reader:
             self.report(key, f"must be a list of {what}")
             return []
         return value
+
+    def entries(self, key: str, values: list[Any], what: str) -> Iterator[Reader]:
+        """A reader for each map in `values` (the list at `key`); any other item is reported
+        ("must be a map with `what`") and passed over."""
+        for index, item in enumerate(values):
+            if isinstance(item, Mapping):
+                yield self.item(key, index, item)
+            else:
+                self.report(f"{key}[{index}]", f"must be a map with {what}")
 
     def string_list(self, key: str, *, separator: str | None = None) -> list[str]:
         """A list of strings, or one string split on `separator` (None: on whitespace)."""

@@ -82,16 +82,17 @@ async def find(
     return await session.scalar(query)
 
 
+#: A build's annotations as its page and REST list them: highest priority first, then oldest.
+_BUILD_ORDER = (Annotation.priority.desc(), Annotation.created_at, Annotation.context)
+
+
 async def list_for_build(
     session: AsyncSession, build_id: uuid.UUID, *, scope: str = "build"
 ) -> list[Annotation]:
     query = select(Annotation).where(Annotation.build_id == build_id)
     if scope != "all":
         query = query.where(Annotation.scope == scope)
-    rows = await session.scalars(
-        query.order_by(Annotation.priority.desc(), Annotation.created_at, Annotation.context)
-    )
-    return list(rows)
+    return list(await session.scalars(query.order_by(*_BUILD_ORDER)))
 
 
 class ShownAnnotation(NamedTuple):
@@ -106,7 +107,7 @@ class ShownAnnotation(NamedTuple):
 _SHOWN = (
     select(Annotation.id, Annotation.context, Annotation.style, Annotation.body)
     .where(Annotation.build_id == bindparam("build_id"))
-    .order_by(Annotation.priority.desc(), Annotation.created_at, Annotation.context)
+    .order_by(*_BUILD_ORDER)
 )
 
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kiteline.server.builds import listing, rendering, repository, service, transitions
-from kiteline.server.builds.locate import BUILDS
+from kiteline.server.builds import listing, rendering, service, transitions
+from kiteline.server.builds.locate import BUILDS, locate_build
 from kiteline.server.builds.locate import pipeline_for as _pipeline_for
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.query import ListOptions
@@ -151,10 +151,7 @@ async def _changed_build(
 @router.get(BUILDS + "/{number}/", include_in_schema=False)
 async def get_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "read_builds") as (session, principal):
-        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        build = await repository.get_by_number(
-            session, pipeline_id=found.id, number=repository.parse_number(number)
-        )
+        organization, found, build = await locate_build(session, principal, org, pipeline, number)
         query = request.query_params
         page = await rendering.render(
             session,
@@ -177,10 +174,7 @@ async def get_build(request: Request, org: str, pipeline: str, number: str) -> R
 @router.put(BUILDS + "/{number}/cancel")
 async def cancel_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
-        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        build = await repository.get_by_number(
-            session, pipeline_id=found.id, number=repository.parse_number(number)
-        )
+        organization, found, build = await locate_build(session, principal, org, pipeline, number)
         await transitions.cancel(session, build=build)
         return await _changed_build(request, session, org, organization, found, build)
 
@@ -188,10 +182,8 @@ async def cancel_build(request: Request, org: str, pipeline: str, number: str) -
 @router.put(BUILDS + "/{number}/rebuild")
 async def rebuild_build(request: Request, org: str, pipeline: str, number: str) -> Response:
     async with api_transaction(request, "write_builds") as (session, principal):
-        organization, found = await _pipeline_for(session, principal.user_id, org, pipeline)
-        original = await repository.get_by_number(
-            session, pipeline_id=found.id, number=repository.parse_number(number)
-        )
+        located = await locate_build(session, principal, org, pipeline, number)
+        organization, found, original = located
         build = await service.rebuild(
             session,
             organization=organization,

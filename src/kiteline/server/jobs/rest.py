@@ -67,8 +67,15 @@ class JobPath:
     number: str | None = None
 
 
+async def _job_path(
+    org: str, job_id: str, pipeline: str | None = None, number: str | None = None
+) -> JobPath:
+    # A coroutine: FastAPI would call a plain callable (the class itself) in its thread pool.
+    return JobPath(org, job_id, pipeline, number)
+
+
 #: A job route's path parameters (the org-scoped routes take pipeline and number as a query).
-AtJob = Annotated[JobPath, Depends()]
+AtJob = Annotated[JobPath, Depends(_job_path)]
 
 
 async def _locate(session: AsyncSession, principal: Principal, at: JobPath) -> Located:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -118,6 +119,12 @@ class PipelineUpdate(PipelineSettings):
 PIPELINE = "/organizations/{org}/pipelines/{slug}"
 
 
+async def _pipeline(session: AsyncSession, principal: Principal, org: str, slug: str) -> Pipeline:
+    """The pipeline `slug` of the caller's organization `org` (404 when either is not found)."""
+    organization = await organizations.get_for_user(session, slug=org, user_id=principal.user_id)
+    return await service.get(session, organization_id=organization.id, slug=slug)
+
+
 def _may_edit(principal: Principal) -> bool:
     return "write_pipelines" in principal.token.scopes
 
@@ -141,10 +148,7 @@ async def update_pipeline(
     request: Request, org: str, slug: str, body: PipelineUpdate
 ) -> dict[str, Any]:
     async with api_transaction(request, "write_pipelines") as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
-        )
-        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        pipeline = await _pipeline(session, principal, org, slug)
         await service.update(session, pipeline, body.model_dump(exclude_unset=True))
         return await _render_one(session, request, org, pipeline, principal)
 
@@ -153,33 +157,28 @@ async def update_pipeline(
 @router.delete(PIPELINE + "/", status_code=204, include_in_schema=False)
 async def delete_pipeline(request: Request, org: str, slug: str) -> Response:
     async with api_transaction(request, "write_pipelines") as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
-        )
-        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        pipeline = await _pipeline(session, principal, org, slug)
         await service.delete(session, pipeline)
     return Response(status_code=204)
 
 
 @router.post(PIPELINE + "/archive")
 async def archive_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
-    async with api_transaction(request, "write_pipelines") as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
-        )
-        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
-        service.archive(pipeline)
-        return await _render_one(session, request, org, pipeline, principal)
+    return await _change_archived(request, org, slug, service.archive)
 
 
 @router.post(PIPELINE + "/unarchive")
 async def unarchive_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
+    return await _change_archived(request, org, slug, service.unarchive)
+
+
+async def _change_archived(
+    request: Request, org: str, slug: str, change: Callable[[Pipeline], None]
+) -> dict[str, Any]:
+    """Archive or unarchive (`change`); answers the pipeline."""
     async with api_transaction(request, "write_pipelines") as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
-        )
-        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
-        service.unarchive(pipeline)
+        pipeline = await _pipeline(session, principal, org, slug)
+        change(pipeline)
         return await _render_one(session, request, org, pipeline, principal)
 
 
@@ -187,8 +186,5 @@ async def unarchive_pipeline(request: Request, org: str, slug: str) -> dict[str,
 @router.get("/organizations/{org}/pipelines/{slug}/", include_in_schema=False)
 async def get_pipeline(request: Request, org: str, slug: str) -> dict[str, Any]:
     async with api_transaction(request, "read_pipelines") as (session, principal):
-        organization = await organizations.get_for_user(
-            session, slug=org, user_id=principal.user_id
-        )
-        pipeline = await service.get(session, organization_id=organization.id, slug=slug)
+        pipeline = await _pipeline(session, principal, org, slug)
         return await _render_one(session, request, org, pipeline, principal)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from fastapi import Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -16,6 +15,7 @@ from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.web.auth import page_transaction
+from kiteline.server.web.forms import form_text
 from kiteline.server.web.pages.pipeline_view import field_errors
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
@@ -144,11 +144,6 @@ class NewPipelineForm:
     error: str | None = None
 
 
-def _text(submitted: Any, name: str) -> str:
-    value = submitted.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def _render_new(request: Request, org: str, form: NewPipelineForm, status: int) -> Response:
     async with page_transaction(request, read_only=True) as (_session, viewer):
         organization = viewer.organization(org)
@@ -173,10 +168,10 @@ async def create_pipeline(request: Request, org: str) -> Response:
     The API's errors are shown beside their fields, with what was typed (422)."""
     submitted = await request.form()
     form = NewPipelineForm(
-        name=_text(submitted, "name"),
-        repository=_text(submitted, "repository"),
-        configuration=_text(submitted, "configuration"),
-        description=_text(submitted, "description"),
+        name=form_text(submitted, "name"),
+        repository=form_text(submitted, "repository"),
+        configuration=form_text(submitted, "configuration"),
+        description=form_text(submitted, "description"),
     )
     try:
         async with page_transaction(request) as (session, viewer):

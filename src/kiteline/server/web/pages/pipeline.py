@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -26,6 +25,7 @@ from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.forms import form_text
 from kiteline.server.web.pages.pipeline_sources import source_section
 from kiteline.server.web.pages.pipeline_view import (
     SETTINGS_FIELDS,
@@ -151,21 +151,16 @@ async def builds_list(request: Request, org: str, pipeline: str) -> Response:
     return RedirectResponse(f"/{org}/{pipeline}{query}", status_code=303)
 
 
-def _text(submitted: Any, name: str) -> str:
-    value = submitted.get(name)
-    return value if isinstance(value, str) else ""
-
-
 @router.post(PIPELINE + "/builds")
 async def create_build(request: Request, org: str, pipeline: str) -> Response:
     """ "Create Build": a build as REST's create makes it (source `ui`, the viewer as its
     creator and author); opens it. A refusal is shown in the dialog (422)."""
     submitted = await request.form()
     form = NewBuildForm(
-        message=_text(submitted, "message"),
-        commit=_text(submitted, "commit"),
-        branch=_text(submitted, "branch"),
-        env=_text(submitted, "env"),
+        message=form_text(submitted, "message"),
+        commit=form_text(submitted, "commit"),
+        branch=form_text(submitted, "branch"),
+        env=form_text(submitted, "env"),
     )
     try:
         async with page_transaction(request) as (session, viewer):
@@ -237,11 +232,11 @@ async def save_settings(request: Request, org: str, pipeline: str) -> Response:
     API's errors are shown beside their fields, with what was typed (422)."""
     submitted = await request.form()
     form = SettingsForm(
-        name=_text(submitted, "name"),
-        description=_text(submitted, "description"),
-        repository=_text(submitted, "repository"),
-        default_branch=_text(submitted, "default_branch"),
-        configuration=_text(submitted, "configuration"),
+        name=form_text(submitted, "name"),
+        description=form_text(submitted, "description"),
+        repository=form_text(submitted, "repository"),
+        default_branch=form_text(submitted, "default_branch"),
+        configuration=form_text(submitted, "configuration"),
     )
     try:
         async with page_transaction(request) as (session, viewer):
@@ -280,7 +275,7 @@ async def _change_archived(
 async def delete_pipeline(request: Request, org: str, pipeline: str) -> Response:
     """ "Delete Pipeline", once its slug is typed to confirm; as REST's delete (its builds go
     with it). Back to the organization's pipelines."""
-    confirmation = _text(await request.form(), "confirm").strip()
+    confirmation = form_text(await request.form(), "confirm").strip()
     async with page_transaction(request) as (session, viewer):
         organization, found = await _locate(session, viewer, org, pipeline)
         if confirmation == found.slug:

@@ -26,6 +26,7 @@ from kiteline.server.schedules import service as schedules
 from kiteline.server.schedules.service import PipelineSchedule
 from kiteline.server.sources import service as sources
 from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.forms import form_text
 from kiteline.server.web.pages.pipeline_view import field_errors
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
@@ -119,11 +120,6 @@ class ScheduleForm:
         }
 
 
-def _text(submitted: Any, name: str) -> str:
-    value = submitted.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def _locate(
     session: AsyncSession, viewer: Viewer, org: str, slug: str
 ) -> tuple[Organization, Pipeline]:
@@ -181,13 +177,13 @@ async def create_schedule(request: Request, org: str, pipeline: str) -> Response
     typed (422)."""
     submitted = await request.form()
     form = ScheduleForm(
-        label=_text(submitted, "label"),
-        cronline=_text(submitted, "cronline"),
-        branch=_text(submitted, "branch"),
-        commit=_text(submitted, "commit"),
-        message=_text(submitted, "message"),
-        env=_text(submitted, "env"),
-        enabled=_text(submitted, "enabled") == "1",
+        label=form_text(submitted, "label"),
+        cronline=form_text(submitted, "cronline"),
+        branch=form_text(submitted, "branch"),
+        commit=form_text(submitted, "commit"),
+        message=form_text(submitted, "message"),
+        env=form_text(submitted, "env"),
+        enabled=form_text(submitted, "enabled") == "1",
     )
     try:
         async with page_transaction(request) as (session, viewer):

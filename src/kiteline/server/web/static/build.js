@@ -1,6 +1,7 @@
 // The build page: tabs, job rows that open (and load their log), the row named by the URL's
-// #<job id>, the unblock dialogs, durations that count while running, the waterfall's axis
-// following the clock, and live updates that replace only the parts whose digest changed.
+// #<job id>, durations that count while running, the waterfall's axis following the clock,
+// and live updates that replace only the parts whose digest changed (dialogs.js opens the
+// unblock dialogs).
 (function () {
   "use strict";
 
@@ -92,19 +93,6 @@
     var tab = target.closest('.tabs [role="tab"]');
     if (tab) {
       selectTab(tab);
-      return;
-    }
-    var opener = target.closest("[data-open-dialog]");
-    if (opener) {
-      var dialog = document.getElementById(opener.dataset.openDialog);
-      if (dialog && !dialog.open) {
-        dialog.showModal();
-      }
-      return;
-    }
-    var closer = target.closest("[data-close-dialog]");
-    if (closer) {
-      closer.closest("dialog").close();
     }
   });
 
@@ -120,19 +108,6 @@
     selectTab(next);
     next.focus();
   });
-
-  // A dialog the server answered with errors (422) opens again, as a modal.
-  function reopenDialogs() {
-    document.querySelectorAll("dialog[data-reopen]").forEach(function (dialog) {
-      if (!dialog.open) {
-        dialog.showModal();
-      }
-      var invalid = dialog.querySelector('[aria-invalid="true"], fieldset[aria-describedby]');
-      if (invalid) {
-        invalid.focus();
-      }
-    });
-  }
 
   // Clocks: durations without an end, and the waterfall while the build runs ---------------
 
@@ -330,7 +305,6 @@
     }
     startTabs();
     openFromHash();
-    reopenDialogs();
     tick();
     window.setInterval(tick, 1000);
     follow();

@@ -33,7 +33,7 @@
       if (!dialog.open) {
         dialog.showModal();
       }
-      var invalid = dialog.querySelector('[aria-invalid="true"]');
+      var invalid = dialog.querySelector('[aria-invalid="true"], fieldset[aria-describedby]');
       if (invalid) {
         invalid.focus();
       }
