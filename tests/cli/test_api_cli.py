@@ -310,8 +310,11 @@ def test_tables_at_80_columns_keep_ids_and_paths_whole(cli: Cli, green: Watched)
     (artifact,) = cli.json("artifact", "list", "green", "1")["artifacts"]
     listed = cli.run("artifact", "list", "green", "1", env=narrow)
     assert listed.returncode == 0, listed.stderr
-    (row,) = [line for line in listed.stdout.splitlines() if artifact["id"] in line]
+    lines = listed.stdout.splitlines()
+    (row,) = [line for line in lines if artifact["id"] in line]
     assert row.split()[0] == "out/data.bin"
+    assert row.split()[-2:] == [artifact["state"], artifact["id"]]
+    assert f"Job {artifact['job_id']}" in lines
     (agent,) = cli.json("agent", "list", "--name", AGENT)["agents"]
     shown = cli.run("agent", "list", "--name", AGENT, env=narrow)
     (row,) = [line for line in shown.stdout.splitlines() if agent["id"] in line]

@@ -99,3 +99,72 @@ def test_pipelines_made_before_badge_keys_get_one_each(database_url: str) -> Non
     assert len(keys) == 2
     assert all(re.fullmatch("[0-9a-f]{50}", key) for (key,) in keys)
     assert keys[0] != keys[1]
+
+
+def test_the_head_read_from_file_names_is_alembics_head(database_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from kiteline.server.kit.migrate import head_revision
+
+    assert ScriptDirectory.from_config(alembic_config(database_url)).get_heads() == [
+        head_revision()
+    ]
+
+
+def test_a_start_at_head_leaves_alembic_unloaded(database_url: str) -> None:
+    """A server (re)started on a schema already at head reads one row and never imports Alembic."""
+    import subprocess
+    import sys
+
+    command.upgrade(alembic_config(database_url), "head")
+    script = (
+        "import asyncio, sys\n"
+        "from kiteline.server.kit.db import create_engine\n"
+        "from kiteline.server.kit.migrate import upgrade\n"
+        "async def main():\n"
+        "    engine = create_engine(sys.argv[1])\n"
+        "    await upgrade(engine)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_forked_child_migrates_a_new_database_for_the_server(database_url: str) -> None:
+    """`kiteline server` and `kiteline up` migrate in a forked child: the database reaches head
+    and the serving process has still not imported Alembic."""
+    import subprocess
+    import sys
+
+    from kiteline.server.kit.migrate import head_revision
+    from tests.support.run_async import run_async
+
+    script = (
+        "import sys\n"
+        "from kiteline.server.kit.migrate import upgrade_in_child\n"
+        "upgrade_in_child(sys.argv[1])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    assert run_async(lambda: _versions(database_url)) == [head_revision()]
+
+
+async def _versions(database_url: str) -> list[str]:
+    from sqlalchemy import text
+
+    from kiteline.server.kit.db import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            return list(rows.scalars())
+    finally:
+        await engine.dispose()

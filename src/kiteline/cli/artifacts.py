@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import typer
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -67,22 +68,29 @@ def download(
     api.show({"files": files}, view=lambda: Text("\n".join(files)))
 
 
-def _table(artifacts: Iterable[Artifact]) -> Table:
-    table = Table(box=None, pad_edge=False)
-    table.add_column("Path")
-    table.add_column("Size", justify="right")
-    table.add_column("State")
-    table.add_column("Job", no_wrap=True)
-    table.add_column("ID", no_wrap=True)
+def _table(artifacts: Iterable[Artifact]) -> Group:
+    """One table per job under a "Job <id>" line: with the job's ID out of the rows, a path,
+    its size, state and artifact ID fit 80 columns whole."""
+    by_job: dict[str, list[Artifact]] = {}
     for artifact in artifacts:
-        table.add_row(
-            Text(artifact.path),
-            "" if artifact.file_size is None else _size(artifact.file_size),
-            state_text(artifact.state),
-            artifact.job_id or "",
-            artifact.id,
-        )
-    return table
+        by_job.setdefault(artifact.job_id or "", []).append(artifact)
+    parts: list[RenderableType] = []
+    for job_id, listed in by_job.items():
+        parts.append(Text(f"Job {job_id}" if job_id else "No job", style="bold"))
+        table = Table(box=None, pad_edge=False)
+        table.add_column("Path")
+        table.add_column("Size", justify="right", no_wrap=True)
+        table.add_column("State", no_wrap=True)
+        table.add_column("ID", no_wrap=True)
+        for artifact in listed:
+            table.add_row(
+                Text(artifact.path),
+                "" if artifact.file_size is None else _size(artifact.file_size),
+                state_text(artifact.state),
+                artifact.id,
+            )
+        parts.append(table)
+    return Group(*parts)
 
 
 def _size(count: int) -> str:

@@ -29,6 +29,7 @@ def serve(
     import uvicorn
 
     from kiteline.server.app import create_app, freeze_startup_heap
+    from kiteline.server.kit.migrate import upgrade_in_child
 
     settings = Settings(host=host, port=port)
     if workers > 1:
@@ -36,6 +37,8 @@ def serve(
         if refusal:
             raise fail(refusal)
     listener = bind_listener(host, port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_in_child(settings.resolved_database_url)  # first: no loop or thread exists yet
     if workers > 1:
         _serve_in_processes(host, port, log_level, workers, listener)
         return

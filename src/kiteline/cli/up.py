@@ -23,6 +23,7 @@ from kiteline.cli.output import console
 from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS, bind_listener
 from kiteline.server import admin
 from kiteline.server.app import create_app, freeze_startup_heap
+from kiteline.server.kit.migrate import upgrade_in_child
 from kiteline.server.kit.passwords import generate_password
 from kiteline.settings import Settings
 
@@ -89,6 +90,7 @@ def up(
     listener = bind_listener(host, port)
     settings = Settings(host=host, port=port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_in_child(settings.resolved_database_url)  # first: no loop or thread exists yet
     credentials, created = load_or_create_credentials(settings)
     url = f"http://{host}:{port}"
     _remember_url(settings, credentials, url)

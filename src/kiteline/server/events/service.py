@@ -1,9 +1,10 @@
 """Writes domain events to the outbox, inside the caller's transaction.
 
 A transaction's events are written together, in the order emitted, by one multi-row `INSERT`
-as it commits (one statement however many transitions it made, where the ORM wrote one per
-event and per flush). In a savepoint (a GraphQL mutation) they are added as rows at once, so
-that the savepoint's rollback takes them with it.
+as its outermost transaction commits (one statement however many transitions it made, where the
+ORM wrote one per event and per flush). A savepoint (a GraphQL mutation runs in one) notes where
+its events begin; its rollback drops the events from there on and keeps those emitted before it,
+so the outbox's ids follow the order of emission whatever nests.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from kiteline.server.events.models import Event
 from kiteline.server.events.names import EventName
@@ -21,6 +22,7 @@ from kiteline.server.kit.db import after_commit_once, utcnow
 from kiteline.server.kit.notify import outbox
 
 _PENDING = "outbox_rows"
+_MARKS = "outbox_savepoint_marks"
 _INSERT = insert(Event)
 
 
@@ -40,21 +42,34 @@ def emit(
         "data": data or {},
         "created_at": utcnow(),
     }
-    sync = session.sync_session
-    if sync.in_nested_transaction():
-        sync.add(Event(**row))
-    else:
-        sync.info.setdefault(_PENDING, []).append(row)
+    session.sync_session.info.setdefault(_PENDING, []).append(row)
     after_commit_once(session, outbox.notify)  # one wake-up however many events it writes
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
 
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: its events wait for the root
+        return
     rows = session.info.pop(_PENDING, None)
     if rows:
         session.connection().execute(_INSERT, rows)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_savepoints_events(session: Session, transaction: SessionTransaction) -> None:
+    mark = session.info.get(_MARKS, {}).pop(transaction, None)
+    if mark is not None:
+        del session.info.get(_PENDING, [])[mark:]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost: committed (rows written) or rolled back
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
