@@ -4,7 +4,6 @@ same service functions as REST's stop)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,15 +14,14 @@ from kiteline.server.agents.models import Agent
 from kiteline.server.agents.stop import stop
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import caller_organization
-from kiteline.server.graphql.connections import Connection, listed
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.mutations import MutationPayload, NodeMutationInput
+from kiteline.server.graphql.node import Node, RowUUID, found, id_of
 from kiteline.server.graphql.refs import JobRef, OrganizationRef
 from kiteline.server.jobs import service as jobs
 from kiteline.server.jobs.service import Job as JobRow
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.kit.keyset import Window
 
 
 @strawberry.type(name="OperatingSystem")
@@ -32,12 +30,8 @@ class OperatingSystem:
 
 
 @strawberry.type(name="Agent")
-class AgentNode(Node):
+class AgentNode(Node, RowUUID):
     row: strawberry.Private[Agent]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def name(self) -> str:
@@ -144,28 +138,6 @@ def _node(row: Agent) -> AgentNode:
     return AgentNode(row=row)
 
 
-@registry.agents_of.provide
-async def agents_of(
-    info: Info,
-    organization_id: uuid.UUID,
-    *,
-    window: Window,
-    search: str | None,
-    meta_data: Sequence[str],
-) -> Connection[AgentNode]:
-    tags = tuple(meta_data)
-    return await listed(
-        info,
-        ("organization_agents", search, tags),
-        organization_id,
-        fetch=lambda session, ids: service.connected_for_organizations(
-            session, ids, search=search, meta_data=tags
-        ),
-        window=window,
-        wrap=_node,
-    )
-
-
 async def reveal_agent(ctx: GraphQLContext, agent: Agent | None) -> AgentNode | None:
     shown = await ctx.reveal(agent)
     return AgentNode(row=shown) if shown is not None else None
@@ -189,17 +161,14 @@ async def lookup_agent(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
 
 
 @strawberry.input(name="AgentStopInput")
-class AgentStopInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class AgentStopInput(NodeMutationInput):
     graceful: bool | None = strawberry.field(
         default=True, description="Let the current job finish first (else it is canceled)"
     )
 
 
 @strawberry.type(name="AgentStopPayload")
-class AgentStopPayload:
-    client_mutation_id: str | None
+class AgentStopPayload(MutationPayload):
     agent: AgentNode
 
 

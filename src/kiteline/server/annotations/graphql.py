@@ -3,7 +3,6 @@ function as REST's)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,13 +14,13 @@ from kiteline.server.annotations.shapes import annotation_json
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import build_for_mutation
-from kiteline.server.graphql.connections import Connection, Edge, paged, row_edge
+from kiteline.server.graphql.connections import Edge, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
-from kiteline.server.graphql.enums import AnnotationOrder, AnnotationScope, AnnotationStyle
+from kiteline.server.graphql.enums import AnnotationScope, AnnotationStyle
 from kiteline.server.graphql.ids import GlobalId
+from kiteline.server.graphql.mutations import MutationInput, MutationPayload
 from kiteline.server.graphql.node import Node
 from kiteline.server.graphql.refs import BuildRef
-from kiteline.server.kit.keyset import Window
 
 
 @strawberry.type(name="AnnotationBody")
@@ -67,33 +66,9 @@ class AnnotationNode(Node):
         return self.row.updated_at
 
 
+@registry.annotation_node.provide
 def _wrap(annotation: Annotation) -> AnnotationNode:
     return AnnotationNode(row=annotation)
-
-
-@registry.annotations_of.provide
-async def annotations_of(
-    info: Info,
-    build_id: uuid.UUID,
-    *,
-    window: Window,
-    styles: tuple[str, ...],
-    scopes: tuple[str, ...],
-    order: AnnotationOrder,
-) -> Connection[AnnotationNode]:
-    ordering = order.value
-    return await paged(
-        info,
-        ("build_annotations", styles, scopes, ordering, window),
-        build_id,
-        pages=lambda session, ids: service.pages_for_builds(
-            session, ids, styles=styles, scopes=scopes, order=ordering, window=window
-        ),
-        counts=lambda session, ids: service.counts_for_builds(
-            session, ids, styles=styles, scopes=scopes
-        ),
-        wrap=_wrap,
-    )
 
 
 async def lookup_annotation(ctx: GraphQLContext, global_id: GlobalId) -> Node | None:
@@ -106,8 +81,7 @@ async def lookup_annotation(ctx: GraphQLContext, global_id: GlobalId) -> Node | 
 
 
 @strawberry.input(name="BuildAnnotateInput")
-class BuildAnnotateInput:
-    client_mutation_id: str | None = None
+class BuildAnnotateInput(MutationInput):
     build_id: strawberry.ID = strawberry.field(name="buildID")
     body: str | None = None
     style: AnnotationStyle | None = AnnotationStyle.DEFAULT
@@ -117,8 +91,7 @@ class BuildAnnotateInput:
 
 
 @strawberry.type(name="BuildAnnotatePayload")
-class BuildAnnotatePayload:
-    client_mutation_id: str | None
+class BuildAnnotatePayload(MutationPayload):
     annotation: AnnotationNode | None
     annotation_edge: Edge[AnnotationNode] | None
     build: BuildRef | None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import strawberry
@@ -11,7 +10,6 @@ from kiteline.server.agent_api.artifacts import DOWNLOAD_PATH, signed_url
 from kiteline.server.artifacts import service
 from kiteline.server.artifacts.models import Artifact
 from kiteline.server.graphql import registry
-from kiteline.server.graphql.connections import Connection, listed
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
 from kiteline.server.graphql.node import Node
@@ -19,7 +17,6 @@ from kiteline.server.graphql.refs import JobTypeCommandRef
 from kiteline.server.graphql.scalars import JSInt
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.kit.keyset import Window
 
 
 @strawberry.type(name="Artifact")
@@ -71,18 +68,9 @@ class ArtifactNode(Node):
         return registry.command_job_node(job) if job is not None else None
 
 
-@registry.artifacts_of.provide
-async def artifacts_of(
-    info: Info, job_id: uuid.UUID, *, window: Window, path: str | None, state: str | None
-) -> Connection[ArtifactNode]:
-    return await listed(
-        info,
-        ("job_artifacts", path, state),
-        job_id,
-        fetch=lambda session, ids: service.list_for_jobs(session, ids, state=state, path=path),
-        window=window,
-        wrap=lambda row: ArtifactNode(row=row),
-    )
+@registry.artifact_node.provide
+def _node(row: Artifact) -> ArtifactNode:
+    return ArtifactNode(row=row)
 
 
 async def reveal_artifact(ctx: GraphQLContext, artifact: Artifact | None) -> ArtifactNode | None:

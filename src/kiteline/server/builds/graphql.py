@@ -9,6 +9,7 @@ from typing import Any
 
 import strawberry
 
+from kiteline.server.annotations import service as annotation_service
 from kiteline.server.builds import repository, service, transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import BuildState
@@ -39,7 +40,8 @@ from kiteline.server.graphql.enums import (
     values,
 )
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found
+from kiteline.server.graphql.mutations import MutationInput, MutationPayload, NodeMutationInput
+from kiteline.server.graphql.node import Node, RowUUID, found
 from kiteline.server.graphql.refs import (
     AnnotationRef,
     BuildCreatorRef,
@@ -51,7 +53,6 @@ from kiteline.server.graphql.refs import (
 from kiteline.server.jobs import service as jobs
 from kiteline.server.kit.errors import NotFound
 from kiteline.server.kit.ids import INT32_MAX, parse_int, parse_uuid
-from kiteline.server.kit.keyset import Window
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.users import service as users
 
@@ -61,38 +62,25 @@ class BuildSource:
     name: str
 
 
-@strawberry.type(name="BuildSourceAPI")
-class BuildSourceAPI(BuildSource):
-    pass
+def _source_type(name: str) -> type[BuildSource]:
+    """One of Buildkite's BuildSource types, which differ only in their names."""
+    return strawberry.type(type(name, (BuildSource,), {"__module__": __name__}), name=name)
 
 
-@strawberry.type(name="BuildSourceFrontend")
-class BuildSourceFrontend(BuildSource):
-    pass
-
-
-@strawberry.type(name="BuildSourceWebhook")
-class BuildSourceWebhook(BuildSource):
-    pass
-
-
-@strawberry.type(name="BuildSourceSchedule")
-class BuildSourceSchedule(BuildSource):
-    pass
-
-
-@strawberry.type(name="BuildSourceTriggerJob")
-class BuildSourceTriggerJob(BuildSource):
-    pass
-
-
-_SOURCES: dict[str, BuildSource] = {
-    "api": BuildSourceAPI(name="API"),
-    "ui": BuildSourceFrontend(name="Frontend"),
-    "webhook": BuildSourceWebhook(name="Webhook"),
-    "schedule": BuildSourceSchedule(name="Schedule"),
-    "trigger_job": BuildSourceTriggerJob(name="Trigger job"),
+#: How a build was created (as stored) → its BuildSource type's name and its `name`.
+_SOURCE_NAMES = {
+    "api": ("BuildSourceAPI", "API"),
+    "ui": ("BuildSourceFrontend", "Frontend"),
+    "webhook": ("BuildSourceWebhook", "Webhook"),
+    "schedule": ("BuildSourceSchedule", "Schedule"),
+    "trigger_job": ("BuildSourceTriggerJob", "Trigger job"),
 }
+_SOURCES: dict[str, BuildSource] = {
+    source: _source_type(type_name)(name=name)
+    for source, (type_name, name) in _SOURCE_NAMES.items()
+}
+#: For the schema: nothing names these types but a build's `source`.
+SOURCE_TYPES = tuple(type(source) for source in _SOURCES.values())
 
 
 @strawberry.type(name="BuildMetaData")
@@ -112,12 +100,8 @@ class JobStepSearch:
 
 
 @strawberry.type(name="Build")
-class BuildNode(Node):
+class BuildNode(Node, RowUUID):
     row: strawberry.Private[Build]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def number(self) -> int:
@@ -281,55 +265,26 @@ class BuildNode(Node):
         scope: list[AnnotationScope] | None = None,
         order: AnnotationOrder | None = AnnotationOrder.RECENTLY_CREATED,
     ) -> Connection[AnnotationRef]:
-        return await registry.annotations_of(
+        styles, scopes = tuple(values(style)), tuple(values(scope))
+        ordering = (order or AnnotationOrder.RECENTLY_CREATED).value
+        window = window_from(first, last, after, before)
+        return await paged(
             info,
+            ("build_annotations", styles, scopes, ordering, window),
             self.row.id,
-            window=window_from(first, last, after, before),
-            styles=tuple(values(style)),
-            scopes=tuple(values(scope)),
-            order=order or AnnotationOrder.RECENTLY_CREATED,
+            pages=lambda session, ids: annotation_service.pages_for_builds(
+                session, ids, styles=styles, scopes=scopes, order=ordering, window=window
+            ),
+            counts=lambda session, ids: annotation_service.counts_for_builds(
+                session, ids, styles=styles, scopes=scopes
+            ),
+            wrap=registry.annotation_node,
         )
 
 
 @registry.build_node.provide
 def _wrap(build: Build) -> BuildNode:
     return BuildNode(row=build)
-
-
-@registry.builds_of_pipeline.provide
-async def builds_of_pipeline(
-    info: Info, pipeline_id: uuid.UUID, *, window: Window, where: repository.BuildFilter
-) -> Connection[BuildNode]:
-    return await paged(
-        info,
-        ("pipeline_builds", repr(where), window),
-        pipeline_id,
-        pages=lambda session, ids: repository.pages_by(
-            session, "pipeline", ids, where=where, window=window
-        ),
-        counts=lambda session, ids: repository.counts_by(session, "pipeline", ids, where=where),
-        wrap=_wrap,
-    )
-
-
-@registry.builds_created_by.provide
-async def builds_created_by(
-    info: Info, user_id: uuid.UUID, *, window: Window, where: repository.BuildFilter
-) -> Connection[BuildNode]:
-    """A user's builds in the organizations the caller belongs to."""
-    visible = info.context.organization_ids
-    return await paged(
-        info,
-        ("creator_builds", repr(where), window),
-        user_id,
-        pages=lambda session, ids: repository.pages_by(
-            session, "creator", ids, where=where, window=window, organization_ids=visible
-        ),
-        counts=lambda session, ids: repository.counts_by(
-            session, "creator", ids, where=where, organization_ids=visible
-        ),
-        wrap=_wrap,
-    )
 
 
 async def reveal_build(ctx: GraphQLContext, build: Build | None) -> BuildNode | None:
@@ -388,8 +343,7 @@ class BuildAuthorInput:
 
 
 @strawberry.input(name="BuildCreateInput")
-class BuildCreateInput:
-    client_mutation_id: str | None = None
+class BuildCreateInput(MutationInput):
     pipeline_id: strawberry.ID = strawberry.field(name="pipelineID")
     commit: str | None = strawberry.field(default=None, description='Defaults to "HEAD"')
     branch: str | None = strawberry.field(
@@ -403,32 +357,27 @@ class BuildCreateInput:
 
 
 @strawberry.input(name="BuildCancelInput")
-class BuildCancelInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class BuildCancelInput(NodeMutationInput):
+    pass
 
 
 @strawberry.input(name="BuildRebuildInput")
-class BuildRebuildInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class BuildRebuildInput(NodeMutationInput):
+    pass
 
 
 @strawberry.type(name="BuildCreatePayload")
-class BuildCreatePayload:
-    client_mutation_id: str | None
+class BuildCreatePayload(MutationPayload):
     build: BuildNode | None
 
 
 @strawberry.type(name="BuildCancelPayload")
-class BuildCancelPayload:
-    client_mutation_id: str | None
+class BuildCancelPayload(MutationPayload):
     build: BuildNode
 
 
 @strawberry.type(name="BuildRebuildPayload")
-class BuildRebuildPayload:
-    client_mutation_id: str | None
+class BuildRebuildPayload(MutationPayload):
     build: BuildNode = strawberry.field(description="The build that was rebuilt")
     rebuild: BuildNode = strawberry.field(description="The new build")
 

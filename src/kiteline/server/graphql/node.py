@@ -27,6 +27,18 @@ class Node:
         return strawberry.ID(graphql_id(type_name, self.row.id))
 
 
+@strawberry.type(name="RowUUID", description="Never in the schema: a row's `uuid` field")
+class RowUUID:
+    """The `uuid` most nodes show (their row's id as a string; annotations and artifacts
+    show it as an ID): put after `Node` among a type's bases, it comes second, after `id`."""
+
+    row: strawberry.Private[Any]
+
+    @strawberry.field
+    def uuid(self) -> str:
+        return str(self.row.id)
+
+
 #: Finds the object a global id names (None when missing or not the caller's to see).
 NodeLookup = Callable[[GraphQLContext, GlobalId], Awaitable[Node | None]]
 

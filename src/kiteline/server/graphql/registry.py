@@ -2,29 +2,30 @@
 
 The domains' types point at one another (a build has a pipeline, a pipeline has builds):
 annotations name the other types lazily (`refs`), and resolvers reach the other domains'
-node classes and connections through the slots here. Each slot is filled by the module that
-owns it, when that module is imported (`schema` imports them all before anything runs); so
-the 8 domain modules depend on `graphql/` and their own domain only (an import-linter
-contract keeps it so), and the signatures below are what mypy checks both sides against.
+node classes (and a build's jobs, a connection of the jobs module's own type) through the
+slots here; a parent pages any other children through their domain's service itself. Each
+slot is filled by the module that owns it, when that module is imported (`schema` imports
+them all before anything runs); so the 8 domain modules depend on `graphql/` and their own
+domain only (an import-linter contract keeps it so), and the signatures below are what mypy
+checks both sides against.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
 if TYPE_CHECKING:  # types only (rows named through their services): at run time, the slots
     from kiteline.server.agents.graphql import AgentNode
     from kiteline.server.agents.service import Agent
     from kiteline.server.annotations.graphql import AnnotationNode
+    from kiteline.server.annotations.service import Annotation
     from kiteline.server.artifacts.graphql import ArtifactNode
+    from kiteline.server.artifacts.service import Artifact
     from kiteline.server.builds.graphql import BuildNode
-    from kiteline.server.builds.repository import Build, BuildFilter
-    from kiteline.server.graphql.connections import Connection
+    from kiteline.server.builds.repository import Build
     from kiteline.server.graphql.context import Info
-    from kiteline.server.graphql.enums import AnnotationOrder, PipelineOrders
     from kiteline.server.jobs.graphql import (
         JobConnection,
         JobTypeBlock,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # types only (rows named through their services): at run time
     from kiteline.server.pipelines.graphql import PipelineNode
     from kiteline.server.pipelines.service import Pipeline
     from kiteline.server.schedules.graphql import PipelineScheduleNode
+    from kiteline.server.schedules.service import PipelineSchedule
     from kiteline.server.users.graphql import UnregisteredUser, UserNode
     from kiteline.server.users.service import User
 
@@ -117,6 +119,21 @@ def agent_node(row: Agent, /) -> AgentNode:
 
 
 @slot
+def annotation_node(row: Annotation, /) -> AnnotationNode:
+    raise NotImplementedError
+
+
+@slot
+def artifact_node(row: Artifact, /) -> ArtifactNode:
+    raise NotImplementedError
+
+
+@slot
+def schedule_node(row: PipelineSchedule, /) -> PipelineScheduleNode:
+    raise NotImplementedError
+
+
+@slot
 def user_node(row: User, /) -> UserNode:
     raise NotImplementedError
 
@@ -127,87 +144,15 @@ def unregistered_user(name: str | None, email: str | None, /) -> UnregisteredUse
     raise NotImplementedError
 
 
-# --- connections: one parent's children, batched with the other parents' -------------------
-
-
-@slot
-async def organizations_of_viewer(info: Info, window: Window) -> Connection[OrganizationNode]:
-    raise NotImplementedError
-
-
-@slot
-async def pipelines_of(
-    info: Info,
-    organization_id: uuid.UUID,
-    *,
-    window: Window,
-    search: str | None,
-    archived: bool | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    order: PipelineOrders,
-) -> Connection[PipelineNode]:
-    raise NotImplementedError
-
-
-@slot
-async def agents_of(
-    info: Info,
-    organization_id: uuid.UUID,
-    *,
-    window: Window,
-    search: str | None,
-    meta_data: Sequence[str],
-) -> Connection[AgentNode]:
-    raise NotImplementedError
-
-
-@slot
-async def schedules_of(
-    info: Info, pipeline_id: uuid.UUID, *, window: Window
-) -> Connection[PipelineScheduleNode]:
-    raise NotImplementedError
-
-
-@slot
-async def builds_of_pipeline(
-    info: Info, pipeline_id: uuid.UUID, *, window: Window, where: BuildFilter
-) -> Connection[BuildNode]:
-    raise NotImplementedError
-
-
-@slot
-async def builds_created_by(
-    info: Info, user_id: uuid.UUID, *, window: Window, where: BuildFilter
-) -> Connection[BuildNode]:
-    """A user's builds in the organizations the caller belongs to."""
-    raise NotImplementedError
+# --- connections a parent cannot page through the child's service alone -------------------
+# (Any other parent pages its children through their domain's service, in its own field, and
+# wraps them with the node slots above: the field's arguments are written there only.)
 
 
 @slot
 async def jobs_of(
     info: Info, build_id: uuid.UUID, *, window: Window, where: JobFilter
 ) -> JobConnection:
-    raise NotImplementedError
-
-
-@slot
-async def annotations_of(
-    info: Info,
-    build_id: uuid.UUID,
-    *,
-    window: Window,
-    styles: tuple[str, ...],
-    scopes: tuple[str, ...],
-    order: AnnotationOrder,
-) -> Connection[AnnotationNode]:
-    raise NotImplementedError
-
-
-@slot
-async def artifacts_of(
-    info: Info, job_id: uuid.UUID, *, window: Window, path: str | None, state: str | None
-) -> Connection[ArtifactNode]:
     raise NotImplementedError
 
 
@@ -219,17 +164,12 @@ SLOTS = (
     command_job_node,
     trigger_job_node,
     agent_node,
+    annotation_node,
+    artifact_node,
+    schedule_node,
     user_node,
     unregistered_user,
-    organizations_of_viewer,
-    pipelines_of,
-    agents_of,
-    schedules_of,
-    builds_of_pipeline,
-    builds_created_by,
     jobs_of,
-    annotations_of,
-    artifacts_of,
 )
 
 

@@ -17,16 +17,7 @@ from strawberry.types import ExecutionContext
 from kiteline.server.agents.graphql import AgentMutation, AgentQuery, lookup_agent
 from kiteline.server.annotations.graphql import AnnotationMutation, lookup_annotation
 from kiteline.server.artifacts.graphql import ArtifactQuery, lookup_artifact
-from kiteline.server.builds.graphql import (
-    BuildMutation,
-    BuildQuery,
-    BuildSourceAPI,
-    BuildSourceFrontend,
-    BuildSourceSchedule,
-    BuildSourceTriggerJob,
-    BuildSourceWebhook,
-    lookup_build,
-)
+from kiteline.server.builds.graphql import SOURCE_TYPES, BuildMutation, BuildQuery, lookup_build
 from kiteline.server.graphql import fast, registry
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.errors import log_unexpected
@@ -139,13 +130,7 @@ def schema_for(execution: Execution) -> KitelineSchema:
     built = KitelineSchema(
         query=Query,
         mutation=Mutation,
-        types=[
-            BuildSourceAPI,
-            BuildSourceFrontend,
-            BuildSourceWebhook,
-            BuildSourceSchedule,
-            BuildSourceTriggerJob,
-        ],
+        types=SOURCE_TYPES,
         scalar_overrides=SCALARS,
         extensions=[UseCheckedDocument],
         execution_context_class=fast.ExecutionContext if execution == "fast" else None,

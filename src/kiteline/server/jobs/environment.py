@@ -29,8 +29,9 @@ def job_environment(
     organization: Organization,
     agent: Agent | Caller | None,
     creator: User | None,
-    build_url: str,
+    urls: Urls,
 ) -> dict[str, str]:
+    """What a job runs with, as Buildkite sets it (REST's `…/env`, GraphQL's `env`)."""
     timeout = str(job.timeout_in_minutes) if job.timeout_in_minutes else "false"
     author = build.author or {}
     standard = {
@@ -39,7 +40,7 @@ def job_environment(
         "BUILDKITE_JOB_ID": str(job.id),
         "BUILDKITE_BUILD_ID": str(build.id),
         "BUILDKITE_BUILD_NUMBER": str(build.number),
-        "BUILDKITE_BUILD_URL": build_url,
+        "BUILDKITE_BUILD_URL": urls.build_web(organization.slug, pipeline.slug, build.number),
         "BUILDKITE_COMMAND": job.command or "",
         "BUILDKITE_COMMIT": build.commit,
         "BUILDKITE_BRANCH": build.branch,
@@ -103,5 +104,5 @@ async def environment_for(
         organization=organization,
         agent=agent,
         creator=creator,
-        build_url=urls.build_web(organization.slug, pipeline.slug, build.number),
+        urls=urls,
     )

@@ -16,11 +16,12 @@ from typing import Annotated, Any, cast
 import strawberry
 
 from kiteline.server.agents import service as agents
+from kiteline.server.artifacts import service as artifact_service
 from kiteline.server.builds import repository as build_repository
 from kiteline.server.builds import transitions as build_transitions
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import build_web_url, organization_of
-from kiteline.server.graphql.connections import Connection, paged, window_from
+from kiteline.server.graphql.connections import Connection, listed, paged, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import (
     ArtifactStates,
@@ -29,7 +30,8 @@ from kiteline.server.graphql.enums import (
     JobStates,
 )
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.mutations import MutationPayload, NodeMutationInput
+from kiteline.server.graphql.node import Node, RowUUID, found, id_of
 from kiteline.server.graphql.refs import (
     AgentRef,
     ArtifactRef,
@@ -56,24 +58,27 @@ class Step:
     key: str | None
 
 
-@strawberry.type(name="StepCommand")
-class StepCommand(Step):
-    pass
+def _step_type(name: str) -> type[Step]:
+    """One of Buildkite's Step types, which differ only in their names."""
+    return strawberry.type(type(name, (Step,), {"__module__": __name__}), name=name)
 
 
-@strawberry.type(name="StepWait")
-class StepWait(Step):
-    pass
+#: A job's type → the type of its step.
+_STEP_TYPES: dict[str, type[Step]] = {
+    JobType.SCRIPT: _step_type("StepCommand"),
+    JobType.WAITER: _step_type("StepWait"),
+    JobType.MANUAL: _step_type("StepInput"),
+    JobType.TRIGGER: _step_type("StepTrigger"),
+}
 
 
-@strawberry.type(name="StepInput")
-class StepInput(Step):
-    pass
+def _step(self: JobFields) -> Step | None:
+    return _STEP_TYPES[self.row.type](uuid=str(self.row.step_id), key=self.row.step_key)
 
 
-@strawberry.type(name="StepTrigger")
-class StepTrigger(Step):
-    pass
+def _step_field(kind: JobType) -> Any:
+    """A job type's `step` field, of its own Step type."""
+    return strawberry.field(resolver=_step, graphql_type=_STEP_TYPES[kind] | None)
 
 
 @strawberry.type(name="JobPriority")
@@ -92,12 +97,8 @@ _JOB_STATES = {state.value: state for state in JobStates}
 
 
 @strawberry.interface(name="JobInterface", description="What every job knows of its retries")
-class JobInterface:
+class JobInterface(RowUUID):
     row: strawberry.Private[JobRow]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def retried(self) -> bool:
@@ -239,9 +240,7 @@ class JobTypeCommand(Node, JobInterface, JobFields):
         group, limit = self.row.concurrency_group, self.row.concurrency
         return JobConcurrency(group=group, limit=limit) if group and limit else None
 
-    @strawberry.field
-    def step(self) -> StepCommand | None:
-        return StepCommand(uuid=str(self.row.step_id), key=self.row.step_key)
+    step = _step_field(JobType.SCRIPT)
 
     @strawberry.field
     async def artifacts(
@@ -254,12 +253,16 @@ class JobTypeCommand(Node, JobInterface, JobFields):
         path: str | None = None,
         state: ArtifactStates | None = None,
     ) -> Connection[ArtifactRef]:
-        return await registry.artifacts_of(
+        stored = state.value if state is not None else None
+        return await listed(
             info,
+            ("job_artifacts", path, stored),
             self.row.id,
+            fetch=lambda session, ids: artifact_service.list_for_jobs(
+                session, ids, state=stored, path=path
+            ),
             window=window_from(first, last, after, before),
-            path=path,
-            state=state.value if state is not None else None,
+            wrap=registry.artifact_node,
         )
 
 
@@ -267,9 +270,7 @@ class JobTypeCommand(Node, JobInterface, JobFields):
 class JobTypeWait(Node, JobInterface, JobFields):
     row: strawberry.Private[JobRow]
 
-    @strawberry.field
-    def step(self) -> StepWait | None:
-        return StepWait(uuid=str(self.row.step_id), key=self.row.step_key)
+    step = _step_field(JobType.WAITER)
 
 
 @strawberry.type(name="JobTypeBlock")
@@ -289,9 +290,7 @@ class JobTypeBlock(Node, JobInterface, JobFields):
         user = await info.context.load(users.get_many, self.row.unblocked_by_id)
         return registry.user_node(user) if user is not None else None
 
-    @strawberry.field
-    def step(self) -> StepInput | None:
-        return StepInput(uuid=str(self.row.step_id), key=self.row.step_key)
+    step = _step_field(JobType.MANUAL)
 
 
 @strawberry.type(name="JobTypeTrigger")
@@ -307,9 +306,7 @@ class JobTypeTrigger(Node, JobInterface, JobFields):
         build = await info.context.load(build_repository.get_many, self.row.triggered_build_id)
         return registry.build_node(build) if build is not None else None
 
-    @strawberry.field
-    def step(self) -> StepTrigger | None:
-        return StepTrigger(uuid=str(self.row.step_id), key=self.row.step_key)
+    step = _step_field(JobType.TRIGGER)
 
 
 Job = Annotated[
@@ -365,7 +362,7 @@ async def environment_of(ctx: GraphQLContext, job: JobRow) -> dict[str, str]:
         organization=organization,
         agent=agent,
         creator=creator,
-        build_url=ctx.urls.build_web(organization.slug, pipeline.slug, build.number),
+        urls=ctx.urls,
     )
 
 
@@ -434,42 +431,35 @@ async def job_for_mutation(ctx: GraphQLContext, id_: str, kind: JobType) -> JobR
 
 
 @strawberry.input(name="JobTypeCommandRetryInput")
-class JobTypeCommandRetryInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class JobTypeCommandRetryInput(NodeMutationInput):
+    pass
 
 
 @strawberry.input(name="JobTypeCommandCancelInput")
-class JobTypeCommandCancelInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class JobTypeCommandCancelInput(NodeMutationInput):
+    pass
 
 
 @strawberry.input(name="JobTypeBlockUnblockInput")
-class JobTypeBlockUnblockInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class JobTypeBlockUnblockInput(NodeMutationInput):
     fields: JSONValue | None = strawberry.field(
         default=None, description='Field values by key, as a JSON string (`"{}"` for none)'
     )
 
 
 @strawberry.type(name="JobTypeCommandRetryPayload")
-class JobTypeCommandRetryPayload:
-    client_mutation_id: str | None
+class JobTypeCommandRetryPayload(MutationPayload):
     job_type_command: JobTypeCommand = strawberry.field(description="The attempt retried")
     retried_in_job_type_command: JobTypeCommand = strawberry.field(description="The new one")
 
 
 @strawberry.type(name="JobTypeCommandCancelPayload")
-class JobTypeCommandCancelPayload:
-    client_mutation_id: str | None
+class JobTypeCommandCancelPayload(MutationPayload):
     job_type_command: JobTypeCommand
 
 
 @strawberry.type(name="JobTypeBlockUnblockPayload")
-class JobTypeBlockUnblockPayload:
-    client_mutation_id: str | None
+class JobTypeBlockUnblockPayload(MutationPayload):
     job_type_block: JobTypeBlock
 
 

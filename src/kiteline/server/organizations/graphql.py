@@ -6,26 +6,31 @@ from datetime import datetime
 
 import strawberry
 
+from kiteline.server.agents import service as agent_service
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import caller_organization
-from kiteline.server.graphql.connections import Connection, connection, window_from
+from kiteline.server.graphql.connections import Connection, listed, paged, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import PipelineOrders
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node
+from kiteline.server.graphql.node import Node, RowUUID
 from kiteline.server.graphql.refs import AgentRef, PipelineRef
 from kiteline.server.kit.ids import parse_uuid
-from kiteline.server.kit.keyset import Window
 from kiteline.server.organizations.models import Organization
+from kiteline.server.pipelines import service as pipeline_service
+
+#: Kiteline has no favourites and no relevance: those orders fall back to their nearest.
+_ORDERINGS = {
+    PipelineOrders.NAME: "name",
+    PipelineOrders.NAME_WITH_FAVORITES_FIRST: "name",
+    PipelineOrders.RECENTLY_CREATED: "recently_created",
+    PipelineOrders.RELEVANCE: "recently_created",
+}
 
 
 @strawberry.type(name="Organization")
-class OrganizationNode(Node):
+class OrganizationNode(Node, RowUUID):
     row: strawberry.Private[Organization]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def slug(self) -> str:
@@ -53,15 +58,22 @@ class OrganizationNode(Node):
         created_at_to: datetime | None = None,
         order: PipelineOrders | None = PipelineOrders.RECENTLY_CREATED,
     ) -> Connection[PipelineRef]:
-        return await registry.pipelines_of(
+        where = pipeline_service.PipelineFilter(
+            search=search, archived=archived, created_from=created_at_from, created_to=created_at_to
+        )
+        ordering = _ORDERINGS[order or PipelineOrders.RECENTLY_CREATED]
+        window = window_from(first, last, after, before)
+        return await paged(
             info,
+            ("organization_pipelines", where, ordering, window),
             self.row.id,
-            window=window_from(first, last, after, before),
-            search=search,
-            archived=archived,
-            created_from=created_at_from,
-            created_to=created_at_to,
-            order=order or PipelineOrders.RECENTLY_CREATED,
+            pages=lambda session, ids: pipeline_service.pages_for_organizations(
+                session, ids, where=where, order=ordering, window=window
+            ),
+            counts=lambda session, ids: pipeline_service.counts_for_organizations(
+                session, ids, where=where
+            ),
+            wrap=registry.pipeline_node,
         )
 
     @strawberry.field(description="Connected agents, by name")
@@ -75,12 +87,16 @@ class OrganizationNode(Node):
         search: str | None = None,
         meta_data: list[str] | None = None,
     ) -> Connection[AgentRef]:
-        return await registry.agents_of(
+        tags = tuple(meta_data or ())
+        return await listed(
             info,
+            ("organization_agents", search, tags),
             self.row.id,
+            fetch=lambda session, ids: agent_service.connected_for_organizations(
+                session, ids, search=search, meta_data=tags
+            ),
             window=window_from(first, last, after, before),
-            search=search,
-            meta_data=meta_data or [],
+            wrap=registry.agent_node,
         )
 
 
@@ -97,19 +113,6 @@ async def reveal_organization(
 @registry.organization_node.provide
 def _node(row: Organization) -> OrganizationNode:
     return OrganizationNode(row=row)
-
-
-@registry.organizations_of_viewer.provide
-async def organizations_of_viewer(info: Info, window: Window) -> Connection[OrganizationNode]:
-    ctx = info.context
-    page = window.slice(ctx.organizations, key=lambda organization: organization.id)
-    for organization in page.items:
-        await ctx.budget.enter_organization(organization.id)
-
-    async def count() -> int:
-        return len(ctx.organizations)
-
-    return connection(page, _node, key=lambda row: row.id, count=count)
 
 
 @strawberry.type

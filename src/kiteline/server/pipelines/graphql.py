@@ -3,12 +3,12 @@ pipelineUpdate and pipelineDelete (through the same service functions as REST)."
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 import strawberry
 
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import (
     build_filter,
@@ -19,6 +19,7 @@ from kiteline.server.graphql.access import (
 from kiteline.server.graphql.connections import (
     Connection,
     Edge,
+    listed,
     paged,
     row_edge,
     window_from,
@@ -27,17 +28,17 @@ from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import (
     BuildStates,
     PipelineAccessLevels,
-    PipelineOrders,
     PipelineVisibility,
 )
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.mutations import MutationInput, MutationPayload, NodeMutationInput
+from kiteline.server.graphql.node import Node, RowUUID, found, id_of
 from kiteline.server.graphql.refs import BuildRef, OrganizationRef, PipelineScheduleRef, UserRef
 from kiteline.server.graphql.scalars import JSONValue, YAMLText
 from kiteline.server.kit.ids import graphql_id, parse_uuid
-from kiteline.server.kit.keyset import Window
 from kiteline.server.pipelines import providers, service
 from kiteline.server.pipelines.models import Pipeline
+from kiteline.server.schedules import service as schedule_service
 from kiteline.server.users import service as users
 
 _PROVIDER_NAMES = {
@@ -45,14 +46,6 @@ _PROVIDER_NAMES = {
     "gitlab": "GitLab",
     "bitbucket": "Bitbucket",
     "gitea": "Gitea",
-}
-
-#: Kiteline has no favourites and no relevance: those orders fall back to their nearest.
-_ORDERINGS = {
-    PipelineOrders.NAME: "name",
-    PipelineOrders.NAME_WITH_FAVORITES_FIRST: "name",
-    PipelineOrders.RECENTLY_CREATED: "recently_created",
-    PipelineOrders.RELEVANCE: "recently_created",
 }
 
 
@@ -84,12 +77,8 @@ class PipelineTag:
 
 
 @strawberry.type(name="Pipeline")
-class PipelineNode(Node):
+class PipelineNode(Node, RowUUID):
     row: strawberry.Private[Pipeline]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def slug(self) -> str:
@@ -154,8 +143,13 @@ class PipelineNode(Node):
         after: str | None = None,
         before: str | None = None,
     ) -> Connection[PipelineScheduleRef]:
-        return await registry.schedules_of(
-            info, self.row.id, window=window_from(first, last, after, before)
+        return await listed(
+            info,
+            "pipeline_schedules",
+            self.row.id,
+            fetch=schedule_service.for_pipelines,
+            window=window_from(first, last, after, before),
+            wrap=registry.schedule_node,
         )
 
     @strawberry.field
@@ -231,53 +225,33 @@ class PipelineNode(Node):
         created_at_from: datetime | None = None,
         created_at_to: datetime | None = None,
     ) -> Connection[BuildRef]:
-        return await registry.builds_of_pipeline(
+        where = build_filter(
+            state=state,
+            branch=branch,
+            commit=commit,
+            meta_data=meta_data,
+            created_from=created_at_from,
+            created_to=created_at_to,
+            default_branch=self.row.default_branch,
+        )
+        window = window_from(first, last, after, before)
+        return await paged(
             info,
+            ("pipeline_builds", repr(where), window),
             self.row.id,
-            window=window_from(first, last, after, before),
-            where=build_filter(
-                state=state,
-                branch=branch,
-                commit=commit,
-                meta_data=meta_data,
-                created_from=created_at_from,
-                created_to=created_at_to,
-                default_branch=self.row.default_branch,
+            pages=lambda session, ids: build_repository.pages_by(
+                session, "pipeline", ids, where=where, window=window
             ),
+            counts=lambda session, ids: build_repository.counts_by(
+                session, "pipeline", ids, where=where
+            ),
+            wrap=registry.build_node,
         )
 
 
 @registry.pipeline_node.provide
 def _node(row: Pipeline) -> PipelineNode:
     return PipelineNode(row=row)
-
-
-@registry.pipelines_of.provide
-async def pipelines_of(
-    info: Info,
-    organization_id: uuid.UUID,
-    *,
-    window: Window,
-    search: str | None,
-    archived: bool | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    order: PipelineOrders,
-) -> Connection[PipelineNode]:
-    where = service.PipelineFilter(
-        search=search, archived=archived, created_from=created_from, created_to=created_to
-    )
-    ordering = _ORDERINGS[order]
-    return await paged(
-        info,
-        ("organization_pipelines", where, ordering, window),
-        organization_id,
-        pages=lambda session, ids: service.pages_for_organizations(
-            session, ids, where=where, order=ordering, window=window
-        ),
-        counts=lambda session, ids: service.counts_for_organizations(session, ids, where=where),
-        wrap=_node,
-    )
 
 
 async def reveal_pipeline(ctx: GraphQLContext, pipeline: Pipeline | None) -> PipelineNode | None:
@@ -340,10 +314,9 @@ class PipelineTeamAssignmentInput:
 
 
 @strawberry.input(name="PipelineSettingsInput")
-class PipelineSettingsInput:
+class PipelineSettingsInput(MutationInput):
     """What pipelineCreate and pipelineUpdate both set (never itself in the schema)."""
 
-    client_mutation_id: str | None = None
     steps: PipelineStepsInput | None = None
     description: str | None = None
     default_branch: str | None = None
@@ -393,28 +366,24 @@ class PipelineUpdateInput(PipelineSettingsInput):
 
 
 @strawberry.input(name="PipelineDeleteInput")
-class PipelineDeleteInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class PipelineDeleteInput(NodeMutationInput):
+    pass
 
 
 @strawberry.type(name="PipelineCreatePayload")
-class PipelineCreatePayload:
-    client_mutation_id: str | None
+class PipelineCreatePayload(MutationPayload):
     pipeline: PipelineNode
     pipeline_edge: Edge[PipelineNode]
     organization: OrganizationRef
 
 
 @strawberry.type(name="PipelineUpdatePayload")
-class PipelineUpdatePayload:
-    client_mutation_id: str | None
+class PipelineUpdatePayload(MutationPayload):
     pipeline: PipelineNode
 
 
 @strawberry.type(name="PipelineDeletePayload")
-class PipelineDeletePayload:
-    client_mutation_id: str | None
+class PipelineDeletePayload(MutationPayload):
     deleted_pipeline_id: strawberry.ID = strawberry.field(name="deletedPipelineID")
     organization: OrganizationRef
 

@@ -3,7 +3,6 @@ pipelineScheduleUpdate and pipelineScheduleDelete."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -11,26 +10,22 @@ import strawberry
 
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import pipeline_for_mutation
-from kiteline.server.graphql.connections import Connection, Edge, listed, row_edge
+from kiteline.server.graphql.connections import Edge, row_edge
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node, found, id_of
+from kiteline.server.graphql.mutations import MutationInput, MutationPayload, NodeMutationInput
+from kiteline.server.graphql.node import Node, RowUUID, found, id_of
 from kiteline.server.graphql.refs import PipelineRef
 from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.ids import graphql_id, parse_uuid
-from kiteline.server.kit.keyset import Window
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.schedules import service
 from kiteline.server.schedules.models import PipelineSchedule
 
 
 @strawberry.type(name="PipelineSchedule")
-class PipelineScheduleNode(Node):
+class PipelineScheduleNode(Node, RowUUID):
     row: strawberry.Private[PipelineSchedule]
-
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
 
     @strawberry.field
     def label(self) -> str | None:
@@ -83,18 +78,9 @@ class PipelineScheduleNode(Node):
         return registry.pipeline_node(pipeline) if pipeline is not None else None
 
 
-@registry.schedules_of.provide
-async def schedules_of(
-    info: Info, pipeline_id: uuid.UUID, *, window: Window
-) -> Connection[PipelineScheduleNode]:
-    return await listed(
-        info,
-        "pipeline_schedules",
-        pipeline_id,
-        fetch=service.for_pipelines,
-        window=window,
-        wrap=lambda row: PipelineScheduleNode(row=row),
-    )
+@registry.schedule_node.provide
+def _node(row: PipelineSchedule) -> PipelineScheduleNode:
+    return PipelineScheduleNode(row=row)
 
 
 async def _visible(ctx: GraphQLContext, schedule: PipelineSchedule | None) -> bool:
@@ -126,8 +112,7 @@ class ScheduleQuery:
 
 
 @strawberry.input(name="PipelineScheduleCreateInput")
-class PipelineScheduleCreateInput:
-    client_mutation_id: str | None = None
+class PipelineScheduleCreateInput(MutationInput):
     pipeline_id: strawberry.ID = strawberry.field(name="pipelineID")
     label: str | None = None
     cronline: str | None = None
@@ -139,9 +124,7 @@ class PipelineScheduleCreateInput:
 
 
 @strawberry.input(name="PipelineScheduleUpdateInput")
-class PipelineScheduleUpdateInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class PipelineScheduleUpdateInput(NodeMutationInput):
     label: str | None = None
     cronline: str | None = None
     branch: str | None = None
@@ -152,27 +135,23 @@ class PipelineScheduleUpdateInput:
 
 
 @strawberry.input(name="PipelineScheduleDeleteInput")
-class PipelineScheduleDeleteInput:
-    client_mutation_id: str | None = None
-    id: strawberry.ID
+class PipelineScheduleDeleteInput(NodeMutationInput):
+    pass
 
 
 @strawberry.type(name="PipelineScheduleCreatePayload")
-class PipelineScheduleCreatePayload:
-    client_mutation_id: str | None
+class PipelineScheduleCreatePayload(MutationPayload):
     pipeline: PipelineRef
     pipeline_schedule_edge: Edge[PipelineScheduleNode]
 
 
 @strawberry.type(name="PipelineScheduleUpdatePayload")
-class PipelineScheduleUpdatePayload:
-    client_mutation_id: str | None
+class PipelineScheduleUpdatePayload(MutationPayload):
     pipeline_schedule: PipelineScheduleNode
 
 
 @strawberry.type(name="PipelineScheduleDeletePayload")
-class PipelineScheduleDeletePayload:
-    client_mutation_id: str | None
+class PipelineScheduleDeletePayload(MutationPayload):
     deleted_pipeline_schedule_id: strawberry.ID = strawberry.field(name="deletedPipelineScheduleID")
     pipeline: PipelineRef
 

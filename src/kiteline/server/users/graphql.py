@@ -7,13 +7,14 @@ from typing import Annotated
 
 import strawberry
 
+from kiteline.server.builds import repository as build_repository
 from kiteline.server.graphql import registry
 from kiteline.server.graphql.access import build_filter
-from kiteline.server.graphql.connections import Connection, window_from
+from kiteline.server.graphql.connections import Connection, connection, paged, window_from
 from kiteline.server.graphql.context import GraphQLContext, Info
 from kiteline.server.graphql.enums import BuildStates
 from kiteline.server.graphql.ids import GlobalId
-from kiteline.server.graphql.node import Node
+from kiteline.server.graphql.node import Node, RowUUID
 from kiteline.server.graphql.refs import BuildRef, OrganizationRef
 from kiteline.server.organizations import service as organizations
 from kiteline.server.users import service
@@ -31,13 +32,39 @@ def _avatar(email: str) -> Avatar:
     return Avatar(url=avatar_url(email))
 
 
-@strawberry.type(name="User")
-class UserNode(Node):
-    row: strawberry.Private[User]
+async def _created_builds(
+    self: UserNode | Viewer,
+    info: Info,
+    first: int | None = None,
+    last: int | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    state: list[BuildStates] | None = None,
+    branch: list[str] | None = None,
+    meta_data: list[str] | None = None,
+) -> Connection[BuildRef]:
+    """`User.builds` and `Viewer.builds`: the builds the user created, in the organizations
+    the caller belongs to."""
+    where = build_filter(state=state, branch=branch, meta_data=meta_data)
+    window = window_from(first, last, after, before)
+    visible = info.context.organization_ids
+    return await paged(
+        info,
+        ("creator_builds", repr(where), window),
+        self.row.id,
+        pages=lambda session, ids: build_repository.pages_by(
+            session, "creator", ids, where=where, window=window, organization_ids=visible
+        ),
+        counts=lambda session, ids: build_repository.counts_by(
+            session, "creator", ids, where=where, organization_ids=visible
+        ),
+        wrap=registry.build_node,
+    )
 
-    @strawberry.field
-    def uuid(self) -> str:
-        return str(self.row.id)
+
+@strawberry.type(name="User")
+class UserNode(Node, RowUUID):
+    row: strawberry.Private[User]
 
     @strawberry.field
     def name(self) -> str:
@@ -55,40 +82,9 @@ class UserNode(Node):
     def bot(self) -> bool:
         return False
 
-    @strawberry.field(description="Builds this user created, in the viewer's organizations")
-    async def builds(
-        self,
-        info: Info,
-        first: int | None = None,
-        last: int | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        state: list[BuildStates] | None = None,
-        branch: list[str] | None = None,
-        meta_data: list[str] | None = None,
-    ) -> Connection[BuildRef]:
-        return await _builds_created_by(
-            info, self.row, first, last, after, before, state, branch, meta_data
-        )
-
-
-async def _builds_created_by(
-    info: Info,
-    user: User,
-    first: int | None,
-    last: int | None,
-    after: str | None,
-    before: str | None,
-    state: list[BuildStates] | None,
-    branch: list[str] | None,
-    meta_data: list[str] | None,
-) -> Connection[BuildRef]:
-    """`User.builds` and `Viewer.builds`."""
-    return await registry.builds_created_by(
-        info,
-        user.id,
-        window=window_from(first, last, after, before),
-        where=build_filter(state=state, branch=branch, meta_data=meta_data),
+    builds = strawberry.field(
+        resolver=_created_builds,
+        description="Builds this user created, in the viewer's organizations",
     )
 
 
@@ -132,23 +128,19 @@ class Viewer(Node):
         after: str | None = None,
         before: str | None = None,
     ) -> Connection[OrganizationRef]:
-        return await registry.organizations_of_viewer(info, window_from(first, last, after, before))
-
-    @strawberry.field(description="Builds the viewer created")
-    async def builds(
-        self,
-        info: Info,
-        first: int | None = None,
-        last: int | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        state: list[BuildStates] | None = None,
-        branch: list[str] | None = None,
-        meta_data: list[str] | None = None,
-    ) -> Connection[BuildRef]:
-        return await _builds_created_by(
-            info, self.row, first, last, after, before, state, branch, meta_data
+        ctx = info.context
+        page = window_from(first, last, after, before).slice(
+            ctx.organizations, key=lambda organization: organization.id
         )
+        for organization in page.items:
+            await ctx.budget.enter_organization(organization.id)
+
+        async def count() -> int:
+            return len(ctx.organizations)
+
+        return connection(page, registry.organization_node, key=lambda row: row.id, count=count)
+
+    builds = strawberry.field(resolver=_created_builds, description="Builds the viewer created")
 
 
 @strawberry.type
