@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.plugins import git
 from tests.support.processes import kiteline_command
 
 PIPELINE = """\
@@ -64,29 +65,16 @@ class Run:
         return json.loads(self.completed.stdout)  # type: ignore[no-any-return]
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _repository(path: Path, files: dict[str, str]) -> Path:
     path.mkdir(parents=True)
-    _git(path, "init", "-q", "-b", "main")
+    git(path, "init", "-q", "-b", "main")
     for name, content in files.items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(content)
         if name.endswith(".sh"):
             (path / name).chmod(0o755)
-    _git(path, "add", "-A")
-    _git(path, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Add the pipeline")
+    git(path, "add", "-A")
+    git(path, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "Add the pipeline")
     return path
 
 
@@ -118,8 +106,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Run:
     )
     (repo / "scripts/greet.sh").write_text(WORKING_GREET)
     (repo / "notes.txt").write_text("an untracked note\n")
-    head_before = _git(repo, "rev-parse", "HEAD")
-    status_before = _git(repo, "status", "--porcelain")
+    head_before = git(repo, "rev-parse", "HEAD")
+    status_before = git(repo, "status", "--porcelain")
     artifacts = repo.parent / "artifacts"
     completed = _kiteline_run(
         repo,
@@ -156,10 +144,10 @@ def test_uncommitted_and_untracked_changes_are_checked_out_and_left_alone(releas
     assert "an untracked note" in shown
     assert "greeting from the last commit" not in shown
     commit = release.summary["commit"]
-    assert _git(release.repo, "rev-parse", f"{commit}^") == release.head_before
-    assert _git(release.repo, "rev-parse", "HEAD") == release.head_before
-    assert _git(release.repo, "status", "--porcelain") == release.status_before
-    assert _git(release.repo, "stash", "list") == ""
+    assert git(release.repo, "rev-parse", f"{commit}^") == release.head_before
+    assert git(release.repo, "rev-parse", "HEAD") == release.head_before
+    assert git(release.repo, "status", "--porcelain") == release.status_before
+    assert git(release.repo, "stash", "list") == ""
 
 
 def test_the_artifact_is_saved_with_its_content(release: Run) -> None:
@@ -393,7 +381,7 @@ def test_an_ignored_artifacts_folder_in_the_repository_does_not_trip_the_run(
         completed = _kiteline_run(repo, "--artifacts", "kiteline-artifacts", "--json")
         assert completed.returncode == 0, completed.stderr
         assert (repo / "kiteline-artifacts" / "out" / "made.txt").read_text() == "new\n"
-    assert _git(repo, "status", "--porcelain") == ""
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_artifacts_default_to_a_folder_outside_the_repository(shards: Shards) -> None:
@@ -406,4 +394,4 @@ def test_artifacts_default_to_a_folder_outside_the_repository(shards: Shards) ->
         str(folder / "out" / "made.txt")
     ]
     assert (folder / "out" / "made.txt").read_text() == "made\n"
-    assert _git(shards.repo, "status", "--porcelain") == ""
+    assert git(shards.repo, "status", "--porcelain") == ""

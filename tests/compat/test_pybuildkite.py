@@ -88,22 +88,8 @@ def test_builds_jobs_artifacts_annotations_agents(
     job = agent.take_job()
     agent.log(job, 1, 0, b"building\n")
     content = b"binary"
-    batch = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={
-            "artifacts": [
-                {
-                    "path": "out/app.bin",
-                    "file_size": len(content),
-                    "sha1sum": hashlib.sha1(content).hexdigest(),
-                }
-            ]
-        },
-    ).json()
-    artifact_id = batch["artifact_ids"][0]
-    action = batch["per_artifact_instructions"][artifact_id]["action"]
+    artifact_id, instructions = agent.declare_artifact(job, content, path="out/app.bin")
+    action = instructions["action"]
     assert httpx.post(action["url"], files={"file": ("out/app.bin", content)}).status_code == 201
     agent.call(
         "POST",

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import os
 import signal
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy import update
 from kiteline.server import admin
 from kiteline.server.jobs.models import Job
 from kiteline.settings import Settings
+from tests.support.plugins import git
 from tests.support.processes import wait_until
 from tests.support.stack import stack
 
@@ -261,31 +261,18 @@ def test_pipelines_from_the_buildkite_sdk_run(database_url: str, tmp_path: Path)
     assert "hi b" in log
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def test_jobs_check_out_the_builds_commit_of_the_repository(
     database_url: str, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "version.txt").write_text("one\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "first")
-    first = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    first = git(repo, "rev-parse", "HEAD")
     (repo / "version.txt").write_text("two\n")
-    _git(repo, "commit", "-q", "-am", "second")
+    git(repo, "commit", "-q", "-am", "second")
     with stack(database_url, tmp_path) as s:
         s.pipeline(
             "Repo",
@@ -316,9 +303,9 @@ def test_saved_and_uploaded_steps_are_interpolated_and_labelled_alike(
     repo = tmp_path / "repo"
     (repo / ".buildkite").mkdir(parents=True)
     (repo / ".buildkite" / "more.yml").write_text("steps:\n" + STEP.format(where="uploaded"))
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "steps")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "steps")
     saved = "steps:\n" + STEP.format(where="saved")
     saved += "  - command: buildkite-agent pipeline upload .buildkite/more.yml\n"
     with stack(database_url, tmp_path) as s:

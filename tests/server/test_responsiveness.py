@@ -41,25 +41,41 @@ def _steps(count: int) -> str:
     )
 
 
+def _post_in_thread(
+    server: LiveServer,
+    token: str,
+    path: str,
+    body: dict[str, Any],
+    answers: list[httpx.Response],
+    events: list[str],
+) -> threading.Thread:
+    """POST `body` from a started thread, its answer put in `answers` and "created" in `events`
+    once it is there, so the test sees what else answered before it."""
+
+    def post() -> None:
+        with server.client(token) as client:
+            client.timeout = httpx.Timeout(600)
+            answers.append(client.post(path, json=body))
+        events.append("created")
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread
+
+
 def test_healthz_answers_while_a_large_pipeline_is_being_created(server: LiveServer) -> None:
     identity = server.identity("acme")
     configuration = _steps(STEPS)
     events: list[str] = []
     created: list[httpx.Response] = []
-
-    def create() -> None:
-        with server.client(identity.api_token) as client:
-            client.timeout = httpx.Timeout(600)
-            created.append(
-                client.post(
-                    "/v2/organizations/acme/pipelines",
-                    json={"name": "big", "configuration": configuration},
-                )
-            )
-        events.append("created")
-
-    creating = threading.Thread(target=create)
-    creating.start()
+    creating = _post_in_thread(
+        server,
+        identity.api_token,
+        "/v2/organizations/acme/pipelines",
+        {"name": "big", "configuration": configuration},
+        created,
+        events,
+    )
     with httpx.Client(base_url=server.url, timeout=600) as health:
         while creating.is_alive() and events.count("healthz") < HEALTH_CHECKS:
             if health.get("/healthz").status_code == 200 and creating.is_alive():
@@ -86,20 +102,14 @@ def test_healthz_and_an_idle_agents_ping_answer_while_a_build_of_many_jobs_is_cr
     idle = ScriptedAgent.register(server.url, identity.agent_token, meta_data=["queue=idle"])
     events: list[str] = []
     created: list[httpx.Response] = []
-
-    def create() -> None:
-        with server.client(identity.api_token) as client:
-            client.timeout = httpx.Timeout(600)
-            created.append(
-                client.post(
-                    "/v2/organizations/acme/pipelines/big/builds",
-                    json={"commit": "HEAD", "branch": "main"},
-                )
-            )
-        events.append("created")
-
-    creating = threading.Thread(target=create)
-    creating.start()
+    creating = _post_in_thread(
+        server,
+        identity.api_token,
+        "/v2/organizations/acme/pipelines/big/builds",
+        {"commit": "HEAD", "branch": "main"},
+        created,
+        events,
+    )
     idle.http.timeout = httpx.Timeout(600)
     with httpx.Client(base_url=server.url, timeout=600) as health:
         while creating.is_alive() and (

@@ -3,7 +3,6 @@ organizations' objects (404)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import httpx
@@ -106,18 +105,8 @@ def world(server: LiveServer) -> dict[str, Any]:
     agent = ScriptedAgent.register(server.url, owner.agent_token)
     job = agent.take_job()
     content = b"x"
-    batch = agent.call(
-        "POST",
-        f"/jobs/{job['id']}/artifacts",
-        token=job["token"],
-        json={
-            "artifacts": [
-                {"path": "a.txt", "file_size": 1, "sha1sum": hashlib.sha1(content).hexdigest()}
-            ]
-        },
-    ).json()
-    artifact = batch["artifact_ids"][0]
-    action = batch["per_artifact_instructions"][artifact]["action"]
+    artifact, instructions = agent.declare_artifact(job, content, path="a.txt")
+    action = instructions["action"]
     httpx.post(action["url"], files={"file": ("a.txt", content)}).raise_for_status()
     client.post(f"{B}/annotations", json={"body": "note"})
     service = client.post("/v2/organizations/acme/services", json=HOOK).json()

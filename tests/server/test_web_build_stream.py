@@ -14,7 +14,7 @@ import httpx
 
 from tests.server.test_web_live import create_build, create_pipeline, signed_in
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import Identity, LiveServer
+from tests.support.live_server import Identity, LiveServer, writer_and_watcher
 
 LIVE = {"HX-Request": "true", "HX-Target": "build_live"}
 PAGE = "/acme/hello/builds/1"
@@ -169,11 +169,8 @@ def test_a_viewer_of_another_organization_gets_no_stream(server: LiveServer) -> 
 def test_a_job_changed_through_one_replica_reaches_a_stream_on_another(
     make_server: Callable[..., LiveServer], database_url: str
 ) -> None:
-    # Each replica renders for its own streams; PostgreSQL's NOTIFY wakes the other one, on
-    # SQLite its poll finds the event.
-    on_postgres = database_url.startswith("postgresql")
-    writer = make_server()
-    watcher = make_server(live_poll_seconds=600 if on_postgres else 0.2)
+    # Each replica renders for its own streams.
+    writer, watcher = writer_and_watcher(make_server, database_url)
     identity = writer.identity("acme")
     one_job_build(writer, identity)
     client = signed_in(watcher, identity)

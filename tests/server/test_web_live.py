@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.agent_protocol import ScriptedAgent
-from tests.support.live_server import Identity, LiveServer
+from tests.support.live_server import Identity, LiveServer, writer_and_watcher
 from tests.support.web import PASSWORD, give_password, http_sign_in
 
 STEPS = "steps:\n  - command: echo hi\n"
@@ -115,11 +115,7 @@ def test_a_signed_out_stream_tells_the_browser_to_stop(server: LiveServer) -> No
 def test_a_build_on_one_replica_reaches_a_page_on_another(
     make_server: Callable[..., LiveServer], database_url: str
 ) -> None:
-    # PostgreSQL carries the wake-up (NOTIFY), so the page's replica never needs to poll; on
-    # SQLite another process's commit can't wake this one and its poll finds the event.
-    on_postgres = database_url.startswith("postgresql")
-    writer = make_server()
-    watcher = make_server(live_poll_seconds=600 if on_postgres else 0.2)
+    writer, watcher = writer_and_watcher(make_server, database_url)
     identity = writer.identity("acme")
     create_pipeline(writer, identity, "Hello")
     client = signed_in(watcher, identity)

@@ -61,9 +61,7 @@ class World:
         return response.json()  # type: ignore[no-any-return]
 
     def run_one_job(self) -> None:
-        agent = ScriptedAgent.register(self.server.url, self.identity.agent_token)
-        job = agent.take_job()
-        assert agent.finish(job, "0").status_code == 200
+        ScriptedAgent.register(self.server.url, self.identity.agent_token).pass_a_job()
 
     def deliveries(self, webhook: dict[str, Any], **params: str) -> list[dict[str, Any]]:
         answer = self.client.get(webhook["deliveries_url"], params={"per_page": 100, **params})

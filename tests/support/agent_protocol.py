@@ -96,6 +96,13 @@ class ScriptedAgent:
             json={"exit_status": exit_status, "chunks_failed_count": 0, **fields},
         )
 
+    def pass_a_job(self) -> dict[str, Any]:
+        """Take the next job and finish it with exit status 0; the job as it was taken."""
+        job = self.take_job()
+        finished = self.finish(job, "0")
+        assert finished.status_code == 200, finished.text
+        return job
+
     def declare_artifact(
         self,
         job: dict[str, Any],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,15 @@ def start_live_server(database_url: str, data_dir: Path, **overrides: Any) -> Li
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     return LiveServer(settings, f"http://127.0.0.1:{port}", server, thread)
+
+
+def writer_and_watcher(
+    make_server: Callable[..., LiveServer], database_url: str
+) -> tuple[LiveServer, LiveServer]:
+    """Two replicas of one database: one that changes things, one that a page watches. On
+    PostgreSQL NOTIFY carries the wake-up, so the watcher never polls (a poll of 600 s would
+    hide a missing one); on SQLite another process's commit can't wake it and its quick poll
+    finds the event."""
+    writer = make_server()
+    on_postgres = database_url.startswith("postgresql")
+    return writer, make_server(live_poll_seconds=600 if on_postgres else 0.2)

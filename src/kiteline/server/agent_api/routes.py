@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.agent_api import auth
 from kiteline.server.agents import service as agents
@@ -110,17 +112,20 @@ async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
 
 @router.post("/connect")
 async def connect(request: Request) -> dict[str, Any]:
-    async with request_transaction(request) as session:
-        agent = await auth.agent(session, request)
-        agents.connect(session, agent)
-    return {"id": str(agent.id), "connection_state": agent.connection_state}
+    return await _change_connection(request, agents.connect)
 
 
 @router.post("/disconnect")
 async def disconnect(request: Request) -> dict[str, Any]:
+    return await _change_connection(request, agents.disconnect)
+
+
+async def _change_connection(
+    request: Request, change: Callable[[AsyncSession, agents.Agent], None]
+) -> dict[str, Any]:
     async with request_transaction(request) as session:
         agent = await auth.agent(session, request)
-        agents.disconnect(session, agent)
+        change(session, agent)
     return {"id": str(agent.id), "connection_state": agent.connection_state}
 
 
