@@ -285,8 +285,9 @@ def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
             "≤ 10 %",
             f"{web['throughput_cost_percent']} %: {alone['jobs_per_second']} / "
             f"{again['jobs_per_second']} jobs/s alone, {watched['jobs_per_second']} jobs/s "
-            f"watched; {web['live_events_received']} live events, "
-            f"{web['live_block_fetches']} live-block fetches",
+            f"watched; extra server CPU {web['extra_server_cpu_percent']} % "
+            f"({web['extra_server_cpu_ms_per_job']} ms per job); {web['build_pages_opened']} "
+            f"pages opened, {web['live_blocks_received']} live blocks pushed",
             MISSING,
             MISSING,
             _ok(web["throughput_cost_percent"] <= 10),
