@@ -113,46 +113,37 @@ def test_the_head_read_from_file_names_is_alembics_head(database_url: str) -> No
 
 def test_a_start_at_head_leaves_alembic_unloaded(database_url: str) -> None:
     """A server (re)started on a schema already at head reads one row and never imports Alembic."""
-    import subprocess
-    import sys
-
     command.upgrade(alembic_config(database_url), "head")
-    script = (
-        "import asyncio, sys\n"
-        "from kiteline.server.kit.db import create_engine\n"
-        "from kiteline.server.kit.migrate import upgrade\n"
-        "async def main():\n"
-        "    engine = create_engine(sys.argv[1])\n"
-        "    await upgrade(engine)\n"
-        "    await engine.dispose()\n"
-        "asyncio.run(main())\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    assert (
+        _alembic_loaded_after(
+            "import asyncio\n"
+            "from kiteline.server.kit.db import create_engine\n"
+            "from kiteline.server.kit.migrate import upgrade\n"
+            "async def main():\n"
+            "    engine = create_engine(sys.argv[1])\n"
+            "    await upgrade(engine)\n"
+            "    await engine.dispose()\n"
+            "asyncio.run(main())\n",
+            database_url,
+        )
+        == []
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]"
 
 
 def test_a_forked_child_migrates_a_new_database_for_the_server(database_url: str) -> None:
     """`kiteline server` and `kiteline up` migrate in a forked child: the database reaches head
     and the serving process has still not imported Alembic."""
-    import subprocess
-    import sys
-
     from kiteline.server.kit.migrate import head_revision
     from tests.support.run_async import run_async
 
-    script = (
-        "import sys\n"
-        "from kiteline.server.kit.migrate import upgrade_in_child\n"
-        "upgrade_in_child(sys.argv[1])\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    assert (
+        _alembic_loaded_after(
+            "from kiteline.server.kit.migrate import upgrade_in_child\n"
+            "upgrade_in_child(sys.argv[1])\n",
+            database_url,
+        )
+        == []
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]"
     assert run_async(lambda: _versions(database_url)) == [head_revision()]
 
 
@@ -168,3 +159,21 @@ async def _versions(database_url: str) -> list[str]:
             return list(rows.scalars())
     finally:
         await engine.dispose()
+
+
+def _alembic_loaded_after(code: str, database_url: str) -> list[str]:
+    """The Alembic and Mako modules a fresh interpreter holds after running `code` (with the
+    database's URL as `sys.argv[1]`)."""
+    import ast
+    import subprocess
+    import sys
+
+    report = "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}{report}\n", database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names: list[str] = ast.literal_eval(done.stdout)
+    return names

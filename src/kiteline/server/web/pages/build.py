@@ -183,14 +183,14 @@ async def _render_live(
     organization: Organization,
     pipeline: Pipeline,
     build: Build,
-    build_jobs: list[jobs.JobSummary],
-    links: Links,
     base: str,
     form: UnblockForm | None,
-) -> str:
-    """The live block (with the CSRF placeholder): from the cache when what it shows is
-    unchanged (build_live.py), else read and rendered, and kept. Only for read-only
-    transactions (every caller's), and a submitted dialog is never cached."""
+) -> tuple[str, Links]:
+    """The live block (with the CSRF placeholder) and the builds it links to: from the cache
+    when what it shows is unchanged (build_live.py), else read and rendered, and kept. Only
+    for read-only transactions (every caller's), and a submitted dialog is never cached."""
+    build_jobs = await jobs.summaries_for_build(session, build.id)
+    links = await _links(session, organization, build, build_jobs)
     page_annotations = await annotations_service.shown_for_build(session, build.id)
     page_artifacts = await artifacts.shown_for_build(session, build.id)
     now = utcnow()
@@ -211,7 +211,7 @@ async def _render_live(
         )
         html = BLOCKS.get(key)
         if html is not None:
-            return html
+            return html, links
     user_ids = {job.unblocked_by_id for job in build_jobs if job.unblocked_by_id}
     if build.creator_id:
         user_ids.add(build.creator_id)
@@ -236,7 +236,7 @@ async def _render_live(
     html = _render_block(page, organization=organization, base=base, form=form)
     if key is not None:
         BLOCKS.put(key, html)
-    return html
+    return html, links
 
 
 async def render_build_page(
@@ -255,18 +255,9 @@ async def render_build_page(
     each time it changes."""
     async with page_transaction(request, read_only=True) as (session, viewer):
         organization, found, build = await _locate(session, viewer, org, pipeline, number)
-        build_jobs = await jobs.summaries_for_build(session, build.id)
-        links = await _links(session, organization, build, build_jobs)
         base = build_path(org, found.slug, build.number)
-        shared_html = await _render_live(
-            session,
-            organization=organization,
-            pipeline=found,
-            build=build,
-            build_jobs=build_jobs,
-            links=links,
-            base=base,
-            form=form,
+        shared_html, _ = await _render_live(
+            session, organization=organization, pipeline=found, build=build, base=base, form=form
         )
         live_html = with_csrf(shared_html, viewer.csrf_token)
         if live_block:
@@ -306,15 +297,11 @@ async def feed_block(session: AsyncSession, build_id: uuid.UUID) -> Rendered:
     """The live block as a feed renders it (build_feed.py), for every viewer of the build:
     as `render_build_page` renders it, through the same cache, with the CSRF placeholder."""
     build, found, organization, _ = await build_repository.with_surroundings(session, build_id)
-    build_jobs = await jobs.summaries_for_build(session, build.id)
-    links = await _links(session, organization, build, build_jobs)
-    html = await _render_live(
+    html, links = await _render_live(
         session,
         organization=organization,
         pipeline=found,
         build=build,
-        build_jobs=build_jobs,
-        links=links,
         base=build_path(organization.slug, found.slug, build.number),
         form=None,
     )
