@@ -37,15 +37,21 @@ def emit(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Record `name` (e.g. `build.finished`); it commits or rolls back with the state change."""
-    row = {
+    row = _row(name, organization_id, subject_id, data or {})
+    session.sync_session.info.setdefault(_PENDING, []).append(row)
+    after_commit_once(session, outbox.notify)  # one wake-up however many events it writes
+
+
+def _row(
+    name: EventName, organization_id: uuid.UUID, subject_id: uuid.UUID, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
         "organization_id": organization_id,
         "name": name,
         "subject_id": subject_id,
-        "data": data or {},
+        "data": data,
         "created_at": utcnow(),
     }
-    session.sync_session.info.setdefault(_PENDING, []).append(row)
-    after_commit_once(session, outbox.notify)  # one wake-up however many events it writes
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -72,15 +78,7 @@ async def emit_each(
     into the savepoint."""
     rows: list[dict[str, Any]] = []
     for index, (organization_id, subject_id, data) in enumerate(subjects):
-        rows.append(
-            {
-                "organization_id": organization_id,
-                "name": name,
-                "subject_id": subject_id,
-                "data": data,
-                "created_at": utcnow(),
-            }
-        )
+        rows.append(_row(name, organization_id, subject_id, data))
         if index % ROWS_PER_STATEMENT == 0:
             await pause_if_due()
     if not rows:
