@@ -1,4 +1,6 @@
-"""An import-linter contract type for DESIGN.md's domain rule: another domain is reached through
+"""import-linter contract types of our own.
+
+`domain_private`, DESIGN.md's domain rule: another domain is reached through
 its service, repository or shapes, never through its tables (`models`) or its routes (`rest`).
 
 import-linter's built-in contracts name fixed modules; this one applies to every domain package
@@ -6,6 +8,11 @@ under `domains_package` at once: a module in domain A importing `B.models` or `B
 breaks it, unless the importer is one of the `shared` modules (the table registry, the app that
 mounts every router) or the import is listed in `ignore_imports`. Listed imports that no longer
 exist are errors, so the exceptions list can only shrink.
+
+`acyclic_modules`: no import cycle among the modules under `package`, module by module (a
+function-level import counts: it is still a cycle when it runs). Imports under
+`if TYPE_CHECKING:` are in the graph too; the ones that would close a cycle are listed in
+`ignore_imports`, under the same only-shrinks rule.
 """
 
 from __future__ import annotations
@@ -73,3 +80,103 @@ class DomainPrivateContract(Contract):
 
 def _within(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+class AcyclicModulesContract(Contract):
+    type_name = "acyclic_modules"
+
+    package = fields.StringField()
+    ignore_imports = fields.SetField(subfield=fields.ImportExpressionField(), required=False)
+
+    def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
+        removal = contract_utils.remove_ignored_imports_and_report(
+            graph=graph,
+            ignore_imports=self.ignore_imports,  # type: ignore[arg-type]
+            unmatched_alerting=contract_utils.AlertLevel.ERROR,
+        )
+        root = str(self.package)
+        modules = sorted(m for m in graph.modules if _within(m, (root,)))
+        edges = {
+            module: sorted(
+                imported
+                for imported in graph.find_modules_directly_imported_by(module)
+                if _within(imported, (root,))
+            )
+            for module in modules
+        }
+        cycles = []
+        for group in _strongly_connected(modules, edges):
+            members = set(group)
+            links = [
+                {
+                    "importer": importer,
+                    "imported": imported,
+                    "lines": [
+                        detail["line_number"]
+                        for detail in graph.get_import_details(importer=importer, imported=imported)
+                    ],
+                }
+                for importer in group
+                for imported in edges[importer]
+                if imported in members
+            ]
+            cycles.append({"modules": group, "links": links})
+        return ContractCheck(
+            kept=not cycles,
+            warnings=list(removal.warnings),
+            ignored_import_count=removal.ignored_import_count,
+            metadata={"cycles": cycles},
+        )
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for cycle in check.metadata["cycles"]:
+            output.print_error(f"These {len(cycle['modules'])} modules import one another:")
+            for link in cycle["links"]:
+                lines = ", ".join(map(str, link["lines"]))
+                output.print_error(
+                    f"- {link['importer']} -> {link['imported']} (l.{lines})", bold=False
+                )
+            output.new_line()
+
+
+def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
+    """The groups of two or more nodes (or one that reaches itself) that reach one another:
+    Tarjan's algorithm, without recursion."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+    for start in nodes:
+        if start in index:
+            continue
+        work = [(start, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            successors = edges.get(node, [])
+            if position < len(successors):
+                work.append((node, position + 1))
+                successor = successors[position]
+                if successor not in index:
+                    work.append((successor, 0))
+                elif successor in on_stack:
+                    low[node] = min(low[node], index[successor])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in edges.get(node, []):
+                    groups.append(sorted(group))
+    return groups

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,27 +24,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+# The repository's root: Chromium is launched as the browser tests launch it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx
 import uvicorn
 
 from kiteline.server import admin
 from kiteline.server.app import create_app
 from kiteline.settings import Settings
+from tests.support.web import CHROMIUM_ARGS, chromium_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "ui"
 EMAIL = "admin@kiteline.local"
 PASSWORD = "screenshots only"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -472,7 +465,7 @@ def take(url: str, shots: list[Shot], paths: dict[str, str]) -> None:
     """Photographs `shots`; `paths` names the pages whose URL is known once seeded."""
     from playwright.sync_api import sync_playwright
 
-    executable = shutil.which("chromium")
+    executable = chromium_path()
     if executable is None:
         raise SystemExit("chromium not found: apt-get install chromium")
     OUT.mkdir(parents=True, exist_ok=True)

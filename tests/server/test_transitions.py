@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kiteline.server.builds import locks, transitions
 from kiteline.server.builds import service as builds
-from kiteline.server.builds import transitions
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import BuildState
 from kiteline.server.events.models import Event
@@ -257,9 +257,7 @@ RETRIED = ONE + "    retry:\n      automatic:\n        - exit_status: 3\n"
 BLOCKED = "steps:\n  - block: Go\n    key: go\n  - label: b\n    command: 'true'\n"
 TRIGGER = "steps:\n  - trigger: child\n    label: t\n    async: true\n"
 # Jobs at positions 0 to SMALL_BUILD: a start or finish re-reads its job alone, not the list.
-LARGER = ONE + "".join(
-    f"  - label: c{n}\n    command: 'true'\n" for n in range(transitions.SMALL_BUILD)
-)
+LARGER = ONE + "".join(f"  - label: c{n}\n    command: 'true'\n" for n in range(locks.SMALL_BUILD))
 
 SCHEDULED, STARTED, FINISHED, ACTIVATED = (
     "job.scheduled",

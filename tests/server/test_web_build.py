@@ -147,10 +147,7 @@ def test_retry_follows_the_steps_manual_retry_rule(site: Site) -> None:
 
 
 def test_a_retry_opens_the_new_attempt(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - label: Once\n    command: exit 1\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - label: Once\n    command: exit 1\n")
     agent.finish(job, "1").raise_for_status()
     response = site.post(f"/acme/app/builds/1/jobs/{job['id']}/retry")
     assert response.status_code == 303
@@ -170,10 +167,7 @@ def test_canceling_a_finished_build_is_refused(site: Site) -> None:
 
 
 def test_an_artifact_downloads_through_a_signed_url_and_only_from_its_job(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - command: echo one\n  - command: echo two\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - command: echo one\n  - command: echo two\n")
     artifact_id, instructions = agent.declare_artifact(job, b"hello", path="out/report.txt")
     uploaded = upload_to_the_server(instructions, b"hello", "report.txt")
     assert uploaded.status_code == 201, uploaded.text

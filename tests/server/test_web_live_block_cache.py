@@ -102,10 +102,7 @@ def test_the_agents_jobs_and_the_builds_state_show_as_they_change(site: Site) ->
 
 
 def test_meta_data_set_by_a_job_and_over_rest_shows(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - command: echo hi\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - command: echo hi\n")
     assert "No meta-data set." in block(site)
     agent.call(
         "POST", f"/jobs/{job['id']}/data/set", token=job["token"], json={"key": "a", "value": "1"}
@@ -145,10 +142,7 @@ def test_annotations_created_appended_restyled_and_removed_show(site: Site) -> N
 
 
 def test_artifacts_as_they_are_created_and_uploaded_show(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - command: echo hi\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - command: echo hi\n")
     agent.finish(job, "0").raise_for_status()
     assert '<span id="artifact-count" class="count" data-live-block' in block(site)
     assert "No artifacts uploaded." in block(site)
@@ -200,10 +194,7 @@ def test_a_triggered_builds_state_shows_in_its_trigger_row(site: Site) -> None:
 
 
 def test_a_retry_shows_the_new_attempt(site: Site) -> None:
-    site.pipeline("app", "steps:\n  - label: Flaky\n    command: exit 1\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - label: Flaky\n    command: exit 1\n")
     agent.finish(job, "1").raise_for_status()
     failed = block(site)
     assert ">Retry</button>" in failed

@@ -14,10 +14,7 @@ HX = {"HX-Request": "true"}
 
 
 def running_job(site: Site) -> tuple[ScriptedAgent, dict[str, Any], str]:
-    site.pipeline("app", "steps:\n  - label: Test\n    command: make test\n")
-    site.build("app")
-    agent = ScriptedAgent.register(site.server.url, site.identity.agent_token)
-    job = agent.take_job()
+    agent, job = site.running_job("app", "steps:\n  - label: Test\n    command: make test\n")
     return agent, job, f"/acme/app/builds/1/jobs/{job['id']}"
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from kiteline.server import admin
+from tests.support.agent_protocol import ScriptedAgent
 from tests.support.live_server import Identity, LiveServer
 
 PASSWORD = "correct horse battery staple"
@@ -96,6 +97,14 @@ class Site(SignedIn):
         )
         assert response.status_code == 201, response.text
         return response.json()  # type: ignore[no-any-return]
+
+    def running_job(self, slug: str, steps: str) -> tuple[ScriptedAgent, dict[str, Any]]:
+        """Pipeline `slug` of `steps` with build 1, and its first job taken and started by a
+        new scripted agent: the agent and the job."""
+        self.pipeline(slug, steps)
+        self.build(slug)
+        agent = ScriptedAgent.register(self.server.url, self.identity.agent_token)
+        return agent, agent.take_job()
 
     def rest(self, slug: str, number: int) -> dict[str, Any]:
         response = self.api.get(

@@ -1,6 +1,8 @@
-"""The `domain_private` import-linter contract (scripts/import_contracts.py), run by the real
-`lint-imports` on a small package: a domain importing another's tables breaks it, its service
-does not, a shared module may, and a listed exception that no longer exists is an error."""
+"""Our import-linter contracts (scripts/import_contracts.py), run by the real `lint-imports` on a
+small package. `domain_private`: a domain importing another's tables breaks it, its service
+does not, a shared module may, and a listed exception that no longer exists is an error.
+`acyclic_modules`: modules importing one another (at the top or in a function) break it,
+unless one of the imports is listed."""
 
 from __future__ import annotations
 
@@ -21,17 +23,31 @@ def _package(tmp_path: Path, files: dict[str, str]) -> None:
         (directory / "__init__.py").touch()
 
 
-def _lint(tmp_path: Path, ignore: list[str]) -> subprocess.CompletedProcess[str]:
+_TABLES = [
+    "[importlinter:contract:tables]",
+    "name = tables",
+    "type = domain_private",
+    "domains_package = shop",
+    "private_modules =\n    models\n    rest",
+    "shared = shop.registry",
+]
+_ACYCLIC = [
+    "[importlinter:contract:acyclic]",
+    "name = acyclic",
+    "type = acyclic_modules",
+    "package = shop",
+]
+
+
+def _lint(
+    tmp_path: Path, ignore: list[str], contract: list[str] = _TABLES
+) -> subprocess.CompletedProcess[str]:
     config = [
         "[importlinter]",
         "root_package = shop",
-        "contract_types =\n    domain_private: scripts.import_contracts.DomainPrivateContract",
-        "[importlinter:contract:tables]",
-        "name = tables",
-        "type = domain_private",
-        "domains_package = shop",
-        "private_modules =\n    models\n    rest",
-        "shared = shop.registry",
+        "contract_types =\n    domain_private: scripts.import_contracts.DomainPrivateContract"
+        "\n    acyclic_modules: scripts.import_contracts.AcyclicModulesContract",
+        *contract,
     ]
     if ignore:
         config.append("ignore_imports =" + "".join(f"\n    {line}" for line in ignore))
@@ -77,3 +93,22 @@ def test_a_listed_exception_that_is_gone_is_an_error(tmp_path: Path) -> None:
     result = _lint(tmp_path, ["shop.users.rest -> shop.orders.models"])
     assert result.returncode != 0
     assert "shop.users.rest -> shop.orders.models" in result.stdout + result.stderr
+
+
+def test_modules_importing_one_another_break_acyclic_unless_an_import_is_listed(
+    tmp_path: Path,
+) -> None:
+    _package(tmp_path, FILES)
+    kept = _lint(tmp_path, [], _ACYCLIC)
+    assert kept.returncode == 0, kept.stdout
+    assert "acyclic KEPT" in kept.stdout
+    # users.service -> orders.service, and back from inside a function.
+    cycle = "def later():\n    import shop.users.service\n"
+    _package(tmp_path, {"orders/service.py": cycle})
+    broken = _lint(tmp_path, [], _ACYCLIC)
+    assert broken.returncode == 1
+    assert "These 2 modules import one another:" in broken.stdout
+    assert "- shop.orders.service -> shop.users.service (l.2)" in broken.stdout
+    assert "- shop.users.service -> shop.orders.service (l.1)" in broken.stdout
+    listed = _lint(tmp_path, ["shop.orders.service -> shop.users.service"], _ACYCLIC)
+    assert listed.returncode == 0, listed.stdout

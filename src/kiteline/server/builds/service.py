@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.pipeline import Pipeline as PipelineDefinition
 from kiteline.pipeline import branch_matches
-from kiteline.server.builds import creation, repository, transitions
+from kiteline.server.builds import creation, locks, repository, transitions
 from kiteline.server.builds.creation import NewBuild as NewBuild
 from kiteline.server.builds.models import Build
 from kiteline.server.builds.states import FINISHED, BuildState
@@ -119,7 +119,7 @@ async def _supersede_branch_builds(session: AsyncSession, pipeline: Pipeline, bu
         )
     )
     for build_id in list(older):
-        earlier = await transitions.lock(session, build_id)
+        earlier = await locks.lock(session, build_id)
         if earlier.state in _QUEUED and earlier.started_at is None:
             await transitions.skip(session, earlier, by=build)
         elif earlier.state in _RUNNING:

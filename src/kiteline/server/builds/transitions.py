@@ -12,6 +12,9 @@ assigns a build's or a job's state; everything here writes in the caller's trans
     skip               build.finished   settle skipped / cancel
     cancel             (derive)         cancel, wakes agents
     reopen             -                (work added to a finished build)
+
+The state a build's jobs make it is `outcomes.derived_state` (pure); taking the build's lock
+and re-reading the job a transition changes is builds/locks.py.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kiteline.server.builds import bulk, creation, outcomes
 from kiteline.server.builds.creation import JOBS_PER_FLUSH, LARGE_BUILD, NewBuild, Prepared
 from kiteline.server.builds.fields import validate_block_fields
+from kiteline.server.builds.locks import lock, lock_for, lock_with_jobs
 from kiteline.server.builds.meta_data import set_meta_data
 from kiteline.server.builds.models import Build, BuildMetaData
+from kiteline.server.builds.outcomes import derived_state
 from kiteline.server.builds.states import FINISHED, BuildState
 from kiteline.server.events import service as events
 from kiteline.server.events.names import EventName
@@ -288,46 +293,6 @@ async def _change_to(
         build.finished_at = now if new in FINISHED else None
         emit(session, EventName.BUILD_FINISHED, build)
         await _report_to_trigger(session, build, now)
-
-
-def derived_state(
-    build: Build, jobs: list[Job], *, started: bool | None = None
-) -> tuple[BuildState, str | None]:
-    """The state a build's (current) jobs make it, and the `blocked_state` when it waits on a
-    block step: a pure function of the build's state, its start and its jobs' states.
-    `started`: whether the build or any of its jobs has started, when the caller knows."""
-    previous = BuildState(build.state)
-    # One pass: a build of 20,000 jobs is derived on the event loop, in one piece.
-    blocked: list[Job] = []
-    # Waiting jobs are not progress: when all that is left waits, it waits behind a block.
-    active = failed = False
-    if started is None:
-        started = build.started_at is not None or any(j.started_at is not None for j in jobs)
-    for each in jobs:
-        state = each.state
-        if state == JobState.BLOCKED:
-            blocked.append(each)
-        elif state not in TERMINAL and state != JobState.WAITING:
-            active = True
-        failed = failed or outcomes.hard_failed(each)
-    if previous == BuildState.CANCELING:
-        return (BuildState.CANCELING if active or blocked else BuildState.CANCELED), None
-    if not active and blocked:
-        # Waiting for a person: the build keeps the state its block step asks for.
-        blocked_state = blocked[0].definition.blocked_state or "passed"
-        return (BuildState.FAILED if failed else BuildState(blocked_state)), blocked_state
-    if not active:
-        runnable = [each for each in jobs if each.type != JobType.WAITER]
-        if all(each.state in (JobState.SKIPPED, JobState.BROKEN) for each in runnable):
-            return BuildState.NOT_RUN, None
-        if failed:
-            return BuildState.FAILED, None
-        if any(each.state == JobState.CANCELED for each in runnable):
-            return BuildState.CANCELED, None  # a job was canceled on its own (its agent stopped)
-        return BuildState.PASSED, None
-    if failed:
-        return BuildState.FAILING, None
-    return (BuildState.RUNNING if started else BuildState.SCHEDULED), None
 
 
 async def _report_to_trigger(session: AsyncSession, build: Build, now: datetime) -> None:
@@ -604,56 +569,3 @@ def standing_columns(build_id: Any) -> tuple[Any, Any]:
         select(Build.state).where(Build.id == build_id).scalar_subquery(),
         select(Build.blocked).where(Build.id == build_id).scalar_subquery(),
     )
-
-
-async def lock(session: AsyncSession, build_id: uuid.UUID) -> Build:
-    """The build re-read and locked until the transaction ends, so that one transaction at a
-    time settles its jobs: two jobs finishing at once must not each see the other still
-    running. (PostgreSQL row lock; SQLite serialises writing transactions already.)"""
-    build = await session.scalar(
-        select(Build)
-        .where(Build.id == build_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if build is None:
-        raise NotFound.of("build")
-    return build
-
-
-async def lock_for(session: AsyncSession, locked: Job | JobRef) -> tuple[Build, Job]:
-    """Lock the job's build before changing the job, then (re-)read the job: it may have been
-    changed (canceled, timed out) since it was looked at. A loaded `Job` is refreshed in place."""
-    build = await lock(session, locked.build_id)
-    return build, await jobs_service.get(session, locked.id, fresh=True)
-
-
-#: A build with no job at this position or beyond has all its jobs read by `lock_with_jobs`.
-SMALL_BUILD = 20
-
-# The build locked (its row only: `OF builds`) and whether it has more jobs than a small one.
-_LOCK_SIZED = (
-    select(Build, jobs_service.reaches_position(Build.id, SMALL_BUILD))
-    .where(Build.id == bindparam("build_id"))
-    .with_for_update(of=Build)
-    .execution_options(populate_existing=True)
-)
-
-
-async def lock_with_jobs(
-    session: AsyncSession, locked: Job | JobRef
-) -> tuple[Build, Job, list[Job] | None]:
-    """`lock_for`, and for a small build (`SMALL_BUILD`) all of its jobs, read fresh after the
-    lock in the statement that re-reads the job (they are what `advance` and a finish's
-    "still running" check look at); None for a larger build, whose job alone is re-read."""
-    row = (await session.execute(_LOCK_SIZED, {"build_id": locked.build_id})).first()
-    if row is None:
-        raise NotFound.of("build")
-    build, large = row
-    if large:
-        return build, await jobs_service.get(session, locked.id, fresh=True), None
-    jobs = await jobs_service.list_for_build(session, build.id, fresh=True)
-    for each in jobs:
-        if each.id == locked.id:
-            return build, each, jobs
-    raise NotFound.of("job")

@@ -15,7 +15,7 @@ from kiteline.server.kit.db import utcnow
 from kiteline.server.kit.errors import ValidationFailed
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.web.auth import page_transaction
-from kiteline.server.web.forms import form_text
+from kiteline.server.web.forms import read_form
 from kiteline.server.web.pages.pipeline_view import field_errors
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
@@ -167,12 +167,7 @@ async def create_pipeline(request: Request, org: str) -> Response:
     """ "Create Pipeline": as REST's create (the viewer its creator); opens the new pipeline.
     The API's errors are shown beside their fields, with what was typed (422)."""
     submitted = await request.form()
-    form = NewPipelineForm(
-        name=form_text(submitted, "name"),
-        repository=form_text(submitted, "repository"),
-        configuration=form_text(submitted, "configuration"),
-        description=form_text(submitted, "description"),
-    )
+    form = read_form(submitted, NewPipelineForm)
     try:
         async with page_transaction(request) as (session, viewer):
             organization = viewer.organization(org)

@@ -25,7 +25,7 @@ from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
 from kiteline.server.web.auth import Viewer, page_transaction
-from kiteline.server.web.forms import form_text
+from kiteline.server.web.forms import form_text, read_form
 from kiteline.server.web.pages.pipeline_sources import source_section
 from kiteline.server.web.pages.pipeline_view import (
     SETTINGS_FIELDS,
@@ -156,12 +156,7 @@ async def create_build(request: Request, org: str, pipeline: str) -> Response:
     """ "Create Build": a build as REST's create makes it (source `ui`, the viewer as its
     creator and author); opens it. A refusal is shown in the dialog (422)."""
     submitted = await request.form()
-    form = NewBuildForm(
-        message=form_text(submitted, "message"),
-        commit=form_text(submitted, "commit"),
-        branch=form_text(submitted, "branch"),
-        env=form_text(submitted, "env"),
-    )
+    form = read_form(submitted, NewBuildForm)
     try:
         async with page_transaction(request) as (session, viewer):
             organization, found = await _locate(session, viewer, org, pipeline)
@@ -231,13 +226,7 @@ async def save_settings(request: Request, org: str, pipeline: str) -> Response:
     """ "Save Pipeline": the form as a PATCH through REST's `pipelines.service.update`; the
     API's errors are shown beside their fields, with what was typed (422)."""
     submitted = await request.form()
-    form = SettingsForm(
-        name=form_text(submitted, "name"),
-        description=form_text(submitted, "description"),
-        repository=form_text(submitted, "repository"),
-        default_branch=form_text(submitted, "default_branch"),
-        configuration=form_text(submitted, "configuration"),
-    )
+    form = read_form(submitted, SettingsForm)
     try:
         async with page_transaction(request) as (session, viewer):
             organization, found = await _locate(session, viewer, org, pipeline)

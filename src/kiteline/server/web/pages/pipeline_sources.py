@@ -26,7 +26,7 @@ from kiteline.server.schedules import service as schedules
 from kiteline.server.schedules.service import PipelineSchedule
 from kiteline.server.sources import service as sources
 from kiteline.server.web.auth import Viewer, page_transaction
-from kiteline.server.web.forms import form_text
+from kiteline.server.web.forms import read_form
 from kiteline.server.web.pages.pipeline_view import field_errors
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import render
@@ -176,15 +176,7 @@ async def create_schedule(request: Request, org: str, pipeline: str) -> Response
     cronline, an env line that is not KEY=value) is shown beside its field, with what was
     typed (422)."""
     submitted = await request.form()
-    form = ScheduleForm(
-        label=form_text(submitted, "label"),
-        cronline=form_text(submitted, "cronline"),
-        branch=form_text(submitted, "branch"),
-        commit=form_text(submitted, "commit"),
-        message=form_text(submitted, "message"),
-        env=form_text(submitted, "env"),
-        enabled=form_text(submitted, "enabled") == "1",
-    )
+    form = read_form(submitted, ScheduleForm)
     try:
         async with page_transaction(request) as (session, viewer):
             organization, found = await _locate(session, viewer, org, pipeline)
