@@ -280,6 +280,7 @@ def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
     alone, watched = web["no_watchers"], web["with_watchers"]
     if "no_watchers_runs" in web:  # alternating runs: medians (bench/web_watchers.py)
         runs = (
+            "median of each watched run against the runs alone around it; "
             f"median of {len(web['no_watchers_runs'])} runs alone "
             f"{alone['jobs_per_second']} jobs/s ("
             + " / ".join(str(run["jobs_per_second"]) for run in web["no_watchers_runs"])

@@ -19,11 +19,14 @@ JavaScript's requests are what load the server), signed in once before the first
 The method, so that the run-to-run noise of a shared machine (±15 % between identical runs)
 does not decide the figure: runs without watchers (A) and with them (W) alternate against
 the same server, `--rounds` watched runs each between two unwatched ones (A W A W A for 2),
-after a warm-up run. The cost is taken from the medians: 1 - median(W) / median(A) of the
-throughputs; `pair_costs_percent` gives each W against the mean of the two A around it
-(their median is reported too: a drift of the machine during the benchmark cancels in it).
-The steadier figure is the server's CPU time (user + system, from /proc) per job: the extra
-per job is median(W) - median(A), and in % of median(A).
+after a warm-up run (watched, so that both paths' caches of compiled statements and
+templates are full). Each W is compared with the mean of the two A around it, so a drift of
+the machine's load during the benchmark cancels: its throughput cost 1 - W / mean(A), and
+its extra server CPU time (user + system, from /proc) per job, W - mean(A), in ms and in %.
+The figures are the medians of those per-pair values (`pairs`); the medians of all A and all
+W runs and the cost between them are given too (`…_from_medians`; moved by a drift). The
+CPU per job is the steadier figure: it does not depend on how fast the other processes on
+the machine let the server run.
 
 Prints one JSON line: every run, the medians, the costs, and how many blocks the watchers
 were sent and pages they opened (proof that they were live); then the server CPU of a page
@@ -404,7 +407,7 @@ def _per_request(
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(run[key] for run in runs))
+    return round(float(statistics.median(run[key] for run in runs)), 2)
 
 
 def _percent(part: float, whole: float) -> float | None:
@@ -507,18 +510,25 @@ def main() -> None:
     cpu_extra = _median(watched, "server_cpu_ms_per_job") - cpu_alone
     net_alone = _median(alone, "server_cpu_ms_per_job_less_idle")
     net_extra = _median(watched, "server_cpu_ms_per_job_less_idle") - net_alone
-    pair_costs = [
-        round(
-            100
-            * (
-                1
-                - run["jobs_per_second"]
-                / statistics.mean((alone[i]["jobs_per_second"], alone[i + 1]["jobs_per_second"]))
-            ),
-            1,
+    # Each watched run against the two runs without watchers around it.
+    pairs = []
+    for i, run in enumerate(watched):
+        around = (alone[i], alone[i + 1])
+        jps = statistics.mean(a["jobs_per_second"] for a in around)
+        cpu = statistics.mean(a["server_cpu_ms_per_job"] for a in around)
+        extra = run["server_cpu_ms_per_job"] - cpu
+        pairs.append(
+            {
+                "cost_percent": round(100 * (1 - run["jobs_per_second"] / jps), 1),
+                "extra_server_cpu_ms_per_job": round(extra, 2),
+                "extra_server_cpu_percent": _percent(extra, cpu),
+            }
         )
-        for i, run in enumerate(watched)
-    ]
+
+    def pair_median(key: str) -> float | None:
+        values = [pair[key] for pair in pairs if pair[key] is not None]
+        return round(statistics.median(values), 2 if key.endswith("job") else 1) if values else None
+
     page_open = per_request.get("server_cpu_ms_per_page_open")
     result: dict[str, Any] = {
         "benchmark": "web-watchers",
@@ -531,7 +541,7 @@ def main() -> None:
         "rounds": rounds,
         "no_watchers_runs": alone,
         "with_watchers_runs": watched,
-        # The medians the costs are taken from.
+        # The medians of the runs.
         "no_watchers": {
             "jobs_per_second": alone_jps,
             "server_cpu_ms_per_job": round(cpu_alone, 2),
@@ -540,11 +550,14 @@ def main() -> None:
             "jobs_per_second": watched_jps,
             "server_cpu_ms_per_job": round(_median(watched, "server_cpu_ms_per_job"), 2),
         },
-        "throughput_cost_percent": round(100 * (1 - watched_jps / alone_jps), 1),
-        "pair_costs_percent": pair_costs,
-        "pair_cost_median_percent": round(statistics.median(pair_costs), 1),
-        "extra_server_cpu_ms_per_job": round(cpu_extra, 2),
-        "extra_server_cpu_percent": _percent(cpu_extra, cpu_alone),
+        # Each watched run against its neighbours, and the medians of that: the figures.
+        "pairs": pairs,
+        "throughput_cost_percent": pair_median("cost_percent"),
+        "extra_server_cpu_ms_per_job": pair_median("extra_server_cpu_ms_per_job"),
+        "extra_server_cpu_percent": pair_median("extra_server_cpu_percent"),
+        # The same from the medians of all runs (moved by a drift of the machine's load).
+        "throughput_cost_percent_from_medians": round(100 * (1 - watched_jps / alone_jps), 1),
+        "extra_server_cpu_ms_per_job_from_medians": round(cpu_extra, 2),
         "server_idle_cpu_share": round(idle_share, 3),
         "extra_server_cpu_percent_less_idle": _percent(net_extra, net_alone),
         "load_average_at_end": round(os.getloadavg()[0], 2),
