@@ -143,8 +143,18 @@ BENCHMARKS = [
     ),
     Benchmark(
         "web-watchers",
-        _python("web_watchers.py", "--backend", "sqlite", "--watchers", "50", "--jobs", "500"),
-        _python("web_watchers.py", "--watchers", "5", "--jobs", "50"),
+        _python(
+            "web_watchers.py",
+            "--backend",
+            "sqlite",
+            "--watchers",
+            "50",
+            "--jobs",
+            "300",
+            "--rounds",
+            "2",
+        ),
+        _python("web_watchers.py", "--watchers", "5", "--jobs", "30", "--rounds", "1"),
         budget_s=240,
     ),
     Benchmark(

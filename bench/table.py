@@ -277,17 +277,32 @@ def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
     if not _measured(web):
         return [_not_measured(measure, "≤ 10 %", web)]
     assert web is not None
-    alone, watched, again = web["no_watchers"], web["with_watchers"], web["no_watchers_again"]
+    alone, watched = web["no_watchers"], web["with_watchers"]
+    if "no_watchers_runs" in web:  # alternating runs: medians (bench/web_watchers.py)
+        runs = (
+            "median of each watched run against the runs alone around it; "
+            f"median of {len(web['no_watchers_runs'])} runs alone "
+            f"{alone['jobs_per_second']} jobs/s ("
+            + " / ".join(str(run["jobs_per_second"]) for run in web["no_watchers_runs"])
+            + f"), of {len(web['with_watchers_runs'])} watched {watched['jobs_per_second']} ("
+            + " / ".join(str(run["jobs_per_second"]) for run in web["with_watchers_runs"])
+            + ")"
+        )
+    else:  # one watched run between two alone (before 2026-12-08)
+        again = web["no_watchers_again"]
+        runs = (
+            f"{alone['jobs_per_second']} / {again['jobs_per_second']} jobs/s alone, "
+            f"{watched['jobs_per_second']} jobs/s watched"
+        )
     return [
         (
             f"web UI: {web['watchers']} build pages watching, cost to agent API throughput "
             f"({web['agents']} agents, {_label(web, 'SQLite')})",
             "≤ 10 %",
-            f"{web['throughput_cost_percent']} %: {alone['jobs_per_second']} / "
-            f"{again['jobs_per_second']} jobs/s alone, {watched['jobs_per_second']} jobs/s "
-            f"watched; extra server CPU {web['extra_server_cpu_percent']} % "
-            f"({web['extra_server_cpu_ms_per_job']} ms per job); {web['build_pages_opened']} "
-            f"pages opened, {web['live_blocks_received']} live blocks pushed",
+            f"{web['throughput_cost_percent']} %: {runs}; extra server CPU "
+            f"{web['extra_server_cpu_percent']} % ({web['extra_server_cpu_ms_per_job']} ms per "
+            f"job); {web['build_pages_opened']} pages opened, {web['live_blocks_received']} live "
+            "blocks pushed",
             MISSING,
             MISSING,
             _ok(web["throughput_cost_percent"] <= 10),

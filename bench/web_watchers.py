@@ -1,36 +1,51 @@
 """Web UI benchmark: what 50 browsers watching builds cost the agent API.
 
     python bench/web_watchers.py [--backend sqlite|postgresql] [--watchers 50] [--agents 4]
-                                 [--jobs 500] [--jobs-per-build 10]
+                                 [--jobs 300] [--jobs-per-build 10] [--rounds 2]
 
 One server, real `kiteline agent` processes (`--agents` workers) and a pipeline of
 `--jobs-per-build` trivial `true` jobs. Throughput is measured as bench/dispatch.py measures
-it: builds created back to back through REST, timed from the first create to the last build
-finished, in jobs per second. It is measured three times against the same server: with no one
-watching, with `--watchers` signed-in clients (each its own session) doing what the build
-page's JavaScript does: open a build's page as soon as the build is created (the builds are
-dealt out to the watchers in turn, so every build being run is watched), hold its block
-stream (the page's `data-block-url`: the server pushes the page's live block each time it
-changes, build.js), and when a block shows the build finished, move on to its next build; and
-with no one watching again. The watchers are
-asyncio httpx clients in a thread of this process (no Chromium: the JavaScript's requests are
-what load the server).
+it: `--jobs` jobs as builds created back to back through REST, in jobs per second, from the
+first build's `created_at` to the last one's `finished_at` (the server's own timestamps, so
+the benchmark's polling for the end, every 0.5 s, does not round the figure). The watched
+runs have `--watchers` signed-in clients (each its own session) doing what the build page's
+JavaScript does: open a build's page as soon as the build is created (the builds are dealt
+out to the watchers in turn, so every build being run is watched), hold its block stream
+(the page's `data-block-url`: the server pushes the page's live block each time it changes,
+build.js), and when a block shows the build finished, move on to its next build. The
+watchers are asyncio httpx clients in a thread of this process (no Chromium: the
+JavaScript's requests are what load the server), signed in once before the first run.
 
-Prints one JSON line: the three throughputs, the cost in % of the mean of the two without
-watchers, the server's CPU time per job in each run, and how many blocks the watchers were
-sent (proof that they were live).
+The method, so that the run-to-run noise of a shared machine (±15 % between identical runs)
+does not decide the figure: runs without watchers (A) and with them (W) alternate against
+the same server, `--rounds` watched runs each between two unwatched ones (A W A W A for 2),
+after a warm-up run (watched, so that both paths' caches of compiled statements and
+templates are full). Each W is compared with the mean of the two A around it, so a drift of
+the machine's load during the benchmark cancels: its throughput cost 1 - W / mean(A), and
+its extra server CPU time (user + system, from /proc) per job, W - mean(A), in ms and in %.
+The figures are the medians of those per-pair values (`pairs`); the medians of all A and all
+W runs and the cost between them are given too (`…_from_medians`; moved by a drift). The
+CPU per job is the steadier figure: it does not depend on how fast the other processes on
+the machine let the server run.
+
+Prints one JSON line: every run, the medians, the costs, and how many blocks the watchers
+were sent and pages they opened (proof that they were live); then the server CPU of a page
+open, a live-block fetch and a block stream's first block, one at a time on finished builds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +87,8 @@ class Tally:
         self.events = 0
         self.pages = 0
         self.failures: list[str] = []
+        #: Watchers on a build page now (a watched run ends when they all left theirs).
+        self.active = 0
 
 
 async def _sign_in(url: str) -> httpx.AsyncClient:
@@ -162,12 +179,15 @@ async def _watcher(
             continue
         number, build_id = created.builds[slot]
         slot += every
+        tally.active += 1
         try:
             await _watch_build(
                 client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop, mode
             )
         except httpx.HTTPError as error:
             tally.failures.append(f"{type(error).__name__}: {error}")
+        finally:
+            tally.active -= 1
 
 
 class Watchers:
@@ -229,6 +249,13 @@ class Watchers:
 
         self.loop.call_soon_threadsafe(tell)
 
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until every watcher left its build's page (the last blocks read), so that the next
+        run without watchers has none."""
+        deadline = time.monotonic() + timeout
+        while self.tally.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(timeout=60)
@@ -268,6 +295,19 @@ class Profiler:
             self.process.wait(timeout=60)
 
 
+def _server_span_seconds(client: httpx.Client, slug: str, numbers: list[int]) -> float:
+    """From the first build's creation to the last finish, by the server's timestamps."""
+    created, finished = [], []
+    for number in numbers:
+        build = client.get(
+            f"/v2/organizations/{ORG}/pipelines/{slug}/builds/{number}",
+            params={"exclude_jobs": "true", "exclude_pipeline": "true"},
+        ).json()
+        created.append(datetime.fromisoformat(build["created_at"].replace("Z", "+00:00")))
+        finished.append(datetime.fromisoformat(build["finished_at"].replace("Z", "+00:00")))
+    return (max(finished) - min(created)).total_seconds()
+
+
 def _run(
     k: Any,
     client: httpx.Client,
@@ -289,17 +329,22 @@ def _run(
         if watchers is not None:
             watchers.tell_created(build["number"], build["id"])
     _wait_finished(client, slug, numbers, timeout=900, interval=0.5)
-    elapsed = time.monotonic() - started
+    if watchers is not None:
+        watchers.wait_idle()
+    waited = time.monotonic() - started
     cpu = cpu_seconds(k.server.pid) - cpu_before
+    own = time.process_time() - own_before
     profiler.stop()
+    elapsed = _server_span_seconds(client, slug, numbers)
     return {
         "numbers": numbers,
         "jobs": jobs,
         "jobs_per_second": round(jobs / elapsed, 1),
-        "elapsed_s": round(elapsed, 1),
-        "server_cpu_ms_per_job": round(cpu * 1000 / jobs, 1),
-        "server_cpu_share": round(cpu / elapsed, 2),
-        "bench_process_cpu_share": round((time.process_time() - own_before) / elapsed, 2),
+        "elapsed_s": round(elapsed, 2),
+        "server_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
+        "server_cpu_share": round(cpu / waited, 2),
+        "bench_process_cpu_share": round(own / waited, 2),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -319,7 +364,9 @@ def _first_block(web: httpx.Client, url: str) -> None:
                 return
 
 
-def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> dict[str, float]:
+def _per_request(
+    k: Any, slug: str, numbers: list[int], idle_share: float
+) -> dict[str, float | None]:
     """Server CPU of a page open, of a fetch of the live block (what each watcher paid per
     burst of events before blocks were pushed, decision 0044), and of a block stream opened
     to read its first block (the stream's request, a feed's rendering and its write), one at
@@ -328,10 +375,10 @@ def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> di
     so the builds are split in three: the first third's pages are opened (their blocks
     rendered); the second third's live blocks are fetched twice, rendered the first time,
     from the cache the second; the last third's block streams are opened."""
-    costs = {}
+    costs: dict[str, float | None] = {}
     web = web_sign_in(k.url)
     live = {"HX-Request": "true", "HX-Target": "build_live"}
-    third = max(len(numbers) // 3, 1)
+    third = len(numbers) // 3
     try:
         passes = [
             ("page_open", numbers[:third], {}),
@@ -340,6 +387,9 @@ def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> di
             ("block_stream_first_block", numbers[2 * third :], None),
         ]
         for kind, some, headers in passes:
+            if not some:  # fewer than three builds (`--jobs 10`): not measured
+                costs[f"server_cpu_ms_per_{kind}"] = None
+                continue
             before, started = cpu_seconds(k.server.pid), time.monotonic()
             for number in some:
                 path = f"/{ORG}/{slug}/builds/{number}"
@@ -356,12 +406,26 @@ def _per_request(k: Any, slug: str, numbers: list[int], idle_share: float) -> di
     return costs
 
 
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return round(float(statistics.median(run[key] for run in runs)), 2)
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return round(100 * part / whole, 1) if whole > 0 else None
+
+
 def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
-    parser.add_argument("--jobs", type=int, default=500, help="jobs in each run")
+    parser.add_argument("--jobs", type=int, default=300, help="jobs in each run")
     parser.add_argument("--jobs-per-build", type=int, default=10)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="watched runs, each between two runs without watchers (2: A W A W A)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -370,7 +434,7 @@ def main() -> None:
     parser.add_argument(
         "--split",
         action="store_true",
-        help="before the watched run, a run whose watchers only open the pages: the cost of "
+        help="before the rounds, a run whose watchers only open the pages: the cost of "
         "the page opens and of the block streams",
     )
     args = parser.parse_args()
@@ -378,6 +442,9 @@ def main() -> None:
     per_build = max(args.jobs_per_build, 1)
     builds = max(args.jobs // per_build, 1)
     jobs = builds * per_build
+    rounds = max(args.rounds, 1)
+    alone: list[dict[str, Any]] = []
+    watched: list[dict[str, Any]] = []
     with (
         # 50 sign-ins from one address within a minute: the sign-in limit is off.
         bench_server(args.backend, web=True, KITELINE_LOGIN_ATTEMPTS_PER_MINUTE="0") as (url, k),
@@ -386,18 +453,19 @@ def main() -> None:
         slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
         with agents(k, args.agents):
             time.sleep(2)  # let every agent register and start long-polling
-            warm = max(builds // 10, 1)  # first requests fill caches of compiled statements
-            _run(k, client, slug, warm, warm * per_build, None)
+            watchers = Watchers(k.url, slug, args.watchers)
+            watchers.start()  # signed in once: sign-ins are no part of any run
+            # Watched, to fill the caches of both paths (compiled statements and templates).
+            warm = max(builds // 5, 1)
+            _run(k, client, slug, warm, warm * per_build, watchers)
+            watchers.tally.events = watchers.tally.pages = 0  # the runs' own from here
             # What the server spends with nothing to do (the agents' long polls, its sweeps):
             # a run that takes longer pays more of it, whatever it did for the jobs.
             idle_before, idle_started = cpu_seconds(k.server.pid), time.monotonic()
-            time.sleep(10)
+            time.sleep(5)
             idle_share = (cpu_seconds(k.server.pid) - idle_before) / (
                 time.monotonic() - idle_started
             )
-            progress(f"web-watchers ({args.backend}): {jobs} jobs, no watchers")
-            alone = _run(k, client, slug, builds, jobs, None, args.profile, "alone")
-            progress(f"alone: {_shown(alone)}")
             partial: dict[str, Any] = {}
             for mode in MODES[:-1] if args.split else ():
                 part = Watchers(k.url, slug, args.watchers, mode)
@@ -408,35 +476,60 @@ def main() -> None:
                 finally:
                     part.stop()
                 progress(f"{mode}: {_shown(partial[mode])}")
-            watchers = Watchers(k.url, slug, args.watchers)
-            watchers.start()
-            progress(f"web-watchers ({args.backend}): {jobs} jobs, {args.watchers} watchers")
             try:
-                watched = _run(k, client, slug, builds, jobs, watchers, args.profile, "watched")
+                for index in range(2 * rounds + 1):
+                    with_watchers = index % 2 == 1
+                    name = f"{'watched' if with_watchers else 'alone'}-{index // 2 + 1}"
+                    progress(f"web-watchers ({args.backend}): {jobs} jobs, {name}")
+                    run = _run(
+                        k,
+                        client,
+                        slug,
+                        builds,
+                        jobs,
+                        watchers if with_watchers else None,
+                        args.profile,
+                        name,
+                    )
+                    (watched if with_watchers else alone).append(run)
+                    progress(f"{name}: {_shown(run)}")
             finally:
                 watchers.stop()
-            progress(f"watched: {_shown(watched)}")
-            # Again alone: a drift of the machine or of the growing tables shows as a gap
-            # between the two runs without watchers.
-            again = _run(k, client, slug, builds, jobs, None, args.profile, "again")
-            progress(f"alone again: {_shown(again)}")
-            per_request = _per_request(k, slug, again["numbers"], idle_share)
+            numbers = [number for run in alone for number in run["numbers"]]
+            per_request = _per_request(k, slug, numbers, idle_share)
         info = database_info(url)
     tally = watchers.tally
-    baseline = (alone["jobs_per_second"] + again["jobs_per_second"]) / 2
-    cost = 100 * (1 - watched["jobs_per_second"] / baseline)
-    for run in (alone, watched, again, *partial.values()):
+    for run in (*alone, *watched, *partial.values()):
         del run["numbers"]
         # Less what the same time idle would have cost.
         run["server_cpu_ms_per_job_less_idle"] = round(
-            run["server_cpu_ms_per_job"] - idle_share * run["elapsed_s"] * 1000 / jobs, 1
+            run["server_cpu_ms_per_job"] - idle_share * run["elapsed_s"] * 1000 / jobs, 2
         )
-    cpu_alone = (alone["server_cpu_ms_per_job"] + again["server_cpu_ms_per_job"]) / 2
-    cpu_extra = watched["server_cpu_ms_per_job"] - cpu_alone
-    net_alone = (
-        alone["server_cpu_ms_per_job_less_idle"] + again["server_cpu_ms_per_job_less_idle"]
-    ) / 2
-    net_extra = watched["server_cpu_ms_per_job_less_idle"] - net_alone
+    alone_jps, watched_jps = _median(alone, "jobs_per_second"), _median(watched, "jobs_per_second")
+    cpu_alone = _median(alone, "server_cpu_ms_per_job")
+    cpu_extra = _median(watched, "server_cpu_ms_per_job") - cpu_alone
+    net_alone = _median(alone, "server_cpu_ms_per_job_less_idle")
+    net_extra = _median(watched, "server_cpu_ms_per_job_less_idle") - net_alone
+    # Each watched run against the two runs without watchers around it.
+    pairs = []
+    for i, run in enumerate(watched):
+        around = (alone[i], alone[i + 1])
+        jps = statistics.mean(a["jobs_per_second"] for a in around)
+        cpu = statistics.mean(a["server_cpu_ms_per_job"] for a in around)
+        extra = run["server_cpu_ms_per_job"] - cpu
+        pairs.append(
+            {
+                "cost_percent": round(100 * (1 - run["jobs_per_second"] / jps), 1),
+                "extra_server_cpu_ms_per_job": round(extra, 2),
+                "extra_server_cpu_percent": _percent(extra, cpu),
+            }
+        )
+
+    def pair_median(key: str) -> float | None:
+        values = [pair[key] for pair in pairs if pair[key] is not None]
+        return round(statistics.median(values), 2 if key.endswith("job") else 1) if values else None
+
+    page_open = per_request.get("server_cpu_ms_per_page_open")
     result: dict[str, Any] = {
         "benchmark": "web-watchers",
         "backend": args.backend,
@@ -444,20 +537,38 @@ def main() -> None:
         "agents": args.agents,
         "watchers": args.watchers,
         "jobs_per_build": per_build,
-        "no_watchers": alone,
-        "with_watchers": watched,
-        "no_watchers_again": again,
-        "throughput_cost_percent": round(cost, 1),
-        "extra_server_cpu_ms_per_job": round(cpu_extra, 1),
-        "extra_server_cpu_percent": round(100 * cpu_extra / cpu_alone, 1),
+        "jobs_per_run": jobs,
+        "rounds": rounds,
+        "no_watchers_runs": alone,
+        "with_watchers_runs": watched,
+        # The medians of the runs.
+        "no_watchers": {
+            "jobs_per_second": alone_jps,
+            "server_cpu_ms_per_job": round(cpu_alone, 2),
+        },
+        "with_watchers": {
+            "jobs_per_second": watched_jps,
+            "server_cpu_ms_per_job": round(_median(watched, "server_cpu_ms_per_job"), 2),
+        },
+        # Each watched run against its neighbours, and the medians of that: the figures.
+        "pairs": pairs,
+        "throughput_cost_percent": pair_median("cost_percent"),
+        "extra_server_cpu_ms_per_job": pair_median("extra_server_cpu_ms_per_job"),
+        "extra_server_cpu_percent": pair_median("extra_server_cpu_percent"),
+        # The same from the medians of all runs (moved by a drift of the machine's load).
+        "throughput_cost_percent_from_medians": round(100 * (1 - watched_jps / alone_jps), 1),
+        "extra_server_cpu_ms_per_job_from_medians": round(cpu_extra, 2),
         "server_idle_cpu_share": round(idle_share, 3),
-        "extra_server_cpu_percent_less_idle": round(100 * net_extra / net_alone, 1),
+        "extra_server_cpu_percent_less_idle": _percent(net_extra, net_alone),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
         "live_blocks_received": tally.events,
         "build_pages_opened": tally.pages,
         **per_request,
-        # What the watchers' page opens cost at that price, per job.
+        # What the watchers' page opens cost at that price, per watched job.
         "attributed_cpu_ms_per_job": {
-            "page_opens": round(tally.pages * per_request["server_cpu_ms_per_page_open"] / jobs, 1),
+            "page_opens": round(tally.pages * page_open / (jobs * rounds), 2)
+            if page_open is not None
+            else None,
         },
         "watcher_failures": len(tally.failures),
     }
@@ -466,8 +577,8 @@ def main() -> None:
         pages = partial["pages"]["server_cpu_ms_per_job"] - cpu_alone
         result["split_runs"] = partial
         result["extra_cpu_ms_per_job_split"] = {
-            "page_opens": round(pages, 1),
-            "block_streams": round(cpu_extra - pages, 1),
+            "page_opens": round(pages, 2),
+            "block_streams": round(cpu_extra - pages, 2),
         }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, bindparam, cast, exists, func, select, text
+from sqlalchemy import JSON, Select, Text, bindparam, cast, exists, func, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kiteline.server.jobs import transitions
-from kiteline.server.jobs.definition import StepDefinition
+from kiteline.server.jobs.definition import StepDefinition, StepDefinitionJSON
 from kiteline.server.jobs.matching import rules_match, tags_to_map
 from kiteline.server.jobs.models import Job
 from kiteline.server.jobs.planned import PlannedJob
@@ -175,16 +175,49 @@ class JobSummary(NamedTuple):
 
 
 _SUMMARIES = (
-    select(*(getattr(Job, name) for name in JobSummary._fields))
+    select(
+        *(
+            # The definition as plain JSON: made a StepDefinition once per job revision below.
+            type_coerce(Job.definition, JSON).label("definition")
+            if name == "definition"
+            else getattr(Job, name)
+            for name in JobSummary._fields
+        )
+    )
     .where(Job.build_id == bindparam("build_id"))
     .order_by(Job.position, Job.created_at)
 )
+_DEFINITION = JobSummary._fields.index("definition")
+_REVISION = JobSummary._fields.index("revision")
+#: Definitions validated, by (job id, revision): a live build page reads its jobs after each
+#: change of the build, and validating every job's definition (a pydantic model) each time
+#: was most of the read; a revision names one state of the row (every change bumps it).
+_DEFINITIONS: dict[tuple[uuid.UUID, int], StepDefinition] = {}
+_DEFINITIONS_LIMIT = 20_000
+
+
+def _definition(job_id: uuid.UUID, revision: int, stored: Any) -> StepDefinition:
+    key = (job_id, revision)
+    found = _DEFINITIONS.get(key)
+    if found is None:
+        found = StepDefinitionJSON().process_result_value(stored, None)  # type: ignore[arg-type]
+        if len(_DEFINITIONS) >= _DEFINITIONS_LIMIT:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[key] = found
+    return found
 
 
 async def summaries_for_build(session: AsyncSession, build_id: uuid.UUID) -> list[JobSummary]:
-    """The build's jobs in step order (retried attempts before their retry), as JobSummary."""
+    """The build's jobs in step order (retried attempts before their retry), as JobSummary.
+    Only for committed rows (read-only transactions: a rolled back change could reuse a
+    revision)."""
     rows = await execute_core(session, _SUMMARIES, {"build_id": build_id})
-    return [JobSummary._make(row) for row in rows]
+    summaries = []
+    for row in rows:
+        values = list(row)
+        values[_DEFINITION] = _definition(values[0], values[_REVISION], values[_DEFINITION])
+        summaries.append(JobSummary._make(values))
+    return summaries
 
 
 async def ids_for_step(session: AsyncSession, *, build_id: uuid.UUID, step: str) -> list[uuid.UUID]:

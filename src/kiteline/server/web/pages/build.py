@@ -35,16 +35,18 @@ from kiteline.server.logs.compaction import read_range
 from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
-from kiteline.server.users import service as users
 from kiteline.server.web.auth import Viewer, find_viewer, page_transaction
 from kiteline.server.web.pages.build_feed import BuildFeeds, Rendered, block_digest, block_stream
 from kiteline.server.web.pages.build_live import (
+    AGENT_NAMES,
     BLOCKS,
     CSRF_PLACEHOLDER,
+    META_DATA,
+    USER_NAMES,
     Links,
+    as_of,
     block_key,
     on_the_clock,
-    whole_second,
     with_csrf,
 )
 from kiteline.server.web.pages.build_rows import render_lanes, render_rows
@@ -193,10 +195,9 @@ async def _render_live(
     links = await _links(session, organization, build, build_jobs)
     page_annotations = await annotations_service.shown_for_build(session, build.id)
     page_artifacts = await artifacts.shown_for_build(session, build.id)
-    now = utcnow()
-    clocked = on_the_clock(build, build_jobs)
-    if clocked:
-        now = whole_second(now)  # what the block shows is then a function of its key
+    # On the clock, the block shows durations up to its rows' last moment (build.js ticks them
+    # on): what it shows is then a function of its key.
+    now = as_of(build, build_jobs) if on_the_clock(build, build_jobs) else utcnow()
     key = None
     if form is None:
         key = block_key(
@@ -207,7 +208,6 @@ async def _render_live(
             links=links.key(),
             annotations=page_annotations,
             artifacts=page_artifacts,
-            second=int(now.timestamp()) if clocked else None,
         )
         html = BLOCKS.get(key)
         if html is not None:
@@ -216,8 +216,8 @@ async def _render_live(
     if build.creator_id:
         user_ids.add(build.creator_id)
     related = Related(
-        agents=await agents.names(session, {j.agent_id for j in build_jobs if j.agent_id}),
-        users=await users.names(session, user_ids),
+        agents=await AGENT_NAMES.get(session, {j.agent_id for j in build_jobs if j.agent_id}),
+        users=await USER_NAMES.get(session, user_ids),
         triggered=links.triggered,
         parent=links.parent,
         rebuilt_from=links.rebuilt_from,
@@ -229,7 +229,7 @@ async def _render_live(
         related=related,
         annotations=page_annotations,
         artifacts=page_artifacts,
-        meta_data=(await build_repository.meta_data_for(session, [build.id]))[build.id],
+        meta_data=await META_DATA.get(session, build),
         form=form,
         now=now,
     )
