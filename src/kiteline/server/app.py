@@ -33,6 +33,7 @@ from kiteline.server.kit.limits import LimitsMiddleware
 from kiteline.server.kit.migrate import upgrade
 from kiteline.server.kit.notify import PostgresRelay
 from kiteline.server.kit.ratelimit import install_rate_limits
+from kiteline.server.kit.routing import index_routes
 from kiteline.server.kit.signing import UrlSigner, load_or_create_secret
 from kiteline.server.metrics.endpoint import install_metrics
 from kiteline.server.openapi import install_openapi
@@ -52,26 +53,23 @@ from kiteline.server.workers.presence import serving_presence
 from kiteline.server.workers.runner import run_workers
 from kiteline.settings import Settings
 
-
-def rest_router() -> APIRouter:
-    router = APIRouter(prefix="/v2")
-    for domain in (
-        organizations_router,
-        rate_limit_router,
-        users_router,
-        tokens_router,
-        pipelines_router,
-        builds_router,
-        jobs_router,
-        agents_router,
-        annotations_router,
-        meta_data_router,
-        artifacts_router,
-        webhooks_router,
-        sources_router,
-    ):
-        router.include_router(domain)
-    return router
+#: The REST API's routers, each included at `/v2` directly: a router included in another is
+#: matched twice over (once to choose it, once to handle), and its routes once more.
+REST_ROUTERS: tuple[APIRouter, ...] = (
+    organizations_router,
+    rate_limit_router,
+    users_router,
+    tokens_router,
+    pipelines_router,
+    builds_router,
+    jobs_router,
+    agents_router,
+    annotations_router,
+    meta_data_router,
+    artifacts_router,
+    webhooks_router,
+    sources_router,
+)
 
 
 def freeze_startup_heap() -> None:
@@ -152,7 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agent_api_router, prefix="/v3")
     app.include_router(in_job_router, prefix="/v3")
     app.include_router(agent_artifacts_router, prefix="/v3")
-    app.include_router(rest_router())
+    for rest in REST_ROUTERS:
+        app.include_router(rest, prefix="/v2")
     app.include_router(deliver_router)  # code hosts' webhooks, at each pipeline's webhook_url
 
     @app.get("/v2/meta", tags=["meta"])
@@ -173,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTimer, instruments=instruments)
     install_web(app)  # last: its `/{org}…` patterns must not shadow the APIs' routes
     app.add_middleware(LimitsMiddleware, settings=settings)  # outermost: before any body is read
+    index_routes(app.router)  # last: every route is in place
     return app
 
 
