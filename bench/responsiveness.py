@@ -55,6 +55,9 @@ from common import (
 #: How long the benchmark waits for one probe's answer.
 PROBE_TIMEOUT = 300
 
+#: The sampler's tick (bench/loop_sampler.TICK_SECONDS).
+TICK_SECONDS = 0.005
+
 INTROSPECTION_ALIAS = "a{n}: __schema {{ types {{ name fields {{ name args {{ name }} }} }} }}"
 
 
@@ -173,8 +176,15 @@ def under_probes(
 def loop_turns(sampled: dict[str, Any], window: tuple[float, float]) -> dict[str, Any]:
     """The sampler's turns and full collections within `window` (monotonic seconds)."""
     start, end = window
-    turns = [(at, cpu, wall) for at, cpu, wall in sampled["turns"] if start <= at <= end]
+    turns = [(at, cpu, wall) for at, cpu, wall, _ in sampled["turns"] if start <= at <= end]
     cpu = [each[1] for each in turns]
+    # Off the CPU without waiting for one, less the tick asked for: blocked, mostly on the GIL.
+    blocked = [
+        max(0.0, wall - cpu - delay - TICK_SECONDS)
+        for at, cpu, wall, delay in sampled["turns"]
+        if start <= at <= end
+    ]
+    waited_for_cpu = [delay for at, _, _, delay in sampled["turns"] if start <= at <= end]
     # Each turn less the collections (of any generation) the loop's thread made in it.
     on_loop = sorted((at, seconds) for at, _, seconds, _, loop in sampled["collections"] if loop)
     ends = [at for at, _ in on_loop]
@@ -199,6 +209,11 @@ def loop_turns(sampled: dict[str, Any], window: tuple[float, float]) -> dict[str
         "cpu_less_gc_longest_ms": round(max(less_gc, default=0.0) * 1000, 1),
         "cpu_less_gc_p99_ms": round(percentile(less_gc, 0.99) * 1000, 1),
         "wall_longest_ms": round(max((each[2] for each in turns), default=0.0) * 1000, 1),
+        "wall_p99_ms": round(percentile([each[2] for each in turns], 0.99) * 1000, 1),
+        "blocked_longest_ms": round(max(blocked, default=0.0) * 1000, 1),
+        "blocked_p99_ms": round(percentile(blocked, 0.99) * 1000, 1),
+        "blocked_total_ms": round(sum(blocked) * 1000, 1),
+        "waited_for_cpu_total_ms": round(sum(waited_for_cpu) * 1000, 1),
         "gc_full_collections": len(full),
         "gc_full_on_loop": sum(1 for each in full if each[2]),
         "gc_full_longest_ms": round(max((each[0] for each in full), default=0.0) * 1000, 1),
@@ -214,6 +229,16 @@ def main() -> None:
     parser.add_argument("--aliases", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--loop-turns", action="store_true")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="with --loop-turns: the server's sys.setswitchinterval (an experiment's knob)",
+    )
+    parser.add_argument(
+        "--long-turn",
+        type=float,
+        help="with --loop-turns: note the loop's stack in turns past this CPU time (0.05 s)",
+    )
     parser.add_argument(
         "--samples-out", type=Path, help="with --loop-turns: keep the sampler's raw JSON here"
     )
@@ -237,6 +262,8 @@ def main() -> None:
             sys.executable,
             str(Path(__file__).resolve().parent / "loop_sampler.py"),
             str(sampled_path),
+            *(["--switch-interval", str(args.switch_interval)] if args.switch_interval else []),
+            *(["--long-turn", str(args.long_turn)] if args.long_turn else []),
         ]
         if args.loop_turns
         else None

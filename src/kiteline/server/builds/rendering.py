@@ -301,7 +301,7 @@ async def _split(
 
 
 #: Job rows read and made into listings between two `pause_if_due()` checks.
-_JOB_ROWS_PER_SLICE = 200
+_JOB_ROWS_PER_SLICE = 100
 
 
 async def _render_from_rows(

@@ -61,7 +61,7 @@ def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
 
 
 #: Events written per statement by `emit_each`, and made between two `pause_if_due()` checks.
-ROWS_PER_STATEMENT = 500
+ROWS_PER_STATEMENT = 250
 
 
 async def emit_each(

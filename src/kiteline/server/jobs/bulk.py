@@ -14,7 +14,7 @@ from kiteline.server.kit.slices import pause_if_due
 
 #: Rows per statement: each statement's work on the event loop (binding its rows' values)
 #: stays a few milliseconds, and other requests are served between statements.
-ROWS_PER_STATEMENT = 200
+ROWS_PER_STATEMENT = 100
 
 _INSERT = insert(Job)
 

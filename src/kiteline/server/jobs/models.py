@@ -26,7 +26,6 @@ from kiteline.server.kit.db import Base, UTCDateTime, new_id, utcnow
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_dispatch", "organization_id", "state", "priority", "runnable_at"),
         Index("ix_jobs_build_position", "build_id", "position"),
         Index("ix_jobs_agent_state", "agent_id", "state"),
         Index("ix_jobs_pipeline_state", "pipeline_id", "state"),
@@ -97,3 +96,16 @@ class Job(Base):
     revision: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0", onupdate=literal_column("revision") + 1
     )
+
+
+# In the dispatch queue's order (`jobs.service._QUEUE`): a ping reads its first candidates from
+# the index instead of sorting every runnable job of the organization (decision 0046).
+Index(
+    "ix_jobs_dispatch",
+    Job.organization_id,
+    Job.state,
+    Job.priority.desc(),
+    Job.runnable_at,
+    Job.position,
+    Job.id,
+)

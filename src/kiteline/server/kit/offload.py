@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -24,8 +25,20 @@ T = TypeVar("T")
 LARGE_TEXT = 64 * 1024
 POOL_PROCESSES = 2
 
+#: How long a thread running Python keeps the GIL once another thread asks for it (CPython's
+#: default: 5 ms). The event loop gives the GIL up at every system call (each socket read and
+#: write, each SQLite statement run inline) and must then ask for it back: while a thread
+#: works through a large build (its plan, its settle), each of those waits up to the whole
+#: interval, and one `/healthz` makes several (decision 0046).
+SWITCH_INTERVAL_SECONDS = 0.001
+
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def hand_over_quickly() -> None:
+    """In a server process: threads hand the GIL over after SWITCH_INTERVAL_SECONDS."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def _executor() -> ProcessPoolExecutor:
