@@ -24,13 +24,14 @@ from importlinter import Contract, ContractCheck, fields, output
 from importlinter.application import contract_utils
 
 
-class DomainPrivateContract(Contract):
-    type_name = "domain_private"
+class _ListingContract(Contract):
+    """A contract whose `ignore_imports` may only shrink (a listed import that is gone is an
+    error), kept when `findings` finds nothing in the graph without the listed imports."""
 
-    domains_package = fields.StringField()
-    private_modules = fields.ListField(subfield=fields.StringField())
-    shared = fields.ListField(subfield=fields.StringField(), required=False, default=[])
     ignore_imports = fields.SetField(subfield=fields.ImportExpressionField(), required=False)
+
+    def findings(self, graph: grimp.ImportGraph) -> list[dict[str, Any]]:
+        raise NotImplementedError
 
     def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
         removal = contract_utils.remove_ignored_imports_and_report(
@@ -38,6 +39,39 @@ class DomainPrivateContract(Contract):
             ignore_imports=self.ignore_imports,  # type: ignore[arg-type]
             unmatched_alerting=contract_utils.AlertLevel.ERROR,
         )
+        found = self.findings(graph)
+        return ContractCheck(
+            kept=not found,
+            warnings=list(removal.warnings),
+            ignored_import_count=removal.ignored_import_count,
+            metadata={"found": found},
+        )
+
+
+def _link(graph: grimp.ImportGraph, importer: str, imported: str) -> dict[str, Any]:
+    details = graph.get_import_details(importer=importer, imported=imported)
+    return {
+        "importer": importer,
+        "imported": imported,
+        "lines": [detail["line_number"] for detail in details],
+    }
+
+
+def _print_links(links: list[dict[str, Any]]) -> None:
+    for link in links:
+        lines = ", ".join(map(str, link["lines"]))
+        output.print_error(f"- {link['importer']} -> {link['imported']} (l.{lines})", bold=False)
+    output.new_line()
+
+
+class DomainPrivateContract(_ListingContract):
+    type_name = "domain_private"
+
+    domains_package = fields.StringField()
+    private_modules = fields.ListField(subfield=fields.StringField())
+    shared = fields.ListField(subfield=fields.StringField(), required=False, default=[])
+
+    def findings(self, graph: grimp.ImportGraph) -> list[dict[str, Any]]:
         root = str(self.domains_package)
         depth = root.count(".") + 1
         private = set(self.private_modules)  # type: ignore[arg-type]
@@ -55,45 +89,27 @@ class DomainPrivateContract(Contract):
                     continue
                 if importer.split(".")[depth] == domain or _within(importer, shared):
                     continue
-                details = graph.get_import_details(importer=importer, imported=imported)
-                lines = [detail["line_number"] for detail in details]
-                illegal.append({"importer": importer, "imported": imported, "lines": lines})
-        return ContractCheck(
-            kept=not illegal,
-            warnings=list(removal.warnings),
-            ignored_import_count=removal.ignored_import_count,
-            metadata={"illegal": illegal},
-        )
+                illegal.append(_link(graph, importer, imported))
+        return illegal
 
     def render_broken_contract(self, check: ContractCheck) -> None:
         output.print_error(
             "A domain reaches another through its service, repository or shapes:", bold=False
         )
         output.new_line()
-        for link in check.metadata["illegal"]:
-            lines = ", ".join(map(str, link["lines"]))
-            output.print_error(
-                f"- {link['importer']} -> {link['imported']} (l.{lines})", bold=False
-            )
-        output.new_line()
+        _print_links(check.metadata["found"])
 
 
 def _within(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == package or module.startswith(package + ".") for package in packages)
 
 
-class AcyclicModulesContract(Contract):
+class AcyclicModulesContract(_ListingContract):
     type_name = "acyclic_modules"
 
     package = fields.StringField()
-    ignore_imports = fields.SetField(subfield=fields.ImportExpressionField(), required=False)
 
-    def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
-        removal = contract_utils.remove_ignored_imports_and_report(
-            graph=graph,
-            ignore_imports=self.ignore_imports,  # type: ignore[arg-type]
-            unmatched_alerting=contract_utils.AlertLevel.ERROR,
-        )
+    def findings(self, graph: grimp.ImportGraph) -> list[dict[str, Any]]:
         root = str(self.package)
         modules = sorted(m for m in graph.modules if _within(m, (root,)))
         edges = {
@@ -108,35 +124,18 @@ class AcyclicModulesContract(Contract):
         for group in _strongly_connected(modules, edges):
             members = set(group)
             links = [
-                {
-                    "importer": importer,
-                    "imported": imported,
-                    "lines": [
-                        detail["line_number"]
-                        for detail in graph.get_import_details(importer=importer, imported=imported)
-                    ],
-                }
+                _link(graph, importer, imported)
                 for importer in group
                 for imported in edges[importer]
                 if imported in members
             ]
             cycles.append({"modules": group, "links": links})
-        return ContractCheck(
-            kept=not cycles,
-            warnings=list(removal.warnings),
-            ignored_import_count=removal.ignored_import_count,
-            metadata={"cycles": cycles},
-        )
+        return cycles
 
     def render_broken_contract(self, check: ContractCheck) -> None:
-        for cycle in check.metadata["cycles"]:
+        for cycle in check.metadata["found"]:
             output.print_error(f"These {len(cycle['modules'])} modules import one another:")
-            for link in cycle["links"]:
-                lines = ", ".join(map(str, link["lines"]))
-                output.print_error(
-                    f"- {link['importer']} -> {link['imported']} (l.{lines})", bold=False
-                )
-            output.new_line()
+            _print_links(cycle["links"])
 
 
 def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:

@@ -115,6 +115,16 @@ class InJob:
         )
 
 
+def write(path: Path, content: str | bytes) -> Path:
+    """A file an in-job command reads (an artifact, a pipeline), its folders made first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
 @pytest.fixture
 def in_job(fake_api: FakeAgentApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InJob:
     """A job the fake API knows but no agent runs, with the test's tmp_path as working dir."""

@@ -7,13 +7,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
-from tests.agent.conftest import InJob
-
-
-def write(path: Path, content: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
+from tests.agent.conftest import InJob, write
 
 
 def test_upload_registers_each_matching_file_with_its_checksums(

@@ -7,16 +7,10 @@ import json
 import uuid
 from pathlib import Path
 
-from tests.agent.conftest import InJob
+from tests.agent.conftest import InJob, write
 from tests.support.hostile import ALIAS_BOMB, ALIAS_BOMB_REFUSAL
 
 PIPELINE = "steps:\n  - command: echo $GREETING\n"
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_the_default_file_is_interpolated_and_sent_with_a_fresh_uuid(

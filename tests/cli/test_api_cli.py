@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.databases import backends, fresh_database
-from tests.support.processes import kiteline_command, kiteline_env, wait_until
+from tests.support.processes import kiteline_env, run_kiteline, wait_until
 from tests.support.stack import ORG, Stack, stack
 
 GREEN = """\
@@ -60,13 +60,7 @@ class Cli:
     def run(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            kiteline_command(*args),
-            env=env or self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_kiteline(*args, env=env or self.env)
 
     def json(self, *args: str) -> Any:
         completed = self.run(*args, "--json")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from kiteline.cli import _command_name, hoist_global_options
-from tests.support.processes import kiteline_env
+from tests.support.processes import kiteline_env, run_kiteline
 
 
 def test_global_options_move_in_front_of_the_command() -> None:
@@ -41,22 +39,14 @@ def test_command_name_skips_global_option_values() -> None:
 
 def test_data_dir_after_the_command_is_used(tmp_path: Path) -> None:
     data_dir = tmp_path / "elsewhere"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kiteline",
-            "admin",
-            "create-org",
-            "acme",
-            "--json",
-            "--data-dir",
-            str(data_dir),
-        ],
+    completed = run_kiteline(
+        "admin",
+        "create-org",
+        "acme",
+        "--json",
+        "--data-dir",
+        str(data_dir),
         env=kiteline_env(tmp_path / "default"),
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     assert (data_dir / "kiteline.db").exists()
@@ -65,40 +55,14 @@ def test_data_dir_after_the_command_is_used(tmp_path: Path) -> None:
 
 def test_admin_errors_are_clear_and_exit_non_zero(tmp_path: Path) -> None:
     env = kiteline_env(tmp_path / "data")
-    first = subprocess.run(
-        [sys.executable, "-m", "kiteline", "admin", "create-org", "acme", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    first = run_kiteline("admin", "create-org", "acme", "--json", env=env)
     assert first.returncode == 0
-    again = subprocess.run(
-        [sys.executable, "-m", "kiteline", "admin", "create-org", "acme", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run_kiteline("admin", "create-org", "acme", "--json", env=env)
     assert again.returncode == 1
     assert again.stdout == ""
     assert "slug has already been taken" in again.stderr
-    bad_scope = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kiteline",
-            "admin",
-            "create-token",
-            "--user",
-            "x@y.z",
-            "--scopes",
-            "read_builds,fly",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    bad_scope = run_kiteline(
+        "admin", "create-token", "--user", "x@y.z", "--scopes", "read_builds,fly", env=env
     )
     assert bad_scope.returncode == 1
     assert "unknown scope(s): fly" in bad_scope.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from kiteline.server.kit.db import create_engine, create_sessionmaker, transacti
 from kiteline.server.schedules import service as schedules
 from tests.support.graphql import execute, gql_client
 from tests.support.live_server import LiveServer
-from tests.support.processes import kiteline_command, kiteline_env
+from tests.support.processes import kiteline_env, run_kiteline
 from tests.support.run_async import run_async
 
 PIPELINES = "/v2/organizations/acme/pipelines"
@@ -272,13 +271,7 @@ def test_the_schedule_commands_create_list_update_and_delete(world: World, tmp_p
     )
 
     def cli(*args: str) -> Any:
-        done = subprocess.run(
-            kiteline_command("schedule", *args, "--json"),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_kiteline("schedule", *args, "--json", env=env)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -290,21 +283,9 @@ def test_the_schedule_commands_create_list_update_and_delete(world: World, tmp_p
     assert [s["uuid"] for s in listed] == [created["uuid"]]
     updated = cli("update", created["uuid"], "--disabled")["schedule"]
     assert (updated["enabled"], updated["nextBuildAt"]) == (False, None)
-    refused = subprocess.run(
-        kiteline_command("schedule", "create", "nightly", "--cronline", "nope"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    refused = run_kiteline("schedule", "create", "nightly", "--cronline", "nope", env=env)
     assert refused.returncode == 1
     assert "Validation Failed: cronline" in refused.stderr
-    done = subprocess.run(
-        kiteline_command("schedule", "delete", created["uuid"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_kiteline("schedule", "delete", created["uuid"], env=env)
     assert done.returncode == 0, done.stderr
     assert cli("list", "nightly") == {"schedules": []}

@@ -33,11 +33,16 @@ def kiteline_env(data_dir: Path, database_url: str | None = None, **extra: str) 
     return env
 
 
+def run_kiteline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `kiteline ARGS` to its end (two minutes at most): its exit status and its output."""
+    return subprocess.run(
+        kiteline_command(*args), env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def run_json(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run a `--json` command and return the one JSON object it printed."""
-    completed = subprocess.run(
-        kiteline_command(*args, "--json"), env=env, capture_output=True, text=True, timeout=120
-    )
+    completed = run_kiteline(*args, "--json", env=env)
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout)
 

@@ -24,9 +24,9 @@ from kiteline.server.kit.urls import Urls
 from kiteline.server.organizations.service import Organization
 from kiteline.server.pipelines import service as pipelines
 from kiteline.server.pipelines.service import Pipeline
-from kiteline.server.web.auth import Viewer, page_transaction
+from kiteline.server.web.auth import page_transaction
 from kiteline.server.web.forms import form_text, read_form
-from kiteline.server.web.pages.pipeline_sources import source_section
+from kiteline.server.web.pages.pipeline_sources import locate_pipeline, source_section
 from kiteline.server.web.pages.pipeline_view import (
     SETTINGS_FIELDS,
     STATE_CHOICES,
@@ -48,14 +48,6 @@ SETTINGS = PIPELINE + "/settings"
 #: The list shows builds as REST lists them, without their jobs or the pipeline.
 LIST_SHAPE = rendering.Shape(include_jobs=False, include_pipeline=False)
 NEW_BUILD_FIELDS = ("message", "commit", "branch", "env")
-
-
-async def _locate(
-    session: AsyncSession, viewer: Viewer, org: str, slug: str
-) -> tuple[Organization, Pipeline]:
-    """The pipeline as REST finds it, for a member of its organization (another's: 404)."""
-    organization = viewer.organization(org)
-    return organization, await pipelines.get(session, organization_id=organization.id, slug=slug)
 
 
 async def _build_rows(
@@ -110,7 +102,7 @@ async def render_pipeline_page(
     async with page_transaction(request, read_only=True) as (session, viewer):
         # Read before the rows: an event committed in between is replayed to the page.
         position = await outbox.latest_id(session)
-        organization, pipeline = await _locate(session, viewer, org, slug)
+        organization, pipeline = await locate_pipeline(session, viewer, org, slug)
         rows, has_next = await _build_rows(request, session, organization, pipeline, options, page)
         listing = Listing(
             base=f"/{organization.slug}/{pipeline.slug}",
@@ -159,7 +151,7 @@ async def create_build(request: Request, org: str, pipeline: str) -> Response:
     form = read_form(submitted, NewBuildForm)
     try:
         async with page_transaction(request) as (session, viewer):
-            organization, found = await _locate(session, viewer, org, pipeline)
+            organization, found = await locate_pipeline(session, viewer, org, pipeline)
             build = await builds.create(
                 session,
                 organization=organization,
@@ -199,7 +191,7 @@ async def render_settings_page(
     status: int = 200,
 ) -> Response:
     async with page_transaction(request, read_only=True) as (session, viewer):
-        organization, pipeline = await _locate(session, viewer, org, slug)
+        organization, pipeline = await locate_pipeline(session, viewer, org, slug)
         return render(
             request,
             "pipelines/settings.html",
@@ -229,7 +221,7 @@ async def save_settings(request: Request, org: str, pipeline: str) -> Response:
     form = read_form(submitted, SettingsForm)
     try:
         async with page_transaction(request) as (session, viewer):
-            organization, found = await _locate(session, viewer, org, pipeline)
+            organization, found = await locate_pipeline(session, viewer, org, pipeline)
             await pipelines.update(session, found, form.changes())
             path = f"/{organization.slug}/{found.slug}/settings?saved=1"
     except ValidationFailed as error:
@@ -254,7 +246,7 @@ async def _change_archived(
 ) -> Response:
     """Archive or unarchive (`change`), then back to the settings."""
     async with page_transaction(request) as (session, viewer):
-        organization, found = await _locate(session, viewer, org, pipeline)
+        organization, found = await locate_pipeline(session, viewer, org, pipeline)
         change(found)
         path = f"/{organization.slug}/{found.slug}/settings"
     return RedirectResponse(path, status_code=303)
@@ -266,7 +258,7 @@ async def delete_pipeline(request: Request, org: str, pipeline: str) -> Response
     with it). Back to the organization's pipelines."""
     confirmation = form_text(await request.form(), "confirm").strip()
     async with page_transaction(request) as (session, viewer):
-        organization, found = await _locate(session, viewer, org, pipeline)
+        organization, found = await locate_pipeline(session, viewer, org, pipeline)
         if confirmation == found.slug:
             await pipelines.delete(session, found)
             return RedirectResponse(f"/{organization.slug}", status_code=303)

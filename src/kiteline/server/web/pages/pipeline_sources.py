@@ -120,7 +120,7 @@ class ScheduleForm:
         }
 
 
-async def _locate(
+async def locate_pipeline(
     session: AsyncSession, viewer: Viewer, org: str, slug: str
 ) -> tuple[Organization, Pipeline]:
     """The pipeline as REST finds it, for a member of its organization (another's: 404)."""
@@ -151,7 +151,7 @@ async def render_schedules_page(
     status: int = 200,
 ) -> Response:
     async with page_transaction(request, read_only=True) as (session, viewer):
-        organization, pipeline = await _locate(session, viewer, org, slug)
+        organization, pipeline = await locate_pipeline(session, viewer, org, slug)
         listed = (await schedules.for_pipelines(session, [pipeline.id]))[pipeline.id]
         return render(
             request,
@@ -179,7 +179,7 @@ async def create_schedule(request: Request, org: str, pipeline: str) -> Response
     form = read_form(submitted, ScheduleForm)
     try:
         async with page_transaction(request) as (session, viewer):
-            organization, found = await _locate(session, viewer, org, pipeline)
+            organization, found = await locate_pipeline(session, viewer, org, pipeline)
             await schedules.create(
                 session,
                 pipeline=found,
@@ -196,7 +196,7 @@ async def create_schedule(request: Request, org: str, pipeline: str) -> Response
 
 async def _set_enabled(request: Request, org: str, pipeline: str, schedule: str, on: bool) -> str:
     async with page_transaction(request) as (session, viewer):
-        organization, found = await _locate(session, viewer, org, pipeline)
+        organization, found = await locate_pipeline(session, viewer, org, pipeline)
         row = await _schedule(session, found, schedule)
         await schedules.update(session, row, {"enabled": on}, now=utcnow())
         return f"/{organization.slug}/{found.slug}/settings/schedules"
@@ -218,7 +218,7 @@ async def disable_schedule(request: Request, org: str, pipeline: str, schedule: 
 async def delete_schedule(request: Request, org: str, pipeline: str, schedule: str) -> Response:
     """ "Delete": as GraphQL's `pipelineScheduleDelete`."""
     async with page_transaction(request) as (session, viewer):
-        organization, found = await _locate(session, viewer, org, pipeline)
+        organization, found = await locate_pipeline(session, viewer, org, pipeline)
         await schedules.delete(session, await _schedule(session, found, schedule))
         path = f"/{organization.slug}/{found.slug}/settings/schedules"
     return RedirectResponse(path, status_code=303)
