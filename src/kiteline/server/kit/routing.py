@@ -74,36 +74,50 @@ def _shapes(route: BaseRoute) -> list[Shape] | None:
     return shapes
 
 
-def _fits(shape: Shape, segments: list[str]) -> bool:
-    fixed, rest = shape
-    if len(segments) < len(fixed) or (not rest and len(segments) != len(fixed)):
-        return False
-    return all(want is None or want == got for want, got in zip(fixed, segments, strict=False))
+Literals = tuple[tuple[int, str], ...]  # (position, text) of a shape's literal segments
+
+
+def _literals(fixed: tuple[str | None, ...], start: int) -> Literals:
+    return tuple((i, text) for i, text in enumerate(fixed) if text is not None and i >= start)
+
+
+def _all_there(literals: Literals, segments: list[str]) -> bool:
+    # Loops, not all()/any(): no generator per call, on every request's path.
+    for i, text in literals:  # noqa: SIM110
+        if segments[i] != text:
+            return False
+    return True
 
 
 class RouteShapes:
     """One top-level route's shapes, indexed by the number of segments and the first one."""
 
     def __init__(self, shapes: list[Shape]) -> None:
-        # (segment count, first segment or None) → the shapes of that length; shapes with a
-        # rest are kept apart, tried by their fixed part.
-        self.exact: dict[tuple[int, str | None], list[Shape]] = {}
-        self.open: list[Shape] = []
-        for shape in shapes:
-            fixed, rest = shape
+        # (segment count, first segment or None) → the other literals of each shape of that
+        # length and first segment; shapes with a rest are kept apart: (their fixed part's
+        # length, its literals).
+        self.exact: dict[tuple[int, str | None], list[Literals]] = {}
+        self.open: list[tuple[int, Literals]] = []
+        for fixed, rest in shapes:
             if rest:
-                self.open.append(shape)
+                self.open.append((len(fixed), _literals(fixed, 0)))
             else:
-                self.exact.setdefault((len(fixed), fixed[0] if fixed else ""), []).append(shape)
+                first = fixed[0] if fixed else ""
+                key = (len(fixed), first)
+                self.exact.setdefault(key, []).append(_literals(fixed, 1))
 
     def fit(self, segments: list[str]) -> bool:
         """Whether a path of these segments may match the route."""
         count = len(segments)
+        exact = self.exact
         for key in ((count, segments[0]), (count, None)):
-            for shape in self.exact.get(key, ()):
-                if _fits(shape, segments):
+            for literals in exact.get(key, ()):
+                if _all_there(literals, segments):
                     return True
-        return any(_fits(shape, segments) for shape in self.open)
+        for size, literals in self.open:  # noqa: SIM110
+            if count >= size and _all_there(literals, segments):
+                return True
+        return False
 
 
 def index_routes(router: Router) -> int:
