@@ -17,6 +17,7 @@
   // hx-get="<this page>" hx-trigger="live from:body" and are re-rendered by the server.
   // Pages that need the event itself listen to `kiteline:event` on document.
   var REFRESH_DELAY_MS = 250;
+  var LIVE_REGION = '[hx-trigger="live from:body"]';
 
   function startLive() {
     var url = document.body.dataset.liveUrl;
@@ -25,6 +26,7 @@
     }
     var pending = null;
     var dropped = false;
+    var missed = false;
     var source = new EventSource(url);
 
     function refresh() {
@@ -33,9 +35,27 @@
       }
       pending = window.setTimeout(function () {
         pending = null;
+        if (document.querySelector(LIVE_REGION + ".htmx-request")) {
+          // A live region is still fetching: htmx would queue this refresh on it, and its
+          // outerHTML swap then drops the queue with the old element (the page would keep
+          // what the earlier request read). Refresh again once no region is fetching.
+          missed = true;
+          return;
+        }
         document.body.dispatchEvent(new CustomEvent("live"));
       }, REFRESH_DELAY_MS);
     }
+
+    function refreshIfMissed() {
+      if (missed && !document.querySelector(LIVE_REGION + ".htmx-request")) {
+        missed = false;
+        refresh();
+      }
+    }
+    // `htmx:load` comes from the swapped-in region (the old one, detached, bubbles nowhere);
+    // `htmx:afterRequest` from a region whose request swapped nothing (an error, a 204).
+    document.addEventListener("htmx:load", refreshIfMissed);
+    document.addEventListener("htmx:afterRequest", refreshIfMissed);
 
     source.onopen = function () {
       document.body.dataset.liveConnected = "true";
