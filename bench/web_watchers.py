@@ -1,7 +1,7 @@
 """Web UI benchmark: what 50 browsers watching builds cost the agent API.
 
     python bench/web_watchers.py [--backend sqlite|postgresql] [--watchers 50] [--agents 4]
-                                 [--jobs 300] [--jobs-per-build 10] [--rounds 2]
+                                 [--jobs 200] [--jobs-per-build 10] [--rounds 3]
 
 One server, real `kiteline agent` processes (`--agents` workers) and a pipeline of
 `--jobs-per-build` trivial `true` jobs. Throughput is measured as bench/dispatch.py measures
@@ -18,7 +18,8 @@ JavaScript's requests are what load the server), signed in once before the first
 
 The method, so that the run-to-run noise of a shared machine (±15 % between identical runs)
 does not decide the figure: runs without watchers (A) and with them (W) alternate against
-the same server, `--rounds` watched runs each between two unwatched ones (A W A W A for 2),
+the same server, `--rounds` watched runs each between two unwatched ones (A W A W A for 2;
+3 by default),
 after a warm-up run (watched, so that both paths' caches of compiled statements and
 templates are full). Each W is compared with the mean of the two A around it, so a drift of
 the machine's load during the benchmark cancels: its throughput cost 1 - W / mean(A), and
@@ -418,12 +419,12 @@ def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--agents", type=int, default=4, help="workers of the agent process")
-    parser.add_argument("--jobs", type=int, default=300, help="jobs in each run")
+    parser.add_argument("--jobs", type=int, default=200, help="jobs in each run")
     parser.add_argument("--jobs-per-build", type=int, default=10)
     parser.add_argument(
         "--rounds",
         type=int,
-        default=2,
+        default=3,
         help="watched runs, each between two runs without watchers (2: A W A W A)",
     )
     parser.add_argument(
