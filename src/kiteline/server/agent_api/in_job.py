@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,40 +104,51 @@ async def data_set_batch(request: Request, job_id: str, body: BatchRequest) -> d
     return {}
 
 
-@router.post("/jobs/{job_id}/data/get")
-async def data_get(request: Request, job_id: str, body: KeyRequest) -> dict[str, Any]:
-    async with request_transaction(request) as session:
-        return await _get(session, await _build_of_job(session, request, job_id), body.key)
+#: A meta-data read finds its build one of two ways: the calling job's (`/jobs/{job_id}/data/…`)
+#: or, with `--build`, any build of the caller's organization (`/builds/{build_id}/data/…`).
+#: The path's dependency hands the endpoint that finding, run inside its transaction.
+BuildOf = Callable[[AsyncSession], Awaitable[Build]]
 
 
-@router.post("/jobs/{job_id}/data/exists")
-async def data_exists(request: Request, job_id: str, body: KeyRequest) -> dict[str, Any]:
-    async with request_transaction(request) as session:
-        return await _exists(session, await _build_of_job(session, request, job_id), body.key)
+async def _of_job(request: Request, job_id: str) -> BuildOf:
+    return lambda session: _build_of_job(session, request, job_id)
 
 
-@router.post("/jobs/{job_id}/data/keys")
-async def data_keys(request: Request, job_id: str) -> list[str]:
-    async with request_transaction(request) as session:
-        return await _keys(session, await _build_of_job(session, request, job_id))
+async def _of_build(request: Request, build_id: str) -> BuildOf:
+    return lambda session: build_for_caller(session, request, build_id)
 
 
-@router.post("/builds/{build_id}/data/get")
-async def build_data_get(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
-    async with request_transaction(request) as session:
-        return await _get(session, await build_for_caller(session, request, build_id), body.key)
+def _meta_data_reads(path: str, build_of: Callable[..., Awaitable[BuildOf]], name: str) -> None:
+    """`get`, `exists` and `keys` at `path`/data/…, named `name`data_get and so on."""
+
+    async def get(request: Request, body: KeyRequest, of: BuildOf = Depends(build_of)) -> Any:
+        async with request_transaction(request) as session:
+            return await _get(session, await of(session), body.key)
+
+    async def exists(request: Request, body: KeyRequest, of: BuildOf = Depends(build_of)) -> Any:
+        async with request_transaction(request) as session:
+            return await _exists(session, await of(session), body.key)
+
+    async def keys(request: Request, of: BuildOf = Depends(build_of)) -> Any:
+        async with request_transaction(request) as session:
+            return await _keys(session, await of(session))
+
+    for verb, endpoint, answer in (
+        ("get", get, dict[str, Any]),
+        ("exists", exists, dict[str, Any]),
+        ("keys", keys, list[str]),
+    ):
+        router.add_api_route(
+            f"{path}/data/{verb}",
+            endpoint,
+            methods=["POST"],
+            name=f"{name}data_{verb}",
+            response_model=answer,
+        )
 
 
-@router.post("/builds/{build_id}/data/exists")
-async def build_data_exists(request: Request, build_id: str, body: KeyRequest) -> dict[str, Any]:
-    async with request_transaction(request) as session:
-        return await _exists(session, await build_for_caller(session, request, build_id), body.key)
-
-
-@router.post("/builds/{build_id}/data/keys")
-async def build_data_keys(request: Request, build_id: str) -> list[str]:
-    async with request_transaction(request) as session:
-        return await _keys(session, await build_for_caller(session, request, build_id))
+_meta_data_reads("/jobs/{job_id}", _of_job, "")
+_meta_data_reads("/builds/{build_id}", _of_build, "build_")
 
 
 @router.post("/jobs/{job_id}/annotations")
