@@ -41,6 +41,16 @@ def _steps(count: int) -> str:
     )
 
 
+def _big_pipeline(client: httpx.Client, configuration: str) -> None:
+    """Pipeline `big` of `acme`, made of `configuration`, through `client` (its timeout then
+    long enough for a large build's create and read)."""
+    client.timeout = httpx.Timeout(600)
+    pipeline = client.post(
+        "/v2/organizations/acme/pipelines", json={"name": "big", "configuration": configuration}
+    )
+    assert pipeline.status_code == 201, pipeline.text
+
+
 def _post_in_thread(
     server: LiveServer,
     token: str,
@@ -92,12 +102,7 @@ def test_healthz_and_an_idle_agents_ping_answer_while_a_build_of_many_jobs_is_cr
 ) -> None:
     identity = server.identity("acme")
     with server.client(identity.api_token) as client:
-        client.timeout = httpx.Timeout(600)
-        pipeline = client.post(
-            "/v2/organizations/acme/pipelines",
-            json={"name": "big", "configuration": _steps(STEPS)},
-        )
-        assert pipeline.status_code == 201, pipeline.text
+        _big_pipeline(client, _steps(STEPS))
     # Its queue has none of the build's jobs: each of its pings has nothing to take.
     idle = ScriptedAgent.register(server.url, identity.agent_token, meta_data=["queue=idle"])
     events: list[str] = []
@@ -149,12 +154,7 @@ def test_no_full_garbage_collection_runs_while_a_build_of_many_jobs_is_created_o
             collections.append((info["generation"], collector.full_collections_held()))
 
     with server.client(identity.api_token) as client:
-        client.timeout = httpx.Timeout(600)
-        pipeline = client.post(
-            "/v2/organizations/acme/pipelines",
-            json={"name": "big", "configuration": _steps(STEPS)},
-        )
-        assert pipeline.status_code == 201, pipeline.text
+        _big_pipeline(client, _steps(STEPS))
         gc.collect()  # the next full pass would be tens of thousands of allocations away
         gc.callbacks.append(note)
         try:
@@ -282,12 +282,7 @@ def test_a_large_build_written_as_rows_is_the_build_the_orm_path_writes(
     written = []
     answers = []
     with server.client(identity.api_token) as client:
-        client.timeout = httpx.Timeout(600)
-        pipeline = client.post(
-            "/v2/organizations/acme/pipelines",
-            json={"name": "big", "configuration": configuration},
-        )
-        assert pipeline.status_code == 201, pipeline.text
+        _big_pipeline(client, configuration)
         for number, threshold in ((1, transitions.LARGE_BUILD), (2, 10**9)):
             monkeypatch.setattr(transitions, "LARGE_BUILD", threshold)
             last = run_async(lambda: _last_event(url))

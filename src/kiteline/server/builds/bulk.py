@@ -33,7 +33,7 @@ from kiteline.server.kit.db import new_id
 
 _PLANNED_FIELDS = tuple(item.name for item in dataclasses.fields(PlannedJob))
 
-#: `transitions.derived_state`: the state a build's jobs make it, and its `blocked_state`.
+#: `outcomes.derived_state`: the state a build's jobs make it, and its `blocked_state`.
 Derive = Callable[..., tuple[BuildState, str | None]]
 
 
