@@ -6,6 +6,7 @@ service function as REST."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -361,27 +362,43 @@ async def rebuild_build(request: Request, org: str, pipeline: str, number: str) 
     return RedirectResponse(path, status_code=303)
 
 
+async def _job_action(
+    request: Request,
+    org: str,
+    pipeline: str,
+    number: str,
+    job_id: str,
+    act: Callable[[AsyncSession, Job], Awaitable[Job | None]],
+) -> Response:
+    """A row's button: `act` on the job (through the same transition as REST), then the build
+    page at the job it returns (else at the job)."""
+    async with page_transaction(request) as (session, viewer):
+        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+        shown = await act(session, job) or job
+        path = build_path(org, pipeline, build.number, shown.id)
+    return RedirectResponse(path, status_code=303)
+
+
 @router.post(JOB + "/retry")
 async def retry_job(
     request: Request, org: str, pipeline: str, number: str, job_id: str
 ) -> Response:
     """A new attempt, as REST's retry (per the step's `retry.manual`); shows the new job."""
-    async with page_transaction(request) as (session, viewer):
-        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
-        new = await build_transitions.retry_job(session, job=job)
-        path = build_path(org, pipeline, build.number, new.id)
-    return RedirectResponse(path, status_code=303)
+
+    async def retry(session: AsyncSession, job: Job) -> Job:
+        return await build_transitions.retry_job(session, job=job)
+
+    return await _job_action(request, org, pipeline, number, job_id, retry)
 
 
 @router.post(JOB + "/cancel")
 async def cancel_job(
     request: Request, org: str, pipeline: str, number: str, job_id: str
 ) -> Response:
-    async with page_transaction(request) as (session, viewer):
-        build, job = await _locate_job(session, viewer, org, pipeline, number, job_id)
+    async def cancel(session: AsyncSession, job: Job) -> None:
         await build_transitions.cancel_job(session, job=job)
-        path = build_path(org, pipeline, build.number, job.id)
-    return RedirectResponse(path, status_code=303)
+
+    return await _job_action(request, org, pipeline, number, job_id, cancel)
 
 
 def _submitted_fields(job: Job, form: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:

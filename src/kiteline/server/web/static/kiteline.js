@@ -11,6 +11,22 @@
     }
   });
 
+  // Each message of an event stream parsed as JSON and handed to `handle` (one that does not
+  // parse is skipped); log.js's own streams use it too (`window.kiteline.onJsonMessage`).
+  function onJsonMessage(source, handle) {
+    source.onmessage = function (message) {
+      var data;
+      try {
+        data = JSON.parse(message.data);
+      } catch (error) {
+        return;
+      }
+      handle(data);
+    };
+  }
+  window.kiteline = window.kiteline || {};
+  window.kiteline.onJsonMessage = onJsonMessage;
+
   // A page with <body data-live-url="…"> listens to that event stream. Each message (an
   // outbox event, or "resync") fires a `live` event on <body>, at most one per
   // REFRESH_DELAY_MS with the latest coming last: live regions declare
@@ -70,16 +86,10 @@
       delete document.body.dataset.liveConnected;
       dropped = true;
     };
-    source.onmessage = function (message) {
-      var data = {};
-      try {
-        data = JSON.parse(message.data);
-      } catch (error) {
-        return;
-      }
+    onJsonMessage(source, function (data) {
       document.dispatchEvent(new CustomEvent("kiteline:event", { detail: data }));
       refresh();
-    };
+    });
   }
 
   // A click outside an open menu (<details class="menu">) closes it.

@@ -210,19 +210,13 @@
     streams += 1;
     var source = new EventSource(viewer.dataset.liveUrl);
     viewer.source = source;
-    source.onmessage = function (message) {
-      var data = {};
-      try {
-        data = JSON.parse(message.data);
-      } catch (error) {
-        return;
-      }
+    window.kiteline.onJsonMessage(source, function (data) {
       var last = list(viewer).lastElementChild;
       var atTail = viewer.querySelector(".log-later").hidden;
       if (data.event === "log" && atTail && (!last || data.size > Number(last.dataset.to))) {
         later(viewer);
       }
-    };
+    });
   }
 
   document.addEventListener("kiteline:event", function (event) {
