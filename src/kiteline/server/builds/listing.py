@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, bindparam, select, type_coerce
@@ -62,10 +62,15 @@ async def _listed(
 ) -> list[Listed]:
     revisions: dict[Any, int] = {}
     jobs: dict[Any, list[tuple[Any, int]]] = {}
-    # Streamed a slice at a time, the loop free between slices: a build of 20,000 jobs is
-    # 20,000 rows, which fetched in one call held the loop for tens of milliseconds.
-    found = await session.stream(query, parameters)
-    async for rows in found.partitions(_ROWS_PER_SLICE):
+    # Read a slice at a time, the loop free between slices: a build of 20,000 jobs is 20,000
+    # rows. On SQLite, whose statements run on the loop's thread, fetched a slice at a time
+    # too (fetched in one call they held the loop for tens of milliseconds); PostgreSQL's
+    # arrive while the loop is free, and a server-side cursor would cost a round trip a slice.
+    if session.get_bind().dialect.name == "sqlite":
+        slices = (await session.stream(query, parameters)).partitions(_ROWS_PER_SLICE)
+    else:
+        slices = _in_slices((await session.execute(query, parameters)).all())
+    async for rows in slices:
         for key, revision, job_key, job_revision in rows:
             if key not in revisions:
                 revisions[key] = revision
@@ -74,6 +79,11 @@ async def _listed(
                 jobs[key].append((job_key, job_revision))
         await pause_if_due()
     return [Listed(key, (revision, tuple(jobs[key]))) for key, revision in revisions.items()]
+
+
+async def _in_slices(rows: Sequence[Any]) -> AsyncIterator[Sequence[Any]]:
+    for start in range(0, len(rows), _ROWS_PER_SLICE):
+        yield rows[start : start + _ROWS_PER_SLICE]
 
 
 def _page_query(*, pipeline_scoped: bool, where: BuildFilter) -> Select[Any]:
