@@ -72,6 +72,21 @@ def create_build(web: WebUi, slug: str, **fields: Any) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def run_and_open(
+    web: WebUi, page: Any, start_agent: Agent, slug: str, steps: str, **build_fields: Any
+) -> dict[str, Any]:
+    """A pipeline of `steps`, a build of it that an agent runs, and the build's page open."""
+    create_pipeline(web, slug, steps)
+    build = create_build(web, slug, **build_fields)
+    start_agent()
+    page.goto(f"/acme/{slug}/builds/{build['number']}")
+    return build
+
+
+#: One job that runs until canceled.
+SLOW = "steps:\n  - label: Slow\n    command: sleep 300\n"
+
+
 def rest_build(web: WebUi, slug: str, number: int) -> dict[str, Any]:
     response = web.api().get(
         f"/v2/organizations/acme/pipelines/{slug}/builds/{number}",
@@ -138,16 +153,15 @@ def test_an_open_row_keeps_its_log_while_its_job_changes_state(
     web: WebUi, signed_in_page: Any, start_agent: Agent, tmp_path: Path
 ) -> None:
     release = tmp_path / "release"
-    create_pipeline(
+    page = signed_in_page
+    run_and_open(
         web,
+        page,
+        start_agent,
         "hold",
         f'steps:\n  - label: Hold\n    command: "while [ ! -e {release} ]; do sleep 0.1; done"\n'
         '  - label: Other\n    command: "true"\n',
     )
-    create_build(web, "hold")
-    start_agent()
-    page = signed_in_page
-    page.goto("/acme/hold/builds/1")
     row = page.locator(".job-row", has_text="Hold")
     expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
     row.get_by_role("button", name=re.compile("Hold")).click()
@@ -242,16 +256,15 @@ def test_a_failed_job_is_retried(
     web: WebUi, signed_in_page: Any, start_agent: Agent, tmp_path: Path
 ) -> None:
     marker = tmp_path / "failed-once"
-    create_pipeline(
+    page = signed_in_page
+    run_and_open(
         web,
+        page,
+        start_agent,
         "flaky",
         "steps:\n  - label: Flaky\n    command: "
         f'"if [ -e {marker} ]; then exit 0; else touch {marker}; exit 3; fi"\n',
     )
-    create_build(web, "flaky")
-    start_agent()
-    page = signed_in_page
-    page.goto("/acme/flaky/builds/1")
     expect(header_state(page)).to_have_text("Failed", timeout=AGENT_WORK_MS)
     first = page.locator(".job-row", has_text="Flaky").first
     expect(first).to_contain_text("exit 3")
@@ -274,11 +287,8 @@ def test_a_failed_job_is_retried(
 def test_a_running_build_is_canceled_and_rebuilt(
     web: WebUi, signed_in_page: Any, start_agent: Agent
 ) -> None:
-    create_pipeline(web, "slow", "steps:\n  - label: Slow\n    command: sleep 300\n")
-    create_build(web, "slow", env={"GREETING": "hi"})
-    start_agent()
     page = signed_in_page
-    page.goto("/acme/slow/builds/1")
+    run_and_open(web, page, start_agent, "slow", SLOW, env={"GREETING": "hi"})
     expect(header_state(page)).to_have_text("Running", timeout=AGENT_WORK_MS)
     expect(page.locator(".job-row", has_text="Slow").locator(".state")).to_have_text("Running")
     page.get_by_role("button", name="Cancel", exact=True).click()
@@ -296,11 +306,8 @@ def test_a_running_build_is_canceled_and_rebuilt(
 def test_a_running_job_is_canceled_alone(
     web: WebUi, signed_in_page: Any, start_agent: Agent
 ) -> None:
-    create_pipeline(web, "slow", "steps:\n  - label: Slow\n    command: sleep 300\n")
-    create_build(web, "slow")
-    start_agent()
     page = signed_in_page
-    page.goto("/acme/slow/builds/1")
+    run_and_open(web, page, start_agent, "slow", SLOW)
     row = page.locator(".job-row", has_text="Slow")
     expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
     row.get_by_role("button", name="Cancel Job").click()
@@ -443,11 +450,11 @@ def test_a_jobs_log_follows_the_tail_with_sections_and_inert_scripts(
         f"while [ ! -e {release} ]; do sleep 0.1; done\n"
         'echo "released"\n'
     )
-    create_pipeline(web, "logs", f"steps:\n  - label: Logs\n    command: sh {script}\n")
-    job_id = create_build(web, "logs")["jobs"][0]["id"]
-    start_agent()
     page = signed_in_page
-    page.goto("/acme/logs/builds/1")
+    build = run_and_open(
+        web, page, start_agent, "logs", f"steps:\n  - label: Logs\n    command: sh {script}\n"
+    )
+    job_id = build["jobs"][0]["id"]
     row = page.locator(".job-row", has_text="Logs")
     expect(row.locator(".state")).to_have_text("Running", timeout=AGENT_WORK_MS)
     row.get_by_role("button", name=re.compile("Logs")).click()
