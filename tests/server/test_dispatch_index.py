@@ -10,7 +10,7 @@ import uuid
 from alembic import command
 from sqlalchemy import text
 
-from kiteline.server.jobs.service import _QUEUE
+from kiteline.server.jobs.claims import _QUEUE
 from kiteline.server.kit.db import create_engine
 from kiteline.server.kit.migrate import alembic_config
 from tests.support.run_async import run_async

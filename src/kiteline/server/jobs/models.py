@@ -98,7 +98,7 @@ class Job(Base):
     )
 
 
-# In the dispatch queue's order (`jobs.service._QUEUE`): a ping reads its first candidates from
+# In the dispatch queue's order (`jobs.claims._QUEUE`): a ping reads its first candidates from
 # the index instead of sorting every runnable job of the organization (decision 0046).
 Index(
     "ix_jobs_dispatch",
