@@ -812,21 +812,28 @@ def passed() -> JobFinish:
     )
 
 
-async def take_started_job(api: AgentApi, name: str) -> tuple[AgentApi, AcceptedJob]:
-    """Register an agent called `name`, wait for the one job it is given, accept and start
-    it: the job's API (with the job's token) and the accepted job."""
+async def connected_agent(api: AgentApi, name: str, queue: str = "default") -> AgentApi:
+    """Register an agent called `name` in `queue` with `api` (the agent registration token's)
+    and connect it: its own API."""
     registration = await api.register(
         RegisterRequest(
             name=name,
             hostname=socket.gethostname(),
             os="linux",
             arch=go_arch(),
-            meta_data=["queue=default"],
+            meta_data=[f"queue={queue}"],
             pid=0,
         )
     )
     agent = api.with_token(registration.access_token)
     await agent.connect()
+    return agent
+
+
+async def take_started_job(api: AgentApi, name: str) -> tuple[AgentApi, AcceptedJob]:
+    """Register an agent called `name`, wait for the one job it is given, accept and start
+    it: the job's API (with the job's token) and the accepted job."""
+    agent = await connected_agent(api, name)
     deadline = time.monotonic() + 60
     while (ping := await agent.ping(wait=5)).job is None:
         if time.monotonic() > deadline:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import gzip
 import itertools
-import socket
 import statistics
 import sys
 import threading
@@ -43,6 +42,7 @@ from common import (
     agents,
     argument_parser,
     bench_server,
+    connected_agent,
     cpu_seconds,
     create_build,
     create_pipeline,
@@ -62,9 +62,7 @@ from sqlalchemy import select
 from kiteline.agent.api import (
     AgentApi,
     LogChunk,
-    RegisterRequest,
     Session,
-    go_arch,
     utc_timestamp,
 )
 from kiteline.server.jobs.models import Job
@@ -165,18 +163,9 @@ async def _profile_calls(
     sql: dict[str, list[int]] = {step: [] for step in STEPS}
     headers = {"Authorization": f"Bearer {k.api_token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
-        registration = await AgentApi(http, Session(f"{url}/v3"), k.agent_token).register(
-            RegisterRequest(
-                name="profile",
-                hostname=socket.gethostname(),
-                os="linux",
-                arch=go_arch(),
-                meta_data=["queue=default"],
-                pid=0,
-            )
+        agent = await connected_agent(
+            AgentApi(http, Session(f"{url}/v3"), k.agent_token), "profile"
         )
-        agent = AgentApi(http, Session(f"{url}/v3"), registration.access_token)
-        await agent.connect()
         chunk = b"+ true\n"
         measured: dict[str, tuple[float, int]] = {}
         for n in range(count + 2):

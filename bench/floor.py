@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import pstats
-import socket
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from common import (
     ORG,
     _setup,
     argument_parser,
+    connected_agent,
     create_pipeline,
     database,
     database_info,
@@ -53,7 +53,7 @@ from common import (
     seed_builds,
 )
 
-from kiteline.agent.api import AgentApi, RegisterRequest, Session, go_arch
+from kiteline.agent.api import AgentApi, Session
 from kiteline.server import admin
 from kiteline.settings import Settings
 
@@ -75,34 +75,14 @@ def _agent(url: str, agent_token: str) -> tuple[str, str, str]:
 
     async def run() -> tuple[str, str, str]:
         async with httpx.AsyncClient(timeout=60) as http:
-            registration = await AgentApi(http, Session(f"{url}/v3"), agent_token).register(
-                RegisterRequest(
-                    name="floor",
-                    hostname=socket.gethostname(),
-                    os="linux",
-                    arch=go_arch(),
-                    meta_data=["queue=floor"],
-                    pid=0,
-                )
-            )
-            agent = AgentApi(http, Session(f"{url}/v3"), registration.access_token)
-            await agent.connect()
+            registration_api = AgentApi(http, Session(f"{url}/v3"), agent_token)
+            agent = await connected_agent(registration_api, "floor", "floor")
             ping = await agent.ping(wait=5)
             if ping.job is None:
                 raise SystemExit("the floor's agent was given no job")
             job = await agent.accept_job(ping.job.id)
-            idle = await AgentApi(http, Session(f"{url}/v3"), agent_token).register(
-                RegisterRequest(
-                    name="floor-idle",
-                    hostname=socket.gethostname(),
-                    os="linux",
-                    arch=go_arch(),
-                    meta_data=["queue=idle"],
-                    pid=0,
-                )
-            )
-            await AgentApi(http, Session(f"{url}/v3"), idle.access_token).connect()
-            return idle.access_token, job.id, job.token
+            idle = await connected_agent(registration_api, "floor-idle", "idle")
+            return idle.token, job.id, job.token
 
     return asyncio.run(run())
 
