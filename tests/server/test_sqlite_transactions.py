@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kiteline.server.kit.db import create_engine, create_sessionmaker, transaction
-from kiteline.server.kit.sqlite_driver import InlineConnection
+from kiteline.server.kit.sqlite_driver import THREADED_MANY_ROWS, InlineConnection
 
 
 @pytest.fixture
@@ -39,6 +40,31 @@ async def test_statements_run_on_the_event_loop_thread(
         driver = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
         assert isinstance(driver._connection, InlineConnection)  # type: ignore[union-attr]
         assert await session.scalar(text("SELECT n FROM counter")) == 0
+
+
+async def test_a_many_row_executemany_runs_in_a_thread_and_a_small_one_inline(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A large build's row slices leave the loop free while SQLite writes them."""
+    async with transaction(sessions) as session:
+        connection = await session.connection()
+        driver = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        raw: sqlite3.Connection = driver._connection._conn  # type: ignore[union-attr]
+        raw.create_function("thread_id", 0, threading.get_ident)
+        await session.execute(text("CREATE TABLE seen (n INTEGER, thread INTEGER)"))
+        insert = text("INSERT INTO seen VALUES (:n, thread_id())")
+        many = [{"n": n} for n in range(THREADED_MANY_ROWS)]
+        few = [{"n": -n} for n in range(1, THREADED_MANY_ROWS)]
+        await session.execute(insert, many)
+        await session.execute(insert, few)
+        rows = (await session.execute(text("SELECT n, thread FROM seen"))).all()
+    loop_thread = threading.get_ident()
+    assert sorted(n for n, thread in rows if thread != loop_thread) == list(
+        range(THREADED_MANY_ROWS)
+    )
+    assert sorted(n for n, thread in rows if thread == loop_thread) == sorted(
+        -n for n in range(1, THREADED_MANY_ROWS)
+    )
 
 
 async def test_concurrent_writers_take_turns_and_none_is_lost(

@@ -35,6 +35,8 @@ BUSY_TIMEOUT_MS = 50
 #: pages to the WAL then (about 0.1 s of CPU for a build of 20,000 jobs), and sqlite3 lets
 #: go of the GIL meanwhile, so the loop goes on.
 LARGE_COMMIT_ROWS = 5000
+#: An `executemany` of this many rows or more runs in a thread (see `InlineConnection`).
+THREADED_MANY_ROWS = 20
 
 
 class _RunNow:
@@ -59,7 +61,13 @@ class InlineConnection(aiosqlite.Connection):
         self._changes_at_end = 0  # total_changes when the last transaction ended
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        result = await super()._execute(fn, *args, **kwargs)
+        if getattr(fn, "__name__", "") == "executemany" and len(args[1]) >= THREADED_MANY_ROWS:
+            # A slice of a large build's rows: SQLite's B-tree work for them is milliseconds
+            # per row, and sqlite3 lets go of the GIL for it. The caller's transaction holds
+            # the connection until this returns (as for a large commit).
+            result = await asyncio.to_thread(fn, *args, **kwargs)
+        else:
+            result = await super()._execute(fn, *args, **kwargs)
         await pause_if_due()
         return result
 
