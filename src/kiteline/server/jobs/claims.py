@@ -37,7 +37,7 @@ def current_of(agent_id: Any, *columns: Any) -> Select[Any]:
     )
 
 
-# The statements of a claim, built once (see _REF).
+# The statements of a claim, built once (as jobs/refs.py builds the job's ref).
 _HELD = current_of(bindparam("agent_id"), Job.id, Job.state)
 
 
