@@ -45,13 +45,17 @@
     var missed = false;
     var source = new EventSource(url);
 
+    function regionFetching() {
+      return document.querySelector(LIVE_REGION + ".htmx-request") !== null;
+    }
+
     function refresh() {
       if (pending !== null) {
         return;
       }
       pending = window.setTimeout(function () {
         pending = null;
-        if (document.querySelector(LIVE_REGION + ".htmx-request")) {
+        if (regionFetching()) {
           // A live region is still fetching: htmx would queue this refresh on it, and its
           // outerHTML swap then drops the queue with the old element (the page would keep
           // what the earlier request read). Refresh again once no region is fetching.
@@ -63,7 +67,7 @@
     }
 
     function refreshIfMissed() {
-      if (missed && !document.querySelector(LIVE_REGION + ".htmx-request")) {
+      if (missed && !regionFetching()) {
         missed = false;
         refresh();
       }
