@@ -6,9 +6,11 @@
     python bench/run_all.py --table             (print the table of the last run again)
 
 The JSON lines go to bench/results/latest.jsonl (the first line describes the machine) and the
-Markdown table to stdout and bench/results/latest.md. The default sizes fit in 20 minutes on a
-2-core machine. PostgreSQL runs use KITELINE_BENCH_DATABASE_URL when set, else a throwaway
-cluster from Debian's server binaries when installed, else they are skipped (and say so).
+Markdown table to stdout and bench/results/latest.md; a run of `--only` or `--quick` writes
+partial.jsonl and partial.md instead, so that it never overwrites the last full run. The
+default sizes fit in 20 minutes on a 2-core machine. PostgreSQL runs use
+KITELINE_BENCH_DATABASE_URL when set, else a throwaway cluster from Debian's server binaries
+when installed, else they are skipped (and say so).
 """
 
 from __future__ import annotations
@@ -264,9 +266,16 @@ def main() -> None:
     parser.add_argument("--only", help=f"comma-separated, of: {', '.join(names)}")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--budget", type=float, default=TOTAL_BUDGET_S, help="seconds in all")
-    parser.add_argument("--results", type=Path, default=RESULTS / "latest.jsonl")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="where the JSON lines go (default: latest.jsonl, partial.jsonl for --only/--quick)",
+    )
     parser.add_argument("--table", action="store_true", help="only print the table of --results")
     args = parser.parse_args()
+    if args.results is None:
+        partial = (args.only or args.quick) and not args.table
+        args.results = RESULTS / ("partial.jsonl" if partial else "latest.jsonl")
     if args.table:
         lines = args.results.read_text().splitlines()
         print(render([json.loads(line) for line in lines if line]))
