@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import inspect
-from sqlalchemy.sql import Executable
 
-from kiteline.server.kit.signatures import Part, statements
+from kiteline.server.kit.signatures import Check, Part, check_for
 
 #: Bounds: answers kept, their bytes in all, and the largest answer kept.
 MAX_ANSWERS = 500
@@ -43,11 +42,11 @@ class KeptAnswer:
     actual: int
     #: The organizations whose budget windows the query entered, in order.
     organizations: tuple[uuid.UUID, ...]
-    #: The statements that read the parts again (built once).
-    checks: tuple[Executable, ...] = field(init=False)
+    #: What reads the parts again (built once).
+    check: Check = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checks", tuple(statements(self.parts)))
+        object.__setattr__(self, "check", check_for(self.parts))
 
 
 def row_values(row: Any) -> tuple[Any, ...]:

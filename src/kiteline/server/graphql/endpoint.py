@@ -253,7 +253,7 @@ async def answer(request: Request, post: GraphQLPost) -> Answer:
             )
             kept = cache.get(key)
             if kept is not None:
-                if await signatures.still_current(session, kept.parts, kept.checks):
+                if await signatures.still_current(session, kept.check):
                     cache.hits += 1
                     for organization_id in kept.organizations:
                         await gate.enter_organization(organization_id)
