@@ -563,14 +563,15 @@ def argument_parser(doc: str, **counts: int) -> argparse.ArgumentParser:
 
 @contextmanager
 def bench_server(
-    backend: str, *, web: bool = False, **server_env: str
+    backend: str, *, web: bool = False, workers: int = 1, **server_env: str
 ) -> Iterator[tuple[str, Kiteline]]:
-    """A fresh `backend` database and `kiteline server` on it (`kiteline()`), with the web UI
-    user's password set when `web`: the database URL and the server."""
+    """A fresh `backend` database and `kiteline server` on it (`kiteline()`, with `workers`
+    processes), with the web UI user's password set when `web`: the database URL and the
+    server."""
     with (
         tempfile.TemporaryDirectory(prefix="kiteline-bench-db-") as tmp,
         database(backend, Path(tmp)) as url,
-        kiteline(url, **server_env) as k,
+        kiteline(url, workers=workers, **server_env) as k,
     ):
         if web:
             set_web_password(k)
