@@ -579,8 +579,9 @@ def bench_server(
 
 
 @contextmanager
-def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
-    """One `kiteline agent start --spawn count` process (one process, `count` workers)."""
+def agents(k: Kiteline, count: int, queue: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """One `kiteline agent start --spawn count` process (one process, `count` workers), in
+    `queue` when given (else the default queue)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -595,7 +596,8 @@ def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
             "--spawn",
             str(count),
             "--name",
-            "bench-%spawn",
+            f"bench-{queue}-%spawn" if queue else "bench-%spawn",
+            *(["--tags", f"queue={queue}"] if queue else []),
             "--build-path",
             str(k.work / "builds"),
         ],

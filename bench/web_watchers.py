@@ -1,7 +1,8 @@
-"""Web UI benchmark: what 50 browsers watching builds cost the agent API.
+"""Web UI benchmark: what 50 browsers watching builds and 50 following logs cost the agent API.
 
     python bench/web_watchers.py [--backend sqlite|postgresql] [--watchers 50] [--agents 4]
                                  [--jobs 200] [--jobs-per-build 10] [--rounds 3]
+                                 [--log-streams 50] [--printers 5] [--latency-samples 60]
 
 One server, real `kiteline agent` processes (`--agents` workers) and a pipeline of
 `--jobs-per-build` trivial `true` jobs. Throughput is measured as bench/dispatch.py measures
@@ -15,6 +16,25 @@ out to the watchers in turn, so every build being run is watched), hold its bloc
 build.js), and when a block shows the build finished, move on to its next build. The
 watchers are asyncio httpx clients in a thread of this process (no Chromium: the
 JavaScript's requests are what load the server), signed in once before the first run.
+
+Log streams (`--log-streams`, bench/log_streams.py): in the watched runs, that many more
+signed-in clients do what the web log viewer does for a running job, following one job's log
+after another until each is complete. So that a stream costs what it costs in life, the logs
+grow: `--printers` jobs on a queue of their own print a line every quarter of a second,
+`--printers` at a time, through every run (with or without followers: the printing is the
+same in A and W, only the following differs). A `true` job's log is complete before a browser
+could open its stream; following those would measure viewer loads, not streams. Five printers
+for 50 streams: ten browsers on each running log, the server reading the followed logs' sizes
+once every half second for all of them, each follower asking for its window when its log grew.
+
+Idle dispatch under that load (`--latency-samples`, per side): an agent of its own on queue
+`idle`, and single-job builds one at a time for it (each waited for, so the agent is
+long-polling when its job becomes runnable), runnable → accepted by the server's timestamps
+as bench/dispatch.py measures it; after each run, the same number of samples: after a run
+without watchers with none connected, after a watched run with the log followers still
+following and the watchers each opening the page of a sampled build (dealt to them in turn,
+as the throughput builds are). The printers print throughout, so `p50`/`p99` without and with
+differ by the 50 build pages and 50 log streams connected.
 
 The method, so that the run-to-run noise of a shared machine (±15 % between identical runs)
 does not decide the figure: runs without watchers (A) and with them (W) alternate against
@@ -46,6 +66,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,10 +86,12 @@ from common import (
     emit,
     exit_on_sigterm,
     progress,
+    summary_ms,
     web_sign_in,
     web_sign_in_async,
 )
-from dispatch import _wait_finished
+from dispatch import _job_times, _wait_finished
+from log_streams import PRINTER_QUEUE, Followers, Printers, printer_pipeline
 
 _BLOCK_URL = re.compile(r'<body[^>]* data-block-url="([^"]+)"')
 #: In the block's header once its build finished (templates/build/live.html).
@@ -76,10 +99,10 @@ _FINISHED = "<dt>Finished</dt>"
 
 
 class Created:
-    """The builds created since the watchers started (number and id), in order."""
+    """The builds created since the watchers started (pipeline, number and id), in order."""
 
     def __init__(self) -> None:
-        self.builds: list[tuple[int, str]] = []
+        self.builds: list[tuple[str, int, str]] = []
         self.changed = asyncio.Event()
 
 
@@ -159,7 +182,6 @@ async def _watch_build(
 
 async def _watcher(
     client: httpx.AsyncClient,
-    slug: str,
     slot: int,
     every: int,
     created: Created,
@@ -178,7 +200,7 @@ async def _watcher(
             waiting.cancel()
             stopping.cancel()
             continue
-        number, build_id = created.builds[slot]
+        slug, number, build_id = created.builds[slot]
         slot += every
         tally.active += 1
         try:
@@ -219,7 +241,6 @@ class Watchers:
                 asyncio.create_task(
                     _watcher(
                         client,
-                        self.slug,
                         slot,
                         self.count,
                         self.created,
@@ -243,9 +264,9 @@ class Watchers:
         if self.error is not None:
             raise SystemExit(f"the watchers failed: {self.error}")
 
-    def tell_created(self, number: int, build_id: str) -> None:
+    def tell_created(self, number: int, build_id: str, slug: str | None = None) -> None:
         def tell() -> None:
-            self.created.builds.append((number, build_id))
+            self.created.builds.append((slug or self.slug, number, build_id))
             self.created.changed.set()
 
         self.loop.call_soon_threadsafe(tell)
@@ -349,6 +370,25 @@ def _run(
     }
 
 
+def _latency_samples(
+    client: httpx.Client, slug: str, samples: int, watchers: Watchers | None
+) -> None:
+    """Single-job builds of `slug` (queue `idle`) one at a time, each waited for; each opened
+    by a watcher when `watchers`."""
+    for _ in range(samples):
+        build = create_build(client, slug)
+        if watchers is not None:
+            watchers.tell_created(build["number"], build["id"], slug)
+        _wait_finished(client, slug, [build["number"]], timeout=60, interval=0.05)
+    if watchers is not None:
+        watchers.wait_idle()
+
+
+def _idle_latency(url: str, slug: str) -> dict[str, float]:
+    rows = asyncio.run(_job_times(url, slug))
+    return summary_ms([(row.accepted_at - row.runnable_at).total_seconds() for row in rows])
+
+
 def _shown(run: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in run.items() if key != "numbers"}
 
@@ -438,6 +478,17 @@ def main() -> None:
         help="before the rounds, a run whose watchers only open the pages: the cost of "
         "the page opens and of the block streams",
     )
+    parser.add_argument(
+        "--log-streams", type=int, default=50, help="log followers in the watched runs (0: none)"
+    )
+    parser.add_argument("--printers", type=int, default=5, help="printing jobs at once")
+    parser.add_argument("--printer-lines", type=int, default=40, help="lines a printer prints")
+    parser.add_argument(
+        "--latency-samples",
+        type=int,
+        default=60,
+        help="idle dispatch samples without watchers and as many with (0: none)",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     per_build = max(args.jobs_per_build, 1)
@@ -452,13 +503,31 @@ def main() -> None:
         k.client() as client,
     ):
         slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
-        with agents(k, args.agents):
+        idle_step = "steps:\n  - command: 'true'\n    agents:\n      queue: idle\n"
+        idle_slugs = [create_pipeline(client, name, idle_step) for name in ("Idle", "Idle W")]
+        per_block = -(-args.latency_samples // rounds)  # after each run but the last
+        printer_count = args.printers if args.log_streams > 0 else 0
+        printers = Printers(k, printer_pipeline(client, args.printer_lines), printer_count)
+        followers = Followers(k.url, printers, args.log_streams)
+        with (
+            agents(k, args.agents),
+            agents(k, printer_count, PRINTER_QUEUE) if printer_count else nullcontext(),
+            agents(k, 1, "idle"),
+        ):
             time.sleep(2)  # let every agent register and start long-polling
             watchers = Watchers(k.url, slug, args.watchers)
             watchers.start()  # signed in once: sign-ins are no part of any run
+            if printer_count:
+                printers.start()
+                printers.wait_running()
+                followers.start()  # signed in once too
+                followers.begin()
             # Watched, to fill the caches of both paths (compiled statements and templates).
             warm = max(builds // 5, 1)
             _run(k, client, slug, warm, warm * per_build, watchers)
+            if printer_count:
+                followers.end()
+                followers.reset()
             watchers.tally.events = watchers.tally.pages = 0  # the runs' own from here
             # What the server spends with nothing to do (the agents' long polls, its sweeps):
             # a run that takes longer pays more of it, whatever it did for the jobs.
@@ -482,6 +551,8 @@ def main() -> None:
                     with_watchers = index % 2 == 1
                     name = f"{'watched' if with_watchers else 'alone'}-{index // 2 + 1}"
                     progress(f"web-watchers ({args.backend}): {jobs} jobs, {name}")
+                    if with_watchers and printer_count:
+                        followers.begin()
                     run = _run(
                         k,
                         client,
@@ -494,10 +565,30 @@ def main() -> None:
                     )
                     (watched if with_watchers else alone).append(run)
                     progress(f"{name}: {_shown(run)}")
+                    if index < 2 * rounds:
+                        _latency_samples(
+                            client,
+                            idle_slugs[with_watchers],
+                            per_block,
+                            watchers if with_watchers else None,
+                        )
+                    if with_watchers and printer_count:
+                        followers.end()
             finally:
                 watchers.stop()
+                if printer_count:
+                    printers.stop()
+                    followers.close()
             numbers = [number for run in alone for number in run["numbers"]]
             per_request = _per_request(k, slug, numbers, idle_share)
+        latency = (
+            {
+                "no_watchers": _idle_latency(url, idle_slugs[0]),
+                "with_watchers_and_log_streams": _idle_latency(url, idle_slugs[1]),
+            }
+            if per_block
+            else None
+        )
         info = database_info(url)
     tally = watchers.tally
     for run in (*alone, *watched, *partial.values()):
@@ -572,6 +663,11 @@ def main() -> None:
             else None,
         },
         "watcher_failures": len(tally.failures),
+        "log_streams": args.log_streams if printer_count else 0,
+        "printers": printer_count,
+        "printer_builds": printers.created,
+        **followers.counts(),
+        "idle_dispatch_latency": latency,
     }
     if partial:
         # Extra server CPU per job of each part: the pages, the block streams.
@@ -583,6 +679,8 @@ def main() -> None:
         }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]
+    if followers.tally.failures:
+        result["first_log_follower_failure"] = followers.tally.failures[0]
     emit(result)
 
 
