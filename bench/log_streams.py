@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import json
 import re
 import threading
@@ -32,7 +33,15 @@ import time
 from typing import Any
 
 import httpx
-from common import ORG, Kiteline, create_build, create_pipeline, web_sign_in_async
+from common import (
+    ORG,
+    Kiteline,
+    cpu_seconds,
+    create_build,
+    create_pipeline,
+    web_sign_in,
+    web_sign_in_async,
+)
 
 PRINTER_QUEUE = "printers"
 #: Seconds between two lines a printer prints.
@@ -67,6 +76,8 @@ class Printers(threading.Thread):
         self.unfinished: list[tuple[int, str]] = []
         #: Jobs a follower saw complete (told from the followers' thread).
         self.ended: set[str] = set()
+        #: Builds seen finished, in order: (number, job id).
+        self.finished: list[tuple[int, str]] = []
         self.created = 0
         self.stopping = threading.Event()
         self.error: BaseException | None = None
@@ -96,6 +107,7 @@ class Printers(threading.Thread):
                     break
             self.unfinished = self.unfinished[1:]
             self.ended.discard(job_id)
+            self.finished.append((number, job_id))
         while len(self.unfinished) < 2 * self.count:
             build = create_build(client, self.slug)
             self.unfinished = [*self.unfinished, (build["number"], build["jobs"][0]["id"])]
@@ -109,10 +121,42 @@ class Printers(threading.Thread):
         time.sleep(2)
 
     def stop(self) -> None:
+        """No more printers; those not finished are canceled, and given a second to stop."""
         self.stopping.set()
         self.join(timeout=30)
         if self.error is not None:
             raise SystemExit(f"the printers failed: {self.error}")
+        with self.k.client() as client:
+            for number, _ in self.unfinished:
+                client.put(f"/v2/organizations/{ORG}/pipelines/{self.slug}/builds/{number}/cancel")
+        time.sleep(2)
+
+
+def request_costs(
+    k: Kiteline, printers: Printers, idle_share: float, requests: int = 60
+) -> dict[str, float | None]:
+    """Server CPU of a log viewer's load and of a window of its log (the whole log of a
+    finished printer: `lines` lines, where a follower's window has the four or so printed
+    since its last), `requests` of each one at a time, over the last 30 finished printers
+    (less the idle share)."""
+    some = list(itertools.islice(itertools.cycle(printers.finished[-30:]), requests))
+    costs: dict[str, float | None] = {"log_viewer": None, "log_window": None}
+    if not some:
+        return {f"server_cpu_ms_per_{kind}": None for kind in costs}
+    web = web_sign_in(k.url)
+    try:
+        for kind, params in (("log_viewer", None), ("log_window", {"after": 0, "line": 1})):
+            before, started = cpu_seconds(k.server.pid), time.monotonic()
+            for number, job_id in some:
+                path = f"/{ORG}/{printers.slug}/builds/{number}/jobs/{job_id}/log"
+                answer = web.get(path, params=params, headers={"HX-Request": "true"})
+                if answer.status_code != 200:
+                    raise SystemExit(f"{kind} {path}: {answer.status_code}")
+            cpu = cpu_seconds(k.server.pid) - before - idle_share * (time.monotonic() - started)
+            costs[kind] = round(cpu * 1000 / len(some), 1)
+    finally:
+        web.close()
+    return {f"server_cpu_ms_per_{kind}": cost for kind, cost in costs.items()}
 
 
 class Tally:

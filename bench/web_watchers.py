@@ -87,7 +87,7 @@ from common import (
     web_sign_in,
 )
 from dispatch import _job_times, _wait_finished
-from log_streams import PRINTER_QUEUE, Followers, Printers, printer_pipeline
+from log_streams import PRINTER_QUEUE, Followers, Printers, printer_pipeline, request_costs
 from page_watchers import MODES, Watchers
 
 
@@ -195,6 +195,13 @@ def _latency_samples(
 def _idle_latency(url: str, slug: str) -> dict[str, float]:
     rows = asyncio.run(_job_times(url, slug))
     return summary_ms([(row.accepted_at - row.runnable_at).total_seconds() for row in rows])
+
+
+def _idle_share(k: Any, seconds: float = 5) -> float:
+    """The server's CPU share over `seconds` of doing nothing asked."""
+    before, started = cpu_seconds(k.server.pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(k.server.pid) - before) / (time.monotonic() - started)
 
 
 def _shown(run: dict[str, Any]) -> dict[str, Any]:
@@ -337,13 +344,10 @@ def main() -> None:
                 followers.end()
                 followers.reset()
             watchers.tally.events = watchers.tally.pages = 0  # the runs' own from here
-            # What the server spends with nothing to do (the agents' long polls, its sweeps):
-            # a run that takes longer pays more of it, whatever it did for the jobs.
-            idle_before, idle_started = cpu_seconds(k.server.pid), time.monotonic()
-            time.sleep(5)
-            idle_share = (cpu_seconds(k.server.pid) - idle_before) / (
-                time.monotonic() - idle_started
-            )
+            # What the server spends with nothing to do (the agents' long polls, its sweeps;
+            # the printers' chunks): a run that takes longer pays more of it, whatever it did
+            # for the jobs.
+            idle_share = _idle_share(k)
             partial: dict[str, Any] = {}
             for mode in MODES[:-1] if args.split else ():
                 part = Watchers(k.url, slug, args.watchers, mode)
@@ -388,7 +392,10 @@ def main() -> None:
                     printers.stop()
                     followers.close()
             numbers = [number for run in alone for number in run["numbers"]]
-            per_request = _per_request(k, slug, numbers, idle_share)
+            quiet_share = _idle_share(k) if printer_count else idle_share  # printers stopped
+            per_request = _per_request(k, slug, numbers, quiet_share)
+            if printer_count:
+                per_request.update(request_costs(k, printers, quiet_share))
         latency = (
             {
                 "no_watchers": _idle_latency(url, idle_slugs[0]),
