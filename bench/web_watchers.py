@@ -197,6 +197,30 @@ def _idle_latency(url: str, slug: str) -> dict[str, float]:
     return summary_ms([(row.accepted_at - row.runnable_at).total_seconds() for row in rows])
 
 
+def _streams_at_rest(k: Any, followers: Followers, idle_share: float) -> dict[str, Any]:
+    """The log followers' cost with no other work than the printers': the server's CPU share
+    over 5 s while they follow (after 2 s of starting), less its idle share (the printers'
+    included), and what they did meanwhile, per second."""
+    followers.begin()
+    time.sleep(2)
+    before = followers.counts()
+    share = _idle_share(k)
+    after = followers.counts()
+    followers.end()
+    return {
+        "server_cpu_share_of_log_streams_at_rest": round(share - idle_share, 3),
+        "log_streams_at_rest_per_second": {
+            key: round((after[key] - before[key]) / 5, 1)
+            for key in (
+                "log_viewers_loaded",
+                "log_streams_opened",
+                "log_sizes_streamed",
+                "log_windows_fetched",
+            )
+        },
+    }
+
+
 def _idle_share(k: Any, seconds: float = 5) -> float:
     """The server's CPU share over `seconds` of doing nothing asked."""
     before, started = cpu_seconds(k.server.pid), time.monotonic()
@@ -386,6 +410,8 @@ def main() -> None:
                         )
                     if with_watchers and printer_count:
                         followers.end()
+                followed = followers.counts()  # the runs' (at rest's come apart)
+                at_rest = _streams_at_rest(k, followers, idle_share) if printer_count else {}
             finally:
                 watchers.stop()
                 if printer_count:
@@ -481,7 +507,8 @@ def main() -> None:
         "log_streams": args.log_streams if printer_count else 0,
         "printers": printer_count,
         "printer_builds": printers.created,
-        **followers.counts(),
+        **followed,
+        **at_rest,
         "idle_dispatch_latency": latency,
     }
     if partial:
