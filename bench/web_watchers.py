@@ -50,8 +50,12 @@ CPU per job is the steadier figure: it does not depend on how fast the other pro
 the machine let the server run.
 
 Prints one JSON line: every run, the medians, the costs, and how many blocks the watchers
-were sent and pages they opened (proof that they were live); then the server CPU of a page
-open, a live-block fetch and a block stream's first block, one at a time on finished builds.
+were sent and pages they opened and what the log followers loaded, were told and fetched
+(proof that they were live); the idle dispatch latencies; the server's CPU share with the
+followers following and nothing else running but the printers (`…_at_rest`, less the idle
+share, with their requests per second); then the server CPU of a page open, a live-block
+fetch, a block stream's first block, a log viewer's load and a log window, one at a time on
+finished builds.
 """
 
 from __future__ import annotations
