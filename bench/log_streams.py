@@ -121,7 +121,7 @@ class Printers(threading.Thread):
         time.sleep(2)
 
     def stop(self) -> None:
-        """No more printers; those not finished are canceled, and given a second to stop."""
+        """No more printers; those not finished are canceled, and given two seconds to stop."""
         self.stopping.set()
         self.join(timeout=30)
         if self.error is not None:
@@ -225,20 +225,20 @@ async def follow_log(
         tally.streams += 1
         lines = stream.aiter_lines()
         stopped = asyncio.create_task(stop.wait())
+        # The read in flight stays across a quiet spell (cancelling it would close the stream).
+        reading: asyncio.Future[str] | None = None
         try:
             while not viewer.done:
-                next_line = asyncio.ensure_future(anext(lines))
+                reading = reading or asyncio.ensure_future(anext(lines))
                 done, _ = await asyncio.wait(
-                    {next_line, stopped}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                    {reading, stopped}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
                 if stopped in done:
-                    next_line.cancel()
                     return False
-                if next_line not in done:  # quiet: the job may have finished
-                    next_line.cancel()
+                if reading not in done:  # quiet: the job may have finished
                     await _later(client, log_url, viewer, tally)
                     continue
-                line = next_line.result()
+                line, reading = reading.result(), None
                 if not line.startswith("data:"):
                     continue
                 data = json.loads(line[5:])
@@ -251,6 +251,8 @@ async def follow_log(
             return False
         finally:
             stopped.cancel()
+            if reading is not None:
+                reading.cancel()
     tally.completed += 1
     return True
 
