@@ -563,14 +563,15 @@ def argument_parser(doc: str, **counts: int) -> argparse.ArgumentParser:
 
 @contextmanager
 def bench_server(
-    backend: str, *, web: bool = False, **server_env: str
+    backend: str, *, web: bool = False, workers: int = 1, **server_env: str
 ) -> Iterator[tuple[str, Kiteline]]:
-    """A fresh `backend` database and `kiteline server` on it (`kiteline()`), with the web UI
-    user's password set when `web`: the database URL and the server."""
+    """A fresh `backend` database and `kiteline server` on it (`kiteline()`, with `workers`
+    processes), with the web UI user's password set when `web`: the database URL and the
+    server."""
     with (
         tempfile.TemporaryDirectory(prefix="kiteline-bench-db-") as tmp,
         database(backend, Path(tmp)) as url,
-        kiteline(url, **server_env) as k,
+        kiteline(url, workers=workers, **server_env) as k,
     ):
         if web:
             set_web_password(k)
@@ -578,8 +579,9 @@ def bench_server(
 
 
 @contextmanager
-def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
-    """One `kiteline agent start --spawn count` process (one process, `count` workers)."""
+def agents(k: Kiteline, count: int, queue: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """One `kiteline agent start --spawn count` process (one process, `count` workers), in
+    `queue` when given (else the default queue)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -594,7 +596,8 @@ def agents(k: Kiteline, count: int) -> Iterator[subprocess.Popen[bytes]]:
             "--spawn",
             str(count),
             "--name",
-            "bench-%spawn",
+            f"bench-{queue}-%spawn" if queue else "bench-%spawn",
+            *(["--tags", f"queue={queue}"] if queue else []),
             "--build-path",
             str(k.work / "builds"),
         ],

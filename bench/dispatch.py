@@ -3,12 +3,20 @@ end-to-end throughput of trivial `true` jobs with real `kiteline agent` processe
 RSS of the server and of the agent process, idle and under that load.
 
     python bench/dispatch.py [--backend sqlite|postgresql] [--agents 4] [--jobs 1000]
+                             [--workers N]  (N server processes: PostgreSQL only)
 
 Latency: one single-job build at a time, each waited for, so the agent is idle and
 long-polling when the job becomes runnable. Throughput: builds of `--jobs-per-build` jobs (ten
 by default; one is the shape of bench/peer_buildbot.py's builds) created back to back, timed
 from the first create to the last build finished, with the median time of each step of a job's
 life under that load.
+
+With `--workers N` the server is N processes on one socket (decision 0025): each request and
+each agent's long poll lands on whichever process accepts it, so a job is often created
+through one process while the idle agent waits in a long poll on another, which hears of the
+job through PostgreSQL's LISTEN/NOTIFY (as a second replica does, bench/replicas.py). The
+server's CPU is then that of every process (`tree_cpu_seconds`) and its peak RSS that of the
+largest worker process (the supervisor only waits on them).
 
 Per job, by endpoint (`--profile-builds`, after the agents stopped): a second server runs in a
 thread of this process on the same database, and single-job builds are taken through it one
@@ -24,6 +32,7 @@ import argparse
 import asyncio
 import gzip
 import itertools
+import os
 import statistics
 import sys
 import threading
@@ -55,6 +64,7 @@ from common import (
     percentile,
     progress,
     summary_ms,
+    tree_cpu_seconds,
     wait_for,
 )
 from sqlalchemy import select
@@ -220,6 +230,18 @@ async def _profile_calls(
     return result
 
 
+def _server_rss_mb(k: Kiteline, workers: int) -> float:
+    """The server's peak RSS: its process's, or with `--workers` its largest worker's."""
+    if workers == 1:
+        return peak_rss_mb(k.server.pid)
+    children = [
+        int(child)
+        for task in Path(f"/proc/{k.server.pid}/task").glob("*/children")
+        for child in task.read_text().split()
+    ]
+    return max((peak_rss_mb(child) for child in children), default=peak_rss_mb(k.server.pid))
+
+
 def _agents_run(
     args: argparse.Namespace, k: Kiteline, client: httpx.Client, url: str, one: str
 ) -> dict[str, Any]:
@@ -230,7 +252,7 @@ def _agents_run(
     with agents(k, args.agents) as agent_process:
         time.sleep(2)  # let every agent register and start long-polling
         idle_rss = {
-            "server": peak_rss_mb(k.server.pid),
+            "server": _server_rss_mb(k, args.workers),
             "agent": peak_rss_mb(agent_process.pid),
         }
         progress(f"dispatch ({args.backend}): {args.latency_samples} latency samples")
@@ -238,8 +260,9 @@ def _agents_run(
             build = create_build(client, one)
             _wait_finished(client, one, [build["number"]], timeout=60, interval=0.05)
         progress(f"dispatch ({args.backend}): {builds * per_build} jobs")
+        server_cpu = tree_cpu_seconds if args.workers > 1 else cpu_seconds
         cpu_before = {
-            "server": cpu_seconds(k.server.pid),
+            "server": server_cpu(k.server.pid),
             "agent": cpu_seconds(agent_process.pid),
         }
         started = time.monotonic()
@@ -248,14 +271,14 @@ def _agents_run(
         _wait_finished(client, batch, numbers, timeout=args.timeout, interval=0.5)
         elapsed = time.monotonic() - started
         cpu_ms_per_job = {
-            name: round(
-                1000 * (cpu_seconds(pid) - cpu_before[name]) / (builds * per_build),
-                1,
+            name: round(1000 * (clock(pid) - cpu_before[name]) / (builds * per_build), 1)
+            for name, clock, pid in (
+                ("server", server_cpu, k.server.pid),
+                ("agent", cpu_seconds, agent_process.pid),
             )
-            for name, pid in (("server", k.server.pid), ("agent", agent_process.pid))
         }
         load_rss = {
-            "server": peak_rss_mb(k.server.pid),
+            "server": _server_rss_mb(k, args.workers),
             "agent": peak_rss_mb(agent_process.pid),
         }
     latencies = [
@@ -264,6 +287,7 @@ def _agents_run(
     phases = _phases(asyncio.run(_job_times(url, batch)))
     return {
         "agents": args.agents,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "idle_dispatch_latency": summary_ms(latencies),
         "jobs": builds * per_build,
         "jobs_per_build": per_build,
@@ -286,6 +310,9 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=50, help="at least 1")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the jobs")
     parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (more than 1: PostgreSQL only)"
+    )
+    parser.add_argument(
         "--profile-builds", type=int, default=50, help="single-job builds for the per-call split"
     )
     parser.add_argument(
@@ -300,8 +327,12 @@ def main() -> None:
     if args.latency_samples < 1 or args.jobs_per_build < 1:
         parser.error("--latency-samples and --jobs-per-build must be at least 1")
     exit_on_sigterm()
-    result: dict[str, Any] = {"benchmark": "dispatch", "backend": args.backend}
-    with bench_server(args.backend) as (url, k), k.client() as client:
+    result: dict[str, Any] = {
+        "benchmark": "dispatch",
+        "backend": args.backend,
+        "workers": args.workers,
+    }
+    with bench_server(args.backend, workers=args.workers) as (url, k), k.client() as client:
         one = create_pipeline(client, "One", "steps:\n  - command: 'true'\n")
         if not args.only_profile:
             result.update(_agents_run(args, k, client, url, one))

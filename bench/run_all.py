@@ -88,6 +88,41 @@ BENCHMARKS = [
         budget_s=300,
         postgresql=True,
     ),
+    # `kiteline server --workers 2` against the run above (one process), the same shape; then
+    # one job per build (more server CPU per job) with 1 and 2 processes back to back.
+    Benchmark(
+        "dispatch-postgresql-workers-2",
+        _python(
+            "dispatch.py",
+            *("--backend", "postgresql", "--agents", "4", "--jobs", "1000"),
+            *("--workers", "2", "--profile-builds", "0"),
+        ),
+        _python(
+            "dispatch.py",
+            *("--backend", "postgresql", "--jobs", "100", "--latency-samples", "10"),
+            *("--workers", "2", "--profile-builds", "0"),
+        ),
+        budget_s=240,
+        postgresql=True,
+    ),
+    *(
+        Benchmark(
+            f"dispatch-postgresql-single-workers-{workers}",
+            _python(
+                "dispatch.py",
+                *("--backend", "postgresql", "--jobs", "1000", "--jobs-per-build", "1"),
+                *("--latency-samples", "5", "--workers", str(workers), "--profile-builds", "0"),
+            ),
+            _python(
+                "dispatch.py",
+                *("--backend", "postgresql", "--jobs", "100", "--jobs-per-build", "1"),
+                *("--latency-samples", "5", "--workers", str(workers), "--profile-builds", "0"),
+            ),
+            budget_s=240,
+            postgresql=True,
+        )
+        for workers in (1, 2)
+    ),
     Benchmark(
         "replicas",
         _python("replicas.py", "--agents", "4", "--jobs", "500", "--latency-samples", "50"),
@@ -118,6 +153,22 @@ BENCHMARKS = [
         _python("rest.py", "--backend", "sqlite", "--sizes", "10000,100000,1000000"),
         _python("rest.py", "--sizes", "1000,10000", "--requests", "64", "--duration", "5"),
         budget_s=480,
+    ),
+    *(
+        Benchmark(
+            f"rest-postgresql-workers-{workers}",
+            _python(
+                "rest.py", "--backend", "postgresql", "--sizes", "10000", "--workers", str(workers)
+            ),
+            _python(
+                "rest.py",
+                *("--backend", "postgresql", "--sizes", "1000", "--workers", str(workers)),
+                *("--requests", "64", "--duration", "5"),
+            ),
+            budget_s=180,
+            postgresql=True,
+        )
+        for workers in (1, 2)
     ),
     Benchmark(
         "web-build-page",
@@ -155,8 +206,14 @@ BENCHMARKS = [
             "200",
             "--rounds",
             "3",
+            "--log-streams",
+            "50",
         ),
-        _python("web_watchers.py", "--watchers", "5", "--jobs", "30", "--rounds", "1"),
+        _python(
+            "web_watchers.py",
+            *("--watchers", "5", "--jobs", "30", "--rounds", "1"),
+            *("--log-streams", "5", "--printers", "2", "--latency-samples", "6"),
+        ),
         budget_s=240,
     ),
     Benchmark(

@@ -272,10 +272,26 @@ def _web_pipeline_page_rows(web: dict[str, Any] | None) -> list[Row]:
     ]
 
 
+def _log_streams(web: dict[str, Any]) -> str:
+    """What the log followers did (bench/log_streams.py), or nothing without them."""
+    if not web.get("log_streams"):
+        return ""
+    return (
+        f"; {web['log_streams']} log streams on {web['printers']} printing jobs: "
+        f"{web['log_viewers_loaded']} viewers loaded, {web['log_streams_opened']} streams opened, "
+        f"{web['log_sizes_streamed']} sizes streamed, {web['log_windows_fetched']} windows "
+        f"fetched ({web['log_lines_received']} lines), {web['logs_followed_to_the_end']} logs "
+        "followed to the end"
+    )
+
+
 def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
-    measure = "web UI: 50 build pages watching, cost to agent API throughput"
+    measure = "web UI: 50 build pages watching and 50 log streams, cost to agent API throughput"
     if not _measured(web):
-        return [_not_measured(measure, "≤ 10 %", web)]
+        return [
+            _not_measured(measure, "≤ 10 %", web),
+            _not_measured(_WATCHED_LATENCY, _ISSUE_18_LATENCY, web),
+        ]
     assert web is not None
     alone, watched = web["no_watchers"], web["with_watchers"]
     if "no_watchers_runs" in web:  # alternating runs: medians (bench/web_watchers.py)
@@ -294,20 +310,137 @@ def _web_watchers_rows(web: dict[str, Any] | None) -> list[Row]:
             f"{alone['jobs_per_second']} / {again['jobs_per_second']} jobs/s alone, "
             f"{watched['jobs_per_second']} jobs/s watched"
         )
-    return [
+    streams = f" and {web['log_streams']} log streams" if web.get("log_streams") else ""
+    rows: list[Row] = [
         (
-            f"web UI: {web['watchers']} build pages watching, cost to agent API throughput "
-            f"({web['agents']} agents, {_label(web, 'SQLite')})",
+            f"web UI: {web['watchers']} build pages watching{streams}, cost to agent API "
+            f"throughput ({web['agents']} agents, {_label(web, 'SQLite')})",
             "≤ 10 %",
             f"{web['throughput_cost_percent']} %: {runs}; extra server CPU "
             f"{web['extra_server_cpu_percent']} % ({web['extra_server_cpu_ms_per_job']} ms per "
             f"job); {web['build_pages_opened']} pages opened, {web['live_blocks_received']} live "
-            "blocks pushed",
+            f"blocks pushed{_log_streams(web)}",
             MISSING,
             MISSING,
             _ok(web["throughput_cost_percent"] <= 10),
         )
     ]
+    latency = web.get("idle_dispatch_latency")
+    if latency:
+        watched, alone = latency["with_watchers_and_log_streams"], latency["no_watchers"]
+        rows.append(
+            (
+                f"dispatch latency, idle agent, {web['watchers']} build pages and "
+                f"{web['log_streams']} log streams connected ({_label(web, 'SQLite')})",
+                _ISSUE_18_LATENCY,
+                f"{_summary(watched)}; without them {_summary(alone)}",
+                MISSING,
+                MISSING,
+                _ok(_issue_18_latency_met(watched)),
+            )
+        )
+    return rows
+
+
+_WATCHED_LATENCY = "dispatch latency, idle agent, 50 build pages and 50 log streams connected"
+_ISSUE_18_LATENCY = "p50 ≤ 25 ms, p99 ≤ 100 ms"
+
+
+def _summary(latency: dict[str, Any]) -> str:
+    return (
+        f"p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms, "
+        f"p99 {latency['p99_ms']:.0f} ms ({latency['samples']} samples)"
+    )
+
+
+def _issue_18_latency_met(latency: dict[str, Any]) -> bool:
+    return bool(latency["p50_ms"] <= 25 and latency["p99_ms"] <= 100)
+
+
+def _dispatch_run(result: dict[str, Any]) -> str:
+    cpu = result["cpu_ms_per_job"]["server"]
+    return (
+        f"{result['workers']} process{'es' if result['workers'] > 1 else ''} "
+        f"{result['jobs_per_second']} jobs/s (server CPU {cpu:.0f} ms per job, load average "
+        f"{result['load_average'][0] if 'load_average' in result else MISSING})"
+    )
+
+
+def _workers_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
+    """`kiteline server --workers` 1 and 2 on PostgreSQL (issue 18: both cores used where it
+    pays): trivial jobs of both shapes, idle dispatch, build lists."""
+    target = "the numbers for 1 and 2"
+    rows: list[Row] = []
+    shapes = (
+        ("10 jobs", "dispatch-postgresql", "dispatch-postgresql-workers-2"),
+        (
+            "one job",
+            "dispatch-postgresql-single-workers-1",
+            "dispatch-postgresql-single-workers-2",
+        ),
+    )
+    for shape, one_name, two_name in shapes:
+        measure = f"trivial jobs, 4 agents, {shape} per build, server --workers 1 vs 2 (PostgreSQL)"
+        one, two = runs.get(one_name), runs.get(two_name)
+        if not (_measured(one) and _measured(two)):
+            rows.append(_not_measured(measure, target, two if _measured(one) else one))
+            continue
+        assert one is not None and two is not None
+        times = two["jobs_per_second"] / one["jobs_per_second"]
+        rows.append(
+            (
+                measure,
+                target,
+                f"{_dispatch_run(one)}; {_dispatch_run(two)}; {times:.2f}x",
+                MISSING,
+                MISSING,
+                MISSING,
+            )
+        )
+    two = runs.get("dispatch-postgresql-workers-2")
+    measure = "dispatch latency, idle agent, server --workers 2 (PostgreSQL)"
+    if _measured(two):
+        assert two is not None
+        latency = two["idle_dispatch_latency"]
+        rows.append(
+            (
+                measure,
+                _ISSUE_18_LATENCY,
+                _summary(latency),
+                MISSING,
+                MISSING,
+                _ok(_issue_18_latency_met(latency)),
+            )
+        )
+    else:
+        rows.append(_not_measured(measure, _ISSUE_18_LATENCY, two))
+    rows.append(_rest_workers_row(runs))
+    return rows
+
+
+def _rest_workers_row(runs: dict[str, dict[str, Any]]) -> Row:
+    measure = "list builds, per_page=100, server --workers 1 vs 2 (PostgreSQL)"
+    one, two = runs.get("rest-postgresql-workers-1"), runs.get("rest-postgresql-workers-2")
+    if not (_measured(one) and _measured(two)):
+        return _not_measured(measure, "≥ 500 req/s", two if _measured(one) else one)
+    assert one is not None and two is not None
+    cells, best = [], 0.0
+    for rest in (one, two):
+        size, result = next(iter(rest["results"].items()))
+        loads = []
+        for clients in (1, 32):
+            load = result[f"clients_{clients}"]
+            best = max(best, load["req_per_s"])
+            failed = f", {load['failed']} failed" if load.get("failed") else ""
+            loads.append(
+                f"{clients} conn. {load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms"
+                f"{_server_cpu(load)}{failed}"
+            )
+        cells.append(
+            f"{rest['workers']} process{'es' if rest['workers'] > 1 else ''}, "
+            f"{int(size):,} builds: " + "; ".join(loads)
+        )
+    return (measure, "≥ 500 req/s", " / ".join(cells), MISSING, MISSING, _ok(best >= 500))
 
 
 def _memory_rows(
@@ -438,6 +571,7 @@ def render(results: list[dict[str, Any]]) -> str:
         _latency_row(runs.get("dispatch-postgresql"), buildbot),
         _throughput_row(runs.get("dispatch-postgresql"), buildbot, "PostgreSQL", "10 jobs"),
         *_replicas_rows(runs.get("replicas")),
+        *_workers_rows(runs),
         *_rest_rows(runs.get("rest")),
         *_graphql_rows(runs.get("graphql")),
         *_logs_rows(runs.get("logs")),

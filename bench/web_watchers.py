@@ -1,7 +1,8 @@
-"""Web UI benchmark: what 50 browsers watching builds cost the agent API.
+"""Web UI benchmark: what 50 browsers watching builds and 50 following logs cost the agent API.
 
     python bench/web_watchers.py [--backend sqlite|postgresql] [--watchers 50] [--agents 4]
                                  [--jobs 200] [--jobs-per-build 10] [--rounds 3]
+                                 [--log-streams 50] [--printers 5] [--latency-samples 60]
 
 One server, real `kiteline agent` processes (`--agents` workers) and a pipeline of
 `--jobs-per-build` trivial `true` jobs. Throughput is measured as bench/dispatch.py measures
@@ -15,6 +16,25 @@ out to the watchers in turn, so every build being run is watched), hold its bloc
 build.js), and when a block shows the build finished, move on to its next build. The
 watchers are asyncio httpx clients in a thread of this process (no Chromium: the
 JavaScript's requests are what load the server), signed in once before the first run.
+
+Log streams (`--log-streams`, bench/log_streams.py): in the watched runs, that many more
+signed-in clients do what the web log viewer does for a running job, following one job's log
+after another until each is complete. So that a stream costs what it costs in life, the logs
+grow: `--printers` jobs on a queue of their own print a line every quarter of a second,
+`--printers` at a time, through every run (with or without followers: the printing is the
+same in A and W, only the following differs). A `true` job's log is complete before a browser
+could open its stream; following those would measure viewer loads, not streams. Five printers
+for 50 streams: ten browsers on each running log, the server reading the followed logs' sizes
+once every half second for all of them, each follower asking for its window when its log grew.
+
+Idle dispatch under that load (`--latency-samples`, per side): an agent of its own on queue
+`idle`, and single-job builds one at a time for it (each waited for, so the agent is
+long-polling when its job becomes runnable), runnable → accepted by the server's timestamps
+as bench/dispatch.py measures it; after each run, the same number of samples: after a run
+without watchers with none connected, after a watched run with the log followers still
+following and the watchers each opening the page of a sampled build (dealt to them in turn,
+as the throughput builds are). The printers print throughout, so `p50`/`p99` without and with
+differ by the 50 build pages and 50 log streams connected.
 
 The method, so that the run-to-run noise of a shared machine (±15 % between identical runs)
 does not decide the figure: runs without watchers (A) and with them (W) alternate against
@@ -30,22 +50,24 @@ CPU per job is the steadier figure: it does not depend on how fast the other pro
 the machine let the server run.
 
 Prints one JSON line: every run, the medians, the costs, and how many blocks the watchers
-were sent and pages they opened (proof that they were live); then the server CPU of a page
-open, a live-block fetch and a block stream's first block, one at a time on finished builds.
+were sent and pages they opened and what the log followers loaded, were told and fetched
+(proof that they were live); the idle dispatch latencies; the server's CPU share with the
+followers following and nothing else running but the printers (`…_at_rest`, less the idle
+share, with their requests per second); then the server CPU of a page open, a live-block
+fetch, a block stream's first block, a log viewer's load and a log window, one at a time on
+finished builds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,201 +87,12 @@ from common import (
     emit,
     exit_on_sigterm,
     progress,
+    summary_ms,
     web_sign_in,
-    web_sign_in_async,
 )
-from dispatch import _wait_finished
-
-_BLOCK_URL = re.compile(r'<body[^>]* data-block-url="([^"]+)"')
-#: In the block's header once its build finished (templates/build/live.html).
-_FINISHED = "<dt>Finished</dt>"
-
-
-class Created:
-    """The builds created since the watchers started (number and id), in order."""
-
-    def __init__(self) -> None:
-        self.builds: list[tuple[int, str]] = []
-        self.changed = asyncio.Event()
-
-
-class Tally:
-    def __init__(self) -> None:
-        self.events = 0
-        self.pages = 0
-        self.failures: list[str] = []
-        #: Watchers on a build page now (a watched run ends when they all left theirs).
-        self.active = 0
-
-
-async def _sign_in(url: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(
-        base_url=url,
-        timeout=httpx.Timeout(60, read=None),
-        headers={"Accept": "text/html"},
-        limits=httpx.Limits(max_connections=4),
-    )
-    return await web_sign_in_async(client)
-
-
-#: What a watcher does (`--split` runs the first before the second, to split the watchers'
-#: cost): open each build's page only; also hold the page's block stream until the build
-#: finishes (what a browser does: build.js).
-MODES = ("pages", "full")
-
-
-async def _watch_build(
-    client: httpx.AsyncClient,
-    path: str,
-    build_id: str,
-    tally: Tally,
-    stop: asyncio.Event,
-    mode: str = "full",
-) -> None:
-    """One build page open until its build finishes (or the run ends): the page, then its
-    block stream (`data-block-url`), whose pushed blocks it counts, until one shows the build
-    finished."""
-    page = await client.get(path)
-    tally.pages += 1
-    found = _BLOCK_URL.search(page.text)
-    if page.status_code != 200 or found is None:
-        tally.failures.append(f"page {path}: {page.status_code}")
-        return
-    if mode == "pages" or _FINISHED in page.text:
-        return
-    block_url = html.unescape(found.group(1))
-    async with client.stream("GET", block_url, headers={"Accept": "text/event-stream"}) as stream:
-        if stream.status_code != 200:
-            tally.failures.append(f"stream {block_url}: {stream.status_code}")
-            return
-        stopped = asyncio.create_task(stop.wait())
-        lines = stream.aiter_lines()
-        finished = False
-        try:
-            while not stop.is_set():
-                next_line = asyncio.ensure_future(anext(lines))
-                done, _ = await asyncio.wait(
-                    {next_line, stopped}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if next_line not in done:
-                    next_line.cancel()
-                    break
-                line = next_line.result()
-                if line.startswith("event: block"):
-                    tally.events += 1
-                elif line.startswith("data:") and _FINISHED in line:
-                    finished = True
-                elif line == "" and finished:
-                    break
-        except StopAsyncIteration:
-            pass
-        finally:
-            stopped.cancel()
-
-
-async def _watcher(
-    client: httpx.AsyncClient,
-    slug: str,
-    slot: int,
-    every: int,
-    created: Created,
-    tally: Tally,
-    stop: asyncio.Event,
-    mode: str,
-) -> None:
-    """Watcher `slot` of `every` opens the page of build `slot`, `slot + every`, … of those
-    created, each from its creation until it finishes: every build being run is watched."""
-    while not stop.is_set():
-        if slot >= len(created.builds):
-            created.changed.clear()
-            waiting = asyncio.create_task(created.changed.wait())
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            stopping.cancel()
-            continue
-        number, build_id = created.builds[slot]
-        slot += every
-        tally.active += 1
-        try:
-            await _watch_build(
-                client, f"/{ORG}/{slug}/builds/{number}", build_id, tally, stop, mode
-            )
-        except httpx.HTTPError as error:
-            tally.failures.append(f"{type(error).__name__}: {error}")
-        finally:
-            tally.active -= 1
-
-
-class Watchers:
-    """`count` signed-in watchers on an event loop in a thread of their own."""
-
-    def __init__(self, url: str, slug: str, count: int, mode: str = "full") -> None:
-        self.url, self.slug, self.count, self.mode = url, slug, count, mode
-        self.tally = Tally()
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.created = Created()
-        self.stop_event = asyncio.Event()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._main())
-        except BaseException as error:  # told to the main thread
-            self.error = error
-            self.ready.set()
-
-    async def _main(self) -> None:
-        clients = [await _sign_in(self.url) for _ in range(self.count)]
-        try:
-            tasks = [
-                asyncio.create_task(
-                    _watcher(
-                        client,
-                        self.slug,
-                        slot,
-                        self.count,
-                        self.created,
-                        self.tally,
-                        self.stop_event,
-                        self.mode,
-                    )
-                )
-                for slot, client in enumerate(clients)
-            ]
-            self.ready.set()
-            await asyncio.gather(*tasks)
-        finally:
-            for client in clients:
-                await client.aclose()
-
-    def start(self) -> None:
-        self.thread.start()
-        if not self.ready.wait(timeout=300):
-            raise SystemExit("the watchers did not sign in within 300s")
-        if self.error is not None:
-            raise SystemExit(f"the watchers failed: {self.error}")
-
-    def tell_created(self, number: int, build_id: str) -> None:
-        def tell() -> None:
-            self.created.builds.append((number, build_id))
-            self.created.changed.set()
-
-        self.loop.call_soon_threadsafe(tell)
-
-    def wait_idle(self, timeout: float = 60) -> None:
-        """Until every watcher left its build's page (the last blocks read), so that the next
-        run without watchers has none."""
-        deadline = time.monotonic() + timeout
-        while self.tally.active and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(timeout=60)
+from dispatch import _job_times, _wait_finished
+from log_streams import PRINTER_QUEUE, Followers, Printers, printer_pipeline, request_costs
+from page_watchers import MODES, Watchers
 
 
 class Profiler:
@@ -347,6 +180,56 @@ def _run(
         "bench_process_cpu_share": round(own / waited, 2),
         "load_average": round(os.getloadavg()[0], 2),
     }
+
+
+def _latency_samples(
+    client: httpx.Client, slug: str, samples: int, watchers: Watchers | None
+) -> None:
+    """Single-job builds of `slug` (queue `idle`) one at a time, each waited for; each opened
+    by a watcher when `watchers`."""
+    for _ in range(samples):
+        build = create_build(client, slug)
+        if watchers is not None:
+            watchers.tell_created(build["number"], build["id"], slug)
+        _wait_finished(client, slug, [build["number"]], timeout=60, interval=0.05)
+    if watchers is not None:
+        watchers.wait_idle()
+
+
+def _idle_latency(url: str, slug: str) -> dict[str, float]:
+    rows = asyncio.run(_job_times(url, slug))
+    return summary_ms([(row.accepted_at - row.runnable_at).total_seconds() for row in rows])
+
+
+def _streams_at_rest(k: Any, followers: Followers, idle_share: float) -> dict[str, Any]:
+    """The log followers' cost with no other work than the printers': the server's CPU share
+    over 5 s while they follow (after 2 s of starting), less its idle share (the printers'
+    included), and what they did meanwhile, per second."""
+    followers.begin()
+    time.sleep(2)
+    before = followers.counts()
+    share = _idle_share(k)
+    after = followers.counts()
+    followers.end()
+    return {
+        "server_cpu_share_of_log_streams_at_rest": round(share - idle_share, 3),
+        "log_streams_at_rest_per_second": {
+            key: round((after[key] - before[key]) / 5, 1)
+            for key in (
+                "log_viewers_loaded",
+                "log_streams_opened",
+                "log_sizes_streamed",
+                "log_windows_fetched",
+            )
+        },
+    }
+
+
+def _idle_share(k: Any, seconds: float = 5) -> float:
+    """The server's CPU share over `seconds` of doing nothing asked."""
+    before, started = cpu_seconds(k.server.pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(k.server.pid) - before) / (time.monotonic() - started)
 
 
 def _shown(run: dict[str, Any]) -> dict[str, Any]:
@@ -438,6 +321,17 @@ def main() -> None:
         help="before the rounds, a run whose watchers only open the pages: the cost of "
         "the page opens and of the block streams",
     )
+    parser.add_argument(
+        "--log-streams", type=int, default=50, help="log followers in the watched runs (0: none)"
+    )
+    parser.add_argument("--printers", type=int, default=5, help="printing jobs at once")
+    parser.add_argument("--printer-lines", type=int, default=40, help="lines a printer prints")
+    parser.add_argument(
+        "--latency-samples",
+        type=int,
+        default=60,
+        help="idle dispatch samples without watchers and as many with (0: none)",
+    )
     args = parser.parse_args()
     exit_on_sigterm()
     per_build = max(args.jobs_per_build, 1)
@@ -452,21 +346,36 @@ def main() -> None:
         k.client() as client,
     ):
         slug = create_pipeline(client, "Batch", "steps:\n" + "  - command: 'true'\n" * per_build)
-        with agents(k, args.agents):
+        idle_step = "steps:\n  - command: 'true'\n    agents:\n      queue: idle\n"
+        idle_slugs = [create_pipeline(client, name, idle_step) for name in ("Idle", "Idle W")]
+        per_block = -(-args.latency_samples // rounds)  # after each run but the last
+        printer_count = args.printers if args.log_streams > 0 else 0
+        printers = Printers(k, printer_pipeline(client, args.printer_lines), printer_count)
+        followers = Followers(k.url, printers, args.log_streams)
+        with (
+            agents(k, args.agents),
+            agents(k, printer_count, PRINTER_QUEUE) if printer_count else nullcontext(),
+            agents(k, 1, "idle"),
+        ):
             time.sleep(2)  # let every agent register and start long-polling
             watchers = Watchers(k.url, slug, args.watchers)
             watchers.start()  # signed in once: sign-ins are no part of any run
+            if printer_count:
+                printers.start()
+                printers.wait_running()
+                followers.start()  # signed in once too
+                followers.begin()
             # Watched, to fill the caches of both paths (compiled statements and templates).
             warm = max(builds // 5, 1)
             _run(k, client, slug, warm, warm * per_build, watchers)
+            if printer_count:
+                followers.end()
+                followers.reset()
             watchers.tally.events = watchers.tally.pages = 0  # the runs' own from here
-            # What the server spends with nothing to do (the agents' long polls, its sweeps):
-            # a run that takes longer pays more of it, whatever it did for the jobs.
-            idle_before, idle_started = cpu_seconds(k.server.pid), time.monotonic()
-            time.sleep(5)
-            idle_share = (cpu_seconds(k.server.pid) - idle_before) / (
-                time.monotonic() - idle_started
-            )
+            # What the server spends with nothing to do (the agents' long polls, its sweeps;
+            # the printers' chunks): a run that takes longer pays more of it, whatever it did
+            # for the jobs.
+            idle_share = _idle_share(k)
             partial: dict[str, Any] = {}
             for mode in MODES[:-1] if args.split else ():
                 part = Watchers(k.url, slug, args.watchers, mode)
@@ -482,6 +391,8 @@ def main() -> None:
                     with_watchers = index % 2 == 1
                     name = f"{'watched' if with_watchers else 'alone'}-{index // 2 + 1}"
                     progress(f"web-watchers ({args.backend}): {jobs} jobs, {name}")
+                    if with_watchers and printer_count:
+                        followers.begin()
                     run = _run(
                         k,
                         client,
@@ -494,10 +405,35 @@ def main() -> None:
                     )
                     (watched if with_watchers else alone).append(run)
                     progress(f"{name}: {_shown(run)}")
+                    if index < 2 * rounds:
+                        _latency_samples(
+                            client,
+                            idle_slugs[with_watchers],
+                            per_block,
+                            watchers if with_watchers else None,
+                        )
+                    if with_watchers and printer_count:
+                        followers.end()
+                followed = followers.counts()  # the runs' (at rest's come apart)
+                at_rest = _streams_at_rest(k, followers, idle_share) if printer_count else {}
             finally:
                 watchers.stop()
+                if printer_count:
+                    printers.stop()
+                    followers.close()
             numbers = [number for run in alone for number in run["numbers"]]
-            per_request = _per_request(k, slug, numbers, idle_share)
+            quiet_share = _idle_share(k) if printer_count else idle_share  # printers stopped
+            per_request = _per_request(k, slug, numbers, quiet_share)
+            if printer_count:
+                per_request.update(request_costs(k, printers, quiet_share))
+        latency = (
+            {
+                "no_watchers": _idle_latency(url, idle_slugs[0]),
+                "with_watchers_and_log_streams": _idle_latency(url, idle_slugs[1]),
+            }
+            if per_block
+            else None
+        )
         info = database_info(url)
     tally = watchers.tally
     for run in (*alone, *watched, *partial.values()):
@@ -572,6 +508,12 @@ def main() -> None:
             else None,
         },
         "watcher_failures": len(tally.failures),
+        "log_streams": args.log_streams if printer_count else 0,
+        "printers": printer_count,
+        "printer_builds": printers.created,
+        **followed,
+        **at_rest,
+        "idle_dispatch_latency": latency,
     }
     if partial:
         # Extra server CPU per job of each part: the pages, the block streams.
@@ -583,6 +525,8 @@ def main() -> None:
         }
     if tally.failures:
         result["first_watcher_failure"] = tally.failures[0]
+    if followers.tally.failures:
+        result["first_log_follower_failure"] = followers.tally.failures[0]
     emit(result)
 
 
