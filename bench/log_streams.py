@@ -10,10 +10,13 @@ not what printing does.
 
 Followers: signed-in clients doing what the web log viewer (static/log.js) does for a job
 that is running: load the viewer (`…/jobs/<id>/log`, its first window), open its live stream
-(`data-live-url`, `/organizations/<org>/live?log=<id>`: the log's size each time it grows,
-read from the chunks every 0.5 s by the server while someone follows), ask for the window
-after what it has (`data-log-url?after=<byte>&line=<n>`) each time the size says the log grew
-and the viewer is at its tail, and stop at the window that says the log is complete. A browser
+from where it is (`data-live-url` and `&from=<byte>&line=<n>`, `/organizations/<org>/live?log=
+<id>&…`: the log's size each time it grows, read from the chunks every 0.5 s by the server
+while someone follows, with the window from the follower's position: decision 0049), append
+the pushed window when it starts where the viewer is and the viewer is at its tail, else ask
+for the window after what it has (`data-log-url?after=<byte>&line=<n>`) when the size says the
+log grew, and then open the stream again from there; stop at the window that says the log is
+complete. A browser
 hears of the job's finish on the build page's own stream (build.js) and asks for the tail once
 more; the followers have no build page open, so they ask once more when their stream has been
 quiet for 1.5 s (the agent sends a chunk every second while the job prints). Then the next
@@ -164,6 +167,7 @@ class Tally:
         self.viewers = 0  # log viewers loaded
         self.streams = 0  # live streams opened
         self.events = 0  # log sizes the streams told
+        self.pushed = 0  # windows the streams pushed that the followers appended
         self.windows = 0  # windows asked for after the first
         self.lines = 0  # lines received in those windows
         self.completed = 0  # logs followed to their complete window
@@ -219,6 +223,25 @@ async def follow_log(
     viewer = _Viewer(answer.text)
     if viewer.done or "data-following" not in answer.text:
         return True
+    while not viewer.done:
+        position = f"&from={viewer.to}&line={viewer.next_line}"
+        if not await _follow_stream(client, log_url, live_url + position, viewer, tally, stop):
+            return False
+    tally.completed += 1
+    return True
+
+
+async def _follow_stream(
+    client: httpx.AsyncClient,
+    log_url: str,
+    live_url: str,
+    viewer: _Viewer,
+    tally: Tally,
+    stop: asyncio.Event,
+) -> bool:
+    """Follow one stream until the log is complete or a fetched window (the stream pushed no
+    window from where the viewer was) asks for the stream to be opened again from where the
+    viewer now is (True), or until `stop` is set or the stream ended (False)."""
     async with client.stream("GET", live_url, headers={"Accept": "text/event-stream"}) as stream:
         if stream.status_code != 200:
             raise ValueError(f"log stream {live_url}: {stream.status_code}")
@@ -245,15 +268,20 @@ async def follow_log(
                 if data.get("event") != "log":
                     continue
                 tally.events += 1
-                if viewer.to >= viewer.size and data["size"] > viewer.to:  # at the tail
+                if viewer.to < viewer.size:  # not at the tail
+                    continue
+                if data.get("html") and data["from"] == viewer.to:
+                    tally.pushed += 1
+                    tally.lines += viewer.read(data["html"])
+                elif data["size"] > viewer.to:
                     await _later(client, log_url, viewer, tally)
+                    return True
         except StopAsyncIteration:  # the stream ended (after STREAM_SECONDS): follow again
             return False
         finally:
             stopped.cancel()
             if reading is not None:
                 reading.cancel()
-    tally.completed += 1
     return True
 
 
@@ -342,6 +370,7 @@ class Followers:
             "log_viewers_loaded": tally.viewers,
             "log_streams_opened": tally.streams,
             "log_sizes_streamed": tally.events,
+            "log_windows_pushed": tally.pushed,
             "log_windows_fetched": tally.windows,
             "log_lines_received": tally.lines,
             "logs_followed_to_the_end": tally.completed,

@@ -219,6 +219,7 @@ def _streams_at_rest(k: Any, followers: Followers, idle_share: float) -> dict[st
                 "log_viewers_loaded",
                 "log_streams_opened",
                 "log_sizes_streamed",
+                "log_windows_pushed",
                 "log_windows_fetched",
             )
         },

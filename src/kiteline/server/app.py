@@ -48,6 +48,7 @@ from kiteline.server.users.rest import router as users_router
 from kiteline.server.web.live import LiveHub
 from kiteline.server.web.pages.build import feed_block
 from kiteline.server.web.pages.build_feed import BuildFeeds
+from kiteline.server.web.pages.log_windows import log_window_renderer
 from kiteline.server.web.setup import install_web
 from kiteline.server.webhooks.rest import router as webhooks_router
 from kiteline.server.workers.presence import serving_presence
@@ -98,7 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.blobs = open_blob_store(settings)
         app.state.secret_key = load_or_create_secret(settings.secret_key, settings.data_dir)
         app.state.signer = UrlSigner(app.state.secret_key)
-        app.state.live = LiveHub(app.state.sessions, poll_seconds=settings.live_poll_seconds)
+        app.state.live = LiveHub(
+            app.state.sessions,
+            poll_seconds=settings.live_poll_seconds,
+            log_windows=log_window_renderer(
+                app.state.sessions, app.state.blobs, instruments.log_windows_rendered.inc
+            ),
+        )
         app.state.build_feeds = BuildFeeds(app.state.live, app.state.sessions, feed_block)
         app.state.sightings = Sightings(app.state.sessions)
         relay = None

@@ -79,6 +79,12 @@ class Instruments:
             "Bytes of job log received from agents (uncompressed)",
             registry=registry,
         )
+        self.log_windows_rendered = Counter(
+            "kiteline_web_log_windows_rendered_for_streams",
+            "Log windows rendered for the live streams of log followers (one per log and "
+            "position per poll, however many followers are at it)",
+            registry=registry,
+        )
         self.pool_checked_out = Gauge(
             "kiteline_db_pool_checked_out",
             "Database connections checked out of the pool right now",

@@ -20,9 +20,10 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -74,6 +75,26 @@ SUBJECT_KEYS = {
 #: table this often, made only while some page follows a log.
 LOG_POLL_SECONDS = 0.5
 LOG_KIND = "log"
+#: A follower whose log grew by more than this since its position is told the size only (and
+#: fetches, as a follower without a position does): a window is at most 64 KiB anyway.
+PUSH_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class PushedWindow:
+    """A log's window from a follower's position, as the window route answers it: its start
+    and end, the number of the line after it, whether the log has more after it, its HTML."""
+
+    start: int
+    end: int
+    next_line: int
+    more_after: bool
+    html: str
+
+
+#: Renders the window of a job's log from (byte, line number), as the log window route does
+#: (web/pages/log_windows.py); the app gives it to the hub.
+LogWindowRenderer = Callable[[uuid.UUID, int, int], Awaitable[PushedWindow]]
 
 
 def log_topic(organization_id: uuid.UUID, job_id: uuid.UUID) -> str:
@@ -116,7 +137,12 @@ class LiveMessage:
         return cls(event.id, event.name, dict(event.data or {}))
 
     def encode(self) -> bytes:
-        """One Server-Sent Event: the default `message` type, the name inside the data."""
+        return self.encoded
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """One Server-Sent Event: the default `message` type, the name inside the data (once
+        per message: a pushed log window goes to every follower at its position)."""
         body = json.dumps({"event": self.name, **self.data}, separators=(",", ":"))
         head = f"id: {self.event_id}\n" if self.event_id is not None else ""
         return f"{head}data: {body}\n\n".encode()
@@ -126,11 +152,16 @@ RESYNC = LiveMessage(None, "resync", {})
 
 
 class Subscription:
-    def __init__(self, topics: frozenset[str]) -> None:
+    def __init__(
+        self, topics: frozenset[str], log_positions: Mapping[str, tuple[int, int]] | None = None
+    ) -> None:
         self.topics = topics
         self.queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self.overflowed = False
         self.log_sizes_told: dict[str, int] = {}
+        #: Per followed log's topic, what the follower has: (byte, number of the next line).
+        #: Its new lines are pushed from there; a log without one is told its size only.
+        self.log_positions: dict[str, tuple[int, int]] = dict(log_positions or {})
 
     def offer(self, message: LiveMessage) -> None:
         if self.overflowed:
@@ -170,8 +201,10 @@ class LiveHub:
         poll_seconds: float,
         notifier: Notifier = outbox,
         batch_seconds: float = BATCH_SECONDS,
+        log_windows: LogWindowRenderer | None = None,
     ) -> None:
         self._sessions = sessions
+        self._log_windows = log_windows
         self._poll_seconds = poll_seconds
         self._batch_seconds = batch_seconds
         self._notifier = notifier
@@ -188,10 +221,16 @@ class LiveHub:
         return self._count
 
     @asynccontextmanager
-    async def subscribe(self, topics: Iterable[str]) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self,
+        topics: Iterable[str],
+        *,
+        log_positions: Mapping[str, tuple[int, int]] | None = None,
+    ) -> AsyncIterator[Subscription]:
         """Receive the events of `topics` from now on (once the reader has its starting point,
-        so that a catch-up read done after this returns leaves no gap)."""
-        subscription = Subscription(frozenset(topics))
+        so that a catch-up read done after this returns leaves no gap); `log_positions`: where
+        the follower of a log topic is (byte, next line), for its new lines to be pushed."""
+        subscription = Subscription(frozenset(topics), log_positions)
         for topic in subscription.topics:
             self._by_topic[topic].add(subscription)
         self._count += 1
@@ -291,7 +330,8 @@ class LiveHub:
     async def _watch_logs_while_followed(self) -> None:
         """Tell each follower of a log its size when it differs from what that follower was
         last told (so also once when it starts following: a page catches up with what
-        arrived since it rendered)."""
+        arrived since it rendered); with the window from the follower's position when it
+        has one (decision 0049)."""
         while followed := self._followed_logs():
             try:
                 async with transaction(self._sessions, read_only=True) as session:
@@ -300,14 +340,52 @@ class LiveHub:
                 log.warning("could not read log sizes for live pages", exc_info=True)
             else:
                 for job_id, topic in followed.items():
-                    self._tell_log_size(topic, job_id, found.get(job_id, 0))
+                    await self._tell_log_size(topic, job_id, found.get(job_id, 0))
             await asyncio.sleep(LOG_POLL_SECONDS)
 
-    def _tell_log_size(self, topic: str, job_id: uuid.UUID, size: int) -> None:
-        for follower in self._by_topic.get(topic, ()):
-            if follower.log_sizes_told.get(topic) != size:
-                follower.log_sizes_told[topic] = size
-                follower.offer(LiveMessage(None, LOG_KIND, {"job_id": str(job_id), "size": size}))
+    async def _tell_log_size(self, topic: str, job_id: uuid.UUID, size: int) -> None:
+        """One message per position the followers of the log are at: the window from there
+        rendered once, however many followers are at it."""
+        told = {"job_id": str(job_id), "size": size}
+        pushed: dict[tuple[int, int], tuple[LiveMessage, PushedWindow | None]] = {}
+        for follower in list(self._by_topic.get(topic, ())):
+            if follower.log_sizes_told.get(topic) == size:
+                continue
+            follower.log_sizes_told[topic] = size
+            position = follower.log_positions.get(topic)
+            if position is None or position[0] >= size or self._log_windows is None:
+                follower.offer(LiveMessage(None, LOG_KIND, told))
+                continue
+            if position not in pushed:
+                pushed[position] = await self._push_window(job_id, position, told)
+            message, window = pushed[position]
+            if window is None or window.more_after:
+                # The follower fetches (and reopens its stream from where it then is).
+                del follower.log_positions[topic]
+            else:
+                follower.log_positions[topic] = (window.end, window.next_line)
+            follower.offer(message)
+
+    async def _push_window(
+        self, job_id: uuid.UUID, position: tuple[int, int], told: dict[str, Any]
+    ) -> tuple[LiveMessage, PushedWindow | None]:
+        start, line = position
+        window = None
+        if self._log_windows is not None and told["size"] - start <= PUSH_BYTES:
+            try:
+                window = await self._log_windows(job_id, start, line)
+            except Exception:  # the follower fetches the window instead
+                log.warning("could not render a log window for live pages", exc_info=True)
+        if window is None:
+            return LiveMessage(None, LOG_KIND, told), None
+        data = {
+            **told,
+            "from": window.start,
+            "to": window.end,
+            "next_line": window.next_line,
+            "html": window.html,
+        }
+        return LiveMessage(None, LOG_KIND, data), window
 
     async def aclose(self) -> None:
         for task in (self._reader, self._log_watcher):
@@ -333,11 +411,12 @@ async def event_stream(
     topics: Iterable[str],
     after_id: int | None,
     stream_seconds: float = STREAM_SECONDS,
+    log_positions: Mapping[str, tuple[int, int]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The body of a page's Server-Sent Events response: events since `after_id` (when given),
     then each new one of `topics`, until `stream_seconds` have passed."""
     deadline = time.monotonic() + stream_seconds
-    async with hub.subscribe(topics) as subscription:
+    async with hub.subscribe(topics, log_positions=log_positions) as subscription:
         already_sent: set[int] = set()
         missed: list[LiveMessage] = []
         if after_id is not None:

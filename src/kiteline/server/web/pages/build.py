@@ -63,10 +63,10 @@ from kiteline.server.web.pages.build_view import (
 from kiteline.server.web.pages.log_view import (
     WINDOW_BYTES,
     backward_start,
-    forward_bounds,
     line_count,
     render_window,
 )
+from kiteline.server.web.pages.log_windows import forward_window
 from kiteline.server.web.routing import page_router
 from kiteline.server.web.templating import SECURITY_HEADERS, environment, render, static_url
 
@@ -515,15 +515,13 @@ async def job_log(request: Request, org: str, pipeline: str, number: str, job_id
             start = backward_start(data, start=first)
             data = data[start - first :]
             first_line = max(line - line_count(data), 1)
-        else:
-            start = min(after or 0, layout.size)
-            data = await read_range(session, store, layout, start, start + WINDOW_BYTES)
-            end = forward_bounds(data, start=start, size=layout.size, complete=complete)
-            data = data[: end - start]
-            first_line = line
-        window = render_window(
-            data, start=start, size=layout.size, first_line=first_line, complete=complete
-        )
+            window = render_window(
+                data, start=start, size=layout.size, first_line=first_line, complete=complete
+            )
+        else:  # as the live stream pushes it to the log's followers (log_windows.py)
+            window = await forward_window(
+                session, store, layout, after=after or 0, line=line, complete=complete
+            )
         base = build_path(org, pipeline, build.number)
         return render(
             request,

@@ -35,11 +35,15 @@ async def live_events(
     agent: list[uuid.UUID] = Query([]),
     job_log: list[uuid.UUID] = Query([], alias="log"),
     after: int | None = Query(None, ge=0),
+    log_from: int | None = Query(None, alias="from", ge=0),
+    line: int = Query(1, ge=1),
 ) -> Response:
     """Server-Sent Events for a page: the organization's events, or only those of the named
     pipelines, builds, jobs and agents, and the sizes of the named jobs' logs. `after` (the
     outbox position the page was rendered at, see `live_position`) or the browser's
-    Last-Event-ID replays the events that came in between."""
+    Last-Event-ID replays the events that came in between. With one log, `from=<byte>&line=<n>`
+    (what the viewer has: its last window's end and next line) has its new lines pushed:
+    each size comes with the window from there (decision 0049)."""
     async with request_transaction(request, read_only=True) as session:
         viewer = await find_viewer(session, request)
         if viewer is None:
@@ -56,6 +60,9 @@ async def live_events(
         for subject_id in ids
     ] + [log_topic(organization.id, job_id) for job_id in job_log]
     topics = topics or [organization_topic(organization.id)]
+    log_positions = {}
+    if log_from is not None and len(job_log) == 1:
+        log_positions[log_topic(organization.id, job_log[0])] = (log_from, line)
     last_event_id = request.headers.get("Last-Event-ID", "")
     hub: LiveHub = request.app.state.live
     return StreamingResponse(
@@ -64,6 +71,7 @@ async def live_events(
             organization_id=organization.id,
             topics=topics,
             after_id=resumed if (resumed := parse_int(last_event_id)) is not None else after,
+            log_positions=log_positions,
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

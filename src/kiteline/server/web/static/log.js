@@ -1,7 +1,7 @@
 // The job log viewer (templates/build/log.html, loaded into a job's row): pages through a long
 // log a window at a time with at most MAX_LINES lines in the page, follows the tail while the
-// job runs (the page's live stream says how far the log has grown), shows timestamps on
-// demand, and brings the line the URL names (#<job id>-L<n>) into view.
+// job runs (the log's live stream pushes the new lines, or says how far the log has grown),
+// shows timestamps on demand, and brings the line the URL names (#<job id>-L<n>) into view.
 (function () {
   "use strict";
 
@@ -9,6 +9,8 @@
   // Logs followed by a stream of their own (the page has one too); the others are polled.
   var MAX_STREAMS = 2;
   var POLL_MS = 1000;
+  // A stream the server ended is opened again after this long, from where the viewer then is.
+  var RECONNECT_MS = 2000;
   var streams = 0;
 
   function list(viewer) {
@@ -26,11 +28,13 @@
         }
         return response.text();
       })
-      .then(function (html) {
-        var template = document.createElement("template");
-        template.innerHTML = html;
-        return template.content.querySelector(".log-window");
-      });
+      .then(windowOf);
+  }
+
+  function windowOf(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return template.content.querySelector(".log-window");
   }
 
   // Lines at the start of `later` that continue the section `earlier` ends with go under it.
@@ -155,7 +159,12 @@
           viewer.again = false;
           if (viewer.hasAttribute("data-following")) {
             later(viewer);
+            return;
           }
+        }
+        if (viewer.lost && viewer.source) {
+          // The stream no longer pushed from where the viewer is: opened again from there.
+          openStream(viewer);
         }
       });
   }
@@ -178,14 +187,21 @@
       });
   }
 
-  // Following: the live stream of the log's size; a window is asked for when it grows (and
-  // once more when the job finishes, for a last line without its newline).
+  // Following: the live stream of the log, opened from where the viewer is (its last
+  // window's end and next line), pushes the window after it each time the log grows: the
+  // window route's answer, appended as a fetched one is. A window that does not start where
+  // the viewer is (or a size without one) is fetched as it was before the push; so is the
+  // tail once more when the job finishes, for a last line without its newline.
   function stopFollowing(viewer) {
     viewer.removeAttribute("data-following");
     if (viewer.source) {
       viewer.source.close();
       viewer.source = null;
       streams -= 1;
+    }
+    if (viewer.reconnect) {
+      window.clearTimeout(viewer.reconnect);
+      viewer.reconnect = null;
     }
     if (viewer.poller) {
       window.clearInterval(viewer.poller);
@@ -195,6 +211,57 @@
     if (status) {
       status.textContent = "";
     }
+  }
+
+  function heard(viewer, data) {
+    var last = list(viewer).lastElementChild;
+    var atTail = viewer.querySelector(".log-later").hidden;
+    if (data.event !== "log" || !atTail) {
+      return;
+    }
+    if (data.html && last && !viewer.busy && String(data.from) === last.dataset.to) {
+      var win = windowOf(data.html);
+      if (win) {
+        append(viewer, win);
+        return;
+      }
+    }
+    if (!last || data.size > Number(last.dataset.to)) {
+      viewer.lost = true;
+      later(viewer);
+    }
+  }
+
+  // The stream (one per viewer, its count kept while it is opened again).
+  function openStream(viewer) {
+    if (viewer.source) {
+      viewer.source.close();
+    }
+    viewer.lost = false;
+    var last = list(viewer).lastElementChild;
+    var url = viewer.dataset.liveUrl;
+    if (last) {
+      url += "&from=" + last.dataset.to + "&line=" + last.dataset.nextLine;
+    }
+    var source = new EventSource(url);
+    viewer.source = source;
+    window.kiteline.onJsonMessage(source, function (data) {
+      heard(viewer, data);
+    });
+    source.onerror = function () {
+      // Ended by the server (streams last minutes): reopened from where the viewer is now,
+      // not from the URL it was opened with. A stream refused for good (signed out) stays shut.
+      if (viewer.source !== source || source.readyState !== EventSource.CONNECTING) {
+        return;
+      }
+      source.close();
+      viewer.reconnect = window.setTimeout(function () {
+        viewer.reconnect = null;
+        if (viewer.source === source && viewer.hasAttribute("data-following")) {
+          openStream(viewer);
+        }
+      }, RECONNECT_MS);
+    };
   }
 
   function follow(viewer) {
@@ -208,15 +275,7 @@
       return;
     }
     streams += 1;
-    var source = new EventSource(viewer.dataset.liveUrl);
-    viewer.source = source;
-    window.kiteline.onJsonMessage(source, function (data) {
-      var last = list(viewer).lastElementChild;
-      var atTail = viewer.querySelector(".log-later").hidden;
-      if (data.event === "log" && atTail && (!last || data.size > Number(last.dataset.to))) {
-        later(viewer);
-      }
-    });
+    openStream(viewer);
   }
 
   document.addEventListener("kiteline:event", function (event) {
