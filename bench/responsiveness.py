@@ -2,7 +2,7 @@
 issue-14 probes run against a real `kiteline server` process.
 
     python bench/responsiveness.py [--backend sqlite|postgresql] [--steps 20000]
-                                   [--aliases 300] [--interval 0.02] [--loop-turns]
+                                   [--aliases 300] [--interval 0.02] [--settle 0] [--loop-turns]
                                    [--probes graphql,pipeline,build_create,build_get,build_list]
 
 Probes, one after the other: a GraphQL document of `--aliases` introspection aliases (allowed
@@ -12,7 +12,10 @@ by the default limits), the same with 1,000 aliases (refused by them), a pipelin
 of this process each send a request every `--interval` seconds: `GET /healthz`, and an idle
 agent's `GET /v3/ping`; their latencies (p50/p95/p99/max) are reported per probe, with the
 probe's own duration and status, the server process's CPU time during it and its RSS after it.
-`--probes` runs some of them (a build's probes create the pipeline first).
+`--probes` runs some of them (a build's probes create the pipeline first). `--settle S` waits
+S seconds before each probe: a build of 20,000 jobs leaves its 20,001 events to be fanned out
+to webhooks for several seconds after its create answers, which otherwise falls into the read's
+and the list's windows (their CPU and their waits).
 
 `--loop-turns` runs the server under `bench/loop_sampler.py` and adds, per probe, its event
 loop's turns: the loop thread's CPU time between two turns of a task that wakes every 5 ms
@@ -228,6 +231,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--aliases", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds to wait before each probe, so that the work a probe leaves behind (the "
+        "webhook fan-out of a large build's events) is done before the next is measured",
+    )
     parser.add_argument("--loop-turns", action="store_true")
     parser.add_argument(
         "--switch-interval",
@@ -317,6 +327,7 @@ def main() -> None:
             if kind not in wanted:
                 continue
             progress(f"probe {name}")
+            time.sleep(args.settle)
             results[name] = under_probes(k.url, idle, args.interval, probe, k.server.pid)
             windows[name] = results[name].pop("window")
             progress(f"  {results[name]}")

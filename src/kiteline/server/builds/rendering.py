@@ -17,13 +17,14 @@ docs/decisions/0010-build-json-cache.md. Which builds a page shows, and their si
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
@@ -35,7 +36,7 @@ from kiteline.server.builds.creation import LARGE_BUILD
 from kiteline.server.builds.fills import Filler, hole_key
 from kiteline.server.builds.repository import Build, BuildListing
 from kiteline.server.jobs.service import Job, JobListing
-from kiteline.server.kit import collector
+from kiteline.server.kit import collector, sqlite_driver
 from kiteline.server.kit.slices import pause_if_due
 from kiteline.server.kit.urls import Urls
 from kiteline.server.pipelines.service import Pipeline
@@ -191,21 +192,48 @@ def cache_of(app: FastAPI) -> BuildJsonCache:
 # Rendering ----------------------------------------------------------------------------------
 
 
-#: Jobs rendered between two `pause_if_due()` checks (each job takes some microseconds).
+#: Jobs rendered between two checks (each job takes some microseconds).
 _JOBS_PER_CHECK = 50
 
+_T = TypeVar("_T")
 
-async def _render(
+#: Rendering as a generator that yields at its checks: `_sliced` runs it on the loop with a
+#: `pause_if_due()` at each, `_whole` runs it at once (in a thread). A pure function of the
+#: rows either way.
+Steps = Generator[None, None, _T]
+
+
+async def _sliced(steps: Steps[_T]) -> _T:
+    """Run `steps` on the loop, the loop free at its checks once due (`kit/slices`)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await pause_if_due()
+
+
+def _whole(steps: Steps[_T]) -> _T:
+    """Run `steps` to their end (in a thread: the loop gets the GIL back within
+    `kit/offload.hand_over_quickly`'s switch interval)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _render(
     build: BuildListing,
     signature: listing.Signature,
     jobs: list[JobListing],
     meta_data: dict[str, str],
     shape: Shape,
-) -> RenderedBuild:
+) -> Steps[RenderedBuild]:
     """The build's JSON with holes, from its rows alone. A build of thousands of jobs is
-    rendered in slices, the loop free between them (`kit/slices`): each job is encoded on its
-    own and the array spliced in, byte for byte what encoding the whole dict gives (its
-    pieces are split at the holes one by one, never joined whole: 35 MB for 20,000 jobs)."""
+    rendered in slices (a check every `_JOBS_PER_CHECK` jobs): each job is encoded on its own
+    and the array spliced in, byte for byte what encoding the whole dict gives (its pieces
+    are split at the holes one by one, never joined whole: 35 MB for 20,000 jobs)."""
     keys: list[str] = []
 
     def hole(kind: str, row_id: uuid.UUID | None, organization_id: uuid.UUID | None = None) -> Any:
@@ -224,7 +252,7 @@ async def _render(
             encoded = to_json(shapes.job_body(build, url, web_url, job, hole))
             encoded_jobs.append(b"," + encoded if index else encoded)
             if index % _JOBS_PER_CHECK == 0:
-                await pause_if_due()
+                yield
     if shape.include_job_state_counts:
         body["job_state_counts"] = shapes.job_state_counts(shown)
     if shape.include_pipeline:
@@ -234,17 +262,17 @@ async def _render(
     if shape.include_jobs:
         before, after = encoded.split(_JOBS_ENCODED)
         pieces = [before + b"[", *encoded_jobs, b"]" + after]
-    return await _split(pieces, keys, build, signature)
+    return (yield from _split(pieces, keys, build, signature))
 
 
 _JOBS_ENCODED = to_json(_JOBS)
-#: Pieces (a job's JSON each) split between two `pause_if_due()` checks.
+#: Pieces (a job's JSON each) split between two checks.
 _PIECES_PER_CHECK = 50
 
 
-async def _split(
+def _split(
     pieces: list[bytes], keys: list[str], build: BuildListing, signature: listing.Signature
-) -> RenderedBuild:
+) -> Steps[RenderedBuild]:
     """The rendering joined from `pieces` (no hole spans two), split at its holes."""
     urls = {
         b"api": hole_key("api", build.pipeline_id),
@@ -259,7 +287,7 @@ async def _split(
     keys_shown: set[str] = set()
     for number, encoded in enumerate(pieces):
         if number % _PIECES_PER_CHECK == 0:
-            await pause_if_due()
+            yield
         start = 0
         for match in _MARKS.finditer(encoded):
             between.append(encoded[start : match.start()])
@@ -305,47 +333,110 @@ async def _split(
 #: slice is a fetch through a server-side cursor, and 100 cost a tenth more CPU (decision 0046).
 _JOB_ROWS_PER_SLICE = {"sqlite": 100, "postgresql": 200}
 
+#: Builds of this many jobs in all (their signatures tell) are read and rendered in a thread:
+#: their job rows fetched whole in one call, made into listings and rendered there, the loop
+#: free meanwhile (decision 0048). Fewer are streamed and rendered on the loop in slices: a
+#: hand-off to a thread costs more than they do.
+THREADED_JOB_ROWS = LARGE_BUILD
+
+_BuildRows = dict[uuid.UUID, tuple[BuildListing, int, Any]]
+_JobRows = dict[uuid.UUID, list[tuple[JobListing, int, Any]]]
+
 
 async def _render_from_rows(
-    session: AsyncSession, keys: Sequence[Any], shape: Shape
+    session: AsyncSession, listed: Sequence[listing.Listed], shape: Shape
 ) -> dict[Any, RenderedBuild]:
     """Read the builds' rows (each with the revision it was read at) and render them. The
     meta-data is read after the build rows: a newer meta-data under an older revision is
     only ever shown to requests that read that revision before it changed."""
-    if not keys:
+    if not listed:
         return {}
-    build_ids = [uuid.UUID(str(key)) for key in keys]
-    builds: dict[uuid.UUID, tuple[BuildListing, int, Any]] = {}
+    build_ids = [uuid.UUID(str(item.key)) for item in listed]
+    builds: _BuildRows = {}
     for row in await session.execute(listing.build_rows(build_ids)):
         builds[row[0]] = (BuildListing._make(row[:-2]), row[-2], row[-1])
-    jobs: dict[uuid.UUID, list[tuple[JobListing, int, Any]]] = {build_id: [] for build_id in builds}
-    # Once the rows turn out many (a large build's), no full collection until they are
-    # rendered (kit/collector.py).
+    if not builds:
+        return {}
+    if sum(len(item.signature[1]) for item in listed) >= THREADED_JOB_ROWS:
+        return await _render_in_thread(session, builds, shape)
+    jobs: _JobRows = {build_id: [] for build_id in builds}
+    # Once the rows turn out many, no full collection until they are rendered
+    # (kit/collector.py).
     with collector.Hold() as hold:
-        if builds:
-            # Streamed, a slice of rows at a time: a build of 20,000 jobs is seconds of row
-            # processing, which would otherwise hold the loop in one piece.
-            found = await session.stream(listing.job_rows(list(builds)))
-            read = 0
-            per_slice = _JOB_ROWS_PER_SLICE.get(session.get_bind().dialect.name, 200)
-            async for rows in found.partitions(per_slice):
-                for row in rows:
-                    job = JobListing._make(row[:-2])
-                    jobs[job.build_id].append((job, row[-2], row[-1]))
-                read += len(rows)
-                if read >= LARGE_BUILD:
-                    hold.engage()
+        # Streamed, a slice of rows at a time, the loop free between slices.
+        found = await session.stream(listing.job_rows(list(builds)))
+        read = 0
+        per_slice = _JOB_ROWS_PER_SLICE.get(session.get_bind().dialect.name, 200)
+        async for rows in found.partitions(per_slice):
+            _add_jobs(jobs, rows)
+            read += len(rows)
+            if read >= LARGE_BUILD:
+                hold.engage()
+            await pause_if_due()
+        meta_data = await repository.meta_data_for(session, list(builds))
+        return await _sliced(_render_all(builds, jobs, meta_data, shape))
+
+
+async def _render_in_thread(
+    session: AsyncSession, builds: _BuildRows, shape: Shape
+) -> dict[Any, RenderedBuild]:
+    """`_render_from_rows` for builds of many jobs: their rows are fetched in one call, and
+    SQLAlchemy's processing of them (most of a read's CPU), the listings and the rendering
+    run in one thread call, a pure function of the rows. On SQLite the statement itself runs
+    and is fetched in a thread as well (`fetched_in_thread`: inline, 20,000 rows of 40
+    columns are about 0.1 s of the loop in one call); on PostgreSQL its rows arrive while the
+    loop is free, a slice at a time. One hand-off per read: per slice of rows, the hand-offs
+    cost more CPU than the work they moved (decision 0046)."""
+    with collector.Hold(engaged=True):
+        # Core, not the ORM session: its results are processed as they are iterated (the
+        # session buffers and processes them at once, on the loop).
+        connection = await session.connection()
+        query = listing.job_rows(list(builds))
+        found: Iterable[Any]
+        if connection.dialect.name == "sqlite":
+            with sqlite_driver.fetched_in_thread():
+                found = await connection.execute(query)
+        else:
+            # asyncpg decodes a result's JSON columns as it takes the result in, on the loop:
+            # 20,000 rows' at once were a turn of 170 ms. A server-side cursor, a slice a time.
+            found = []
+            per_slice = _JOB_ROWS_PER_SLICE.get(connection.dialect.name, 200)
+            async for rows in (await connection.stream(query)).partitions(per_slice):
+                found.extend(rows)
                 await pause_if_due()
         meta_data = await repository.meta_data_for(session, list(builds))
-        rendered: dict[Any, RenderedBuild] = {}
-        for build_id, (build, revision, key) in builds.items():
-            signature: listing.Signature = (
-                revision,
-                tuple((id_, rev) for _, rev, id_ in jobs[build_id]),
-            )
-            rendered[key] = await _render(
-                build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
-            )
+        return await asyncio.to_thread(_rendered_from, builds, found, meta_data, shape)
+
+
+def _rendered_from(
+    builds: _BuildRows,
+    found: Iterable[Any],
+    meta_data: dict[uuid.UUID, dict[str, str]],
+    shape: Shape,
+) -> dict[Any, RenderedBuild]:
+    jobs: _JobRows = {build_id: [] for build_id in builds}
+    _add_jobs(jobs, found)
+    return _whole(_render_all(builds, jobs, meta_data, shape))
+
+
+def _add_jobs(jobs: _JobRows, rows: Iterable[Any]) -> None:
+    for row in rows:
+        job = JobListing._make(row[:-2])
+        jobs[job.build_id].append((job, row[-2], row[-1]))
+
+
+def _render_all(
+    builds: _BuildRows, jobs: _JobRows, meta_data: dict[uuid.UUID, dict[str, str]], shape: Shape
+) -> Steps[dict[Any, RenderedBuild]]:
+    rendered: dict[Any, RenderedBuild] = {}
+    for build_id, (build, revision, key) in builds.items():
+        signature: listing.Signature = (
+            revision,
+            tuple((id_, rev) for _, rev, id_ in jobs[build_id]),
+        )
+        rendered[key] = yield from _render(
+            build, signature, [job for job, _, _ in jobs[build_id]], meta_data[build_id], shape
+        )
     return rendered
 
 
@@ -377,7 +468,7 @@ async def render(
             if entry is not None:
                 rendered[key] = entry
     fresh = await _render_from_rows(
-        session, [item.key for item in listed if item.key not in rendered], shape
+        session, [item for item in listed if item.key not in rendered], shape
     )
     if cache is not None:
         for key, entry in fresh.items():
@@ -411,7 +502,7 @@ async def render_created(
     listings = [
         JobListing._make(getattr(job, name) for name in JobListing._fields) for job in ordered
     ]
-    entry = await _render(row, (0, ()), listings, dict(meta_data), Shape())
+    entry = await _sliced(_render(row, (0, ()), listings, dict(meta_data), Shape()))
     filler = Filler(session, urls, org_slugs, {p.id: p for p in pipelines_known})
     keys = entry.keys
     return RenderedPage([entry], await filler.fill(keys))
@@ -425,13 +516,10 @@ class RenderedPage:
     cached: CachedPage | None = None
 
     async def _parts(self, entry: RenderedBuild, parts: list[bytes]) -> None:
-        filled = self.filled
-        parts.append(entry.head)
-        for index, (key, piece) in enumerate(entry.tail):
-            parts.append(filled[key])
-            parts.append(piece)
-            if index % _HOLES_PER_CHECK == 0:
-                await pause_if_due()  # a build of 20,000 jobs has 100,000 holes or more
+        if len(entry.tail) >= THREADED_HOLES:
+            parts.extend(await asyncio.to_thread(_filled_in_pieces, entry, self.filled))
+        else:
+            await _sliced(_filled(entry, self.filled, parts))
 
     async def each_parts(self) -> list[list[bytes]]:
         """Each build's JSON, as the pieces it is joined from."""
@@ -473,8 +561,38 @@ class RenderedPage:
         return b"".join(await self.list_parts())
 
 
-#: Holes filled between two `pause_if_due()` checks when a rendering is joined.
+#: Holes filled between two checks when a rendering is joined.
 _HOLES_PER_CHECK = 2000
+#: A rendering of this many holes or more (a build of 2,000 jobs or more) is filled and joined
+#: in a thread, into pieces of about `STREAMED_BYTES`: on the loop, its hundreds of thousands
+#: of parts were filled, counted and joined again in turns of 15-35 ms (decision 0048).
+THREADED_HOLES = 10_000
+
+
+def _filled(entry: RenderedBuild, filled: dict[str, bytes], parts: list[bytes]) -> Steps[None]:
+    """Add `entry`'s parts to `parts`, its holes filled from `filled`."""
+    parts.append(entry.head)
+    for index, (key, piece) in enumerate(entry.tail):
+        parts.append(filled[key])
+        parts.append(piece)
+        if index % _HOLES_PER_CHECK == 0:
+            yield  # a build of 20,000 jobs has 100,000 holes or more
+
+
+def _filled_in_pieces(entry: RenderedBuild, filled: dict[str, bytes]) -> list[bytes]:
+    """`entry` filled and joined into pieces of about `STREAMED_BYTES` (in a thread)."""
+    parts: list[bytes] = []
+    _whole(_filled(entry, filled, parts))
+    pieces: list[bytes] = []
+    start = size = 0
+    for end, part in enumerate(parts, 1):
+        size += len(part)
+        if size >= STREAMED_BYTES:
+            pieces.append(b"".join(parts[start:end]))
+            start, size = end, 0
+    if start < len(parts):
+        pieces.append(b"".join(parts[start:]))
+    return pieces
 
 
 #: Answers at least this large are sent in pieces of about this size, the loop free between

@@ -14,13 +14,20 @@ A call run inline completes at once, so awaiting it never lets the loop run othe
 transaction of many statements (a build of 20,000 jobs written 250 at a time) would hold the
 loop from its first statement to its last. So after each call the caller yields once the loop
 has been held for `kit/slices.SLICE_SECONDS`, as a network driver's every statement does.
+
+Some calls run in a thread instead, the caller's transaction holding the connection until they
+return (sqlite3 lets go of the GIL while SQLite works, and the loop goes on): a large commit,
+an `executemany` of many rows, and a statement run and fetched whole by a task inside
+`fetched_in_thread()` (a large build's job rows).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import aiosqlite
@@ -41,6 +48,28 @@ THREADED_MANY_ROWS = 20
 
 def _many(rows: object) -> bool:
     return isinstance(rows, list | tuple) and len(rows) >= THREADED_MANY_ROWS
+
+
+_fetching_in_thread: ContextVar[bool] = ContextVar("fetching_in_thread", default=False)
+
+
+@contextmanager
+def fetched_in_thread() -> Iterator[None]:
+    """Statements this task executes meanwhile are run, and their rows fetched, in a thread:
+    for a statement read whole (not streamed) whose rows are many, each one a Python tuple
+    made while SQLite steps through them (a large build's 20,000 job rows: tens of
+    milliseconds of the loop in one call, inline)."""
+    token = _fetching_in_thread.set(True)
+    try:
+        yield
+    finally:
+        _fetching_in_thread.reset(token)
+
+
+def _in_thread(name: str, args: tuple[Any, ...]) -> bool:
+    if name == "executemany":
+        return _many(args[1] if len(args) > 1 else None)
+    return name in ("execute", "fetchall") and _fetching_in_thread.get()
 
 
 class _RunNow:
@@ -65,11 +94,11 @@ class InlineConnection(aiosqlite.Connection):
         self._changes_at_end = 0  # total_changes when the last transaction ended
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        rows = args[1] if len(args) > 1 else None
-        if getattr(fn, "__name__", "") == "executemany" and _many(rows):
-            # A slice of a large build's rows: SQLite's work for them is about a fifth of a
-            # millisecond per row, and sqlite3 lets go of the GIL for it. The caller's
-            # transaction holds the connection until this returns (as for a large commit).
+        if _in_thread(getattr(fn, "__name__", ""), args):
+            # A slice of a large build's rows written (SQLite's work for them is about a fifth
+            # of a millisecond per row, and sqlite3 lets go of the GIL for it), or a large
+            # build's rows read. The caller's transaction holds the connection until this
+            # returns (as for a large commit).
             result = await asyncio.to_thread(fn, *args, **kwargs)
         else:
             result = await super()._execute(fn, *args, **kwargs)
