@@ -122,6 +122,12 @@ def _server_cpu(load: dict[str, Any]) -> str:
     return f", server CPU {cpu:.1f} ms per request" if cpu is not None else ""
 
 
+def _list_load(load: dict[str, Any]) -> str:
+    """One load of the build-list benchmark: rate, p50, server CPU, failures."""
+    failed = f", {load['failed']} failed" if load.get("failed") else ""
+    return f"{load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms{_server_cpu(load)}{failed}"
+
+
 def _rest_rows(rest: dict[str, Any] | None) -> list[Row]:
     if not _measured(rest):
         return [_not_measured("list builds, per_page=100", "≥ 500 req/s", rest)]
@@ -133,11 +139,7 @@ def _rest_rows(rest: dict[str, Any] | None) -> list[Row]:
         for size, result in rest["results"].items():
             load = result[f"clients_{clients}"]
             best = max(best, load["req_per_s"])
-            failed = f", {load['failed']} failed" if load.get("failed") else ""
-            cells.append(
-                f"{int(size):,} builds: {load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms"
-                f"{_server_cpu(load)}{failed}"
-            )
+            cells.append(f"{int(size):,} builds: {_list_load(load)}")
         rows.append(
             (
                 f"list builds, per_page=100, {clients} "
@@ -431,11 +433,7 @@ def _rest_workers_row(runs: dict[str, dict[str, Any]]) -> Row:
         for clients in (1, 32):
             load = result[f"clients_{clients}"]
             best = max(best, load["req_per_s"])
-            failed = f", {load['failed']} failed" if load.get("failed") else ""
-            loads.append(
-                f"{clients} conn. {load['req_per_s']} req/s, p50 {load['p50_ms']:.0f} ms"
-                f"{_server_cpu(load)}{failed}"
-            )
+            loads.append(f"{clients} conn. {_list_load(load)}")
         cells.append(
             f"{rest['workers']} process{'es' if rest['workers'] > 1 else ''}, "
             f"{int(size):,} builds: " + "; ".join(loads)
