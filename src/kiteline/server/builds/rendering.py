@@ -22,7 +22,7 @@ import re
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -583,16 +583,7 @@ def _filled_in_pieces(entry: RenderedBuild, filled: dict[str, bytes]) -> list[by
     """`entry` filled and joined into pieces of about `STREAMED_BYTES` (in a thread)."""
     parts: list[bytes] = []
     _whole(_filled(entry, filled, parts))
-    pieces: list[bytes] = []
-    start = size = 0
-    for end, part in enumerate(parts, 1):
-        size += len(part)
-        if size >= STREAMED_BYTES:
-            pieces.append(b"".join(parts[start:end]))
-            start, size = end, 0
-    if start < len(parts):
-        pieces.append(b"".join(parts[start:]))
-    return pieces
+    return list(_joined(parts))
 
 
 #: Answers at least this large are sent in pieces of about this size, the loop free between
@@ -615,6 +606,12 @@ def json_response(parts: list[bytes], *, status_code: int = 200) -> Response:
 
 
 async def _pieces(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in _joined(parts):
+        yield piece
+
+
+def _joined(parts: list[bytes]) -> Iterator[bytes]:
+    """`parts` joined into pieces of about STREAMED_BYTES (each at least that, but the last)."""
     batch: list[bytes] = []
     size = 0
     for part in parts:
