@@ -132,15 +132,15 @@ def free_port() -> int:
 
 @contextmanager
 def in_process_server(
-    settings: Settings, *, counted: Callable[[str], bool], freeze_heap: bool = False
+    settings: Settings, *, counted: Callable[[str], bool], as_served: bool = False
 ) -> Iterator[tuple[str, list[str], threading.Thread]]:
     """A server in a thread of this process (no background workers): its URL, the list the SQL
     statements it runs go to (those `counted` accepts), and the thread whose CPU clock is its
-    CPU. `freeze_heap`: as `kiteline server` does once its app is built."""
+    CPU. `as_served`: prepared as `kiteline server` prepares its process once its app is built."""
     import uvicorn
     from sqlalchemy import event
 
-    from kiteline.server.app import create_app, freeze_startup_heap
+    from kiteline.server.app import create_app, prepare_serving_process
 
     port = free_port()
     app = create_app(settings.model_copy(update={"run_workers": False}))
@@ -155,8 +155,8 @@ def in_process_server(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise SystemExit("the in-process server did not start")
             time.sleep(0.02)
-        if freeze_heap:
-            freeze_startup_heap()
+        if as_served:
+            prepare_serving_process()
         statements: list[str] = []
 
         def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

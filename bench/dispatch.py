@@ -150,7 +150,7 @@ def _measured_server(
     """A server in a thread of this process, its heap frozen as `kiteline server`'s is: its
     URL, the list its SQL statements go to (not the liveness heartbeat's), and its thread."""
     return in_process_server(
-        settings, counted=lambda statement: "serving_processes" not in statement, freeze_heap=True
+        settings, counted=lambda statement: "serving_processes" not in statement, as_served=True
     )
 
 

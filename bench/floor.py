@@ -277,7 +277,7 @@ def main() -> None:
         )
         api_token, agent_token = asyncio.run(admin.run_in_transaction(settings, _setup))
         with in_process_server(
-            settings, counted=lambda s: "serving_processes" not in s, freeze_heap=True
+            settings, counted=lambda s: "serving_processes" not in s, as_served=True
         ) as (server_url, statements, thread):
             headers = {"Authorization": f"Bearer {api_token}"}
             with httpx.Client(base_url=server_url, headers=headers, timeout=60) as client:

@@ -119,12 +119,12 @@ def main() -> None:
     from uvicorn._compat import asyncio_run
 
     from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS, bind_listener
-    from kiteline.server.app import create_app, freeze_startup_heap
+    from kiteline.server.app import create_app, prepare_serving_process
     from kiteline.settings import Settings
 
     listener = bind_listener(args.host, args.port)
     app = create_app(Settings(host=args.host, port=args.port))
-    freeze_startup_heap()
+    prepare_serving_process()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     sampler = Sampler()

@@ -28,7 +28,7 @@ def serve(
 ) -> None:
     import uvicorn
 
-    from kiteline.server.app import create_app, freeze_startup_heap
+    from kiteline.server.app import create_app, prepare_serving_process
     from kiteline.server.kit.migrate import upgrade_in_child
 
     settings = Settings(host=host, port=port)
@@ -43,7 +43,7 @@ def serve(
         _serve_in_processes(host, port, log_level, workers, listener)
         return
     app = create_app(settings)
-    freeze_startup_heap()
+    prepare_serving_process()
     config = uvicorn.Config(
         app,
         host=host,

@@ -22,7 +22,7 @@ from kiteline.cli.credentials import CREDENTIALS_FILE
 from kiteline.cli.output import console
 from kiteline.cli.server import SHUTDOWN_GRACE_SECONDS, bind_listener
 from kiteline.server import admin
-from kiteline.server.app import create_app, freeze_startup_heap
+from kiteline.server.app import create_app, prepare_serving_process
 from kiteline.server.kit.migrate import upgrade_in_child
 from kiteline.server.kit.passwords import generate_password
 from kiteline.settings import Settings
@@ -120,7 +120,7 @@ async def _run(
         server, serving = await start_server(settings, sockets=[listener])
     except ServerDidNotStart:
         return 1
-    freeze_startup_heap()
+    prepare_serving_process()
     agent_process = (
         await start_agents(
             url,

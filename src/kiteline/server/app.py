@@ -74,12 +74,14 @@ REST_ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-def freeze_startup_heap() -> None:
-    """In a server process, once the app is built: move every object alive now (modules,
-    the schema, the app) out of the garbage collector's sight. Otherwise each full collection
-    rescans them all, about a third of a large GraphQL request's time. Not for processes
-    that build many apps (tests): frozen objects are never freed. Threads hand the GIL back
-    to the event loop sooner (`kit/offload.hand_over_quickly`)."""
+def prepare_serving_process() -> None:
+    """In a server process, once the app is built, before it serves:
+    - move every object alive now (modules, the schema, the app) out of the garbage
+      collector's sight; otherwise each full collection rescans them all, about a third of a
+      large GraphQL request's time (not for processes that build many apps, tests: frozen
+      objects are never freed);
+    - make threads hand the GIL back to the event loop sooner
+      (`kit/offload.hand_over_quickly`, decision 0046)."""
     gc.collect()
     gc.freeze()
     offload.hand_over_quickly()
@@ -188,7 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def create_served_app() -> FastAPI:
     """The app of one of `kiteline server --workers N`'s processes: settings from the
-    environment, the startup heap frozen."""
+    environment, the process prepared to serve."""
     app = create_app()
-    freeze_startup_heap()
+    prepare_serving_process()
     return app
