@@ -40,15 +40,18 @@ def test_a_followed_log_appends_pushed_windows_and_fetches_what_was_not_pushed(
     expect(viewer.locator(".log-line", has_text="second")).to_have_id(f"{job_id}-L3")
     assert agent.log(job, 2, 21, b"third\n").status_code < 300
     expect(viewer.locator(".log-line", has_text="third")).to_have_id(f"{job_id}-L4")
-    # Pushed windows join the section the page's last one ended in, as fetched ones do.
+    assert agent.log(job, 3, 27, b"fourth\n").status_code < 300
+    expect(viewer.locator(".log-line", has_text="fourth")).to_have_id(f"{job_id}-L5")
+    # Pushed windows join the section the page's last line is in, as fetched ones do: also
+    # after a window whose lines all joined the one before it.
     run = viewer.locator("details.log-section", has_text="Run")
-    expect(run.locator(".log-line")).to_have_count(3)
+    expect(run.locator(".log-line")).to_have_text(["Run", "first", "second", "third", "fourth"])
     assert fetched == []
 
     # More than a push covers: the stream says the size, the viewer fetches its window.
     big = b"".join(b"%07d\n" % n for n in range(40_000))
-    assert agent.log(job, 3, 27, big).status_code < 300
+    assert agent.log(job, 4, 34, big).status_code < 300
     expect(viewer.get_by_role("button", name="Show later lines")).to_be_visible()
-    expect(viewer.locator(f'[id="{job_id}-L5"]')).to_have_text(re.compile("0000000"))
+    expect(viewer.locator(f'[id="{job_id}-L6"]')).to_have_text(re.compile("0000000"))
     assert len(fetched) == 1
-    assert fetched[0].endswith(f"/acme/pushed/builds/1/jobs/{job_id}/log?after=27&line=5")
+    assert fetched[0].endswith(f"/acme/pushed/builds/1/jobs/{job_id}/log?after=34&line=6")

@@ -37,10 +37,15 @@
     return template.content.querySelector(".log-window");
   }
 
-  // Lines at the start of `later` that continue the section `earlier` ends with go under it.
+  // Lines at the start of `later` that continue the section the page's windows up to
+  // `earlier` end with go under it (a window whose lines all went under the section before it
+  // is empty: the section is then an earlier window's).
   function joinSections(earlier, later) {
     var continued = later.firstElementChild;
-    var section = earlier.lastElementChild;
+    while (earlier && !earlier.lastElementChild) {
+      earlier = earlier.previousElementSibling;
+    }
+    var section = earlier && earlier.lastElementChild;
     if (!continued || !continued.classList.contains("log-continued")) {
       return;
     }
@@ -61,27 +66,28 @@
     );
   }
 
-  // A window leaving the page takes its lines with it, those it lent its neighbour included,
-  // and gives back those it was lent.
+  // A window leaving the page takes its lines with it, those it lent to windows before it
+  // included, and gives back those it was lent (by any of the windows after it).
   function dropFirst(windows) {
     var gone = windows.firstElementChild;
-    var next = gone.nextElementSibling;
-    var lent = joinedFrom(gone, next.dataset.from);
-    if (lent.length) {
-      var continued = document.createElement("div");
-      continued.className = "log-lines log-continued";
-      lent.forEach(function (line) {
-        delete line.dataset.joinedFrom;
-        continued.appendChild(line);
-      });
-      next.insertBefore(continued, next.firstChild);
+    for (var next = gone.nextElementSibling; next; next = next.nextElementSibling) {
+      var lent = joinedFrom(gone, next.dataset.from);
+      if (lent.length) {
+        var continued = document.createElement("div");
+        continued.className = "log-lines log-continued";
+        lent.forEach(function (line) {
+          delete line.dataset.joinedFrom;
+          continued.appendChild(line);
+        });
+        next.insertBefore(continued, next.firstChild);
+      }
     }
     gone.remove();
   }
 
   function dropLast(windows) {
     var gone = windows.lastElementChild;
-    joinedFrom(gone.previousElementSibling, gone.dataset.from).forEach(function (line) {
+    joinedFrom(windows, gone.dataset.from).forEach(function (line) {
       line.remove();
     });
     gone.remove();
